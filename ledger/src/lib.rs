@@ -1,0 +1,39 @@
+//! machi's ledger: the pure rules of a town's premium voucher currency.
+//!
+//! Layout: `yen` (integer money, rates), `hash` (the byte-exact hashes of SPEC §4),
+//! `tx` (transaction bodies, encoding, signatures), `issue` (issues and supply),
+//! `state` (accounts and the state transition `State::apply`), `block` (headers,
+//! production, replay), `reason` (rejection and refusal codes), `time` (JST), and `api`
+//! (the node's HTTP request/response types). No I/O, no clock, no HTTP, no storage:
+//! given the same ordered transactions and block times, every replica computes the same
+//! state.
+
+mod block;
+mod hash;
+mod issue;
+mod reason;
+mod state;
+mod tx;
+mod yen;
+
+pub mod api;
+pub mod time;
+
+pub use block::{
+    genesis, produce, replay, roots, verify_producer, Block, BlockHeader, ChainError, SignatureCheck,
+    TxResult, BLOCK_TXS_MAX,
+};
+pub use hash::{merkle_root, outcome_record, sha256, tx_id, AccountId, Hash32, TxId};
+pub use issue::{IssueParams, IssueState, Supply};
+pub use reason::{Outcome, Reason, Refusal};
+pub use state::{
+    Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord,
+};
+pub use tx::{
+    decode, signer_key, verify_batch, verify_one, Action, IssueId, Kind, ShopClass, SignedTx, TxBody,
+    TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, NAME_CHARS_MAX,
+    SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+};
+pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
+
+pub use ed25519_dalek::SigningKey;

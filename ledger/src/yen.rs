@@ -1,0 +1,216 @@
+//! Whole-yen amounts with checked arithmetic, and rates for fees.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// An amount of money in whole yen. Never a float; every sum is checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Yen(pub u64);
+
+impl Yen {
+    pub const ZERO: Yen = Yen(0);
+
+    pub fn checked_add(self, other: Yen) -> Option<Yen> {
+        self.0.checked_add(other.0).map(Yen)
+    }
+
+    pub fn checked_sub(self, other: Yen) -> Option<Yen> {
+        self.0.checked_sub(other.0).map(Yen)
+    }
+
+    pub fn checked_mul(self, factor: u64) -> Option<Yen> {
+        self.0.checked_mul(factor).map(Yen)
+    }
+
+    /// Adds where an overflow would be a broken invariant (totals bounded by issued supply).
+    #[track_caller]
+    pub fn plus(self, other: Yen) -> Yen {
+        self.checked_add(other).expect("yen total overflowed: supply invariant broken")
+    }
+
+    /// Subtracts where going below zero would be a broken invariant.
+    #[track_caller]
+    pub fn minus(self, other: Yen) -> Yen {
+        self.checked_sub(other).expect("yen balance went negative: invariant broken")
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for Yen {
+    /// Formats as people read it: `¥12,500`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "¥{}", group_thousands(self.0))
+    }
+}
+
+/// `12500` → `12,500`.
+pub fn group_thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseYenError {
+    #[error("amount is empty")]
+    Empty,
+    #[error("amount {0:?} is not a number of yen")]
+    NotANumber(String),
+    #[error("amount {0:?} has a fraction of a yen; amounts are whole yen")]
+    Fraction(String),
+    #[error("amount {0:?} is negative")]
+    Negative(String),
+    #[error("amount {0:?} is too large")]
+    TooLarge(String),
+}
+
+impl FromStr for Yen {
+    type Err = ParseYenError;
+
+    /// Parses what people type: `12500`, `12,500`, `¥12,500`, `１２，５００円`.
+    fn from_str(text: &str) -> Result<Yen, ParseYenError> {
+        let cleaned: String = text
+            .trim()
+            .chars()
+            .map(fold_full_width)
+            .filter(|c| !matches!(c, ',' | '¥' | '￥' | '円' | ' ' | '_'))
+            .collect();
+        if cleaned.is_empty() {
+            return Err(ParseYenError::Empty);
+        }
+        let value = Decimal::from_str(&cleaned)
+            .map_err(|_| ParseYenError::NotANumber(text.to_string()))?;
+        if value.is_sign_negative() && !value.is_zero() {
+            return Err(ParseYenError::Negative(text.to_string()));
+        }
+        if value.fract() != Decimal::ZERO {
+            return Err(ParseYenError::Fraction(text.to_string()));
+        }
+        value.to_u64().map(Yen).ok_or_else(|| ParseYenError::TooLarge(text.to_string()))
+    }
+}
+
+fn fold_full_width(c: char) -> char {
+    match c {
+        '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+        '，' => ',',
+        '．' => '.',
+        _ => c,
+    }
+}
+
+/// A rate in basis points (1 bp = 0.01%), as stored on chain: fixed width, exact.
+/// Arithmetic with it goes through `rust_decimal`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RateBp(pub u32);
+
+impl RateBp {
+    pub const MAX: RateBp = RateBp(10_000);
+
+    pub fn as_decimal(self) -> Decimal {
+        Decimal::new(i64::from(self.0), 4)
+    }
+
+    /// The fee on `amount` at this rate, rounded down to the yen.
+    pub fn fee_on(self, amount: Yen) -> Yen {
+        let fee = (Decimal::from(amount.0) * self.as_decimal()).floor();
+        let fee = fee.to_u64().expect("fee at a rate of at most 100% fits in u64");
+        assert!(fee <= amount.0, "fee larger than the amount it is taken from");
+        Yen(fee)
+    }
+}
+
+impl fmt::Display for RateBp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", (self.as_decimal() * Decimal::from(100)).normalize())
+    }
+}
+
+impl FromStr for RateBp {
+    type Err = String;
+
+    /// Parses `0.5%`, `0.005` or `2%`.
+    fn from_str(text: &str) -> Result<RateBp, String> {
+        let text = text.trim();
+        let (number, scale) = match text.strip_suffix('%') {
+            Some(n) => (n.trim(), Decimal::from(100)),
+            None => (text, Decimal::ONE),
+        };
+        let value = Decimal::from_str(number).map_err(|_| format!("rate {text:?} is not a number"))?;
+        let bp = value / scale * Decimal::from(10_000);
+        if bp.fract() != Decimal::ZERO {
+            return Err(format!("rate {text:?} is finer than 0.01%"));
+        }
+        match bp.to_u32() {
+            Some(bp) if bp <= RateBp::MAX.0 => Ok(RateBp(bp)),
+            _ => Err(format!("rate {text:?} must be between 0% and 100%")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check_parse(text: &str, expected: Result<u64, ()>) {
+        assert_eq!(text.parse::<Yen>().map(|y| y.0).map_err(|_| ()), expected, "{text}");
+    }
+
+    #[test]
+    fn parses_what_people_type() {
+        check_parse("12500", Ok(12_500));
+        check_parse("12,500", Ok(12_500));
+        check_parse("¥12500", Ok(12_500));
+        check_parse(" ￥12,500円 ", Ok(12_500));
+        check_parse("１２，５００", Ok(12_500));
+        check_parse("12500.00", Ok(12_500));
+        check_parse("12500.5", Err(()));
+        check_parse("-1", Err(()));
+        check_parse("", Err(()));
+        check_parse("abc", Err(()));
+        check_parse("99999999999999999999999", Err(()));
+    }
+
+    #[test]
+    fn displays_with_separators() {
+        assert_eq!(Yen(12_500).to_string(), "¥12,500");
+        assert_eq!(Yen(0).to_string(), "¥0");
+        assert_eq!(Yen(1_000_000).to_string(), "¥1,000,000");
+        assert_eq!(Yen(999).to_string(), "¥999");
+    }
+
+    #[test]
+    fn fee_rounds_down() {
+        let rate: RateBp = "0.5%".parse().unwrap();
+        assert_eq!(rate, RateBp(50));
+        assert_eq!(rate.fee_on(Yen(12_345)), Yen(61)); // 61.725 → 61
+        assert_eq!(RateBp(0).fee_on(Yen(12_345)), Yen(0));
+        assert_eq!(RateBp::MAX.fee_on(Yen(7)), Yen(7));
+        assert_eq!("0.012".parse::<RateBp>(), Ok(RateBp(120)));
+        assert!("0.001%".parse::<RateBp>().is_err());
+        assert!("101%".parse::<RateBp>().is_err());
+    }
+
+    #[test]
+    fn checked_arithmetic_refuses_overflow() {
+        assert_eq!(Yen(u64::MAX).checked_add(Yen(1)), None);
+        assert_eq!(Yen(1).checked_sub(Yen(2)), None);
+        assert_eq!(Yen(u64::MAX).checked_mul(2), None);
+    }
+}
