@@ -45,7 +45,9 @@ impl IssueParams {
 
     /// The parameters make sense and every total they imply fits in a `u64`.
     pub fn is_valid(&self) -> bool {
-        let Some(face) = self.face_per_set() else { return false };
+        let Some(face) = self.face_per_set() else {
+            return false;
+        };
         !self.name.trim().is_empty()
             && self.name.chars().count() <= NAME_CHARS_MAX
             && !self.price.is_zero()

@@ -44,21 +44,65 @@ pub enum ShopClass {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Genesis only: names the town and the block producer. Signed by the town.
-    Genesis { town: AccountId, producer: AccountId },
-    RegisterOperator { operator: AccountId, name: String },
-    RegisterShop { shop: AccountId, name: String, class: ShopClass },
+    Genesis {
+        town: AccountId,
+        producer: AccountId,
+    },
+    RegisterOperator {
+        operator: AccountId,
+        name: String,
+    },
+    RegisterShop {
+        shop: AccountId,
+        name: String,
+        class: ShopClass,
+    },
     /// `resident_hash` is a keyed hash of the town's resident number, never the number.
-    RegisterResident { resident: AccountId, resident_hash: Hash32, worker: bool },
-    CreateIssue { issue: IssueParams },
-    SellSets { issue: IssueId, resident: AccountId, sets: u32, cash_received: Yen },
-    Pay { shop: AccountId, amount: Yen, invoice: Option<String> },
-    Refund { payment: TxId, amount: Yen },
-    RequestCashOut { issue: IssueId, amount: Yen },
-    SettleCashOuts { cash_outs: Vec<TxId>, transfer_date: String, file_sha256: Hash32 },
-    ExpireIssue { issue: IssueId },
-    ReplaceKey { old: AccountId, new: AccountId },
-    Freeze { account: AccountId },
-    Unfreeze { account: AccountId },
+    RegisterResident {
+        resident: AccountId,
+        resident_hash: Hash32,
+        worker: bool,
+    },
+    CreateIssue {
+        issue: IssueParams,
+    },
+    SellSets {
+        issue: IssueId,
+        resident: AccountId,
+        sets: u32,
+        cash_received: Yen,
+    },
+    Pay {
+        shop: AccountId,
+        amount: Yen,
+        invoice: Option<String>,
+    },
+    Refund {
+        payment: TxId,
+        amount: Yen,
+    },
+    RequestCashOut {
+        issue: IssueId,
+        amount: Yen,
+    },
+    SettleCashOuts {
+        cash_outs: Vec<TxId>,
+        transfer_date: String,
+        file_sha256: Hash32,
+    },
+    ExpireIssue {
+        issue: IssueId,
+    },
+    ReplaceKey {
+        old: AccountId,
+        new: AccountId,
+    },
+    Freeze {
+        account: AccountId,
+    },
+    Unfreeze {
+        account: AccountId,
+    },
 }
 
 impl Action {
@@ -161,7 +205,11 @@ impl SignedTx {
         let signer = AccountId(key.verifying_key().to_bytes());
         let bytes = body.encode();
         let id = tx_id(chain_id, &signer, &bytes);
-        SignedTx { signer, signature: key.sign(&id.0).to_bytes(), body: bytes }
+        SignedTx {
+            signer,
+            signature: key.sign(&id.0).to_bytes(),
+            body: bytes,
+        }
     }
 
     pub fn id(&self, chain_id: &str) -> TxId {
@@ -207,7 +255,8 @@ pub fn decode(chain_id: &str, signed: SignedTx) -> Result<VerifiedTx, TxError> {
 pub fn verify_one(tx: &VerifiedTx) -> Result<(), TxError> {
     let key = signer_key(&tx.signed.signer)?;
     let signature = Signature::from_bytes(&tx.signed.signature);
-    key.verify_strict(&tx.id.0, &signature).map_err(|_| TxError::BadSignature)
+    key.verify_strict(&tx.id.0, &signature)
+        .map_err(|_| TxError::BadSignature)
 }
 
 /// Verifies many signatures at once. Returns one result per transaction: the batch
@@ -219,7 +268,9 @@ pub fn verify_batch(txs: &[VerifiedTx]) -> Vec<Result<(), TxError>> {
     let mut candidates = Vec::with_capacity(txs.len());
     for (i, tx) in txs.iter().enumerate() {
         match signer_key(&tx.signed.signer) {
-            Ok(_) if r_is_small_order(&tx.signed.signature) => results[i] = Err(TxError::BadSignature),
+            Ok(_) if r_is_small_order(&tx.signed.signature) => {
+                results[i] = Err(TxError::BadSignature)
+            }
             Ok(key) => {
                 keys.push(key);
                 candidates.push(i);
@@ -228,8 +279,10 @@ pub fn verify_batch(txs: &[VerifiedTx]) -> Vec<Result<(), TxError>> {
         }
     }
     let messages: Vec<&[u8]> = candidates.iter().map(|&i| &txs[i].id.0[..]).collect();
-    let signatures: Vec<Signature> =
-        candidates.iter().map(|&i| Signature::from_bytes(&txs[i].signed.signature)).collect();
+    let signatures: Vec<Signature> = candidates
+        .iter()
+        .map(|&i| Signature::from_bytes(&txs[i].signed.signature))
+        .collect();
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
         for &i in &candidates {
             results[i] = verify_one(&txs[i]);

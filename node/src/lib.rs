@@ -1,1 +1,22 @@
+//! machi-node: the one process that writes the chain.
+//!
+//! Layout: `storage` (the block log: append-only, checksummed, fdatasync'd — the source of
+//! truth), `index` (sled: account history and state checkpoints, rebuildable), `chain`
+//! (state rebuilt from the log, the single-writer block producer and the indexer),
+//! `api` (axum HTTP API), `audit` (replay, export and verify), `keys` (key files), and
+//! `metrics`. `Node::open` + `Node::serve` run it; tests bind `127.0.0.1:0`.
 
+mod api;
+mod audit;
+mod chain;
+mod index;
+mod keys;
+mod metrics;
+mod node;
+mod storage;
+
+pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport};
+pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
+pub use keys::{generate as generate_key, read_key, write_key};
+pub use node::{init, Node, Shared};
+pub use storage::{BlockLog, DiskFile, LogFile, MemFile};

@@ -1,1 +1,172 @@
-fn main(){}
+//! `machi-node`: create a chain, run the node, export, audit and verify.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use machi_ledger::Hash32;
+
+/// machi-node: the ledger node of a town's premium voucher currency.
+///
+/// Start with `machi-node init --data-dir DIR --chain-id ID`, then
+/// `machi-node run --data-dir DIR --listen 127.0.0.1:7070`.
+#[derive(Parser)]
+#[command(name = "machi-node", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new chain in DIR: genesis, the town's key and the producer's key.
+    Init {
+        /// Folder for the chain (block log, index, keys). Must not hold a chain yet.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Name of the chain, e.g. `bandai-2026`; part of every transaction id.
+        #[arg(long)]
+        chain_id: String,
+    },
+    /// Serve the HTTP API from DIR until Ctrl-C or SIGTERM.
+    Run {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+    },
+    /// Write the chain as JSON Lines, one block per line (the format of docs/FORMAT.md).
+    Export {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replay the whole chain from genesis, checking every hash, signature and rule, and
+    /// print the supply report. Exits 1 and names the first bad block if anything fails.
+    Audit {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Check an export file alone (no database needed) and print the same report as audit.
+    Verify {
+        /// The export file (JSON Lines).
+        file: PathBuf,
+        /// HEIGHT:HASH of a head you hold from earlier: catches blocks deleted from the end.
+        #[arg(long)]
+        expect_head: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Init { data_dir, chain_id } => {
+            let (town, producer) = machi_node::init(&data_dir, &chain_id)?;
+            println!("created chain {chain_id:?} in {}", data_dir.display());
+            println!(
+                "town key:     {}  (keep it safe: it registers shops and creates issues)",
+                town.display()
+            );
+            println!("producer key: {}", producer.display());
+            println!("next: machi-node run --data-dir {}", data_dir.display());
+            Ok(())
+        }
+        Command::Run { data_dir, listen } => run(data_dir, listen),
+        Command::Export { data_dir, out } => {
+            let blocks = machi_node::export(&data_dir, &out)?;
+            println!("wrote {blocks} blocks to {}", out.display());
+            Ok(())
+        }
+        Command::Audit { data_dir, format } => {
+            report(machi_node::audit_data_dir(&data_dir), format)
+        }
+        Command::Verify {
+            file,
+            expect_head,
+            format,
+        } => {
+            let expect = expect_head.map(|s| parse_head(&s)).transpose()?;
+            report(machi_node::verify_export(&file, expect), format)
+        }
+    }
+}
+
+fn parse_head(text: &str) -> anyhow::Result<(u64, Hash32)> {
+    let (height, hash) = text
+        .split_once(':')
+        .context("--expect-head is HEIGHT:HASH")?;
+    let height = height.parse().context("HEIGHT is a whole number")?;
+    let hash = hash.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    Ok((height, hash))
+}
+
+fn report(result: anyhow::Result<machi_node::AuditReport>, format: Format) -> anyhow::Result<()> {
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("audit FAILED: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    match format {
+        Format::Text => print!("{}", machi_node::report_text(&report)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Csv => print!("{}", machi_node::report_csv(&report)),
+    }
+    if !report.invariant_held_every_block {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn run(data_dir: PathBuf, listen: String) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let node = machi_node::Node::open(&data_dir)?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let (height, chain_id) = {
+            let chain = node.shared.chain.read().expect("fresh lock");
+            (chain.head.height, chain.chain_id().to_string())
+        };
+        let addr = listener.local_addr()?;
+        tracing::info!("serving chain {chain_id:?} at height {height}");
+        // The first line on stdout says where to connect (scripts and tests read it).
+        println!("machi-node listening on http://{addr}");
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        node.serve(listener, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+}

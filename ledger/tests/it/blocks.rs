@@ -1,13 +1,24 @@
 //! Block production and replay: determinism, and every tampering replay must catch.
 
 use machi_ledger::{
-    decode, genesis, produce, replay, Action, Block, Outcome, SignatureCheck, SignedTx, State, TxBody, Yen,
+    decode, genesis, produce, replay, Action, Block, Outcome, SignatureCheck, SignedTx, State,
+    TxBody, Yen,
 };
 
 use crate::town::{id, issue_params, key, CHAIN, T0};
 
-fn signed(signer: &machi_ledger::SigningKey, nonce: u64, action: Action) -> machi_ledger::VerifiedTx {
-    let body = TxBody { chain_id: CHAIN.into(), created_ms: T0, ttl_ms: 60_000, nonce, action };
+fn signed(
+    signer: &machi_ledger::SigningKey,
+    nonce: u64,
+    action: Action,
+) -> machi_ledger::VerifiedTx {
+    let body = TxBody {
+        chain_id: CHAIN.into(),
+        created_ms: T0,
+        ttl_ms: 60_000,
+        nonce,
+        action,
+    };
     decode(CHAIN, SignedTx::sign(CHAIN, signer, &body)).unwrap()
 }
 
@@ -15,26 +26,118 @@ fn signed(signer: &machi_ledger::SigningKey, nonce: u64, action: Action) -> mach
 fn chain() -> Vec<Block> {
     let (town, producer, op, shop, resident) = (key(1), key(9), key(2), key(4), key(100));
     let mut state = State::new(CHAIN);
-    let g = genesis(&mut state, signed(&town, 0, Action::Genesis { town: id(&town), producer: id(&producer) }), T0, &producer);
+    let g = genesis(
+        &mut state,
+        signed(
+            &town,
+            0,
+            Action::Genesis {
+                town: id(&town),
+                producer: id(&producer),
+            },
+        ),
+        T0,
+        &producer,
+    );
     let setup = vec![
-        signed(&town, 1, Action::RegisterOperator { operator: id(&op), name: "窓口".into() }),
-        signed(&town, 2, Action::RegisterShop { shop: id(&shop), name: "山田商店".into(), class: machi_ledger::ShopClass::Local }),
-        signed(&town, 3, Action::CreateIssue { issue: issue_params(1) }),
-        signed(&op, 4, Action::RegisterResident { resident: id(&resident), resident_hash: machi_ledger::Hash32([5; 32]), worker: false }),
+        signed(
+            &town,
+            1,
+            Action::RegisterOperator {
+                operator: id(&op),
+                name: "窓口".into(),
+            },
+        ),
+        signed(
+            &town,
+            2,
+            Action::RegisterShop {
+                shop: id(&shop),
+                name: "山田商店".into(),
+                class: machi_ledger::ShopClass::Local,
+            },
+        ),
+        signed(
+            &town,
+            3,
+            Action::CreateIssue {
+                issue: issue_params(1),
+            },
+        ),
+        signed(
+            &op,
+            4,
+            Action::RegisterResident {
+                resident: id(&resident),
+                resident_hash: machi_ledger::Hash32([5; 32]),
+                worker: false,
+            },
+        ),
     ];
     let (b1, results) = produce(&mut state, &g.header, T0 + 10, setup, &producer);
-    assert!(results.iter().all(|r| *r == Ok(Outcome::Applied)), "{results:?}");
+    assert!(
+        results.iter().all(|r| *r == Ok(Outcome::Applied)),
+        "{results:?}"
+    );
     let sale = vec![
-        signed(&op, 5, Action::SellSets { issue: 1, resident: id(&resident), sets: 3, cash_received: Yen(30_000) }),
-        signed(&op, 6, Action::SellSets { issue: 1, resident: id(&resident), sets: 2, cash_received: Yen(20_000) }),
-        signed(&resident, 7, Action::Pay { shop: id(&shop), amount: Yen(8_000), invoice: Some("INV-1".into()) }),
-        signed(&resident, 8, Action::Pay { shop: id(&shop), amount: Yen(1), invoice: None }), // ok
-        signed(&key(200), 9, Action::Pay { shop: id(&shop), amount: Yen(1), invoice: None }), // refused
+        signed(
+            &op,
+            5,
+            Action::SellSets {
+                issue: 1,
+                resident: id(&resident),
+                sets: 3,
+                cash_received: Yen(30_000),
+            },
+        ),
+        signed(
+            &op,
+            6,
+            Action::SellSets {
+                issue: 1,
+                resident: id(&resident),
+                sets: 2,
+                cash_received: Yen(20_000),
+            },
+        ),
+        signed(
+            &resident,
+            7,
+            Action::Pay {
+                shop: id(&shop),
+                amount: Yen(8_000),
+                invoice: Some("INV-1".into()),
+            },
+        ),
+        signed(
+            &resident,
+            8,
+            Action::Pay {
+                shop: id(&shop),
+                amount: Yen(1),
+                invoice: None,
+            },
+        ), // ok
+        signed(
+            &key(200),
+            9,
+            Action::Pay {
+                shop: id(&shop),
+                amount: Yen(1),
+                invoice: None,
+            },
+        ), // refused
     ];
     let (b2, results) = produce(&mut state, &b1.header, T0 + 20, sale, &producer);
-    assert_eq!(results[0], Ok(Outcome::Rejected(machi_ledger::Reason::OverCap)));
+    assert_eq!(
+        results[0],
+        Ok(Outcome::Rejected(machi_ledger::Reason::OverCap))
+    );
     assert_eq!(results[4], Err(machi_ledger::Refusal::UnknownSigner));
-    assert_eq!(b2.header.tx_count, 4, "the refused transaction is not in the block");
+    assert_eq!(
+        b2.header.tx_count, 4,
+        "the refused transaction is not in the block"
+    );
     vec![g, b1, b2]
 }
 
@@ -66,8 +169,13 @@ fn production_is_deterministic_and_replays() {
 fn check_tampered(tamper: impl Fn(&mut Vec<Block>), height: u64, what: &str) {
     let mut blocks = chain();
     tamper(&mut blocks);
-    let err = replay_all(&blocks).err().unwrap_or_else(|| panic!("{what}: tampering not caught"));
-    let machi_ledger::ChainError::Bad { height: at, what: message } = &err;
+    let err = replay_all(&blocks)
+        .err()
+        .unwrap_or_else(|| panic!("{what}: tampering not caught"));
+    let machi_ledger::ChainError::Bad {
+        height: at,
+        what: message,
+    } = &err;
     assert_eq!(*at, height, "{what}: {message}");
 }
 
@@ -79,6 +187,12 @@ fn replay_catches_tampering() {
     check_tampered(|b| b[2].txs[1].signature[3] ^= 1, 2, "tx signature");
     check_tampered(|b| b[2].outcomes[0] = Outcome::Applied, 2, "outcome");
     check_tampered(|b| b[1].signature[0] ^= 1, 1, "producer signature");
-    check_tampered(|b| { b.remove(1); }, 2, "missing block");
+    check_tampered(
+        |b| {
+            b.remove(1);
+        },
+        2,
+        "missing block",
+    );
     check_tampered(|b| b[2].txs.swap(1, 2), 2, "tx order");
 }

@@ -1,0 +1,46 @@
+//! `GET /v1/events?account=ID`: server-sent events, one per committed transaction that
+//! concerns the account (without `account`: every transaction).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream::{self, Stream, StreamExt};
+use machi_ledger::AccountId;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::{parse_hex32, query_param, ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/v1/events", get(events))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let account: Option<AccountId> = match query_param(&query, "account") {
+        Some(text) => Some(parse_hex32(text, "account")?),
+        None => None,
+    };
+    let receiver = state.shared.events.subscribe();
+    let stream = BroadcastStream::new(receiver).flat_map(move |batch| {
+        let events: Vec<Result<Event, Infallible>> = match batch {
+            Ok(events) => events
+                .iter()
+                .filter(|e| account.is_none_or(|a| e.accounts.contains(&a)))
+                .filter_map(|e| Event::default().event("tx").json_data(e).ok())
+                .map(Ok)
+                .collect(),
+            // A slow reader missed events: say so, so it can re-read the account.
+            Err(_) => vec![Ok(Event::default()
+                .event("lagged")
+                .data("events were missed; re-read the account"))],
+        };
+        stream::iter(events)
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

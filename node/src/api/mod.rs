@@ -1,0 +1,171 @@
+//! The HTTP API (SPEC §5): one router per resource, JSON errors with stable codes.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use machi_ledger::api::{ErrorBody, ErrorDetail};
+use serde::de::DeserializeOwned;
+
+use crate::chain::Submission;
+use crate::node::Shared;
+
+mod accounts;
+mod chain;
+mod events;
+mod issues;
+mod transactions;
+
+/// Largest request body accepted (a full batch of typical transactions fits easily).
+pub(crate) const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub shared: Arc<Shared>,
+    pub submit: SyncSender<Submission>,
+}
+
+pub(crate) fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(transactions::router())
+        .merge(accounts::router())
+        .merge(issues::router())
+        .merge(chain::router())
+        .merge(events::router())
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let metrics = &state.shared.metrics;
+    metrics.http_requests.fetch_add(1, Ordering::Relaxed);
+    if response.status().is_client_error() {
+        metrics.http_client_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+/// An error as clients see it: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} with that id"),
+        )
+    }
+
+    pub(crate) fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// A server-side failure: logged in full, shown to the client only as a code.
+    pub(crate) fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!("{context}: {error}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the node could not answer; try again",
+        )
+    }
+
+    fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.clone(),
+                message: self.message.clone(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// A JSON body whose every failure is an `ApiError`: 413 when too large, 400 when not
+/// JSON or not the expected shape.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
+                    )
+                } else {
+                    ApiError::bad_request("bad_body", rejection.body_text())
+                }
+            })?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::bad_request(
+                "invalid_request",
+                format!("request does not have the expected fields: {e}"),
+            ),
+            _ => ApiError::bad_request(
+                "malformed_json",
+                format!("request body is not valid JSON: {e}"),
+            ),
+        })?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// The value of `name` in a query string. machi's query values (hex ids, numbers,
+/// dates) never need percent-decoding.
+fn query_param<'a>(query: &'a Option<String>, name: &str) -> Option<&'a str> {
+    query
+        .as_deref()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Parses a 64-hex-digit path segment.
+fn parse_hex32<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request("bad_id", format!("{what} must be 64 lowercase hex digits"))
+    })
+}

@@ -1,0 +1,252 @@
+//! `POST /v1/transactions` (one or a batch; answers once the block is durable) and
+//! `GET /v1/transactions/{id}`.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TrySendError;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use machi_ledger::api::{SubmitRequest, TxResultView, TxStatus, SUBMIT_TXS_MAX};
+use machi_ledger::{decode, verify_batch, Block, SignedTx, TxBody, TxId, VerifiedTx};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::{parse_hex32, ApiError, AppState, JsonBody};
+use crate::chain::Submission;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/transactions", post(submit))
+        .route("/v1/transactions/{id}", get(status))
+}
+
+/// The HTTP status a result travels with when it is the only one.
+fn http_status(view: &TxResultView) -> StatusCode {
+    match (view.status, view.reason.as_deref()) {
+        (TxStatus::Applied, _) => StatusCode::OK,
+        (TxStatus::Rejected, _) => StatusCode::UNPROCESSABLE_ENTITY,
+        (TxStatus::Refused, Some("bad_signature" | "bad_key" | "unknown_signer")) => {
+            StatusCode::UNAUTHORIZED
+        }
+        (TxStatus::Refused, Some("wrong_role" | "key_revoked")) => StatusCode::FORBIDDEN,
+        (TxStatus::Refused, Some("conflicting_duplicate")) => StatusCode::CONFLICT,
+        (TxStatus::Refused, Some("storage_unavailable" | "busy")) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        (TxStatus::Refused, _) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// One transaction's answer: the result itself when applied, else an error body that
+/// also carries the result.
+#[derive(Serialize)]
+struct SingleError<'a> {
+    error: machi_ledger::api::ErrorDetail,
+    result: &'a TxResultView,
+}
+
+fn single_response(view: TxResultView) -> Response {
+    let status = http_status(&view);
+    if status == StatusCode::OK {
+        return Json(view).into_response();
+    }
+    let error = machi_ledger::api::ErrorDetail {
+        code: view.reason.clone().unwrap_or_default(),
+        message: view.message.clone().unwrap_or_default(),
+    };
+    (
+        status,
+        Json(SingleError {
+            error,
+            result: &view,
+        }),
+    )
+        .into_response()
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<SubmitRequest>,
+) -> Response {
+    match request {
+        SubmitRequest::One(tx) => match submit_all(&state, vec![tx]).await {
+            Ok(mut views) => single_response(views.remove(0)),
+            Err(e) => e.into_response(),
+        },
+        SubmitRequest::Many(txs) if txs.is_empty() => {
+            ApiError::bad_request("empty_batch", "the batch holds no transactions").into_response()
+        }
+        SubmitRequest::Many(txs) if txs.len() > SUBMIT_TXS_MAX => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch holds at most {SUBMIT_TXS_MAX} transactions"),
+        )
+        .into_response(),
+        SubmitRequest::Many(txs) => match submit_all(&state, txs).await {
+            Ok(views) => Json(views).into_response(),
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+/// Decodes, answers replays from the chain, verifies signatures in one batch off the
+/// async threads, and hands the rest to the producer. Results line up with `txs`.
+async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<Vec<TxResultView>, ApiError> {
+    let chain_id = state.shared.chain_id.clone();
+    let mut results: Vec<Option<TxResultView>> = vec![None; txs.len()];
+    let mut fresh: Vec<(usize, VerifiedTx)> = Vec::with_capacity(txs.len());
+    for (i, signed) in txs.into_iter().enumerate() {
+        let id = signed.id(&chain_id);
+        match decode(&chain_id, signed) {
+            Err(e) => results[i] = Some(TxResultView::refused(id, tx_error_code(e), e.to_string())),
+            Ok(tx) if tx.body.chain_id != chain_id => {
+                let message = format!(
+                    "this node serves chain {chain_id:?}, the transaction is for {:?}",
+                    tx.body.chain_id
+                );
+                results[i] = Some(TxResultView::refused(id, "wrong_chain", message));
+            }
+            Ok(tx) => match replayed(state, &tx) {
+                Some(view) => results[i] = Some(view),
+                None => fresh.push((i, tx)),
+            },
+        }
+    }
+    let (indices, txs): (Vec<usize>, Vec<VerifiedTx>) = fresh.into_iter().unzip();
+    let verified = tokio::task::spawn_blocking(move || {
+        let checks = verify_batch(&txs);
+        (txs, checks)
+    })
+    .await
+    .map_err(|e| ApiError::internal("signature verification task", e))?;
+    let mut accepted = Vec::with_capacity(indices.len());
+    let mut accepted_at = Vec::with_capacity(indices.len());
+    for ((i, tx), check) in indices.into_iter().zip(verified.0).zip(verified.1) {
+        match check {
+            Ok(()) => {
+                accepted_at.push(i);
+                accepted.push(tx);
+            }
+            Err(e) => {
+                results[i] = Some(TxResultView::refused(
+                    tx.id,
+                    tx_error_code(e),
+                    e.to_string(),
+                ))
+            }
+        }
+    }
+    if !accepted.is_empty() {
+        let (reply, answer) = oneshot::channel();
+        match state.submit.try_send(Submission {
+            txs: accepted,
+            reply,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                state
+                    .shared
+                    .metrics
+                    .submissions_busy
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the node is at capacity; try again shortly",
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the node is stopping",
+                ));
+            }
+        }
+        let views = answer
+            .await
+            .map_err(|e| ApiError::internal("block producer", e))?;
+        for (i, view) in accepted_at.into_iter().zip(views) {
+            results[i] = Some(view);
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every transaction has a result"))
+        .collect())
+}
+
+fn tx_error_code(e: machi_ledger::TxError) -> &'static str {
+    match e {
+        machi_ledger::TxError::Malformed => "malformed_body",
+        machi_ledger::TxError::NonCanonical => "non_canonical_body",
+        machi_ledger::TxError::BodyTooLarge => "body_too_large",
+        machi_ledger::TxError::BadKey => "bad_key",
+        machi_ledger::TxError::BadSignature => "bad_signature",
+    }
+}
+
+/// A transaction already on the chain gets its first result; the same id with another
+/// signature is a conflict.
+fn replayed(state: &AppState, tx: &VerifiedTx) -> Option<TxResultView> {
+    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let record = *chain.state.txs.get(&tx.id)?;
+    let block = chain.read_block(record.height).ok()?;
+    let stored = block.txs.get(record.index as usize)?;
+    if stored.signature != tx.signed.signature {
+        let message =
+            "a transaction with this id is on the chain with another signature".to_string();
+        return Some(TxResultView::refused(
+            tx.id,
+            "conflicting_duplicate",
+            message,
+        ));
+    }
+    Some(TxResultView::committed(
+        tx.id,
+        record.outcome,
+        record.height,
+        chain.hashes[record.height as usize],
+    ))
+}
+
+#[derive(Serialize)]
+struct TxView {
+    #[serde(flatten)]
+    result: TxResultView,
+    index: u32,
+    timestamp_ms: u64,
+    signer: machi_ledger::AccountId,
+    signature: String,
+    body_hex: String,
+    body: Option<TxBody>,
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TxView>, ApiError> {
+    let id: TxId = parse_hex32(&id, "transaction id")?;
+    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let record = *chain
+        .state
+        .txs
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("transaction"))?;
+    let block: Block = chain
+        .read_block(record.height)
+        .map_err(|e| ApiError::internal("reading a block", e))?;
+    let tx = &block.txs[record.index as usize];
+    Ok(Json(TxView {
+        result: TxResultView::committed(id, record.outcome, record.height, block.hash()),
+        index: record.index,
+        timestamp_ms: block.header.timestamp_ms,
+        signer: tx.signer,
+        signature: hex::encode(tx.signature),
+        body_hex: hex::encode(&tx.body),
+        body: TxBody::decode(&tx.body).ok(),
+    }))
+}

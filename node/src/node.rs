@@ -1,0 +1,205 @@
+//! Opening a data folder, starting the producer and indexer threads, and serving HTTP.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use anyhow::{bail, Context};
+use machi_ledger::api::TxEvent;
+use machi_ledger::{decode, genesis, Action, SignedTx, SigningKey, State, TxBody};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+
+use crate::chain::{self, Chain, Clock, Committed, Submission, SystemClock};
+use crate::index::Index;
+use crate::metrics::Metrics;
+use crate::storage::{DiskFile, LogFile};
+
+/// Submissions waiting for the producer; beyond this clients are told the node is busy.
+pub(crate) const SUBMIT_QUEUE_MAX: usize = 4_096;
+/// Blocks waiting for the indexer.
+const INDEX_QUEUE_MAX: usize = 1_024;
+const EVENTS_QUEUE_MAX: usize = 1_024;
+pub(crate) const CHAIN_ID_BYTES_MAX: usize = 64;
+
+pub(crate) type ReopenLog = Box<dyn Fn() -> std::io::Result<Box<dyn LogFile>> + Send + Sync>;
+
+/// What the HTTP handlers, the producer and the indexer share.
+pub struct Shared {
+    pub chain_id: String,
+    pub chain: RwLock<Chain>,
+    pub index: Index,
+    pub events: broadcast::Sender<Arc<Vec<TxEvent>>>,
+    pub metrics: Metrics,
+    pub indexed_height: watch::Sender<u64>,
+    pub index_stale: AtomicBool,
+    pub stopping: AtomicBool,
+    pub reopen_log: ReopenLog,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct Node {
+    pub shared: Arc<Shared>,
+    submit: SyncSender<Submission>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Creates a new chain in `data_dir`: keys for the town and the producer, and genesis.
+pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if chain_id.is_empty()
+        || chain_id.len() > CHAIN_ID_BYTES_MAX
+        || !chain_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        bail!("chain id must be 1-{CHAIN_ID_BYTES_MAX} characters of letters, digits, '-', '_' or '.'");
+    }
+    if chain::log_path(data_dir).exists() {
+        bail!("{} already holds a chain", data_dir.display());
+    }
+    let keys_dir = data_dir.join("keys");
+    std::fs::create_dir_all(&keys_dir)
+        .with_context(|| format!("creating {}", keys_dir.display()))?;
+    set_mode(&keys_dir, 0o700)?;
+    let (town, producer) = (crate::keys::generate(), crate::keys::generate());
+    let (town_path, producer_path) = (keys_dir.join("town.key"), keys_dir.join("producer.key"));
+    crate::keys::write_key(&town_path, &town)?;
+    crate::keys::write_key(&producer_path, &producer)?;
+    let block = genesis_block(chain_id, &town, &producer, chain::now_ms());
+    Chain::create(
+        Box::new(DiskFile::open(&chain::log_path(data_dir))?),
+        &block,
+    )?;
+    Ok((town_path, producer_path))
+}
+
+pub(crate) fn genesis_block(
+    chain_id: &str,
+    town: &SigningKey,
+    producer: &SigningKey,
+    now_ms: u64,
+) -> machi_ledger::Block {
+    let town_id = machi_ledger::AccountId(town.verifying_key().to_bytes());
+    let producer_id = machi_ledger::AccountId(producer.verifying_key().to_bytes());
+    let body = TxBody {
+        chain_id: chain_id.to_string(),
+        created_ms: now_ms,
+        ttl_ms: 60_000,
+        nonce: 0,
+        action: Action::Genesis {
+            town: town_id,
+            producer: producer_id,
+        },
+    };
+    let tx = decode(chain_id, SignedTx::sign(chain_id, town, &body)).expect("own genesis decodes");
+    genesis(&mut State::new(chain_id), tx, now_ms, producer)
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+impl Node {
+    /// Opens `data_dir` (after `init`): rebuilds state from the block log and brings the
+    /// index up to date. Refuses a broken chain.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Node> {
+        Node::open_with_clock(data_dir, Arc::new(SystemClock))
+    }
+
+    /// Opens `data_dir` with block times from `clock`.
+    pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+        let producer = crate::keys::read_key(&data_dir.join("keys").join("producer.key"))?;
+        let log = chain::log_path(data_dir);
+        let reopen: ReopenLog =
+            Box::new(move || Ok(Box::new(DiskFile::open(&log)?) as Box<dyn LogFile>));
+        Node::open_with(reopen, &chain::index_path(data_dir), producer, clock)
+    }
+
+    /// Opens with any log file (tests use memory and fault injection) and any clock.
+    pub fn open_with(
+        reopen_log: ReopenLog,
+        index_path: &Path,
+        producer: SigningKey,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Node> {
+        let index = Index::open(index_path)?;
+        let chain = Chain::open(reopen_log()?, Some(&index))?;
+        let producer_id = machi_ledger::AccountId(producer.verifying_key().to_bytes());
+        if chain.state.producer != Some(producer_id) {
+            bail!("the producer key does not match the producer named in this chain's genesis");
+        }
+        if let Err(e) = chain::reindex(&chain, &index) {
+            tracing::warn!("re-indexing failed ({e}); clearing the index");
+            index.clear()?;
+        }
+        let head = chain.head.height;
+        let (events, _) = broadcast::channel(EVENTS_QUEUE_MAX);
+        let shared = Arc::new(Shared {
+            chain_id: chain.chain_id().to_string(),
+            chain: RwLock::new(chain),
+            index,
+            events,
+            metrics: Metrics::default(),
+            indexed_height: watch::Sender::new(head),
+            index_stale: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            reopen_log,
+            clock,
+        });
+        let (submit, submissions) = sync_channel::<Submission>(SUBMIT_QUEUE_MAX);
+        let (to_indexer, committed) = sync_channel::<Committed>(INDEX_QUEUE_MAX);
+        let producer_thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("producer".into())
+                .spawn(move || chain::run_producer(shared, producer, submissions, to_indexer))?
+        };
+        let indexer_thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("indexer".into())
+                .spawn(move || chain::run_indexer(shared, committed))?
+        };
+        Ok(Node {
+            shared,
+            submit,
+            threads: vec![producer_thread, indexer_thread],
+        })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::api::app(crate::api::AppState {
+            shared: self.shared.clone(),
+            submit: self.submit.clone(),
+        })
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the producer
+    /// (which writes a state checkpoint) and the indexer.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.stop();
+        result.context("serving HTTP")
+    }
+
+    /// Stops the threads and waits for them.
+    pub fn stop(self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        drop(self.submit);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}

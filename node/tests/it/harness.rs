@@ -1,0 +1,151 @@
+//! A node in a temp folder serving on 127.0.0.1:0, with a clock the test moves.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use machi_client::{sign_at, Client};
+use machi_ledger::api::{TxResultView, TxStatus};
+use machi_ledger::{AccountId, Action, IssueParams, RateBp, SignedTx, SigningKey, Yen};
+use machi_node::{ManualClock, Node};
+use tokio::sync::oneshot;
+
+pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+pub(crate) struct TestNode {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) client: Client,
+    pub(crate) url: String,
+    pub(crate) chain_id: String,
+    pub(crate) town: SigningKey,
+    pub(crate) clock: Arc<ManualClock>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) fn id(key: &SigningKey) -> AccountId {
+    AccountId(key.verifying_key().to_bytes())
+}
+
+pub(crate) fn new_key() -> SigningKey {
+    machi_node::generate_key()
+}
+
+impl TestNode {
+    pub(crate) async fn start() -> TestNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        machi_node::init(dir.path(), "test-town").expect("init");
+        TestNode::open(dir, Arc::new(ManualClock::new(machi_node::now_ms()))).await
+    }
+
+    pub(crate) async fn open(dir: tempfile::TempDir, clock: Arc<ManualClock>) -> TestNode {
+        let town = machi_node::read_key(&dir.path().join("keys/town.key")).expect("town key");
+        let node = Node::open_with_clock(dir.path(), clock.clone()).expect("node opens");
+        let chain_id = node.shared.chain_id.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            node.serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serves");
+        });
+        TestNode {
+            client: Client::new(&url),
+            url,
+            dir,
+            chain_id,
+            town,
+            clock,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the node cleanly and opens the same folder again.
+    pub(crate) async fn restart(mut self) -> TestNode {
+        self.shutdown().await;
+        let clock = self.clock.clone();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        TestNode::open(dir, clock).await
+    }
+
+    pub(crate) async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("node task");
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn sign(&self, key: &SigningKey, action: Action) -> SignedTx {
+        sign_at(&self.chain_id, key, action, self.now())
+    }
+
+    pub(crate) async fn submit(&self, key: &SigningKey, action: Action) -> TxResultView {
+        self.client
+            .submit(&self.sign(key, action))
+            .await
+            .expect("node answers")
+    }
+
+    pub(crate) async fn ok(&self, key: &SigningKey, action: Action) -> TxResultView {
+        let what = format!("{action:?}");
+        let result = self.submit(key, action).await;
+        assert_eq!(result.status, TxStatus::Applied, "{what}: {result:?}");
+        result
+    }
+
+    /// Submits a batch and insists every one applied.
+    pub(crate) async fn ok_batch(&self, txs: Vec<SignedTx>) {
+        for chunk in txs.chunks(machi_ledger::api::SUBMIT_TXS_MAX) {
+            let results = self
+                .client
+                .submit_batch(chunk)
+                .await
+                .expect("batch answered");
+            for r in results {
+                assert_eq!(r.status, TxStatus::Applied, "{r:?}");
+            }
+        }
+    }
+
+    pub(crate) fn issue(&self, id: u32, total_sets: u32, cap: u32) -> IssueParams {
+        let now = self.now();
+        IssueParams {
+            id,
+            name: format!("第{id}回 ばんだい商品券"),
+            price: Yen(10_000),
+            common_per_set: Yen(6_250),
+            local_per_set: Yen(6_250),
+            total_sets,
+            max_sets_per_resident: cap,
+            workers_may_buy: false,
+            sale_start_ms: now,
+            sale_end_ms: now + DAY_MS,
+            spend_until_ms: now + 30 * DAY_MS,
+            cash_out_deadline_ms: now + 60 * DAY_MS,
+            cash_out_fee: RateBp(100),
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! machi-node's one integration-test binary: real sockets, sled in temp folders, and the
+//! real `machi-node` process where a crash is the point.
+
+mod api;
+mod audit;
+mod crash;
+mod harness;
+mod sale_day;
