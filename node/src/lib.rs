@@ -9,6 +9,7 @@
 mod api;
 mod audit;
 mod chain;
+mod demo;
 mod index;
 mod keys;
 mod metrics;
@@ -17,6 +18,7 @@ mod storage;
 
 pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport};
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
+pub use demo::{seed as seed_demo, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};
 pub use node::{init, Node, Shared};
 pub use storage::{BlockLog, DiskFile, LogFile, MemFile};

@@ -36,6 +36,14 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7070")]
         listen: String,
     },
+    /// Start a working local demo town: creates DIR (a chain with an operator, two shops,
+    /// an issue on sale and three residents who bought sets) if needed, then serves it.
+    Demo {
+        #[arg(long, default_value = "machi-demo")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+    },
     /// Write the chain as JSON Lines, one block per line (the format of docs/FORMAT.md).
     Export {
         #[arg(long)]
@@ -89,7 +97,13 @@ fn main() -> anyhow::Result<()> {
             println!("next: machi-node run --data-dir {}", data_dir.display());
             Ok(())
         }
-        Command::Run { data_dir, listen } => run(data_dir, listen),
+        Command::Run { data_dir, listen } => run(data_dir, listen, false),
+        Command::Demo { data_dir, listen } => {
+            if !machi_node::log_path(&data_dir).exists() {
+                machi_node::init(&data_dir, "machi-demo")?;
+            }
+            run(data_dir, listen, true)
+        }
         Command::Export { data_dir, out } => {
             let blocks = machi_node::export(&data_dir, &out)?;
             println!("wrote {blocks} blocks to {}", out.display());
@@ -137,12 +151,15 @@ fn report(result: anyhow::Result<machi_node::AuditReport>, format: Format) -> an
     Ok(())
 }
 
-fn run(data_dir: PathBuf, listen: String) -> anyhow::Result<()> {
+fn run(data_dir: PathBuf, listen: String, demo: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let node = machi_node::Node::open(&data_dir)?;
+        if demo {
+            machi_node::seed_demo(&node, &data_dir).await?;
+        }
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -154,6 +171,9 @@ fn run(data_dir: PathBuf, listen: String) -> anyhow::Result<()> {
         tracing::info!("serving chain {chain_id:?} at height {height}");
         // The first line on stdout says where to connect (scripts and tests read it).
         println!("machi-node listening on http://{addr}");
+        if demo {
+            print_demo_guide(&data_dir, &addr.to_string());
+        }
         use std::io::Write as _;
         std::io::stdout().flush()?;
         node.serve(listener, shutdown_signal()).await
@@ -169,4 +189,28 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("stopping");
+}
+
+fn print_demo_guide(data_dir: &std::path::Path, addr: &str) {
+    let resident = machi_node::read_key(&data_dir.join("keys/resident-1.key"))
+        .map(|k| hex::encode(k.verifying_key().to_bytes()))
+        .unwrap_or_default();
+    println!();
+    println!(
+        "A demo town is running (chain in {}, keys in {}/keys).",
+        data_dir.display(),
+        data_dir.display()
+    );
+    println!("Try:");
+    println!("  curl http://{addr}/v1/issues/1            # the issue on sale: sets sold and left");
+    println!("  curl http://{addr}/v1/supply              # the supply report");
+    println!("  curl http://{addr}/v1/accounts/{resident}");
+    println!("                                            # resident 1: balance, history");
+    println!("  curl http://{addr}/v1/blocks/1            # a block, as an auditor sees it");
+    println!("  curl -N http://{addr}/v1/events           # live stream of committed transactions");
+    println!(
+        "  machi-node audit --data-dir {}   # after stopping: replay and verify everything",
+        data_dir.display()
+    );
+    println!("Stop with Ctrl-C.");
 }

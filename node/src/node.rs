@@ -172,6 +172,21 @@ impl Node {
         })
     }
 
+    /// Submits transactions in-process, exactly as `POST /v1/transactions` would, and
+    /// waits for their durable outcomes.
+    pub async fn submit(
+        &self,
+        txs: Vec<SignedTx>,
+    ) -> anyhow::Result<Vec<machi_ledger::api::TxResultView>> {
+        let state = crate::api::AppState {
+            shared: self.shared.clone(),
+            submit: self.submit.clone(),
+        };
+        crate::api::transactions::submit_all(&state, txs)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
+    }
+
     pub fn router(&self) -> axum::Router {
         crate::api::app(crate::api::AppState {
             shared: self.shared.clone(),

@@ -2,6 +2,7 @@
 //! rule of SPEC §2-3.
 
 mod blocks;
+mod format_doc;
 mod rules;
 mod town;
 mod vectors;

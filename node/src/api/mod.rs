@@ -19,7 +19,7 @@ mod accounts;
 mod chain;
 mod events;
 mod issues;
-mod transactions;
+pub(crate) mod transactions;
 
 /// Largest request body accepted (a full batch of typical transactions fits easily).
 pub(crate) const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;

@@ -94,7 +94,10 @@ async fn submit(
 
 /// Decodes, answers replays from the chain, verifies signatures in one batch off the
 /// async threads, and hands the rest to the producer. Results line up with `txs`.
-async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<Vec<TxResultView>, ApiError> {
+pub(crate) async fn submit_all(
+    state: &AppState,
+    txs: Vec<SignedTx>,
+) -> Result<Vec<TxResultView>, ApiError> {
     let chain_id = state.shared.chain_id.clone();
     let mut results: Vec<Option<TxResultView>> = vec![None; txs.len()];
     let mut fresh: Vec<(usize, VerifiedTx)> = Vec::with_capacity(txs.len());
