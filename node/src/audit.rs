@@ -25,6 +25,18 @@ pub struct AuditReport {
     /// The per-issue supply invariant held after every block.
     pub invariant_held_every_block: bool,
     pub issues: Vec<IssueSupplyView>,
+    /// Sets sold per issue and sale day (JST), from the applied sales on the chain.
+    pub sales_by_day: Vec<SalesDay>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesDay {
+    pub issue: u32,
+    pub date_jst: String,
+    pub sets: u64,
+    pub cash_received: machi_ledger::Yen,
+    /// Purchase attempts recorded as rejected that day (sold out, over cap, ...).
+    pub rejected_attempts: u64,
 }
 
 /// Replays blocks one by one, checking everything.
@@ -46,6 +58,7 @@ impl Auditor {
             txs_rejected: 0,
             invariant_held_every_block: true,
             issues: Vec::new(),
+            sales_by_day: Vec::new(),
         };
         Auditor {
             state: None,
@@ -73,8 +86,50 @@ impl Auditor {
             .iter()
             .filter(|o| **o != Outcome::Applied)
             .count() as u64;
+        self.count_sales(block);
         self.prev = Some(block.header.clone());
         Ok(())
+    }
+
+    fn count_sales(&mut self, block: &Block) {
+        let date = machi_ledger::time::format_jst_date(block.header.timestamp_ms);
+        for (tx, outcome) in block.txs.iter().zip(&block.outcomes) {
+            let Ok(body) = machi_ledger::TxBody::decode(&tx.body) else {
+                continue;
+            };
+            let machi_ledger::Action::SellSets {
+                issue,
+                sets,
+                cash_received,
+                ..
+            } = body.action
+            else {
+                continue;
+            };
+            let sales = &mut self.report.sales_by_day;
+            let day = match sales
+                .iter()
+                .position(|d| d.issue == issue && d.date_jst == date)
+            {
+                Some(i) => &mut sales[i],
+                None => {
+                    sales.push(SalesDay {
+                        issue,
+                        date_jst: date.clone(),
+                        sets: 0,
+                        cash_received: machi_ledger::Yen::ZERO,
+                        rejected_attempts: 0,
+                    });
+                    sales.last_mut().expect("just pushed")
+                }
+            };
+            if *outcome == Outcome::Applied {
+                day.sets += u64::from(sets);
+                day.cash_received = day.cash_received.plus(cash_received);
+            } else {
+                day.rejected_attempts += 1;
+            }
+        }
     }
 
     fn finish(mut self) -> anyhow::Result<AuditReport> {
@@ -192,6 +247,16 @@ pub fn report_text(r: &AuditReport) -> String {
         "BROKEN"
     };
     let _ = writeln!(out, "supply invariant: {held}");
+    if !r.sales_by_day.is_empty() {
+        let _ = writeln!(out, "\nsales by day (JST):");
+        for d in &r.sales_by_day {
+            let _ = writeln!(
+                out,
+                "  issue {} {}  {} sets, {} received, {} attempts refused by the rules",
+                d.issue, d.date_jst, d.sets, d.cash_received, d.rejected_attempts
+            );
+        }
+    }
     for i in &r.issues {
         let y = |v: machi_ledger::Yen| v.to_string();
         let _ = writeln!(out, "\nissue {} {}", i.issue, i.name);

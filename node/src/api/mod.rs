@@ -17,6 +17,7 @@ use crate::node::Shared;
 
 mod accounts;
 mod chain;
+mod dashboard;
 mod events;
 mod issues;
 pub(crate) mod transactions;
@@ -37,6 +38,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(issues::router())
         .merge(chain::router())
         .merge(events::router())
+        .merge(dashboard::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -293,4 +293,40 @@ async fn sale_day() {
     let report = machi_node::verify_export(&out, None).unwrap();
     assert_eq!(report.issues, supply.issues);
     assert!(report.invariant_held_every_block);
+    assert_eq!(
+        report.sales_by_day.iter().map(|d| d.sets).sum::<u64>(),
+        u64::from(SETS)
+    );
+    let refused_attempts: usize = reasons.values().sum();
+    assert_eq!(
+        report
+            .sales_by_day
+            .iter()
+            .map(|d| d.rejected_attempts)
+            .sum::<u64>(),
+        refused_attempts as u64
+    );
+
+    // The town hall screen shows the same figures.
+    let page = reqwest::get(format!("{}/", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "id=\"sold-1\">100<",
+        "id=\"left-1\">0<",
+        "¥1,250,000",
+        "¥250,000",
+        "¥1,132,000",
+        "invariant holds",
+        "<svg",
+    ] {
+        assert!(page.contains(expected), "dashboard lacks {expected}");
+    }
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external assets"
+    );
 }

@@ -1,0 +1,207 @@
+//! `machi-bench`: drives a running machi-node with real signed transactions from many
+//! keys, and measures the machine's own limits in the same run.
+
+mod limits;
+mod scenarios;
+mod stats;
+mod town;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use scenarios::{Load, Mode};
+use town::TownSize;
+
+/// machi-bench: sale-day load generator for machi-node.
+///
+/// Every scenario first measures the machine's limits (Ed25519 batch verification on all
+/// cores, strict verification, SHA-256, fsync) so results are also given as fractions of
+/// them. Build with `cargo build --release -p machi-bench`.
+#[derive(Parser)]
+#[command(name = "machi-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure the machine's own limits only.
+    Limits {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Residents paying shops, as batches or as single requests.
+    Payments {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, value_enum, default_value = "batch")]
+        mode: Mode,
+        /// Concurrent requests in flight (connections).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Transactions per request in batch mode.
+        #[arg(long, default_value_t = 512)]
+        batch_size: usize,
+        /// Offered load in transactions per second (single mode); default: closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Transactions signed in advance; the run stops early if they run out.
+        #[arg(long, default_value_t = 300_000)]
+        pool: usize,
+    },
+    /// An issue of 2,000 sets opens and 20,000 purchase attempts from 50 operators arrive.
+    SaleOpen {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 2_000)]
+        sets: u32,
+        #[arg(long, default_value_t = 20_000)]
+        attempts: usize,
+        #[arg(long, default_value_t = 50)]
+        operators: usize,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// The node, e.g. http://127.0.0.1:7070
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    node: String,
+    /// The town's key file (DIR/keys/town.key of `machi-node init`).
+    #[arg(long)]
+    town_key: PathBuf,
+    #[arg(long, default_value_t = 10_000)]
+    residents: usize,
+    #[arg(long, default_value_t = 40)]
+    shops: usize,
+    /// Longest time the load runs, in seconds.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write the id of every transaction the node acknowledged as committed, one a line.
+    #[arg(long)]
+    acked_log: Option<PathBuf>,
+}
+
+fn read_key(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut seed = [0u8; 32];
+    hex_decode(text.trim(), &mut seed)
+        .with_context(|| format!("{} does not hold 64 hex digits", path.display()))?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+fn hex_decode(text: &str, out: &mut [u8; 32]) -> Option<()> {
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let limits =
+        tokio::task::spawn_blocking(|| limits::measure(Duration::from_millis(1_000))).await??;
+    let (common, outcome, results) = match command {
+        Command::Limits { json } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "limits": limits }))?
+                );
+            } else {
+                limits::print(&limits);
+            }
+            return Ok(());
+        }
+        Command::Payments {
+            common,
+            mode,
+            concurrency,
+            batch_size,
+            rate,
+            pool,
+        } => {
+            let client = machi_client::Client::new(&common.node);
+            let size = TownSize {
+                operators: 2,
+                shops: common.shops,
+                residents: common.residents,
+                sets_each: 10,
+                total_sets: (common.residents * 10) as u32,
+                cap: 10,
+            };
+            let town = town::setup(&client, read_key(&common.town_key)?, &size).await?;
+            let load = Load {
+                mode,
+                concurrency,
+                batch_size,
+                duration: Duration::from_secs(common.duration),
+                rate,
+            };
+            let (outcome, results) = scenarios::payments(&client, &town, &load, pool).await;
+            (common, outcome, results)
+        }
+        Command::SaleOpen {
+            common,
+            sets,
+            attempts,
+            operators,
+        } => {
+            let client = machi_client::Client::new(&common.node);
+            let size = TownSize {
+                operators,
+                shops: 1,
+                residents: common.residents,
+                sets_each: 0,
+                total_sets: sets,
+                cap: 2,
+            };
+            let town = town::setup(&client, read_key(&common.town_key)?, &size).await?;
+            let (outcome, results) = scenarios::sale_open(&client, &town, attempts, 2).await?;
+            (common, outcome, results)
+        }
+    };
+    if let Some(path) = &common.acked_log {
+        scenarios::write_acked(path, &results)?;
+    }
+    if common.json {
+        let fraction = outcome.committed_tx_per_s / limits.ed25519_batch_verify_per_s;
+        let value = json!({
+            "limits": limits,
+            "scenario": outcome,
+            "committed_tx_per_s": outcome.committed_tx_per_s,
+            "p50_ms": outcome.p50_ms,
+            "p99_ms": outcome.p99_ms,
+            "errors": outcome.errors,
+            "ed25519_batch_verify_per_s": limits.ed25519_batch_verify_per_s,
+            "fraction_of_batch_verify": fraction,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        limits::print(&limits);
+        scenarios::print(&outcome, limits.ed25519_batch_verify_per_s);
+    }
+    if outcome.errors > 0 {
+        std::process::exit(2);
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `GET /`: the town hall screen on sale day. Per issue: sets sold and left, the supply
+//! breakdown as server-drawn SVG, the invariant's state, and the newest blocks. No
+//! external assets; the page is whole without JavaScript, and a few lines of script
+//! refresh it in place every two seconds.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use machi_ledger::api::IssueSupplyView;
+use machi_ledger::time::format_jst;
+use machi_ledger::{group_thousands, Yen};
+
+use super::AppState;
+
+const RECENT_BLOCKS: u64 = 8;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(page))
+        .route("/dashboard/live", get(live))
+}
+
+async fn page(State(state): State<AppState>) -> impl IntoResponse {
+    let body = render_body(&state);
+    let html = format!(
+        "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>machi — 発行状況 / supply</title><style>{CSS}</style></head>\
+         <body><main id=\"live\">{body}</main><script>{SCRIPT}</script></body></html>"
+    );
+    ([(header::CACHE_CONTROL, "no-store")], Html(html))
+}
+
+/// The page's inner HTML, for the in-place refresh.
+async fn live(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(render_body(&state)),
+    )
+}
+
+const CSS: &str = "body{font-family:system-ui,'Noto Sans JP',sans-serif;margin:1.5rem;background:#fafaf7;color:#222}\
+h1{font-size:2rem;margin:0 0 .2rem}h2{font-size:1.6rem;margin:1.5rem 0 .3rem}small{color:#666;font-size:.8rem}\
+.big{font-size:3.2rem;font-weight:700}.row{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-end}\
+.ok{color:#1a7f37}.bad{color:#c00}table{border-collapse:collapse}td,th{padding:.2rem .6rem;text-align:right;border-bottom:1px solid #ddd}\
+th{text-align:left}.issue{background:#fff;border:1px solid #ddd;border-radius:8px;padding:1rem;margin:1rem 0}";
+
+const SCRIPT: &str = "setInterval(function(){fetch('/dashboard/live',{cache:'no-store'}).then(function(r){return r.ok?r.text():null})\
+.then(function(t){if(t){document.getElementById('live').innerHTML=t}}).catch(function(){})},2000);";
+
+fn render_body(state: &AppState) -> String {
+    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let issues: Vec<IssueSupplyView> = chain
+        .state
+        .issues
+        .values()
+        .map(|i| IssueSupplyView::new(&i.params, &i.supply))
+        .collect();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<h1>プレミアム商品券 発行状況 <small>Voucher sale and supply</small></h1>\
+         <p>チェーン {} ・ ブロック高 {} ・ 取引 {} 件 <small>chain, height, transactions</small><br>\
+         <small>更新 {} (JST)</small></p>",
+        escape(chain.chain_id()),
+        chain.head.height,
+        group_thousands(chain.txs_total),
+        format_jst(chain.head.timestamp_ms)
+    );
+    if issues.is_empty() {
+        out.push_str("<p>発行回はまだありません <small>no issues yet</small></p>");
+    }
+    for issue in &issues {
+        render_issue(&mut out, issue);
+    }
+    out.push_str("<h2>最近のブロック <small>recent blocks</small></h2><table><tr><th>高さ <small>height</small></th><th>時刻 <small>time (JST)</small></th><th>取引 <small>txs</small></th><th>ハッシュ <small>hash</small></th></tr>");
+    let head = chain.head.height;
+    for height in (head.saturating_sub(RECENT_BLOCKS - 1)..=head).rev() {
+        if let Ok(block) = chain.read_block(height) {
+            let _ = write!(
+                out,
+                "<tr><td>{height}</td><td>{}</td><td>{}</td><td><code>{}…</code></td></tr>",
+                format_jst(block.header.timestamp_ms),
+                block.header.tx_count,
+                &chain.hashes[height as usize].to_hex()[..16]
+            );
+        }
+    }
+    out.push_str("</table>");
+    out
+}
+
+fn render_issue(out: &mut String, i: &IssueSupplyView) {
+    let invariant = if i.invariant_holds {
+        "<span class=\"ok\">✔ 保たれています</span> <small>invariant holds</small>"
+    } else {
+        "<span class=\"bad\">✘ 不一致</span> <small>invariant BROKEN</small>"
+    };
+    let _ = write!(
+        out,
+        "<section class=\"issue\"><h2>第{} 回 {}</h2><div class=\"row\">\
+         <div><div>販売済み <small>sets sold</small></div><div class=\"big\" id=\"sold-{}\">{}</div></div>\
+         <div><div>残り <small>sets left</small></div><div class=\"big\" id=\"left-{}\">{}</div></div>\
+         <div><div>総数 <small>total</small></div><div class=\"big\">{}</div></div></div>{}\
+         <p>供給の整合性 <small>supply invariant</small>: {invariant}</p>",
+        i.issue,
+        escape(&i.name),
+        i.issue,
+        group_thousands(u64::from(i.sets_sold)),
+        i.issue,
+        group_thousands(u64::from(i.sets_left)),
+        group_thousands(u64::from(i.total_sets)),
+        sold_bar(i),
+    );
+    let parts = [
+        (
+            "住民の残高",
+            "held by residents",
+            i.residents_common.plus(i.residents_local),
+            "#2b7bb9",
+        ),
+        (
+            "店舗の残高",
+            "held by shops",
+            i.shops_common.plus(i.shops_local),
+            "#e69f00",
+        ),
+        (
+            "換金申請中",
+            "pending cash-out",
+            i.pending_cash_out,
+            "#cc79a7",
+        ),
+        ("換金済み", "paid out", i.paid_out, "#009e73"),
+        ("手数料", "fees", i.fees, "#999999"),
+        ("失効", "expired", i.expired, "#d55e00"),
+    ];
+    out.push_str(&supply_chart(i.issued_total, &parts));
+    let _ = write!(
+        out,
+        "<table><tr><th>発行額 <small>face value issued</small></th><td>{}</td></tr>\
+         <tr><th>　共通 <small>common</small></th><td>{}</td></tr><tr><th>　地元専用 <small>local</small></th><td>{}</td></tr>\
+         <tr><th>販売代金 <small>cash received</small></th><td>{}</td></tr><tr><th>プレミアム負担 <small>premium cost</small></th><td>{}</td></tr></table></section>",
+        i.issued_total, i.issued_common, i.issued_local, i.cash_received, i.premium_cost
+    );
+}
+
+fn sold_bar(i: &IssueSupplyView) -> String {
+    let width = 600.0;
+    let sold = if i.total_sets == 0 {
+        0.0
+    } else {
+        width * f64::from(i.sets_sold) / f64::from(i.total_sets)
+    };
+    format!(
+        "<svg width=\"{width}\" height=\"28\" role=\"img\" aria-label=\"sets sold {} of {}\">\
+         <rect width=\"{width}\" height=\"28\" fill=\"#e5e5e5\"/><rect width=\"{sold:.1}\" height=\"28\" fill=\"#2b7bb9\"/></svg>",
+        i.sets_sold, i.total_sets
+    )
+}
+
+/// A stacked bar of where the issued face value is, with a legend.
+fn supply_chart(total: Yen, parts: &[(&str, &str, Yen, &str)]) -> String {
+    let width = 600.0;
+    let mut svg = format!(
+        "<svg width=\"{width}\" height=\"{}\" role=\"img\" aria-label=\"supply breakdown\">",
+        40 + 22 * parts.len()
+    );
+    let mut x = 0.0;
+    for (_, _, amount, color) in parts {
+        let w = if total.is_zero() {
+            0.0
+        } else {
+            width * amount.0 as f64 / total.0 as f64
+        };
+        let _ = write!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"30\" fill=\"{color}\"/>"
+        );
+        x += w;
+    }
+    for (row, (ja, en, amount, color)) in parts.iter().enumerate() {
+        let y = 40 + 22 * row;
+        let _ = write!(
+            svg,
+            "<rect x=\"0\" y=\"{y}\" width=\"14\" height=\"14\" fill=\"{color}\"/>\
+             <text x=\"20\" y=\"{}\" font-size=\"14\">{ja} ({en}): {amount}</text>",
+            y + 12
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
