@@ -165,7 +165,6 @@ pub(crate) async fn setup(
     }
     Ok(Town {
         chain_id,
-        town,
         operators,
         shops,
         residents,
