@@ -239,7 +239,7 @@ pub(crate) fn run_producer(
         }
         produce_one(&shared, &producer, batch, &indexer);
     }
-    let chain = shared.chain.read().expect("chain lock poisoned");
+    let chain = shared.chain.blocking_read();
     write_checkpoint(&shared, &chain);
 }
 
@@ -250,7 +250,7 @@ fn produce_one(
     indexer: &std::sync::mpsc::SyncSender<Committed>,
 ) {
     let started = Instant::now();
-    let mut chain = shared.chain.write().expect("chain lock poisoned");
+    let mut chain = shared.chain.blocking_write();
     let sizes: Vec<usize> = batch.iter().map(|s| s.txs.len()).collect();
     let mut replies = Vec::with_capacity(batch.len());
     let mut txs = Vec::with_capacity(sizes.iter().sum());
@@ -366,7 +366,7 @@ fn answer_without_block(
     replies: Vec<oneshot::Sender<Vec<TxResultView>>>,
     sizes: Vec<usize>,
 ) {
-    let chain = shared.chain.read().expect("chain lock poisoned");
+    let chain = shared.chain.blocking_read();
     let mut views = ids.iter().zip(results).map(|(id, result)| match result {
         Err(Refusal::Duplicate) => {
             let record = chain.state.txs[id];

@@ -15,6 +15,7 @@ mod keys;
 mod metrics;
 mod node;
 mod storage;
+mod verify;
 
 pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport};
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};

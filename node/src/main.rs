@@ -164,7 +164,7 @@ fn run(data_dir: PathBuf, listen: String, demo: bool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let (height, chain_id) = {
-            let chain = node.shared.chain.read().expect("fresh lock");
+            let chain = node.shared.chain.read().await;
             (chain.head.height, chain.chain_id().to_string())
         };
         let addr = listener.local_addr()?;

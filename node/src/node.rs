@@ -4,7 +4,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
@@ -30,7 +30,8 @@ pub(crate) type ReopenLog = Box<dyn Fn() -> std::io::Result<Box<dyn LogFile>> + 
 /// What the HTTP handlers, the producer and the indexer share.
 pub struct Shared {
     pub chain_id: String,
-    pub chain: RwLock<Chain>,
+    /// Async-aware: a handler waiting for the producer parks its task, not a worker thread.
+    pub chain: tokio::sync::RwLock<Chain>,
     pub index: Index,
     pub events: broadcast::Sender<Arc<Vec<TxEvent>>>,
     pub metrics: Metrics,
@@ -44,6 +45,7 @@ pub struct Shared {
 pub struct Node {
     pub shared: Arc<Shared>,
     submit: SyncSender<Submission>,
+    verifier: crate::verify::Verifier,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -141,7 +143,7 @@ impl Node {
         let (events, _) = broadcast::channel(EVENTS_QUEUE_MAX);
         let shared = Arc::new(Shared {
             chain_id: chain.chain_id().to_string(),
-            chain: RwLock::new(chain),
+            chain: tokio::sync::RwLock::new(chain),
             index,
             events,
             metrics: Metrics::default(),
@@ -165,9 +167,12 @@ impl Node {
                 .name("indexer".into())
                 .spawn(move || chain::run_indexer(shared, committed))?
         };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let verifier = crate::verify::Verifier::start(cores)?;
         Ok(Node {
             shared,
             submit,
+            verifier,
             threads: vec![producer_thread, indexer_thread],
         })
     }
@@ -181,6 +186,7 @@ impl Node {
         let state = crate::api::AppState {
             shared: self.shared.clone(),
             submit: self.submit.clone(),
+            verifier: self.verifier.clone(),
         };
         crate::api::transactions::submit_all(&state, txs)
             .await
@@ -191,6 +197,7 @@ impl Node {
         crate::api::app(crate::api::AppState {
             shared: self.shared.clone(),
             submit: self.submit.clone(),
+            verifier: self.verifier.clone(),
         })
     }
 

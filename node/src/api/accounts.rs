@@ -34,7 +34,7 @@ async fn account(
     };
     let limit = usize::min(limit, HISTORY_ENTRIES_MAX);
     let (mut view, head) = {
-        let chain = state.shared.chain.read().expect("chain lock poisoned");
+        let chain = state.shared.chain.read().await;
         let account = chain
             .state
             .accounts

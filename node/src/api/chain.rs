@@ -25,7 +25,7 @@ async fn block(
     let height: u64 = height
         .parse()
         .map_err(|_| ApiError::bad_request("bad_height", "a block height is a whole number"))?;
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let chain = state.shared.chain.read().await;
     if height > chain.head.height {
         return Err(ApiError::not_found("block"));
     }
@@ -36,7 +36,7 @@ async fn block(
 }
 
 async fn head(State(state): State<AppState>) -> Json<HeadView> {
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let chain = state.shared.chain.read().await;
     Json(HeadView {
         chain_id: chain.chain_id().to_string(),
         height: chain.head.height,
@@ -47,7 +47,7 @@ async fn head(State(state): State<AppState>) -> Json<HeadView> {
 }
 
 async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let chain = state.shared.chain.read().await;
     Json(SupplyReport {
         chain_id: chain.chain_id().to_string(),
         height: chain.head.height,
@@ -62,7 +62,7 @@ async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
 }
 
 async fn health(State(state): State<AppState>) -> Json<HealthView> {
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let chain = state.shared.chain.read().await;
     Json(HealthView {
         status: "ok".into(),
         chain_id: chain.chain_id().to_string(),
@@ -72,7 +72,7 @@ async fn health(State(state): State<AppState>) -> Json<HealthView> {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (height, txs) = {
-        let chain = state.shared.chain.read().expect("chain lock poisoned");
+        let chain = state.shared.chain.read().await;
         (chain.head.height, chain.txs_total)
     };
     let indexed = *state.shared.indexed_height.borrow();

@@ -25,7 +25,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 async fn page(State(state): State<AppState>) -> impl IntoResponse {
-    let body = render_body(&state);
+    let body = render_body(&*state.shared.chain.read().await);
     let html = format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -39,7 +39,7 @@ async fn page(State(state): State<AppState>) -> impl IntoResponse {
 async fn live(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "no-store")],
-        Html(render_body(&state)),
+        Html(render_body(&*state.shared.chain.read().await)),
     )
 }
 
@@ -52,8 +52,7 @@ th{text-align:left}.issue{background:#fff;border:1px solid #ddd;border-radius:8p
 const SCRIPT: &str = "setInterval(function(){fetch('/dashboard/live',{cache:'no-store'}).then(function(r){return r.ok?r.text():null})\
 .then(function(t){if(t){document.getElementById('live').innerHTML=t}}).catch(function(){})},2000);";
 
-fn render_body(state: &AppState) -> String {
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+fn render_body(chain: &crate::chain::Chain) -> String {
     let issues: Vec<IssueSupplyView> = chain
         .state
         .issues

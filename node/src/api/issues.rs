@@ -28,7 +28,7 @@ fn view(issue: &IssueState, now_ms: u64) -> IssueView {
 }
 
 async fn list(State(state): State<AppState>) -> Json<Vec<IssueView>> {
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let chain = state.shared.chain.read().await;
     let now = state.shared.clock.now_ms();
     Json(chain.state.issues.values().map(|i| view(i, now)).collect())
 }
@@ -40,7 +40,7 @@ async fn one(
     let id: u32 = id
         .parse()
         .map_err(|_| ApiError::bad_request("bad_id", "an issue id is a whole number"))?;
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let chain = state.shared.chain.read().await;
     let issue = chain
         .state
         .issues

@@ -29,6 +29,7 @@ pub(crate) const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 pub(crate) struct AppState {
     pub shared: Arc<Shared>,
     pub submit: SyncSender<Submission>,
+    pub verifier: crate::verify::Verifier,
 }
 
 pub(crate) fn app(state: AppState) -> Router {

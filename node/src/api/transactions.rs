@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use machi_ledger::api::{SubmitRequest, TxResultView, TxStatus, SUBMIT_TXS_MAX};
-use machi_ledger::{decode, verify_batch, Block, SignedTx, TxBody, TxId, VerifiedTx};
+use machi_ledger::{decode, Block, SignedTx, TxBody, TxId, VerifiedTx};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -112,19 +112,21 @@ pub(crate) async fn submit_all(
                 );
                 results[i] = Some(TxResultView::refused(id, "wrong_chain", message));
             }
-            Ok(tx) => match replayed(state, &tx) {
+            Ok(tx) => match replayed(state, &tx).await {
                 Some(view) => results[i] = Some(view),
                 None => fresh.push((i, tx)),
             },
         }
     }
     let (indices, txs): (Vec<usize>, Vec<VerifiedTx>) = fresh.into_iter().unzip();
-    let verified = tokio::task::spawn_blocking(move || {
-        let checks = verify_batch(&txs);
-        (txs, checks)
-    })
-    .await
-    .map_err(|e| ApiError::internal("signature verification task", e))?;
+    let verified = state.verifier.verify(txs).await.map_err(|e| match e {
+        crate::verify::VerifyError::Busy => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is at capacity; try again shortly")
+        }
+        crate::verify::VerifyError::Stopped => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is stopping")
+        }
+    })?;
     let mut accepted = Vec::with_capacity(indices.len());
     let mut accepted_at = Vec::with_capacity(indices.len());
     for ((i, tx), check) in indices.into_iter().zip(verified.0).zip(verified.1) {
@@ -194,8 +196,8 @@ fn tx_error_code(e: machi_ledger::TxError) -> &'static str {
 
 /// A transaction already on the chain gets its first result; the same id with another
 /// signature is a conflict.
-fn replayed(state: &AppState, tx: &VerifiedTx) -> Option<TxResultView> {
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+async fn replayed(state: &AppState, tx: &VerifiedTx) -> Option<TxResultView> {
+    let chain = state.shared.chain.read().await;
     let record = *chain.state.txs.get(&tx.id)?;
     let block = chain.read_block(record.height).ok()?;
     let stored = block.txs.get(record.index as usize)?;
@@ -233,7 +235,7 @@ async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<TxView>, ApiError> {
     let id: TxId = parse_hex32(&id, "transaction id")?;
-    let chain = state.shared.chain.read().expect("chain lock poisoned");
+    let chain = state.shared.chain.read().await;
     let record = *chain
         .state
         .txs
