@@ -56,8 +56,7 @@ pub(crate) fn measure(span: Duration) -> anyhow::Result<Limits> {
             .map(|_| {
                 scope.spawn(|| {
                     rate(span, || {
-                        ed25519_dalek::verify_batch(&refs, &signatures, &keys)
-                            .expect("valid batch");
+                        ed25519_dalek::verify_batch(&refs, &signatures, &keys).expect("valid batch");
                         BATCH
                     })
                 })
@@ -68,9 +67,7 @@ pub(crate) fn measure(span: Duration) -> anyhow::Result<Limits> {
     let mut i = 0;
     let strict = rate(span, || {
         i = (i + 1) % BATCH;
-        keys[i]
-            .verify_strict(&messages[i], &signatures[i])
-            .expect("valid");
+        keys[i].verify_strict(&messages[i], &signatures[i]).expect("valid");
         1
     });
     let data = [7u8; 200];
@@ -91,10 +88,7 @@ pub(crate) fn measure(span: Duration) -> anyhow::Result<Limits> {
 
 fn fsync_median_us(rounds: usize) -> anyhow::Result<f64> {
     let path = std::env::temp_dir().join(format!("machi-bench-fsync-{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
     let block = [0u8; 4096];
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -109,20 +103,8 @@ fn fsync_median_us(rounds: usize) -> anyhow::Result<f64> {
 
 pub(crate) fn print(l: &Limits) {
     println!("machine limits ({} cores):", l.cores);
-    println!(
-        "  Ed25519 batch verify, all cores   {:>12.0} /s",
-        l.ed25519_batch_verify_per_s
-    );
-    println!(
-        "  Ed25519 strict verify, one core   {:>12.0} /s",
-        l.ed25519_strict_verify_per_s_per_core
-    );
-    println!(
-        "  SHA-256 200 B, one core           {:>12.0} /s",
-        l.sha256_200b_per_s_per_core
-    );
-    println!(
-        "  4 KiB write + fdatasync, median   {:>12.1} µs",
-        l.fsync_4k_median_us
-    );
+    println!("  Ed25519 batch verify, all cores   {:>12.0} /s", l.ed25519_batch_verify_per_s);
+    println!("  Ed25519 strict verify, one core   {:>12.0} /s", l.ed25519_strict_verify_per_s_per_core);
+    println!("  SHA-256 200 B, one core           {:>12.0} /s", l.sha256_200b_per_s_per_core);
+    println!("  4 KiB write + fdatasync, median   {:>12.1} µs", l.fsync_4k_median_us);
 }

@@ -91,8 +91,7 @@ struct Common {
 }
 
 fn read_key(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut seed = [0u8; 32];
     hex_decode(text.trim(), &mut seed)
         .with_context(|| format!("{} does not hold 64 hex digits", path.display()))?;
@@ -111,35 +110,22 @@ fn hex_decode(text: &str, out: &mut [u8; 32]) -> Option<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(cli.command))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    let limits =
-        tokio::task::spawn_blocking(|| limits::measure(Duration::from_millis(1_000))).await??;
+    let limits = tokio::task::spawn_blocking(|| limits::measure(Duration::from_millis(1_000))).await??;
     let (common, outcome, results) = match command {
         Command::Limits { json } => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json!({ "limits": limits }))?
-                );
+                println!("{}", serde_json::to_string_pretty(&json!({ "limits": limits }))?);
             } else {
                 limits::print(&limits);
             }
             return Ok(());
         }
-        Command::Payments {
-            common,
-            mode,
-            concurrency,
-            batch_size,
-            rate,
-            pool,
-        } => {
+        Command::Payments { common, mode, concurrency, batch_size, rate, pool } => {
             let client = machi_client::Client::new(&common.node);
             let size = TownSize {
                 operators: 2,
@@ -150,22 +136,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 cap: 10,
             };
             let town = town::setup(&client, read_key(&common.town_key)?, &size).await?;
-            let load = Load {
-                mode,
-                concurrency,
-                batch_size,
-                duration: Duration::from_secs(common.duration),
-                rate,
-            };
+            let load =
+                Load { mode, concurrency, batch_size, duration: Duration::from_secs(common.duration), rate };
             let (outcome, results) = scenarios::payments(&client, &town, &load, pool).await;
             (common, outcome, results)
         }
-        Command::SaleOpen {
-            common,
-            sets,
-            attempts,
-            operators,
-        } => {
+        Command::SaleOpen { common, sets, attempts, operators } => {
             let client = machi_client::Client::new(&common.node);
             let size = TownSize {
                 operators,

@@ -66,14 +66,8 @@ impl Tally {
     ) -> (Outcome, Vec<TxResultView>) {
         let mut latencies = self.latencies_ms.into_inner().expect("poisoned");
         let results = self.results.into_inner().expect("poisoned");
-        let committed = results
-            .iter()
-            .filter(|r| r.status != TxStatus::Refused)
-            .count() as u64;
-        let applied = results
-            .iter()
-            .filter(|r| r.status == TxStatus::Applied)
-            .count() as u64;
+        let committed = results.iter().filter(|r| r.status != TxStatus::Refused).count() as u64;
+        let applied = results.iter().filter(|r| r.status == TxStatus::Applied).count() as u64;
         let refused = results.len() as u64 - committed;
         let outcome = Outcome {
             scenario: scenario.into(),
@@ -114,11 +108,7 @@ async fn drive(
     let txs = Arc::new(txs);
     let next = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Tally::default());
-    let per_request = if load.mode == Mode::Batch {
-        load.batch_size.clamp(1, SUBMIT_TXS_MAX)
-    } else {
-        1
-    };
+    let per_request = if load.mode == Mode::Batch { load.batch_size.clamp(1, SUBMIT_TXS_MAX) } else { 1 };
     let started = Instant::now();
     let deadline = started + load.duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -126,14 +116,11 @@ async fn drive(
         let (client, txs, next, tally) = (client.clone(), txs.clone(), next.clone(), tally.clone());
         let mode = load.mode;
         let concurrency = load.concurrency;
-        let pace = load
-            .rate
-            .map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+        let pace = load.rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
         tasks.spawn(async move {
             // Open loop: each worker sends on its own ticks, spread over one period.
             let mut ticker = pace.map(|p| {
-                let first =
-                    tokio::time::Instant::now() + p.mul_f64(worker as f64 / concurrency as f64);
+                let first = tokio::time::Instant::now() + p.mul_f64(worker as f64 / concurrency as f64);
                 tokio::time::interval_at(first, p)
             });
             while Instant::now() < deadline {
@@ -187,14 +174,7 @@ pub(crate) async fn payments(
             let resident = town.residents[i % town.residents.len()].clone();
             let shop = id(&town.shops[rand::random::<usize>() % town.shops.len()]);
             let amount = Yen(1 + rand::random::<u64>() % 100);
-            (
-                resident,
-                Action::Pay {
-                    shop,
-                    amount,
-                    invoice: None,
-                },
-            )
+            (resident, Action::Pay { shop, amount, invoice: None })
         })
         .collect();
     let txs = sign_all(&town.chain_id, work);
@@ -214,15 +194,7 @@ pub(crate) async fn sale_open(
             let operator = town.operators[i % town.operators.len()].clone();
             let sets = 1 + (i as u32 / town.residents.len() as u32) % cap;
             let cash_received = Yen(10_000 * u64::from(sets));
-            (
-                operator,
-                Action::SellSets {
-                    issue: town.issue,
-                    resident,
-                    sets,
-                    cash_received,
-                },
-            )
+            (operator, Action::SellSets { issue: town.issue, resident, sets, cash_received })
         })
         .collect();
     let txs = sign_all(&town.chain_id, work);
@@ -240,29 +212,17 @@ pub(crate) async fn sale_open(
         "sets sold {} of {} (left {})",
         issue.sets_sold, issue.params.total_sets, issue.sets_left
     ));
-    outcome.notes.push(format!(
-        "every attempt answered: {}",
-        results.len() == attempts
-    ));
+    outcome.notes.push(format!("every attempt answered: {}", results.len() == attempts));
     if issue.sets_left != 0 || results.len() != attempts {
         outcome.errors += 1;
     }
-    let sold_out_at = results
-        .iter()
-        .filter(|r| r.status == TxStatus::Applied)
-        .count();
-    outcome.notes.push(format!(
-        "{sold_out_at} sales applied in {:.2} s",
-        started.elapsed().as_secs_f64()
-    ));
+    let sold_out_at = results.iter().filter(|r| r.status == TxStatus::Applied).count();
+    outcome.notes.push(format!("{sold_out_at} sales applied in {:.2} s", started.elapsed().as_secs_f64()));
     Ok((outcome, results))
 }
 
 pub(crate) fn print(o: &Outcome, batch_verify_per_s: f64) {
-    println!(
-        "scenario {} ({}, concurrency {}):",
-        o.scenario, o.mode, o.concurrency
-    );
+    println!("scenario {} ({}, concurrency {}):", o.scenario, o.mode, o.concurrency);
     println!(
         "  committed            {:>10} ({} applied, {} rejected) of {} submitted",
         o.committed, o.applied, o.rejected, o.submitted
@@ -273,10 +233,7 @@ pub(crate) fn print(o: &Outcome, batch_verify_per_s: f64) {
         o.committed_tx_per_s,
         o.committed_tx_per_s / batch_verify_per_s
     );
-    println!(
-        "  latency p50 / p99 / max   {:.1} / {:.1} / {:.1} ms",
-        o.p50_ms, o.p99_ms, o.max_ms
-    );
+    println!("  latency p50 / p99 / max   {:.1} / {:.1} / {:.1} ms", o.p50_ms, o.p99_ms, o.max_ms);
     for note in &o.notes {
         println!("  {note}");
     }

@@ -22,9 +22,7 @@ pub(crate) fn id(key: &SigningKey) -> AccountId {
 }
 
 pub(crate) fn keys(n: usize) -> Vec<SigningKey> {
-    (0..n)
-        .map(|_| SigningKey::generate(&mut rand::rngs::OsRng))
-        .collect()
+    (0..n).map(|_| SigningKey::generate(&mut rand::rngs::OsRng)).collect()
 }
 
 /// Signs many transactions on every core.
@@ -35,17 +33,11 @@ pub(crate) fn sign_all(chain_id: &str, work: Vec<(SigningKey, Action)>) -> Vec<S
         let handles: Vec<_> = work
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(k, a)| sign(chain_id, k, a.clone()))
-                        .collect::<Vec<_>>()
-                })
+                scope
+                    .spawn(move || part.iter().map(|(k, a)| sign(chain_id, k, a.clone())).collect::<Vec<_>>())
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("signing thread"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("signing thread")).collect()
     })
 }
 
@@ -70,23 +62,11 @@ pub(crate) struct TownSize {
     pub(crate) cap: u32,
 }
 
-pub(crate) async fn setup(
-    client: &Client,
-    town: SigningKey,
-    size: &TownSize,
-) -> anyhow::Result<Town> {
+pub(crate) async fn setup(client: &Client, town: SigningKey, size: &TownSize) -> anyhow::Result<Town> {
     let head = client.head().await.context("reaching the node")?;
     let chain_id = head.chain_id;
-    let issue = client
-        .issues()
-        .await?
-        .iter()
-        .map(|i| i.params.id)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let (operators, shops, residents) =
-        (keys(size.operators), keys(size.shops), keys(size.residents));
+    let issue = client.issues().await?.iter().map(|i| i.params.id).max().unwrap_or(0) + 1;
+    let (operators, shops, residents) = (keys(size.operators), keys(size.shops), keys(size.residents));
     let now = machi_client::now_ms();
     let params = IssueParams {
         id: issue,
@@ -103,31 +83,13 @@ pub(crate) async fn setup(
         cash_out_deadline_ms: now + 60 * DAY_MS,
         cash_out_fee: RateBp(50),
     };
-    let mut work: Vec<(SigningKey, Action)> =
-        vec![(town.clone(), Action::CreateIssue { issue: params })];
+    let mut work: Vec<(SigningKey, Action)> = vec![(town.clone(), Action::CreateIssue { issue: params })];
     for (i, op) in operators.iter().enumerate() {
-        work.push((
-            town.clone(),
-            Action::RegisterOperator {
-                operator: id(op),
-                name: format!("窓口{i}"),
-            },
-        ));
+        work.push((town.clone(), Action::RegisterOperator { operator: id(op), name: format!("窓口{i}") }));
     }
     for (i, shop) in shops.iter().enumerate() {
-        let class = if i % 4 == 0 {
-            ShopClass::Large
-        } else {
-            ShopClass::Local
-        };
-        work.push((
-            town.clone(),
-            Action::RegisterShop {
-                shop: id(shop),
-                name: format!("店{i}"),
-                class,
-            },
-        ));
+        let class = if i % 4 == 0 { ShopClass::Large } else { ShopClass::Local };
+        work.push((town.clone(), Action::RegisterShop { shop: id(shop), name: format!("店{i}"), class }));
     }
     submit_all(client, &sign_all(&chain_id, work)).await?;
     let registrations = residents
@@ -137,11 +99,7 @@ pub(crate) async fn setup(
             let resident_hash = machi_ledger::Hash32(rand::random());
             (
                 operators[i % operators.len()].clone(),
-                Action::RegisterResident {
-                    resident: id(r),
-                    resident_hash,
-                    worker: false,
-                },
+                Action::RegisterResident { resident: id(r), resident_hash, worker: false },
             )
         })
         .collect();
@@ -152,22 +110,12 @@ pub(crate) async fn setup(
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let action = Action::SellSets {
-                    issue,
-                    resident: id(r),
-                    sets: size.sets_each,
-                    cash_received: cash,
-                };
+                let action =
+                    Action::SellSets { issue, resident: id(r), sets: size.sets_each, cash_received: cash };
                 (operators[i % operators.len()].clone(), action)
             })
             .collect();
         submit_all(client, &sign_all(&chain_id, sales)).await?;
     }
-    Ok(Town {
-        chain_id,
-        operators,
-        shops,
-        residents,
-        issue,
-    })
+    Ok(Town { chain_id, operators, shops, residents, issue })
 }

@@ -19,11 +19,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum ClientError {
     /// The node answered with an error (`code` is the stable machine-readable code).
     #[error("{code}: {message} (HTTP {status})")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     #[error("the node at {0} could not be reached: {1}")]
     Unreachable(String, String),
     #[error("the node's answer was not understood: {0}")]
@@ -54,9 +50,7 @@ struct ErrorWithResult {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Signs `action` for `chain_id` now, with a random nonce.
@@ -84,10 +78,7 @@ impl Client {
             .pool_max_idle_per_host(1024)
             .build()
             .expect("a client without TLS always builds");
-        Client {
-            base: base.trim_end_matches('/').to_string(),
-            http,
-        }
+        Client { base: base.trim_end_matches('/').to_string(), http }
     }
 
     pub fn base(&self) -> &str {
@@ -95,22 +86,16 @@ impl Client {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable(self.base.clone(), e.to_string()))?;
+        let response =
+            request.send().await.map_err(|e| ClientError::Unreachable(self.base.clone(), e.to_string()))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable(self.base.clone(), e.to_string()))?;
+        let body =
+            response.bytes().await.map_err(|e| ClientError::Unreachable(self.base.clone(), e.to_string()))?;
         Ok((status, body.to_vec()))
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let (status, body) = self
-            .send(self.http.get(format!("{}{path}", self.base)))
-            .await?;
+        let (status, body) = self.send(self.http.get(format!("{}{path}", self.base))).await?;
         decode(status, &body)
     }
 
@@ -118,34 +103,23 @@ impl Client {
     /// Rejections and refusals come back as `Ok` with that status; `Err` means no
     /// result at all (malformed request, node busy or unreachable).
     pub async fn submit(&self, tx: &SignedTx) -> Result<TxResultView, ClientError> {
-        let request = self
-            .http
-            .post(format!("{}/v1/transactions", self.base))
-            .json(tx);
+        let request = self.http.post(format!("{}/v1/transactions", self.base)).json(tx);
         let (status, body) = self.send(request).await?;
         if status == 200 {
             return decode(status, &body);
         }
         match serde_json::from_slice::<ErrorWithResult>(&body) {
-            Ok(ErrorWithResult {
-                result: Some(result),
-                ..
-            }) => Ok(result),
-            Ok(ErrorWithResult { error, .. }) => Err(ClientError::Api {
-                status,
-                code: error.code,
-                message: error.message,
-            }),
+            Ok(ErrorWithResult { result: Some(result), .. }) => Ok(result),
+            Ok(ErrorWithResult { error, .. }) => {
+                Err(ClientError::Api { status, code: error.code, message: error.message })
+            }
             Err(e) => Err(ClientError::Decode(e.to_string())),
         }
     }
 
     /// Submits up to `SUBMIT_TXS_MAX` transactions in one request; results line up.
     pub async fn submit_batch(&self, txs: &[SignedTx]) -> Result<Vec<TxResultView>, ClientError> {
-        let request = self
-            .http
-            .post(format!("{}/v1/transactions", self.base))
-            .json(txs);
+        let request = self.http.post(format!("{}/v1/transactions", self.base)).json(txs);
         let (status, body) = self.send(request).await?;
         decode(status, &body)
     }
@@ -188,11 +162,7 @@ fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, ClientErro
         return serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()));
     }
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { error }) => Err(ClientError::Api {
-            status,
-            code: error.code,
-            message: error.message,
-        }),
+        Ok(ErrorBody { error }) => Err(ClientError::Api { status, code: error.code, message: error.message }),
         Err(_) => Err(ClientError::Api {
             status,
             code: "http_error".into(),

@@ -50,12 +50,7 @@ pub struct TxResultView {
 }
 
 impl TxResultView {
-    pub fn committed(
-        tx_id: TxId,
-        outcome: Outcome,
-        height: u64,
-        block_hash: Hash32,
-    ) -> TxResultView {
+    pub fn committed(tx_id: TxId, outcome: Outcome, height: u64, block_hash: Hash32) -> TxResultView {
         let (status, reason) = match outcome {
             Outcome::Applied => (TxStatus::Applied, None),
             Outcome::Rejected(reason) => (TxStatus::Rejected, Some(reason)),
@@ -314,22 +309,14 @@ impl BlockView {
         let mut txs = Vec::with_capacity(self.txs.len());
         let mut outcomes = Vec::with_capacity(self.txs.len());
         for (i, tx) in self.txs.iter().enumerate() {
-            let signature =
-                hex64(&tx.signature).ok_or(format!("tx {i}: signature is not 128 hex digits"))?;
-            let body =
-                hex::decode(&tx.body_hex).map_err(|_| format!("tx {i}: body_hex is not hex"))?;
-            let signed = SignedTx {
-                signer: tx.signer,
-                signature,
-                body,
-            };
+            let signature = hex64(&tx.signature).ok_or(format!("tx {i}: signature is not 128 hex digits"))?;
+            let body = hex::decode(&tx.body_hex).map_err(|_| format!("tx {i}: body_hex is not hex"))?;
+            let signed = SignedTx { signer: tx.signer, signature, body };
             if signed.id(&self.chain_id) != tx.id {
                 return Err(format!("tx {i}: id does not match its signer and body"));
             }
-            let outcome = Outcome::from_parts(tx.status, tx.reason_code).ok_or(format!(
-                "tx {i}: unknown status {} / reason code {}",
-                tx.status, tx.reason_code
-            ))?;
+            let outcome = Outcome::from_parts(tx.status, tx.reason_code)
+                .ok_or(format!("tx {i}: unknown status {} / reason code {}", tx.status, tx.reason_code))?;
             txs.push(signed);
             outcomes.push(outcome);
         }
@@ -344,12 +331,7 @@ impl BlockView {
             producer: self.producer,
         };
         let signature = hex64(&self.signature).ok_or("block signature is not 128 hex digits")?;
-        let block = Block {
-            header,
-            signature,
-            txs,
-            outcomes,
-        };
+        let block = Block { header, signature, txs, outcomes };
         if block.hash() != self.hash {
             return Err("hash does not match the header".to_string());
         }

@@ -29,8 +29,7 @@ impl BlockHeader {
     pub fn bytes(&self) -> Vec<u8> {
         let chain = self.chain_id.as_bytes();
         let chain_len = u16::try_from(chain.len()).expect("chain id length is checked at init");
-        let mut out =
-            Vec::with_capacity(BLOCK_DOMAIN.len() + 1 + 2 + chain.len() + 8 + 32 + 8 + 4 + 96);
+        let mut out = Vec::with_capacity(BLOCK_DOMAIN.len() + 1 + 2 + chain.len() + 8 + 32 + 8 + 4 + 96);
         out.extend_from_slice(BLOCK_DOMAIN);
         out.push(0);
         out.extend_from_slice(&chain_len.to_be_bytes());
@@ -65,10 +64,7 @@ impl Block {
     }
 
     pub fn tx_ids(&self) -> Vec<TxId> {
-        self.txs
-            .iter()
-            .map(|tx| tx.id(&self.header.chain_id))
-            .collect()
+        self.txs.iter().map(|tx| tx.id(&self.header.chain_id)).collect()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -83,46 +79,22 @@ impl Block {
 /// Roots of a block's transactions and outcomes.
 pub fn roots(ids: &[TxId], outcomes: &[Outcome]) -> (Hash32, Hash32) {
     let leaves: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
-    let records: Vec<[u8; 32]> = ids
-        .iter()
-        .zip(outcomes)
-        .map(|(id, o)| outcome_record(id, o.status(), o.reason_code()).0)
-        .collect();
+    let records: Vec<[u8; 32]> =
+        ids.iter().zip(outcomes).map(|(id, o)| outcome_record(id, o.status(), o.reason_code()).0).collect();
     (merkle_root(&leaves), merkle_root(&records))
 }
 
-fn seal(
-    header: BlockHeader,
-    producer: &SigningKey,
-    txs: Vec<SignedTx>,
-    outcomes: Vec<Outcome>,
-) -> Block {
+fn seal(header: BlockHeader, producer: &SigningKey, txs: Vec<SignedTx>, outcomes: Vec<Outcome>) -> Block {
     let signature = producer.sign(&header.hash().0).to_bytes();
-    Block {
-        header,
-        signature,
-        txs,
-        outcomes,
-    }
+    Block { header, signature, txs, outcomes }
 }
 
 /// The genesis block: height 0, zero previous hash, one transaction naming the town and
 /// the producer, signed by the town.
-pub fn genesis(
-    state: &mut State,
-    genesis_tx: VerifiedTx,
-    now_ms: u64,
-    producer: &SigningKey,
-) -> Block {
+pub fn genesis(state: &mut State, genesis_tx: VerifiedTx, now_ms: u64, producer: &SigningKey) -> Block {
     assert!(state.town.is_none(), "genesis on a chain that has one");
-    let at = ApplyAt {
-        now_ms,
-        height: 0,
-        index: 0,
-    };
-    let outcome = state
-        .apply(&genesis_tx, at)
-        .expect("genesis transaction is admitted");
+    let at = ApplyAt { now_ms, height: 0, index: 0 };
+    let outcome = state.apply(&genesis_tx, at).expect("genesis transaction is admitted");
     assert_eq!(outcome, Outcome::Applied, "genesis transaction applies");
     let (tx_root, outcome_root) = roots(&[genesis_tx.id], &[outcome]);
     let header = BlockHeader {
@@ -150,10 +122,7 @@ pub fn produce(
     txs: Vec<VerifiedTx>,
     producer: &SigningKey,
 ) -> (Block, Vec<TxResult>) {
-    assert!(
-        txs.len() <= BLOCK_TXS_MAX,
-        "block over its transaction limit"
-    );
+    assert!(txs.len() <= BLOCK_TXS_MAX, "block over its transaction limit");
     let height = prev.height + 1;
     let now_ms = now_ms.max(prev.timestamp_ms);
     let mut results = Vec::with_capacity(txs.len());
@@ -162,14 +131,7 @@ pub fn produce(
     let mut outcomes = Vec::with_capacity(txs.len());
     for tx in txs {
         let index = u32::try_from(ids.len()).expect("bounded by BLOCK_TXS_MAX");
-        let result = state.apply(
-            &tx,
-            ApplyAt {
-                now_ms,
-                height,
-                index,
-            },
-        );
+        let result = state.apply(&tx, ApplyAt { now_ms, height, index });
         if let Ok(outcome) = result {
             ids.push(tx.id);
             signed.push(tx.signed);
@@ -200,10 +162,7 @@ pub enum ChainError {
 }
 
 fn bad(height: u64, what: impl Into<String>) -> ChainError {
-    ChainError::Bad {
-        height,
-        what: what.into(),
-    }
+    ChainError::Bad { height, what: what.into() }
 }
 
 /// How much replay checks transaction signatures. The node's own log was verified when it
@@ -226,30 +185,17 @@ pub fn replay(
     let h = &block.header;
     let height = h.height;
     if h.chain_id != state.chain_id {
-        return Err(bad(
-            height,
-            format!("chain id {:?} is not {:?}", h.chain_id, state.chain_id),
-        ));
+        return Err(bad(height, format!("chain id {:?} is not {:?}", h.chain_id, state.chain_id)));
     }
     match prev {
         None if height != 0 || h.prev_hash != Hash32::default() => {
-            return Err(bad(
-                height,
-                "the first block is not a genesis block (height 0, zero prev_hash)",
-            ))
+            return Err(bad(height, "the first block is not a genesis block (height 0, zero prev_hash)"))
         }
-        Some(p) if height != p.height + 1 => {
-            return Err(bad(height, format!("height follows {}", p.height)))
-        }
+        Some(p) if height != p.height + 1 => return Err(bad(height, format!("height follows {}", p.height))),
         Some(p) if h.prev_hash != p.hash() => {
-            return Err(bad(
-                height,
-                format!("prev_hash does not match block {}'s hash", p.height),
-            ))
+            return Err(bad(height, format!("prev_hash does not match block {}'s hash", p.height)))
         }
-        Some(p) if h.timestamp_ms < p.timestamp_ms => {
-            return Err(bad(height, "timestamp goes backwards"))
-        }
+        Some(p) if h.timestamp_ms < p.timestamp_ms => return Err(bad(height, "timestamp goes backwards")),
         _ => {}
     }
     if block.txs.len() != block.outcomes.len() || h.tx_count as usize != block.txs.len() {
@@ -259,9 +205,7 @@ pub fn replay(
         .txs
         .iter()
         .enumerate()
-        .map(|(i, tx)| {
-            decode(&h.chain_id, tx.clone()).map_err(|e| bad(height, format!("tx {i}: {e}")))
-        })
+        .map(|(i, tx)| decode(&h.chain_id, tx.clone()).map_err(|e| bad(height, format!("tx {i}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let ids: Vec<TxId> = txs.iter().map(|tx| tx.id).collect();
     let (tx_root, outcome_root) = roots(&ids, &block.outcomes);
@@ -279,33 +223,21 @@ pub fn replay(
         }
     }
     for (i, (tx, recorded)) in txs.iter().zip(&block.outcomes).enumerate() {
-        let at = ApplyAt {
-            now_ms: h.timestamp_ms,
-            height,
-            index: i as u32,
-        };
+        let at = ApplyAt { now_ms: h.timestamp_ms, height, index: i as u32 };
         match state.apply(tx, at) {
             Ok(outcome) if outcome == *recorded => {}
             Ok(outcome) => {
                 return Err(bad(
                     height,
-                    format!(
-                        "tx {i} ({}): recorded {recorded:?}, rules give {outcome:?}",
-                        tx.id
-                    ),
+                    format!("tx {i} ({}): recorded {recorded:?}, rules give {outcome:?}", tx.id),
                 ))
             }
             Err(refusal) => {
-                return Err(bad(
-                    height,
-                    format!("tx {i} ({}): must be refused: {refusal}", tx.id),
-                ))
+                return Err(bad(height, format!("tx {i} ({}): must be refused: {refusal}", tx.id)))
             }
         }
     }
-    let producer = state
-        .producer
-        .ok_or_else(|| bad(height, "no producer named at genesis"))?;
+    let producer = state.producer.ok_or_else(|| bad(height, "no producer named at genesis"))?;
     if h.producer != producer {
         return Err(bad(height, "producer is not the chain's producer"));
     }
@@ -317,6 +249,5 @@ pub fn replay(
 pub fn verify_producer(block: &Block) -> Result<(), TxError> {
     let key = VerifyingKey::from_bytes(&block.header.producer.0).map_err(|_| TxError::BadKey)?;
     let signature = Signature::from_bytes(&block.signature);
-    key.verify_strict(&block.hash().0, &signature)
-        .map_err(|_| TxError::BadSignature)
+    key.verify_strict(&block.hash().0, &signature).map_err(|_| TxError::BadSignature)
 }

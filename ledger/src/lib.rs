@@ -20,19 +20,17 @@ pub mod api;
 pub mod time;
 
 pub use block::{
-    genesis, produce, replay, roots, verify_producer, Block, BlockHeader, ChainError,
-    SignatureCheck, TxResult, BLOCK_TXS_MAX,
+    genesis, produce, replay, roots, verify_producer, Block, BlockHeader, ChainError, SignatureCheck,
+    TxResult, BLOCK_TXS_MAX,
 };
 pub use hash::{merkle_root, outcome_record, sha256, tx_id, AccountId, Hash32, TxId};
 pub use issue::{IssueParams, IssueState, Supply};
 pub use reason::{Outcome, Reason, Refusal};
-pub use state::{
-    Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord,
-};
+pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
 pub use tx::{
-    decode, signer_key, verify_batch, verify_one, Action, IssueId, Kind, ShopClass, SignedTx,
-    TxBody, TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX,
-    NAME_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+    decode, signer_key, verify_batch, verify_one, Action, IssueId, Kind, ShopClass, SignedTx, TxBody,
+    TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, NAME_CHARS_MAX,
+    SETTLE_REQUESTS_MAX, TTL_MS_MAX,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

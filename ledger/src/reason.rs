@@ -154,10 +154,7 @@ mod tests {
         for &reason in Reason::ALL {
             assert_eq!(Reason::from_code(reason.code()), Some(reason));
             let outcome = Outcome::Rejected(reason);
-            assert_eq!(
-                Outcome::from_parts(outcome.status(), outcome.reason_code()),
-                Some(outcome)
-            );
+            assert_eq!(Outcome::from_parts(outcome.status(), outcome.reason_code()), Some(outcome));
         }
     }
 }

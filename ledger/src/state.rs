@@ -81,33 +81,20 @@ impl Account {
     }
 
     pub fn total(&self) -> Yen {
-        self.lots
-            .iter()
-            .fold(Yen::ZERO, |sum, l| sum.plus(l.amount))
+        self.lots.iter().fold(Yen::ZERO, |sum, l| sum.plus(l.amount))
     }
 
     pub fn sets_bought(&self, issue: IssueId) -> u32 {
-        self.bought
-            .iter()
-            .find(|(i, _)| *i == issue)
-            .map_or(0, |(_, n)| *n)
+        self.bought.iter().find(|(i, _)| *i == issue).map_or(0, |(_, n)| *n)
     }
 
     fn credit(&mut self, issue: IssueId, kind: Kind, amount: Yen) {
         if amount.is_zero() {
             return;
         }
-        match self
-            .lots
-            .iter_mut()
-            .find(|l| l.issue == issue && l.kind == kind)
-        {
+        match self.lots.iter_mut().find(|l| l.issue == issue && l.kind == kind) {
             Some(lot) => lot.amount = lot.amount.plus(amount),
-            None => self.lots.push(Lot {
-                issue,
-                kind,
-                amount,
-            }),
+            None => self.lots.push(Lot { issue, kind, amount }),
         }
     }
 
@@ -142,10 +129,7 @@ pub struct Payment {
 #[serde(rename_all = "snake_case")]
 pub enum CashOutStatus {
     Pending,
-    Paid {
-        settlement: TxId,
-        transfer_date: String,
-    },
+    Paid { settlement: TxId, transfer_date: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,10 +184,7 @@ pub struct ApplyAt {
 
 impl State {
     pub fn new(chain_id: &str) -> State {
-        State {
-            chain_id: chain_id.to_string(),
-            ..State::default()
-        }
+        State { chain_id: chain_id.to_string(), ..State::default() }
     }
 
     /// Applies one verified transaction at block time `at.now_ms`. `Err` means refused:
@@ -219,11 +200,7 @@ impl State {
             Ok(()) => Outcome::Applied,
             Err(reason) => Outcome::Rejected(reason),
         };
-        let record = TxRecord {
-            height: at.height,
-            index: at.index,
-            outcome,
-        };
+        let record = TxRecord { height: at.height, index: at.index, outcome };
         self.txs.insert(tx.id, record);
         Ok(outcome)
     }
@@ -265,9 +242,7 @@ impl State {
                 Role::Town,
             ) => true,
             (
-                Action::RegisterResident { .. }
-                | Action::SellSets { .. }
-                | Action::ReplaceKey { .. },
+                Action::RegisterResident { .. } | Action::SellSets { .. } | Action::ReplaceKey { .. },
                 Role::Operator,
             ) => true,
             (Action::Pay { .. }, Role::Resident { .. }) => true,
@@ -289,10 +264,7 @@ impl State {
         match role {
             Role::Town => *target != town,
             Role::Operator => {
-                matches!(
-                    self.accounts.get(target).map(|a| a.role),
-                    Some(Role::Resident { .. })
-                )
+                matches!(self.accounts.get(target).map(|a| a.role), Some(Role::Resident { .. }))
             }
             _ => false,
         }
@@ -308,8 +280,7 @@ impl State {
             Action::Genesis { town, producer } => {
                 self.town = Some(*town);
                 self.producer = Some(*producer);
-                self.accounts
-                    .insert(*town, Account::new(Role::Town, "town".into()));
+                self.accounts.insert(*town, Account::new(Role::Town, "town".into()));
                 Ok(())
             }
             Action::RegisterOperator { operator, name } => {
@@ -318,35 +289,24 @@ impl State {
             Action::RegisterShop { shop, name, class } => {
                 self.register(*shop, Role::Shop(*class), name, None)
             }
-            Action::RegisterResident {
-                resident,
-                resident_hash,
-                worker,
-            } => {
+            Action::RegisterResident { resident, resident_hash, worker } => {
                 let role = Role::Resident { worker: *worker };
                 self.register(*resident, role, "", Some(*resident_hash))
             }
             Action::CreateIssue { issue } => self.create_issue(issue),
-            Action::SellSets {
-                issue,
-                resident,
-                sets,
-                cash_received,
-            } => self.sell_sets(*issue, *resident, *sets, *cash_received, now_ms),
-            Action::Pay {
-                shop,
-                amount,
-                invoice,
-            } => self.pay(tx.id, signer, *shop, *amount, invoice.as_deref(), now_ms),
+            Action::SellSets { issue, resident, sets, cash_received } => {
+                self.sell_sets(*issue, *resident, *sets, *cash_received, now_ms)
+            }
+            Action::Pay { shop, amount, invoice } => {
+                self.pay(tx.id, signer, *shop, *amount, invoice.as_deref(), now_ms)
+            }
             Action::Refund { payment, amount } => self.refund(signer, *payment, *amount),
             Action::RequestCashOut { issue, amount } => {
                 self.request_cash_out(tx.id, signer, *issue, *amount, now_ms)
             }
-            Action::SettleCashOuts {
-                cash_outs,
-                transfer_date,
-                file_sha256,
-            } => self.settle(tx.id, cash_outs, transfer_date, *file_sha256),
+            Action::SettleCashOuts { cash_outs, transfer_date, file_sha256 } => {
+                self.settle(tx.id, cash_outs, transfer_date, *file_sha256)
+            }
             Action::ExpireIssue { issue } => self.expire(*issue, now_ms),
             Action::ReplaceKey { old, new } => self.replace_key(*old, *new),
             Action::Freeze { account } => self.set_frozen(*account, true),
@@ -436,28 +396,16 @@ impl State {
             return Err(Reason::NotEnoughSetsLeft);
         }
         let bought = account.sets_bought(issue_id);
-        if bought
-            .checked_add(sets)
-            .is_none_or(|total| total > params.max_sets_per_resident)
-        {
+        if bought.checked_add(sets).is_none_or(|total| total > params.max_sets_per_resident) {
             return Err(Reason::OverCap);
         }
         // Sets are bounded by total_sets, for which is_valid checked every product fits.
-        let price = params
-            .price
-            .checked_mul(u64::from(sets))
-            .expect("checked at create");
+        let price = params.price.checked_mul(u64::from(sets)).expect("checked at create");
         if cash != price {
             return Err(Reason::CashMismatch);
         }
-        let common = params
-            .common_per_set
-            .checked_mul(u64::from(sets))
-            .expect("checked");
-        let local = params
-            .local_per_set
-            .checked_mul(u64::from(sets))
-            .expect("checked");
+        let common = params.common_per_set.checked_mul(u64::from(sets)).expect("checked");
+        let local = params.local_per_set.checked_mul(u64::from(sets)).expect("checked");
 
         let issue = self.issues.get_mut(&issue_id).expect("looked up above");
         let supply = &mut issue.supply;
@@ -527,10 +475,7 @@ impl State {
             }
             let take = lot.amount.min(left);
             left = left.minus(take);
-            takes.push(Lot {
-                amount: take,
-                ..lot
-            });
+            takes.push(Lot { amount: take, ..lot });
         }
         if !left.is_zero() {
             return Err(Reason::InsufficientBalance);
@@ -539,28 +484,14 @@ impl State {
             self.move_resident_to_shop(payer, shop, *take);
         }
         let invoice = invoice.map(str::to_string);
-        let payment = Payment {
-            payer,
-            shop,
-            amount,
-            takes,
-            refunded: Yen::ZERO,
-            invoice,
-            at_ms: now_ms,
-        };
+        let payment = Payment { payer, shop, amount, takes, refunded: Yen::ZERO, invoice, at_ms: now_ms };
         self.payments.insert(id, payment);
         Ok(())
     }
 
     fn move_resident_to_shop(&mut self, resident: AccountId, shop: AccountId, lot: Lot) {
-        self.accounts
-            .get_mut(&resident)
-            .expect("resident")
-            .debit(lot.issue, lot.kind, lot.amount);
-        self.accounts
-            .get_mut(&shop)
-            .expect("shop")
-            .credit(lot.issue, lot.kind, lot.amount);
+        self.accounts.get_mut(&resident).expect("resident").debit(lot.issue, lot.kind, lot.amount);
+        self.accounts.get_mut(&shop).expect("shop").credit(lot.issue, lot.kind, lot.amount);
         let supply = &mut self.issues.get_mut(&lot.issue).expect("issue").supply;
         *supply.residents_mut(lot.kind) = supply.residents_mut(lot.kind).minus(lot.amount);
         *supply.shops_mut(lot.kind) = supply.shops_mut(lot.kind).plus(lot.amount);
@@ -581,10 +512,7 @@ impl State {
         if amount.is_zero() {
             return Err(Reason::ZeroAmount);
         }
-        let payment = self
-            .payments
-            .get(&payment_id)
-            .ok_or(Reason::UnknownPayment)?;
+        let payment = self.payments.get(&payment_id).ok_or(Reason::UnknownPayment)?;
         if payment.shop != shop {
             return Err(Reason::NotYourPayment);
         }
@@ -600,17 +528,11 @@ impl State {
             skip = skip.minus(skipped);
             let restore = take.amount.minus(skipped).min(left);
             if !restore.is_zero() {
-                restores.push(Lot {
-                    amount: restore,
-                    ..*take
-                });
+                restores.push(Lot { amount: restore, ..*take });
                 left = left.minus(restore);
             }
         }
-        assert!(
-            left.is_zero(),
-            "refund within the refundable amount must be restorable"
-        );
+        assert!(left.is_zero(), "refund within the refundable amount must be restorable");
         let shop_account = self.accounts.get(&shop).expect("signer admitted");
         for lot in &restores {
             if self.issues[&lot.issue].residents_expired {
@@ -622,14 +544,8 @@ impl State {
         }
         let resident = self.current_key(payment.payer);
         for lot in restores {
-            self.accounts
-                .get_mut(&shop)
-                .expect("shop")
-                .debit(lot.issue, lot.kind, lot.amount);
-            self.accounts
-                .get_mut(&resident)
-                .expect("payer")
-                .credit(lot.issue, lot.kind, lot.amount);
+            self.accounts.get_mut(&shop).expect("shop").debit(lot.issue, lot.kind, lot.amount);
+            self.accounts.get_mut(&resident).expect("payer").credit(lot.issue, lot.kind, lot.amount);
             let supply = &mut self.issues.get_mut(&lot.issue).expect("issue").supply;
             *supply.shops_mut(lot.kind) = supply.shops_mut(lot.kind).minus(lot.amount);
             *supply.residents_mut(lot.kind) = supply.residents_mut(lot.kind).plus(lot.amount);
@@ -712,10 +628,7 @@ impl State {
         }
         let mut total = Yen::ZERO;
         for cash_out_id in cash_outs {
-            let cash_out = self
-                .cash_outs
-                .get(cash_out_id)
-                .ok_or(Reason::UnknownCashOut)?;
+            let cash_out = self.cash_outs.get(cash_out_id).ok_or(Reason::UnknownCashOut)?;
             if cash_out.status != CashOutStatus::Pending {
                 return Err(Reason::CashOutNotPending);
             }
@@ -723,10 +636,8 @@ impl State {
         }
         for cash_out_id in cash_outs {
             let cash_out = self.cash_outs.get_mut(cash_out_id).expect("checked above");
-            cash_out.status = CashOutStatus::Paid {
-                settlement: id,
-                transfer_date: transfer_date.to_string(),
-            };
+            cash_out.status =
+                CashOutStatus::Paid { settlement: id, transfer_date: transfer_date.to_string() };
             let supply = &mut self.issues.get_mut(&cash_out.issue).expect("issue").supply;
             supply.pending_cash_out = supply.pending_cash_out.minus(cash_out.net);
             supply.paid_out = supply.paid_out.plus(cash_out.net);
@@ -764,11 +675,8 @@ impl State {
                 if lot.issue != issue_id {
                     return true;
                 }
-                let bucket = if is_shop {
-                    expired.shops_mut(lot.kind)
-                } else {
-                    expired.residents_mut(lot.kind)
-                };
+                let bucket =
+                    if is_shop { expired.shops_mut(lot.kind) } else { expired.residents_mut(lot.kind) };
                 *bucket = bucket.plus(lot.amount);
                 false
             });
@@ -776,14 +684,9 @@ impl State {
         let issue = self.issues.get_mut(&issue_id).expect("looked up above");
         let supply = &mut issue.supply;
         for kind in [Kind::Common, Kind::Local] {
-            *supply.residents_mut(kind) = supply
-                .residents_mut(kind)
-                .minus(*expired.residents_mut(kind));
+            *supply.residents_mut(kind) = supply.residents_mut(kind).minus(*expired.residents_mut(kind));
             *supply.shops_mut(kind) = supply.shops_mut(kind).minus(*expired.shops_mut(kind));
-            supply.expired = supply
-                .expired
-                .plus(*expired.residents_mut(kind))
-                .plus(*expired.shops_mut(kind));
+            supply.expired = supply.expired.plus(*expired.residents_mut(kind)).plus(*expired.shops_mut(kind));
         }
         issue.residents_expired = true;
         issue.shops_expired |= shops;
@@ -836,19 +739,9 @@ impl State {
                 s.issued(),
                 s.accounted()
             );
-            assert!(
-                s.sets_sold <= issue.params.total_sets,
-                "issue {id} sold beyond its cap"
-            );
-            let price = issue
-                .params
-                .price
-                .checked_mul(u64::from(s.sets_sold))
-                .expect("checked");
-            assert_eq!(
-                s.cash_received, price,
-                "issue {id}: cash received != sets sold x price"
-            );
+            assert!(s.sets_sold <= issue.params.total_sets, "issue {id} sold beyond its cap");
+            let price = issue.params.price.checked_mul(u64::from(s.sets_sold)).expect("checked");
+            assert_eq!(s.cash_received, price, "issue {id}: cash received != sets sold x price");
         }
     }
 
@@ -863,12 +756,7 @@ impl State {
                 let bucket = match account.role {
                     Role::Shop(_) => sum.shops_mut(lot.kind),
                     Role::Resident { .. } => sum.residents_mut(lot.kind),
-                    _ => {
-                        return Err(format!(
-                            "account {key} of role {:?} holds value",
-                            account.role
-                        ))
-                    }
+                    _ => return Err(format!("account {key} of role {:?} holds value", account.role)),
                 };
                 *bucket = bucket.checked_add(lot.amount).ok_or("overflow")?;
                 if lot.amount.is_zero() {
@@ -876,14 +764,9 @@ impl State {
                 }
             }
             for (issue, sets) in &account.bought {
-                let cap = self
-                    .issues
-                    .get(issue)
-                    .map_or(0, |i| i.params.max_sets_per_resident);
+                let cap = self.issues.get(issue).map_or(0, |i| i.params.max_sets_per_resident);
                 if *sets > cap {
-                    return Err(format!(
-                        "account {key} bought {sets} sets of issue {issue}, cap {cap}"
-                    ));
+                    return Err(format!("account {key} bought {sets} sets of issue {issue}, cap {cap}"));
                 }
             }
         }
@@ -898,17 +781,11 @@ impl State {
             ];
             for (name, running, recomputed) in pairs {
                 if running != recomputed {
-                    return Err(format!(
-                        "issue {id}: {name} is {running} but accounts hold {recomputed}"
-                    ));
+                    return Err(format!("issue {id}: {name} is {running} but accounts hold {recomputed}"));
                 }
             }
             if !s.invariant_holds() {
-                return Err(format!(
-                    "issue {id}: issued {} != accounted {}",
-                    s.issued(),
-                    s.accounted()
-                ));
+                return Err(format!("issue {id}: issued {} != accounted {}", s.issued(), s.accounted()));
             }
         }
         match sums.keys().next() {

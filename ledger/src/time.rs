@@ -68,11 +68,7 @@ pub fn format_jst(ms: u64) -> String {
     let local = ms as i64 + JST_OFFSET_MS;
     let (y, mo, d) = civil_from_days(local.div_euclid(DAY_MS));
     let in_day = local.rem_euclid(DAY_MS) / 1000;
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}",
-        in_day / 3600,
-        in_day / 60 % 60
-    )
+    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}", in_day / 3600, in_day / 60 % 60)
 }
 
 /// `2027-01-31` in JST.

@@ -205,11 +205,7 @@ impl SignedTx {
         let signer = AccountId(key.verifying_key().to_bytes());
         let bytes = body.encode();
         let id = tx_id(chain_id, &signer, &bytes);
-        SignedTx {
-            signer,
-            signature: key.sign(&id.0).to_bytes(),
-            body: bytes,
-        }
+        SignedTx { signer, signature: key.sign(&id.0).to_bytes(), body: bytes }
     }
 
     pub fn id(&self, chain_id: &str) -> TxId {
@@ -255,8 +251,7 @@ pub fn decode(chain_id: &str, signed: SignedTx) -> Result<VerifiedTx, TxError> {
 pub fn verify_one(tx: &VerifiedTx) -> Result<(), TxError> {
     let key = signer_key(&tx.signed.signer)?;
     let signature = Signature::from_bytes(&tx.signed.signature);
-    key.verify_strict(&tx.id.0, &signature)
-        .map_err(|_| TxError::BadSignature)
+    key.verify_strict(&tx.id.0, &signature).map_err(|_| TxError::BadSignature)
 }
 
 /// Verifies many signatures at once. Returns one result per transaction: the batch
@@ -268,9 +263,7 @@ pub fn verify_batch(txs: &[VerifiedTx]) -> Vec<Result<(), TxError>> {
     let mut candidates = Vec::with_capacity(txs.len());
     for (i, tx) in txs.iter().enumerate() {
         match signer_key(&tx.signed.signer) {
-            Ok(_) if r_is_small_order(&tx.signed.signature) => {
-                results[i] = Err(TxError::BadSignature)
-            }
+            Ok(_) if r_is_small_order(&tx.signed.signature) => results[i] = Err(TxError::BadSignature),
             Ok(key) => {
                 keys.push(key);
                 candidates.push(i);
@@ -279,10 +272,8 @@ pub fn verify_batch(txs: &[VerifiedTx]) -> Vec<Result<(), TxError>> {
         }
     }
     let messages: Vec<&[u8]> = candidates.iter().map(|&i| &txs[i].id.0[..]).collect();
-    let signatures: Vec<Signature> = candidates
-        .iter()
-        .map(|&i| Signature::from_bytes(&txs[i].signed.signature))
-        .collect();
+    let signatures: Vec<Signature> =
+        candidates.iter().map(|&i| Signature::from_bytes(&txs[i].signed.signature)).collect();
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
         for &i in &candidates {
             results[i] = verify_one(&txs[i]);

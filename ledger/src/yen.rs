@@ -8,9 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// An amount of money in whole yen. Never a float; every sum is checked.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Yen(pub u64);
 
@@ -32,15 +30,13 @@ impl Yen {
     /// Adds where an overflow would be a broken invariant (totals bounded by issued supply).
     #[track_caller]
     pub fn plus(self, other: Yen) -> Yen {
-        self.checked_add(other)
-            .expect("yen total overflowed: supply invariant broken")
+        self.checked_add(other).expect("yen total overflowed: supply invariant broken")
     }
 
     /// Subtracts where going below zero would be a broken invariant.
     #[track_caller]
     pub fn minus(self, other: Yen) -> Yen {
-        self.checked_sub(other)
-            .expect("yen balance went negative: invariant broken")
+        self.checked_sub(other).expect("yen balance went negative: invariant broken")
     }
 
     pub fn is_zero(self) -> bool {
@@ -96,18 +92,14 @@ impl FromStr for Yen {
         if cleaned.is_empty() {
             return Err(ParseYenError::Empty);
         }
-        let value =
-            Decimal::from_str(&cleaned).map_err(|_| ParseYenError::NotANumber(text.to_string()))?;
+        let value = Decimal::from_str(&cleaned).map_err(|_| ParseYenError::NotANumber(text.to_string()))?;
         if value.is_sign_negative() && !value.is_zero() {
             return Err(ParseYenError::Negative(text.to_string()));
         }
         if value.fract() != Decimal::ZERO {
             return Err(ParseYenError::Fraction(text.to_string()));
         }
-        value
-            .to_u64()
-            .map(Yen)
-            .ok_or_else(|| ParseYenError::TooLarge(text.to_string()))
+        value.to_u64().map(Yen).ok_or_else(|| ParseYenError::TooLarge(text.to_string()))
     }
 }
 
@@ -136,24 +128,15 @@ impl RateBp {
     /// The fee on `amount` at this rate, rounded down to the yen.
     pub fn fee_on(self, amount: Yen) -> Yen {
         let fee = (Decimal::from(amount.0) * self.as_decimal()).floor();
-        let fee = fee
-            .to_u64()
-            .expect("fee at a rate of at most 100% fits in u64");
-        assert!(
-            fee <= amount.0,
-            "fee larger than the amount it is taken from"
-        );
+        let fee = fee.to_u64().expect("fee at a rate of at most 100% fits in u64");
+        assert!(fee <= amount.0, "fee larger than the amount it is taken from");
         Yen(fee)
     }
 }
 
 impl fmt::Display for RateBp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}%",
-            (self.as_decimal() * Decimal::from(100)).normalize()
-        )
+        write!(f, "{}%", (self.as_decimal() * Decimal::from(100)).normalize())
     }
 }
 
@@ -167,8 +150,7 @@ impl FromStr for RateBp {
             Some(n) => (n.trim(), Decimal::from(100)),
             None => (text, Decimal::ONE),
         };
-        let value =
-            Decimal::from_str(number).map_err(|_| format!("rate {text:?} is not a number"))?;
+        let value = Decimal::from_str(number).map_err(|_| format!("rate {text:?} is not a number"))?;
         let bp = value / scale * Decimal::from(10_000);
         if bp.fract() != Decimal::ZERO {
             return Err(format!("rate {text:?} is finer than 0.01%"));
@@ -186,11 +168,7 @@ mod tests {
 
     #[track_caller]
     fn check_parse(text: &str, expected: Result<u64, ()>) {
-        assert_eq!(
-            text.parse::<Yen>().map(|y| y.0).map_err(|_| ()),
-            expected,
-            "{text}"
-        );
+        assert_eq!(text.parse::<Yen>().map(|y| y.0).map_err(|_| ()), expected, "{text}");
     }
 
     #[test]

@@ -60,32 +60,18 @@ impl Auditor {
             issues: Vec::new(),
             sales_by_day: Vec::new(),
         };
-        Auditor {
-            state: None,
-            prev: None,
-            report,
-        }
+        Auditor { state: None, prev: None, report }
     }
 
     fn push(&mut self, block: &Block) -> anyhow::Result<()> {
-        let state = self
-            .state
-            .get_or_insert_with(|| State::new(&block.header.chain_id));
+        let state = self.state.get_or_insert_with(|| State::new(&block.header.chain_id));
         replay(state, self.prev.as_ref(), block, SignatureCheck::All)?;
         let r = &mut self.report;
         r.invariant_held_every_block &= state.issues.values().all(|i| i.supply.invariant_holds());
         r.blocks += 1;
         r.txs += block.txs.len() as u64;
-        r.txs_applied += block
-            .outcomes
-            .iter()
-            .filter(|o| **o == Outcome::Applied)
-            .count() as u64;
-        r.txs_rejected += block
-            .outcomes
-            .iter()
-            .filter(|o| **o != Outcome::Applied)
-            .count() as u64;
+        r.txs_applied += block.outcomes.iter().filter(|o| **o == Outcome::Applied).count() as u64;
+        r.txs_rejected += block.outcomes.iter().filter(|o| **o != Outcome::Applied).count() as u64;
         self.count_sales(block);
         self.prev = Some(block.header.clone());
         Ok(())
@@ -97,20 +83,11 @@ impl Auditor {
             let Ok(body) = machi_ledger::TxBody::decode(&tx.body) else {
                 continue;
             };
-            let machi_ledger::Action::SellSets {
-                issue,
-                sets,
-                cash_received,
-                ..
-            } = body.action
-            else {
+            let machi_ledger::Action::SellSets { issue, sets, cash_received, .. } = body.action else {
                 continue;
             };
             let sales = &mut self.report.sales_by_day;
-            let day = match sales
-                .iter()
-                .position(|d| d.issue == issue && d.date_jst == date)
-            {
+            let day = match sales.iter().position(|d| d.issue == issue && d.date_jst == date) {
                 Some(i) => &mut sales[i],
                 None => {
                     sales.push(SalesDay {
@@ -133,21 +110,13 @@ impl Auditor {
     }
 
     fn finish(mut self) -> anyhow::Result<AuditReport> {
-        let (Some(state), Some(head)) = (self.state, self.prev) else {
-            bail!("the chain has no blocks")
-        };
-        state
-            .check_full()
-            .map_err(|e| anyhow!("final state is inconsistent: {e}"))?;
+        let (Some(state), Some(head)) = (self.state, self.prev) else { bail!("the chain has no blocks") };
+        state.check_full().map_err(|e| anyhow!("final state is inconsistent: {e}"))?;
         let r = &mut self.report;
         r.chain_id = head.chain_id.clone();
         r.height = head.height;
         r.head_hash = head.hash();
-        r.issues = state
-            .issues
-            .values()
-            .map(|i| IssueSupplyView::new(&i.params, &i.supply))
-            .collect();
+        r.issues = state.issues.values().map(|i| IssueSupplyView::new(&i.params, &i.supply)).collect();
         Ok(self.report)
     }
 }
@@ -167,12 +136,14 @@ fn read_log(data_dir: &Path) -> anyhow::Result<(Vec<Vec<u8>>, u64)> {
 pub fn audit_data_dir(data_dir: &Path) -> anyhow::Result<AuditReport> {
     let (records, trailing) = read_log(data_dir)?;
     if trailing > 0 {
-        bail!("block {}: the block log ends in {trailing} bytes that are not a whole, intact block record", records.len());
+        bail!(
+            "block {}: the block log ends in {trailing} bytes that are not a whole, intact block record",
+            records.len()
+        );
     }
     let mut auditor = Auditor::new();
     for (height, record) in records.iter().enumerate() {
-        let block = Block::decode(record)
-            .ok_or_else(|| anyhow!("block {height}: record does not decode"))?;
+        let block = Block::decode(record).ok_or_else(|| anyhow!("block {height}: record does not decode"))?;
         if block.header.height != height as u64 {
             bail!("block {height}: header says height {}", block.header.height);
         }
@@ -187,8 +158,7 @@ pub fn export(data_dir: &Path, out: &Path) -> anyhow::Result<u64> {
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut writer = BufWriter::new(file);
     for (height, record) in records.iter().enumerate() {
-        let block = Block::decode(record)
-            .ok_or_else(|| anyhow!("block {height}: record does not decode"))?;
+        let block = Block::decode(record).ok_or_else(|| anyhow!("block {height}: record does not decode"))?;
         serde_json::to_writer(&mut writer, &BlockView::new(&block))?;
         writer.write_all(b"\n")?;
     }
@@ -199,10 +169,7 @@ pub fn export(data_dir: &Path, out: &Path) -> anyhow::Result<u64> {
 
 /// Checks an export file alone, without the node's database. With `expect_head`, also
 /// checks that the chain reaches that height with that hash (catches deleted blocks).
-pub fn verify_export(
-    path: &Path,
-    expect_head: Option<(u64, Hash32)>,
-) -> anyhow::Result<AuditReport> {
+pub fn verify_export(path: &Path, expect_head: Option<(u64, Hash32)>) -> anyhow::Result<AuditReport> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut auditor = Auditor::new();
     let mut hashes = Vec::new();
@@ -211,12 +178,10 @@ pub fn verify_export(
         if line.trim().is_empty() {
             continue;
         }
-        let view: BlockView = serde_json::from_str(&line)
-            .with_context(|| format!("line {}: not a block", line_no + 1))?;
+        let view: BlockView =
+            serde_json::from_str(&line).with_context(|| format!("line {}: not a block", line_no + 1))?;
         let height = view.height;
-        let block = view
-            .to_block()
-            .map_err(|e| anyhow!("block {height} (line {}): {e}", line_no + 1))?;
+        let block = view.to_block().map_err(|e| anyhow!("block {height} (line {}): {e}", line_no + 1))?;
         auditor.push(&block)?;
         hashes.push(block.hash());
     }
@@ -241,11 +206,7 @@ pub fn report_text(r: &AuditReport) -> String {
         r.chain_id, r.blocks, r.txs, r.txs_applied, r.txs_rejected
     );
     let _ = writeln!(out, "head: height {} hash {}", r.height, r.head_hash);
-    let held = if r.invariant_held_every_block {
-        "held at every block"
-    } else {
-        "BROKEN"
-    };
+    let held = if r.invariant_held_every_block { "held at every block" } else { "BROKEN" };
     let _ = writeln!(out, "supply invariant: {held}");
     if !r.sales_by_day.is_empty() {
         let _ = writeln!(out, "\nsales by day (JST):");
@@ -261,45 +222,23 @@ pub fn report_text(r: &AuditReport) -> String {
         let y = |v: machi_ledger::Yen| v.to_string();
         let _ = writeln!(out, "\nissue {} {}", i.issue, i.name);
         let rows = [
-            (
-                "sets sold / total",
-                format!("{} / {} ({} left)", i.sets_sold, i.total_sets, i.sets_left),
-            ),
+            ("sets sold / total", format!("{} / {} ({} left)", i.sets_sold, i.total_sets, i.sets_left)),
             ("cash received", y(i.cash_received)),
             (
                 "face value issued",
-                format!(
-                    "{} (common {}, local {})",
-                    y(i.issued_total),
-                    y(i.issued_common),
-                    y(i.issued_local)
-                ),
+                format!("{} (common {}, local {})", y(i.issued_total), y(i.issued_common), y(i.issued_local)),
             ),
             ("premium cost", y(i.premium_cost)),
             (
                 "held by residents",
-                format!(
-                    "common {}, local {}",
-                    y(i.residents_common),
-                    y(i.residents_local)
-                ),
+                format!("common {}, local {}", y(i.residents_common), y(i.residents_local)),
             ),
-            (
-                "held by shops",
-                format!("common {}, local {}", y(i.shops_common), y(i.shops_local)),
-            ),
+            ("held by shops", format!("common {}, local {}", y(i.shops_common), y(i.shops_local))),
             ("pending cash-out", y(i.pending_cash_out)),
             ("paid out", y(i.paid_out)),
             ("fees", y(i.fees)),
             ("expired", y(i.expired)),
-            (
-                "invariant",
-                if i.invariant_holds {
-                    "holds".into()
-                } else {
-                    "BROKEN".into()
-                },
-            ),
+            ("invariant", if i.invariant_holds { "holds".into() } else { "BROKEN".into() }),
         ];
         for (label, value) in rows {
             let _ = writeln!(out, "  {label:<20} {value}");

@@ -6,9 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use machi_ledger::api::TxStatus;
-use machi_ledger::{
-    AccountId, Action, IssueParams, RateBp, ShopClass, SignedTx, SigningKey, TxBody, Yen,
-};
+use machi_ledger::{AccountId, Action, IssueParams, RateBp, ShopClass, SignedTx, SigningKey, TxBody, Yen};
 
 use crate::Node;
 
@@ -42,13 +40,7 @@ pub async fn seed(node: &Node, data_dir: &Path) -> anyhow::Result<()> {
     let now = node.shared.clock.now_ms();
     let chain_id = node.shared.chain_id.clone();
     let sign = |key: &SigningKey, nonce: u64, action: Action| {
-        let body = TxBody {
-            chain_id: chain_id.clone(),
-            created_ms: now,
-            ttl_ms: 60_000,
-            nonce,
-            action,
-        };
+        let body = TxBody { chain_id: chain_id.clone(), created_ms: now, ttl_ms: 60_000, nonce, action };
         SignedTx::sign(&chain_id, key, &body)
     };
     let issue = IssueParams {
@@ -67,30 +59,17 @@ pub async fn seed(node: &Node, data_dir: &Path) -> anyhow::Result<()> {
         cash_out_fee: RateBp(0),
     };
     let mut txs = vec![
-        sign(
-            &town,
-            1,
-            Action::RegisterOperator {
-                operator: id(&operator),
-                name: "役場 1番窓口".into(),
-            },
-        ),
+        sign(&town, 1, Action::RegisterOperator { operator: id(&operator), name: "役場 1番窓口".into() }),
         sign(
             &town,
             2,
-            Action::RegisterShop {
-                shop: id(&yamada),
-                name: "山田商店".into(),
-                class: ShopClass::Local,
-            },
+            Action::RegisterShop { shop: id(&yamada), name: "山田商店".into(), class: ShopClass::Local },
         ),
         sign(
             &town,
             3,
             Action::RegisterShop {
-                shop: id(&super_),
-                name: "スーパーまち".into(),
-                class: ShopClass::Large,
+                shop: id(&super_), name: "スーパーまち".into(), class: ShopClass::Large
             },
         ),
         sign(&town, 4, Action::CreateIssue { issue }),
@@ -102,18 +81,10 @@ pub async fn seed(node: &Node, data_dir: &Path) -> anyhow::Result<()> {
         txs.push(sign(
             &operator,
             nonce,
-            Action::RegisterResident {
-                resident: id(&resident),
-                resident_hash,
-                worker: false,
-            },
+            Action::RegisterResident { resident: id(&resident), resident_hash, worker: false },
         ));
-        let sell = Action::SellSets {
-            issue: 1,
-            resident: id(&resident),
-            sets: 2,
-            cash_received: Yen(20_000),
-        };
+        let sell =
+            Action::SellSets { issue: 1, resident: id(&resident), sets: 2, cash_received: Yen(20_000) };
         txs.push(sign(&operator, nonce + 1, sell));
     }
     for result in node.submit(txs).await.context("seeding the demo town")? {

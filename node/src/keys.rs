@@ -21,8 +21,7 @@ pub fn write_key(path: &Path, key: &SigningKey) -> anyhow::Result<()> {
 }
 
 pub fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+    let text = fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
     let mode = fs::metadata(path)?.permissions().mode();
     if mode & 0o077 != 0 {
         tracing::warn!(

@@ -14,6 +14,7 @@ mod index;
 mod keys;
 mod metrics;
 mod node;
+mod producer;
 mod storage;
 mod verify;
 

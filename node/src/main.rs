@@ -109,14 +109,8 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {blocks} blocks to {}", out.display());
             Ok(())
         }
-        Command::Audit { data_dir, format } => {
-            report(machi_node::audit_data_dir(&data_dir), format)
-        }
-        Command::Verify {
-            file,
-            expect_head,
-            format,
-        } => {
+        Command::Audit { data_dir, format } => report(machi_node::audit_data_dir(&data_dir), format),
+        Command::Verify { file, expect_head, format } => {
             let expect = expect_head.map(|s| parse_head(&s)).transpose()?;
             report(machi_node::verify_export(&file, expect), format)
         }
@@ -124,9 +118,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn parse_head(text: &str) -> anyhow::Result<(u64, Hash32)> {
-    let (height, hash) = text
-        .split_once(':')
-        .context("--expect-head is HEIGHT:HASH")?;
+    let (height, hash) = text.split_once(':').context("--expect-head is HEIGHT:HASH")?;
     let height = height.parse().context("HEIGHT is a whole number")?;
     let hash = hash.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     Ok((height, hash))
@@ -152,17 +144,14 @@ fn report(result: anyhow::Result<machi_node::AuditReport>, format: Format) -> an
 }
 
 fn run(data_dir: PathBuf, listen: String, demo: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let node = machi_node::Node::open(&data_dir)?;
         if demo {
             machi_node::seed_demo(&node, &data_dir).await?;
         }
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
         let (height, chain_id) = {
             let chain = node.shared.chain.read().await;
             (chain.head.height, chain.chain_id().to_string())
@@ -182,8 +171,8 @@ fn run(data_dir: PathBuf, listen: String, demo: bool) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}

@@ -14,7 +14,6 @@ pub struct Metrics {
     pub txs_refused: AtomicU64,
     pub block_commit_micros_total: AtomicU64,
     pub storage_errors: AtomicU64,
-    pub index_lag_drops: AtomicU64,
     pub http_requests: AtomicU64,
     pub http_client_errors: AtomicU64,
     pub submissions_busy: AtomicU64,
@@ -23,8 +22,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn record_block(&self, views: &[TxResultView], took: Duration) {
         self.blocks.fetch_add(1, Ordering::Relaxed);
-        self.block_commit_micros_total
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.block_commit_micros_total.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         for view in views {
             let counter = match view.status {
                 TxStatus::Applied => &self.txs_applied,
@@ -35,19 +33,11 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, height: u64, txs_total: u64, indexed_height: u64) -> String {
+    pub fn render(&self, height: u64, txs_total: u64) -> String {
         let mut out = String::new();
         let counters = [
-            (
-                "machi_blocks_produced_total",
-                "Blocks produced since start.",
-                &self.blocks,
-            ),
-            (
-                "machi_txs_applied_total",
-                "Transactions applied since start.",
-                &self.txs_applied,
-            ),
+            ("machi_blocks_produced_total", "Blocks produced since start.", &self.blocks),
+            ("machi_txs_applied_total", "Transactions applied since start.", &self.txs_applied),
             (
                 "machi_txs_rejected_total",
                 "Transactions recorded as rejected since start.",
@@ -63,21 +53,8 @@ impl Metrics {
                 "Time spent producing and syncing blocks.",
                 &self.block_commit_micros_total,
             ),
-            (
-                "machi_storage_errors_total",
-                "Block writes that failed.",
-                &self.storage_errors,
-            ),
-            (
-                "machi_index_lag_drops_total",
-                "Blocks the indexer could not keep up with.",
-                &self.index_lag_drops,
-            ),
-            (
-                "machi_http_requests_total",
-                "HTTP requests served.",
-                &self.http_requests,
-            ),
+            ("machi_storage_errors_total", "Block writes that failed.", &self.storage_errors),
+            ("machi_http_requests_total", "HTTP requests served.", &self.http_requests),
             (
                 "machi_http_client_errors_total",
                 "HTTP requests answered with a 4xx error.",
@@ -99,17 +76,9 @@ impl Metrics {
         let gauges = [
             ("machi_chain_height", "Height of the chain head.", height),
             ("machi_chain_txs", "Transactions on the chain.", txs_total),
-            (
-                "machi_index_height",
-                "Height indexed into sled.",
-                indexed_height,
-            ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
         out
     }

@@ -11,17 +11,16 @@ use anyhow::{bail, Context};
 use machi_ledger::api::TxEvent;
 use machi_ledger::{decode, genesis, Action, SignedTx, SigningKey, State, TxBody};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
-use crate::chain::{self, Chain, Clock, Committed, Submission, SystemClock};
+use crate::chain::{self, Chain, Clock, SystemClock};
 use crate::index::Index;
 use crate::metrics::Metrics;
+use crate::producer::Submission;
 use crate::storage::{DiskFile, LogFile};
 
 /// Submissions waiting for the producer; beyond this clients are told the node is busy.
 pub(crate) const SUBMIT_QUEUE_MAX: usize = 4_096;
-/// Blocks waiting for the indexer.
-const INDEX_QUEUE_MAX: usize = 1_024;
 const EVENTS_QUEUE_MAX: usize = 1_024;
 pub(crate) const CHAIN_ID_BYTES_MAX: usize = 64;
 
@@ -35,8 +34,6 @@ pub struct Shared {
     pub index: Index,
     pub events: broadcast::Sender<Arc<Vec<TxEvent>>>,
     pub metrics: Metrics,
-    pub indexed_height: watch::Sender<u64>,
-    pub index_stale: AtomicBool,
     pub stopping: AtomicBool,
     pub reopen_log: ReopenLog,
     pub clock: Arc<dyn Clock>,
@@ -53,9 +50,7 @@ pub struct Node {
 pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     if chain_id.is_empty()
         || chain_id.len() > CHAIN_ID_BYTES_MAX
-        || !chain_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        || !chain_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     {
         bail!("chain id must be 1-{CHAIN_ID_BYTES_MAX} characters of letters, digits, '-', '_' or '.'");
     }
@@ -63,18 +58,14 @@ pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf
         bail!("{} already holds a chain", data_dir.display());
     }
     let keys_dir = data_dir.join("keys");
-    std::fs::create_dir_all(&keys_dir)
-        .with_context(|| format!("creating {}", keys_dir.display()))?;
+    std::fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
     set_mode(&keys_dir, 0o700)?;
     let (town, producer) = (crate::keys::generate(), crate::keys::generate());
     let (town_path, producer_path) = (keys_dir.join("town.key"), keys_dir.join("producer.key"));
     crate::keys::write_key(&town_path, &town)?;
     crate::keys::write_key(&producer_path, &producer)?;
     let block = genesis_block(chain_id, &town, &producer, chain::now_ms());
-    Chain::create(
-        Box::new(DiskFile::open(&chain::log_path(data_dir))?),
-        &block,
-    )?;
+    Chain::create(Box::new(DiskFile::open(&chain::log_path(data_dir))?), &block)?;
     Ok((town_path, producer_path))
 }
 
@@ -91,10 +82,7 @@ pub(crate) fn genesis_block(
         created_ms: now_ms,
         ttl_ms: 60_000,
         nonce: 0,
-        action: Action::Genesis {
-            town: town_id,
-            producer: producer_id,
-        },
+        action: Action::Genesis { town: town_id, producer: producer_id },
     };
     let tx = decode(chain_id, SignedTx::sign(chain_id, town, &body)).expect("own genesis decodes");
     genesis(&mut State::new(chain_id), tx, now_ms, producer)
@@ -117,8 +105,7 @@ impl Node {
     pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
         let producer = crate::keys::read_key(&data_dir.join("keys").join("producer.key"))?;
         let log = chain::log_path(data_dir);
-        let reopen: ReopenLog =
-            Box::new(move || Ok(Box::new(DiskFile::open(&log)?) as Box<dyn LogFile>));
+        let reopen: ReopenLog = Box::new(move || Ok(Box::new(DiskFile::open(&log)?) as Box<dyn LogFile>));
         Node::open_with(reopen, &chain::index_path(data_dir), producer, clock)
     }
 
@@ -135,11 +122,6 @@ impl Node {
         if chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");
         }
-        if let Err(e) = chain::reindex(&chain, &index) {
-            tracing::warn!("re-indexing failed ({e}); clearing the index");
-            index.clear()?;
-        }
-        let head = chain.head.height;
         let (events, _) = broadcast::channel(EVENTS_QUEUE_MAX);
         let shared = Arc::new(Shared {
             chain_id: chain.chain_id().to_string(),
@@ -147,42 +129,25 @@ impl Node {
             index,
             events,
             metrics: Metrics::default(),
-            indexed_height: watch::Sender::new(head),
-            index_stale: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             reopen_log,
             clock,
         });
         let (submit, submissions) = sync_channel::<Submission>(SUBMIT_QUEUE_MAX);
-        let (to_indexer, committed) = sync_channel::<Committed>(INDEX_QUEUE_MAX);
         let producer_thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("producer".into())
-                .spawn(move || chain::run_producer(shared, producer, submissions, to_indexer))?
-        };
-        let indexer_thread = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("indexer".into())
-                .spawn(move || chain::run_indexer(shared, committed))?
+                .spawn(move || crate::producer::run(shared, producer, submissions))?
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let verifier = crate::verify::Verifier::start(cores)?;
-        Ok(Node {
-            shared,
-            submit,
-            verifier,
-            threads: vec![producer_thread, indexer_thread],
-        })
+        Ok(Node { shared, submit, verifier, threads: vec![producer_thread] })
     }
 
     /// Submits transactions in-process, exactly as `POST /v1/transactions` would, and
     /// waits for their durable outcomes.
-    pub async fn submit(
-        &self,
-        txs: Vec<SignedTx>,
-    ) -> anyhow::Result<Vec<machi_ledger::api::TxResultView>> {
+    pub async fn submit(&self, txs: Vec<SignedTx>) -> anyhow::Result<Vec<machi_ledger::api::TxResultView>> {
         let state = crate::api::AppState {
             shared: self.shared.clone(),
             submit: self.submit.clone(),
@@ -209,9 +174,7 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
         self.stop();
         result.context("serving HTTP")
     }

@@ -34,11 +34,7 @@ pub struct DiskFile {
 
 impl DiskFile {
     pub fn open(path: &Path) -> io::Result<DiskFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
         Ok(DiskFile { file })
     }
 }
@@ -80,18 +76,13 @@ impl LogFile for MemFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let bytes = self.bytes.lock().expect("poisoned");
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let slice = bytes
-            .get(start..start + buf.len())
-            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        let slice = bytes.get(start..start + buf.len()).ok_or(io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(slice);
         Ok(())
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.bytes
-            .lock()
-            .expect("poisoned")
-            .extend_from_slice(bytes);
+        self.bytes.lock().expect("poisoned").extend_from_slice(bytes);
         Ok(())
     }
 
@@ -131,16 +122,10 @@ impl BlockLog {
         } else {
             let mut magic = [0u8; 8];
             file.read_at(0, &mut magic).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "block log too short for its header",
-                )
+                io::Error::new(io::ErrorKind::InvalidData, "block log too short for its header")
             })?;
             if &magic != MAGIC {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "not a machi block log (bad magic)",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "not a machi block log (bad magic)"));
             }
         }
         let len = file.size()?;
@@ -156,15 +141,7 @@ impl BlockLog {
         if cut_bytes > 0 {
             file.truncate(offset)?;
         }
-        Ok(Opened {
-            log: BlockLog {
-                file,
-                offsets,
-                end: offset,
-            },
-            records,
-            cut_bytes,
-        })
+        Ok(Opened { log: BlockLog { file, offsets, end: offset }, records, cut_bytes })
     }
 
     pub fn open_path(path: &Path) -> io::Result<Opened> {
@@ -202,9 +179,8 @@ impl BlockLog {
             .offsets
             .get(usize::try_from(index).map_err(|_| io::ErrorKind::InvalidInput)?)
             .ok_or(io::ErrorKind::NotFound)?;
-        read_record(self.file.as_ref(), offset, self.end)?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "block record changed on disk")
-        })
+        read_record(self.file.as_ref(), offset, self.end)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "block record changed on disk"))
     }
 }
 
@@ -244,10 +220,7 @@ mod tests {
         log.append(b"second").unwrap();
         assert_eq!(log.read(1).unwrap(), b"second");
         let reopened = open(&file);
-        assert_eq!(
-            reopened.records,
-            vec![b"first".to_vec(), b"second".to_vec()]
-        );
+        assert_eq!(reopened.records, vec![b"first".to_vec(), b"second".to_vec()]);
         assert_eq!(reopened.cut_bytes, 0);
     }
 
@@ -275,10 +248,7 @@ mod tests {
     #[test]
     fn refuses_a_foreign_file() {
         let file = MemFile::default();
-        file.bytes
-            .lock()
-            .unwrap()
-            .extend_from_slice(b"not a log at all");
+        file.bytes.lock().unwrap().extend_from_slice(b"not a log at all");
         assert!(BlockLog::open(Box::new(file)).is_err());
     }
 }

@@ -1,24 +1,13 @@
 //! Block production and replay: determinism, and every tampering replay must catch.
 
 use machi_ledger::{
-    decode, genesis, produce, replay, Action, Block, Outcome, SignatureCheck, SignedTx, State,
-    TxBody, Yen,
+    decode, genesis, produce, replay, Action, Block, Outcome, SignatureCheck, SignedTx, State, TxBody, Yen,
 };
 
 use crate::town::{id, issue_params, key, CHAIN, T0};
 
-fn signed(
-    signer: &machi_ledger::SigningKey,
-    nonce: u64,
-    action: Action,
-) -> machi_ledger::VerifiedTx {
-    let body = TxBody {
-        chain_id: CHAIN.into(),
-        created_ms: T0,
-        ttl_ms: 60_000,
-        nonce,
-        action,
-    };
+fn signed(signer: &machi_ledger::SigningKey, nonce: u64, action: Action) -> machi_ledger::VerifiedTx {
+    let body = TxBody { chain_id: CHAIN.into(), created_ms: T0, ttl_ms: 60_000, nonce, action };
     decode(CHAIN, SignedTx::sign(CHAIN, signer, &body)).unwrap()
 }
 
@@ -28,26 +17,12 @@ fn chain() -> Vec<Block> {
     let mut state = State::new(CHAIN);
     let g = genesis(
         &mut state,
-        signed(
-            &town,
-            0,
-            Action::Genesis {
-                town: id(&town),
-                producer: id(&producer),
-            },
-        ),
+        signed(&town, 0, Action::Genesis { town: id(&town), producer: id(&producer) }),
         T0,
         &producer,
     );
     let setup = vec![
-        signed(
-            &town,
-            1,
-            Action::RegisterOperator {
-                operator: id(&op),
-                name: "窓口".into(),
-            },
-        ),
+        signed(&town, 1, Action::RegisterOperator { operator: id(&op), name: "窓口".into() }),
         signed(
             &town,
             2,
@@ -57,13 +32,7 @@ fn chain() -> Vec<Block> {
                 class: machi_ledger::ShopClass::Local,
             },
         ),
-        signed(
-            &town,
-            3,
-            Action::CreateIssue {
-                issue: issue_params(1),
-            },
-        ),
+        signed(&town, 3, Action::CreateIssue { issue: issue_params(1) }),
         signed(
             &op,
             4,
@@ -75,69 +44,30 @@ fn chain() -> Vec<Block> {
         ),
     ];
     let (b1, results) = produce(&mut state, &g.header, T0 + 10, setup, &producer);
-    assert!(
-        results.iter().all(|r| *r == Ok(Outcome::Applied)),
-        "{results:?}"
-    );
+    assert!(results.iter().all(|r| *r == Ok(Outcome::Applied)), "{results:?}");
     let sale = vec![
         signed(
             &op,
             5,
-            Action::SellSets {
-                issue: 1,
-                resident: id(&resident),
-                sets: 3,
-                cash_received: Yen(30_000),
-            },
+            Action::SellSets { issue: 1, resident: id(&resident), sets: 3, cash_received: Yen(30_000) },
         ),
         signed(
             &op,
             6,
-            Action::SellSets {
-                issue: 1,
-                resident: id(&resident),
-                sets: 2,
-                cash_received: Yen(20_000),
-            },
+            Action::SellSets { issue: 1, resident: id(&resident), sets: 2, cash_received: Yen(20_000) },
         ),
         signed(
             &resident,
             7,
-            Action::Pay {
-                shop: id(&shop),
-                amount: Yen(8_000),
-                invoice: Some("INV-1".into()),
-            },
+            Action::Pay { shop: id(&shop), amount: Yen(8_000), invoice: Some("INV-1".into()) },
         ),
-        signed(
-            &resident,
-            8,
-            Action::Pay {
-                shop: id(&shop),
-                amount: Yen(1),
-                invoice: None,
-            },
-        ), // ok
-        signed(
-            &key(200),
-            9,
-            Action::Pay {
-                shop: id(&shop),
-                amount: Yen(1),
-                invoice: None,
-            },
-        ), // refused
+        signed(&resident, 8, Action::Pay { shop: id(&shop), amount: Yen(1), invoice: None }), // ok
+        signed(&key(200), 9, Action::Pay { shop: id(&shop), amount: Yen(1), invoice: None }), // refused
     ];
     let (b2, results) = produce(&mut state, &b1.header, T0 + 20, sale, &producer);
-    assert_eq!(
-        results[0],
-        Ok(Outcome::Rejected(machi_ledger::Reason::OverCap))
-    );
+    assert_eq!(results[0], Ok(Outcome::Rejected(machi_ledger::Reason::OverCap)));
     assert_eq!(results[4], Err(machi_ledger::Refusal::UnknownSigner));
-    assert_eq!(
-        b2.header.tx_count, 4,
-        "the refused transaction is not in the block"
-    );
+    assert_eq!(b2.header.tx_count, 4, "the refused transaction is not in the block");
     vec![g, b1, b2]
 }
 
@@ -169,13 +99,8 @@ fn production_is_deterministic_and_replays() {
 fn check_tampered(tamper: impl Fn(&mut Vec<Block>), height: u64, what: &str) {
     let mut blocks = chain();
     tamper(&mut blocks);
-    let err = replay_all(&blocks)
-        .err()
-        .unwrap_or_else(|| panic!("{what}: tampering not caught"));
-    let machi_ledger::ChainError::Bad {
-        height: at,
-        what: message,
-    } = &err;
+    let err = replay_all(&blocks).err().unwrap_or_else(|| panic!("{what}: tampering not caught"));
+    let machi_ledger::ChainError::Bad { height: at, what: message } = &err;
     assert_eq!(*at, height, "{what}: {message}");
 }
 

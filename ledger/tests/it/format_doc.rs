@@ -2,8 +2,7 @@
 //! Every line `vector KIND ARGS... => EXPECTED` in it is recomputed.
 
 use machi_ledger::{
-    merkle_root, outcome_record, sha256, tx_id, AccountId, Action, SignedTx, SigningKey, TxBody,
-    TxId, Yen,
+    merkle_root, outcome_record, sha256, tx_id, AccountId, Action, SignedTx, SigningKey, TxBody, TxId, Yen,
 };
 
 const FORMAT_MD: &str = include_str!("../../../docs/FORMAT.md");
@@ -33,34 +32,21 @@ fn compute(kind: &str, args: &[&str]) -> String {
     match (kind, args) {
         ("sha256", [text]) => sha256(text.trim_matches('"').as_bytes()).to_hex(),
         ("tx_id", [chain, signer, body]) => {
-            let body = if *body == "-" {
-                vec![]
-            } else {
-                hex::decode(body).unwrap()
-            };
+            let body = if *body == "-" { vec![] } else { hex::decode(body).unwrap() };
             tx_id(chain, &AccountId(h32(signer)), &body).to_hex()
         }
-        ("outcome", [id, status, code]) => outcome_record(
-            &TxId(h32(id)),
-            status.parse().unwrap(),
-            code.parse().unwrap(),
-        )
-        .to_hex(),
+        ("outcome", [id, status, code]) => {
+            outcome_record(&TxId(h32(id)), status.parse().unwrap(), code.parse().unwrap()).to_hex()
+        }
         ("merkle", leaves) => {
-            let leaves: Vec<[u8; 32]> = leaves
-                .iter()
-                .filter(|l| **l != "-")
-                .map(|l| h32(l))
-                .collect();
+            let leaves: Vec<[u8; 32]> = leaves.iter().filter(|l| **l != "-").map(|l| h32(l)).collect();
             merkle_root(&leaves).to_hex()
         }
         ("block_hash", [header]) => sha256(&hex::decode(header).unwrap()).to_hex(),
         ("sample_body", []) => hex::encode(sample_body().encode()),
         ("sample_tx_id", [seed]) => {
             let key = SigningKey::from_bytes(&h32(seed));
-            SignedTx::sign("bandai-2026", &key, &sample_body())
-                .id("bandai-2026")
-                .to_hex()
+            SignedTx::sign("bandai-2026", &key, &sample_body()).id("bandai-2026").to_hex()
         }
         ("sample_signature", [seed]) => {
             let key = SigningKey::from_bytes(&h32(seed));
@@ -73,25 +59,15 @@ fn compute(kind: &str, args: &[&str]) -> String {
 #[test]
 fn format_md_vectors_hold() {
     let mut checked = 0;
-    for line in FORMAT_MD
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("vector "))
-    {
+    for line in FORMAT_MD.lines().filter_map(|l| l.trim().strip_prefix("vector ")) {
         let (inputs, expected) = line.split_once(" => ").expect("vector line has =>");
         let mut words = inputs.split_whitespace();
         let kind = words.next().unwrap();
         let args: Vec<&str> = words.collect();
-        assert_eq!(
-            compute(kind, &args),
-            expected.trim(),
-            "FORMAT.md: vector {line}"
-        );
+        assert_eq!(compute(kind, &args), expected.trim(), "FORMAT.md: vector {line}");
         checked += 1;
     }
-    assert!(
-        checked >= 10,
-        "FORMAT.md should carry its vectors ({checked} found)"
-    );
+    assert!(checked >= 10, "FORMAT.md should carry its vectors ({checked} found)");
 }
 
 #[test]

@@ -30,17 +30,10 @@ fn sale_window() {
 fn supply_cap() {
     let mut town = Town::new(4);
     let t = town.town.clone();
-    let issue = machi_ledger::IssueParams {
-        id: 2,
-        total_sets: 3,
-        ..issue_params(2)
-    };
+    let issue = machi_ledger::IssueParams { id: 2, total_sets: 3, ..issue_params(2) };
     town.ok(&t, Action::CreateIssue { issue });
     assert_eq!(town.sell_issue(2, 0, 2), APPLIED);
-    assert_eq!(
-        town.sell_issue(2, 1, 2),
-        rejected(Reason::NotEnoughSetsLeft)
-    );
+    assert_eq!(town.sell_issue(2, 1, 2), rejected(Reason::NotEnoughSetsLeft));
     assert_eq!(town.sell_issue(2, 1, 1), APPLIED);
     assert_eq!(town.sell_issue(2, 2, 1), rejected(Reason::SoldOut));
     assert_eq!(town.state.issues[&2].supply.sets_sold, 3);
@@ -63,24 +56,14 @@ fn cash_received_must_match_price() {
     let mut town = Town::new(1);
     let op = town.operator.clone();
     let resident = id(&town.residents[0]);
-    for (cash, expected) in [
-        (9_999, rejected(Reason::CashMismatch)),
-        (20_001, rejected(Reason::CashMismatch)),
-        (20_000, APPLIED),
-    ] {
-        let action = Action::SellSets {
-            issue: 1,
-            resident,
-            sets: 2,
-            cash_received: Yen(cash),
-        };
+    for (cash, expected) in
+        [(9_999, rejected(Reason::CashMismatch)), (20_001, rejected(Reason::CashMismatch)), (20_000, APPLIED)]
+    {
+        let action = Action::SellSets { issue: 1, resident, sets: 2, cash_received: Yen(cash) };
         assert_eq!(town.run(&op, action), expected, "cash {cash}");
     }
     let s = &town.state.issues[&1].supply;
-    assert_eq!(
-        (s.cash_received, s.issued_common, s.issued_local),
-        (Yen(20_000), Yen(12_500), Yen(12_500))
-    );
+    assert_eq!((s.cash_received, s.issued_common, s.issued_local), (Yen(20_000), Yen(12_500), Yen(12_500)));
 }
 
 #[test]
@@ -90,11 +73,7 @@ fn workers_buy_only_when_the_issue_allows() {
     town.register_resident(1, true);
     assert_eq!(town.sell(1, 1), rejected(Reason::WorkersNotEligible));
     let t = town.town.clone();
-    let issue = machi_ledger::IssueParams {
-        id: 2,
-        workers_may_buy: true,
-        ..issue_params(2)
-    };
+    let issue = machi_ledger::IssueParams { id: 2, workers_may_buy: true, ..issue_params(2) };
     town.ok(&t, Action::CreateIssue { issue });
     assert_eq!(town.sell_issue(2, 1, 1), APPLIED);
 }
@@ -104,15 +83,8 @@ fn one_account_per_resident_number() {
     let mut town = Town::new(1);
     let op = town.operator.clone();
     let resident_hash = machi_ledger::sha256(b"resident-number-0");
-    let action = Action::RegisterResident {
-        resident: id(&key(77)),
-        resident_hash,
-        worker: false,
-    };
-    assert_eq!(
-        town.run(&op, action),
-        rejected(Reason::ResidentAlreadyRegistered)
-    );
+    let action = Action::RegisterResident { resident: id(&key(77)), resident_hash, worker: false };
+    assert_eq!(town.run(&op, action), rejected(Reason::ResidentAlreadyRegistered));
     let action = Action::RegisterResident {
         resident: id(&town.residents[0]),
         resident_hash: Hash32([7; 32]),
@@ -127,40 +99,16 @@ fn kinds_and_shop_class() {
     town.sell(0, 1).unwrap(); // ¥6,250 common + ¥6,250 local
     let (large, local) = (town.large.clone(), town.local.clone());
     // A large shop takes common value only.
-    assert_eq!(
-        town.pay(0, &large, 6_251).1,
-        rejected(Reason::InsufficientBalance)
-    );
+    assert_eq!(town.pay(0, &large, 6_251).1, rejected(Reason::InsufficientBalance));
     assert_eq!(town.pay(0, &large, 1_000).1, APPLIED);
-    assert_eq!(
-        town.balance(&town.residents[0].clone(), 1, Kind::Common),
-        5_250
-    );
-    assert_eq!(
-        town.balance(&town.residents[0].clone(), 1, Kind::Local),
-        6_250
-    );
+    assert_eq!(town.balance(&town.residents[0].clone(), 1, Kind::Common), 5_250);
+    assert_eq!(town.balance(&town.residents[0].clone(), 1, Kind::Local), 6_250);
     // A local shop takes local value first, then common.
     assert_eq!(town.pay(0, &local, 7_000).1, APPLIED);
     let r = town.residents[0].clone();
-    assert_eq!(
-        (
-            town.balance(&r, 1, Kind::Local),
-            town.balance(&r, 1, Kind::Common)
-        ),
-        (0, 4_500)
-    );
-    assert_eq!(
-        (
-            town.balance(&local, 1, Kind::Local),
-            town.balance(&local, 1, Kind::Common)
-        ),
-        (6_250, 750)
-    );
-    assert_eq!(
-        town.pay(0, &local, 4_501).1,
-        rejected(Reason::InsufficientBalance)
-    );
+    assert_eq!((town.balance(&r, 1, Kind::Local), town.balance(&r, 1, Kind::Common)), (0, 4_500));
+    assert_eq!((town.balance(&local, 1, Kind::Local), town.balance(&local, 1, Kind::Common)), (6_250, 750));
+    assert_eq!(town.pay(0, &local, 4_501).1, rejected(Reason::InsufficientBalance));
     assert_eq!(town.pay(0, &local, 4_500).1, APPLIED);
 }
 
@@ -168,11 +116,7 @@ fn kinds_and_shop_class() {
 fn earliest_expiring_lot_is_spent_first() {
     let mut town = Town::new(1);
     let t = town.town.clone();
-    let issue = machi_ledger::IssueParams {
-        id: 2,
-        spend_until_ms: T0 + 10 * DAY_MS,
-        ..issue_params(2)
-    };
+    let issue = machi_ledger::IssueParams { id: 2, spend_until_ms: T0 + 10 * DAY_MS, ..issue_params(2) };
     town.ok(&t, Action::CreateIssue { issue });
     town.sell(0, 1).unwrap();
     town.sell_issue(2, 0, 1).unwrap();
@@ -194,10 +138,7 @@ fn no_transfers_between_residents() {
     let op = town.operator.clone();
     assert_eq!(town.pay(0, &op, 100).1, rejected(Reason::NotAShop));
     assert_eq!(town.pay(0, &key(55), 100).1, rejected(Reason::NotAShop));
-    assert_eq!(
-        town.pay(0, &town.local.clone(), 0).1,
-        rejected(Reason::ZeroAmount)
-    );
+    assert_eq!(town.pay(0, &town.local.clone(), 0).1, rejected(Reason::ZeroAmount));
 }
 
 #[test]
@@ -207,41 +148,17 @@ fn refunds_are_bounded_and_restore_the_same_value() {
     let (local, large) = (town.local.clone(), town.large.clone());
     let (payment, result) = town.pay(0, &local, 7_000); // 6,250 local + 750 common
     assert_eq!(result, APPLIED);
-    let refund = |amount| Action::Refund {
-        payment,
-        amount: Yen(amount),
-    };
-    assert_eq!(
-        town.run(&large, refund(1)),
-        rejected(Reason::NotYourPayment)
-    );
-    assert_eq!(
-        town.run(&local, refund(7_001)),
-        rejected(Reason::RefundExceedsPayment)
-    );
+    let refund = |amount| Action::Refund { payment, amount: Yen(amount) };
+    assert_eq!(town.run(&large, refund(1)), rejected(Reason::NotYourPayment));
+    assert_eq!(town.run(&local, refund(7_001)), rejected(Reason::RefundExceedsPayment));
     assert_eq!(town.run(&local, refund(1_000)), APPLIED); // 750 common, then 250 local
     let r = town.residents[0].clone();
-    assert_eq!(
-        (
-            town.balance(&r, 1, Kind::Common),
-            town.balance(&r, 1, Kind::Local)
-        ),
-        (6_250, 250)
-    );
-    assert_eq!(
-        town.run(&local, refund(6_001)),
-        rejected(Reason::RefundExceedsPayment)
-    );
+    assert_eq!((town.balance(&r, 1, Kind::Common), town.balance(&r, 1, Kind::Local)), (6_250, 250));
+    assert_eq!(town.run(&local, refund(6_001)), rejected(Reason::RefundExceedsPayment));
     assert_eq!(town.run(&local, refund(6_000)), APPLIED);
-    assert_eq!(
-        town.run(&local, refund(1)),
-        rejected(Reason::RefundExceedsPayment)
-    );
+    assert_eq!(town.run(&local, refund(1)), rejected(Reason::RefundExceedsPayment));
     assert_eq!(town.state.accounts[&id(&r)].total(), Yen(12_500));
-    let unknown = Action::Refund {
-        payment: machi_ledger::TxId([9; 32]),
-        amount: Yen(1),
-    };
+    let unknown = Action::Refund { payment: machi_ledger::TxId([9; 32]), amount: Yen(1) };
     assert_eq!(town.run(&local, unknown), rejected(Reason::UnknownPayment));
 }
 
@@ -251,21 +168,9 @@ fn refund_needs_the_shop_to_still_hold_the_value() {
     town.sell(0, 1).unwrap();
     let local = town.local.clone();
     let (payment, _) = town.pay(0, &local, 5_000);
-    town.ok(
-        &local,
-        Action::RequestCashOut {
-            issue: 1,
-            amount: Yen(5_000),
-        },
-    );
+    town.ok(&local, Action::RequestCashOut { issue: 1, amount: Yen(5_000) });
     assert_eq!(
-        town.run(
-            &local,
-            Action::Refund {
-                payment,
-                amount: Yen(1)
-            }
-        ),
+        town.run(&local, Action::Refund { payment, amount: Yen(1) }),
         rejected(Reason::ShopBalanceInsufficient)
     );
 }
@@ -276,13 +181,7 @@ fn cash_out_fee_rounds_down_and_settles() {
     town.sell(0, 2).unwrap();
     let local = town.local.clone();
     assert_eq!(town.pay(0, &local, 12_345).1, APPLIED);
-    let cash_out = town.tx(
-        &local,
-        Action::RequestCashOut {
-            issue: 1,
-            amount: Yen(12_345),
-        },
-    );
+    let cash_out = town.tx(&local, Action::RequestCashOut { issue: 1, amount: Yen(12_345) });
     assert_eq!(town.apply(&cash_out), APPLIED);
     let record = &town.state.cash_outs[&cash_out.id];
     assert_eq!((record.fee, record.net), (Yen(61), Yen(12_284))); // 0.5% of 12,345 = 61.725
@@ -292,13 +191,7 @@ fn cash_out_fee_rounds_down_and_settles() {
         (Yen(61), Yen(12_284), Yen(0), Yen(0))
     );
     assert_eq!(
-        town.run(
-            &local,
-            Action::RequestCashOut {
-                issue: 1,
-                amount: Yen(1)
-            }
-        ),
+        town.run(&local, Action::RequestCashOut { issue: 1, amount: Yen(1) }),
         rejected(Reason::InsufficientBalance)
     );
     let t = town.town.clone();
@@ -307,10 +200,7 @@ fn cash_out_fee_rounds_down_and_settles() {
         transfer_date: date.into(),
         file_sha256: Hash32([1; 32]),
     };
-    assert_eq!(
-        town.run(&t, settle(vec![cash_out.id], "2027-02-30")),
-        rejected(Reason::InvalidParameters)
-    );
+    assert_eq!(town.run(&t, settle(vec![cash_out.id], "2027-02-30")), rejected(Reason::InvalidParameters));
     assert_eq!(
         town.run(&t, settle(vec![cash_out.id, cash_out.id], "2027-02-01")),
         rejected(Reason::InvalidParameters)
@@ -319,14 +209,8 @@ fn cash_out_fee_rounds_down_and_settles() {
         town.run(&t, settle(vec![machi_ledger::TxId([3; 32])], "2027-02-01")),
         rejected(Reason::UnknownCashOut)
     );
-    assert_eq!(
-        town.run(&t, settle(vec![cash_out.id], "2027-02-01")),
-        APPLIED
-    );
-    assert_eq!(
-        town.run(&t, settle(vec![cash_out.id], "2027-02-01")),
-        rejected(Reason::CashOutNotPending)
-    );
+    assert_eq!(town.run(&t, settle(vec![cash_out.id], "2027-02-01")), APPLIED);
+    assert_eq!(town.run(&t, settle(vec![cash_out.id], "2027-02-01")), rejected(Reason::CashOutNotPending));
     let s = &town.state.issues[&1].supply;
     assert_eq!((s.pending_cash_out, s.paid_out), (Yen(0), Yen(12_284)));
 }
@@ -338,14 +222,8 @@ fn cash_out_deadline() {
     let local = town.local.clone();
     town.pay(0, &local, 1_000).1.unwrap();
     town.now = T0 + 60 * DAY_MS + 1;
-    let request = Action::RequestCashOut {
-        issue: 1,
-        amount: Yen(1_000),
-    };
-    assert_eq!(
-        town.run(&local, request),
-        rejected(Reason::CashOutDeadlinePassed)
-    );
+    let request = Action::RequestCashOut { issue: 1, amount: Yen(1_000) };
+    assert_eq!(town.run(&local, request), rejected(Reason::CashOutDeadlinePassed));
 }
 
 #[test]
@@ -355,33 +233,15 @@ fn expiry() {
     let (local, t) = (town.local.clone(), town.town.clone());
     town.pay(0, &local, 2_500).1.unwrap();
     town.now = T0 + 30 * DAY_MS;
-    assert_eq!(
-        town.run(&t, Action::ExpireIssue { issue: 1 }),
-        rejected(Reason::IssueNotEnded)
-    );
-    assert_eq!(
-        town.pay(0, &local, 1).1,
-        APPLIED,
-        "spend-until is inclusive"
-    );
+    assert_eq!(town.run(&t, Action::ExpireIssue { issue: 1 }), rejected(Reason::IssueNotEnded));
+    assert_eq!(town.pay(0, &local, 1).1, APPLIED, "spend-until is inclusive");
     town.now += 1;
-    assert_eq!(
-        town.pay(0, &local, 1).1,
-        rejected(Reason::InsufficientBalance)
-    );
+    assert_eq!(town.pay(0, &local, 1).1, rejected(Reason::InsufficientBalance));
     assert_eq!(town.run(&t, Action::ExpireIssue { issue: 1 }), APPLIED);
-    assert_eq!(
-        town.run(&t, Action::ExpireIssue { issue: 1 }),
-        rejected(Reason::AlreadyExpired)
-    );
+    assert_eq!(town.run(&t, Action::ExpireIssue { issue: 1 }), rejected(Reason::AlreadyExpired));
     let s = town.state.issues[&1].supply.clone();
     assert_eq!(
-        (
-            s.expired,
-            s.residents_common,
-            s.residents_local,
-            s.shops_local
-        ),
+        (s.expired, s.residents_common, s.residents_local, s.shops_local),
         (Yen(9_999), Yen(0), Yen(0), Yen(2_501))
     );
     // Shops keep their balance until the cash-out deadline, then it expires too.
@@ -394,39 +254,16 @@ fn expiry() {
 fn roles() {
     let mut town = Town::new(1);
     town.sell(0, 1).unwrap();
-    let (t, op, shop, r) = (
-        town.town.clone(),
-        town.operator.clone(),
-        town.local.clone(),
-        town.residents[0].clone(),
-    );
+    let (t, op, shop, r) =
+        (town.town.clone(), town.operator.clone(), town.local.clone(), town.residents[0].clone());
     let resident = id(&r);
-    let sell = Action::SellSets {
-        issue: 1,
-        resident,
-        sets: 1,
-        cash_received: Yen(10_000),
-    };
+    let sell = Action::SellSets { issue: 1, resident, sets: 1, cash_received: Yen(10_000) };
     let stranger = key(61);
     let cases: Vec<(&machi_ledger::SigningKey, Action, Result<Outcome, Refusal>)> = vec![
         (&r, sell.clone(), Err(Refusal::WrongRole)),
         (&t, sell.clone(), Err(Refusal::WrongRole)),
-        (
-            &shop,
-            Action::Pay {
-                shop: id(&shop),
-                amount: Yen(1),
-                invoice: None,
-            },
-            Err(Refusal::WrongRole),
-        ),
-        (
-            &op,
-            Action::CreateIssue {
-                issue: issue_params(5),
-            },
-            Err(Refusal::WrongRole),
-        ),
+        (&shop, Action::Pay { shop: id(&shop), amount: Yen(1), invoice: None }, Err(Refusal::WrongRole)),
+        (&op, Action::CreateIssue { issue: issue_params(5) }, Err(Refusal::WrongRole)),
         (
             &r,
             Action::RegisterShop {
@@ -436,41 +273,15 @@ fn roles() {
             },
             Err(Refusal::WrongRole),
         ),
-        (
-            &shop,
-            Action::ExpireIssue { issue: 1 },
-            Err(Refusal::WrongRole),
-        ),
-        (
-            &r,
-            Action::RequestCashOut {
-                issue: 1,
-                amount: Yen(1),
-            },
-            Err(Refusal::WrongRole),
-        ),
-        (
-            &op,
-            Action::Freeze { account: id(&shop) },
-            Err(Refusal::WrongRole),
-        ),
+        (&shop, Action::ExpireIssue { issue: 1 }, Err(Refusal::WrongRole)),
+        (&r, Action::RequestCashOut { issue: 1, amount: Yen(1) }, Err(Refusal::WrongRole)),
+        (&op, Action::Freeze { account: id(&shop) }, Err(Refusal::WrongRole)),
         (
             &stranger,
-            Action::Pay {
-                shop: id(&shop),
-                amount: Yen(1),
-                invoice: None,
-            },
+            Action::Pay { shop: id(&shop), amount: Yen(1), invoice: None },
             Err(Refusal::UnknownSigner),
         ),
-        (
-            &t,
-            Action::Genesis {
-                town: id(&t),
-                producer: id(&t),
-            },
-            Err(Refusal::WrongRole),
-        ),
+        (&t, Action::Genesis { town: id(&t), producer: id(&t) }, Err(Refusal::WrongRole)),
     ];
     for (signer, action, expected) in cases {
         let what = format!("{action:?}");
@@ -486,29 +297,15 @@ fn frozen_accounts() {
     let (op, t, local) = (town.operator.clone(), town.town.clone(), town.local.clone());
     let resident = id(&town.residents[0]);
     town.ok(&op, Action::Freeze { account: resident });
-    assert_eq!(
-        town.run(&op, Action::Freeze { account: resident }),
-        rejected(Reason::NoChange)
-    );
+    assert_eq!(town.run(&op, Action::Freeze { account: resident }), rejected(Reason::NoChange));
     assert_eq!(town.pay(0, &local, 100).1, rejected(Reason::AccountFrozen));
     assert_eq!(town.sell(0, 1), rejected(Reason::AccountFrozen));
     town.ok(&op, Action::Unfreeze { account: resident });
     assert_eq!(town.pay(0, &local, 100).1, APPLIED);
-    town.ok(
-        &t,
-        Action::Freeze {
-            account: id(&local),
-        },
-    );
+    town.ok(&t, Action::Freeze { account: id(&local) });
     assert_eq!(town.pay(0, &local, 100).1, rejected(Reason::PayeeFrozen));
     assert_eq!(
-        town.run(
-            &local,
-            Action::RequestCashOut {
-                issue: 1,
-                amount: Yen(100)
-            }
-        ),
+        town.run(&local, Action::RequestCashOut { issue: 1, amount: Yen(100) }),
         rejected(Reason::AccountFrozen)
     );
 }
@@ -520,21 +317,9 @@ fn lost_key_replacement() {
     let (op, local) = (town.operator.clone(), town.local.clone());
     let (payment, _) = town.pay(0, &local, 1_000);
     let (old, new) = (town.residents[0].clone(), key(150));
-    town.ok(
-        &op,
-        Action::ReplaceKey {
-            old: id(&old),
-            new: id(&new),
-        },
-    );
+    town.ok(&op, Action::ReplaceKey { old: id(&old), new: id(&new) });
     assert_eq!(
-        town.run(
-            &op,
-            Action::ReplaceKey {
-                old: id(&old),
-                new: id(&key(151))
-            }
-        ),
+        town.run(&op, Action::ReplaceKey { old: id(&old), new: id(&key(151)) }),
         rejected(Reason::AccountRevoked)
     );
     // The old key can do nothing; the new one holds the value and the purchase count.
@@ -544,18 +329,9 @@ fn lost_key_replacement() {
     assert_eq!(town.sell(0, 2), rejected(Reason::OverCap));
     assert_eq!(town.sell(0, 1), APPLIED);
     // A refund of a payment made with the old key reaches the new one.
-    town.ok(
-        &local,
-        Action::Refund {
-            payment,
-            amount: Yen(1_000),
-        },
-    );
+    town.ok(&local, Action::Refund { payment, amount: Yen(1_000) });
     assert_eq!(town.state.accounts[&id(&new)].total(), Yen(25_000));
-    assert_eq!(
-        town.state.resident_hashes[&machi_ledger::sha256(b"resident-number-0")],
-        id(&new)
-    );
+    assert_eq!(town.state.resident_hashes[&machi_ledger::sha256(b"resident-number-0")], id(&new));
 }
 
 #[test]
@@ -563,28 +339,12 @@ fn replays_and_time_to_live() {
     let mut town = Town::new(1);
     let op = town.operator.clone();
     let resident = id(&town.residents[0]);
-    let sell = town.tx(
-        &op,
-        Action::SellSets {
-            issue: 1,
-            resident,
-            sets: 1,
-            cash_received: Yen(10_000),
-        },
-    );
+    let sell = town.tx(&op, Action::SellSets { issue: 1, resident, sets: 1, cash_received: Yen(10_000) });
     assert_eq!(town.apply(&sell), APPLIED);
     assert_eq!(town.apply(&sell), Err(Refusal::Duplicate));
     assert_eq!(town.state.issues[&1].supply.sets_sold, 1);
 
-    let late = town.tx(
-        &op,
-        Action::SellSets {
-            issue: 1,
-            resident,
-            sets: 1,
-            cash_received: Yen(10_000),
-        },
-    );
+    let late = town.tx(&op, Action::SellSets { issue: 1, resident, sets: 1, cash_received: Yen(10_000) });
     town.now += 60_001;
     assert_eq!(town.apply(&late), Err(Refusal::TtlExpired));
     town.now -= 60_001 + machi_ledger::CLOCK_SKEW_MS_MAX + 1;
@@ -599,38 +359,14 @@ fn invalid_issue_parameters() {
     let t = town.town.clone();
     let base = issue_params(2);
     let bad = [
-        machi_ledger::IssueParams {
-            price: Yen(0),
-            ..base.clone()
-        },
-        machi_ledger::IssueParams {
-            total_sets: 0,
-            ..base.clone()
-        },
-        machi_ledger::IssueParams {
-            max_sets_per_resident: 0,
-            ..base.clone()
-        },
-        machi_ledger::IssueParams {
-            sale_end_ms: base.sale_start_ms,
-            ..base.clone()
-        },
-        machi_ledger::IssueParams {
-            spend_until_ms: base.sale_end_ms - 1,
-            ..base.clone()
-        },
-        machi_ledger::IssueParams {
-            cash_out_fee: machi_ledger::RateBp(10_001),
-            ..base.clone()
-        },
-        machi_ledger::IssueParams {
-            common_per_set: Yen(u64::MAX),
-            ..base.clone()
-        },
-        machi_ledger::IssueParams {
-            name: " ".into(),
-            ..base.clone()
-        },
+        machi_ledger::IssueParams { price: Yen(0), ..base.clone() },
+        machi_ledger::IssueParams { total_sets: 0, ..base.clone() },
+        machi_ledger::IssueParams { max_sets_per_resident: 0, ..base.clone() },
+        machi_ledger::IssueParams { sale_end_ms: base.sale_start_ms, ..base.clone() },
+        machi_ledger::IssueParams { spend_until_ms: base.sale_end_ms - 1, ..base.clone() },
+        machi_ledger::IssueParams { cash_out_fee: machi_ledger::RateBp(10_001), ..base.clone() },
+        machi_ledger::IssueParams { common_per_set: Yen(u64::MAX), ..base.clone() },
+        machi_ledger::IssueParams { name: " ".into(), ..base.clone() },
     ];
     for issue in bad {
         let what = format!("{issue:?}");
@@ -640,14 +376,6 @@ fn invalid_issue_parameters() {
             "{what}"
         );
     }
-    town.ok(
-        &t,
-        Action::CreateIssue {
-            issue: base.clone(),
-        },
-    );
-    assert_eq!(
-        town.run(&t, Action::CreateIssue { issue: base }),
-        rejected(Reason::IssueExists)
-    );
+    town.ok(&t, Action::CreateIssue { issue: base.clone() });
+    assert_eq!(town.run(&t, Action::CreateIssue { issue: base }), rejected(Reason::IssueExists));
 }

@@ -1,8 +1,8 @@
 //! A small town on a bare `State`: keys from fixed seeds, a clock the test moves.
 
 use machi_ledger::{
-    decode, sha256, AccountId, Action, ApplyAt, IssueParams, Outcome, RateBp, Refusal, ShopClass,
-    SignedTx, SigningKey, State, TxBody, VerifiedTx, Yen,
+    decode, sha256, AccountId, Action, ApplyAt, IssueParams, Outcome, RateBp, Refusal, ShopClass, SignedTx,
+    SigningKey, State, TxBody, VerifiedTx, Yen,
 };
 
 pub(crate) const CHAIN: &str = "test-town";
@@ -64,51 +64,18 @@ impl Town {
             residents: (0..residents).map(|i| key(100 + i)).collect(),
         };
         let producer = id(&key(9));
-        let (t, op, large, local) = (
-            town.town.clone(),
-            id(&town.operator),
-            id(&town.large),
-            id(&town.local),
-        );
+        let (t, op, large, local) = (town.town.clone(), id(&town.operator), id(&town.large), id(&town.local));
+        town.ok(&t, Action::Genesis { town: id(&t), producer });
+        town.ok(&t, Action::RegisterOperator { operator: op, name: "役場窓口".into() });
         town.ok(
             &t,
-            Action::Genesis {
-                town: id(&t),
-                producer,
-            },
+            Action::RegisterShop { shop: large, name: "スーパーまち".into(), class: ShopClass::Large },
         );
-        town.ok(
-            &t,
-            Action::RegisterOperator {
-                operator: op,
-                name: "役場窓口".into(),
-            },
-        );
-        town.ok(
-            &t,
-            Action::RegisterShop {
-                shop: large,
-                name: "スーパーまち".into(),
-                class: ShopClass::Large,
-            },
-        );
-        town.ok(
-            &t,
-            Action::RegisterShop {
-                shop: local,
-                name: "山田商店".into(),
-                class: ShopClass::Local,
-            },
-        );
+        town.ok(&t, Action::RegisterShop { shop: local, name: "山田商店".into(), class: ShopClass::Local });
         for i in 0..residents {
             town.register_resident(i as usize, false);
         }
-        town.ok(
-            &t,
-            Action::CreateIssue {
-                issue: issue_params(1),
-            },
-        );
+        town.ok(&t, Action::CreateIssue { issue: issue_params(1) });
         town
     }
 
@@ -116,14 +83,7 @@ impl Town {
         let resident = id(&self.residents[i]);
         let resident_hash = sha256(format!("resident-number-{i}").as_bytes());
         let op = self.operator.clone();
-        self.ok(
-            &op,
-            Action::RegisterResident {
-                resident,
-                resident_hash,
-                worker,
-            },
-        );
+        self.ok(&op, Action::RegisterResident { resident, resident_hash, worker });
     }
 
     pub(crate) fn tx(&mut self, signer: &SigningKey, action: Action) -> VerifiedTx {
@@ -140,14 +100,7 @@ impl Town {
 
     pub(crate) fn apply(&mut self, tx: &VerifiedTx) -> Result<Outcome, Refusal> {
         self.height += 1;
-        let result = self.state.apply(
-            tx,
-            ApplyAt {
-                now_ms: self.now,
-                height: self.height,
-                index: 0,
-            },
-        );
+        let result = self.state.apply(tx, ApplyAt { now_ms: self.now, height: self.height, index: 0 });
         self.state.assert_supply_invariant();
         self.state.check_full().expect("state consistent");
         result
@@ -169,25 +122,12 @@ impl Town {
         self.sell_issue(1, i, sets)
     }
 
-    pub(crate) fn sell_issue(
-        &mut self,
-        issue: u32,
-        i: usize,
-        sets: u32,
-    ) -> Result<Outcome, Refusal> {
+    pub(crate) fn sell_issue(&mut self, issue: u32, i: usize, sets: u32) -> Result<Outcome, Refusal> {
         let resident = id(&self.residents[i]);
         let price = self.state.issues[&issue].params.price;
         let cash_received = Yen(price.0 * u64::from(sets));
         let op = self.operator.clone();
-        self.run(
-            &op,
-            Action::SellSets {
-                issue,
-                resident,
-                sets,
-                cash_received,
-            },
-        )
+        self.run(&op, Action::SellSets { issue, resident, sets, cash_received })
     }
 
     pub(crate) fn pay(
@@ -197,14 +137,7 @@ impl Town {
         amount: u64,
     ) -> (machi_ledger::TxId, Result<Outcome, Refusal>) {
         let payer = self.residents[i].clone();
-        let tx = self.tx(
-            &payer,
-            Action::Pay {
-                shop: id(shop),
-                amount: Yen(amount),
-                invoice: None,
-            },
-        );
+        let tx = self.tx(&payer, Action::Pay { shop: id(shop), amount: Yen(amount), invoice: None });
         (tx.id, self.apply(&tx))
     }
 

@@ -16,12 +16,8 @@ fn h32(v: &Value) -> [u8; 32] {
 }
 
 fn key_for(v: &Value, public_hex: &str) -> SigningKey {
-    let key = v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["public_hex"] == public_hex)
-        .expect("key in vectors");
+    let key =
+        v["keys"].as_array().unwrap().iter().find(|k| k["public_hex"] == public_hex).expect("key in vectors");
     SigningKey::from_bytes(&h32(&key["seed_hex"]))
 }
 
@@ -30,10 +26,7 @@ fn keys_derive_from_seeds() {
     let v = vectors();
     for key in v["keys"].as_array().unwrap() {
         let signing = SigningKey::from_bytes(&h32(&key["seed_hex"]));
-        assert_eq!(
-            hex::encode(signing.verifying_key().to_bytes()),
-            key["public_hex"]
-        );
+        assert_eq!(hex::encode(signing.verifying_key().to_bytes()), key["public_hex"]);
     }
 }
 
@@ -49,11 +42,7 @@ fn tx_ids_and_signatures() {
         let id = tx_id(chain_id, &signer, &body);
         assert_eq!(id.to_hex(), tx["tx_id_hex"], "tx id");
         let key = key_for(&v, tx["signer_public_hex"].as_str().unwrap());
-        assert_eq!(
-            hex::encode(key.sign(&id.0).to_bytes()),
-            tx["signature_hex"],
-            "signature"
-        );
+        assert_eq!(hex::encode(key.sign(&id.0).to_bytes()), tx["signature_hex"], "signature");
     }
 }
 
@@ -63,18 +52,8 @@ fn merkle_roots_for_0_to_7_leaves() {
     let cases = v["merkle"].as_array().unwrap();
     assert_eq!(cases.len(), 8);
     for case in cases {
-        let leaves: Vec<[u8; 32]> = case["leaves_hex"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(h32)
-            .collect();
-        assert_eq!(
-            merkle_root(&leaves).to_hex(),
-            case["root_hex"],
-            "{} leaves",
-            leaves.len()
-        );
+        let leaves: Vec<[u8; 32]> = case["leaves_hex"].as_array().unwrap().iter().map(h32).collect();
+        assert_eq!(merkle_root(&leaves).to_hex(), case["root_hex"], "{} leaves", leaves.len());
     }
 }
 
@@ -85,10 +64,7 @@ fn outcome_records() {
         let id = TxId(h32(&case["tx_id_hex"]));
         let status = case["status"].as_u64().unwrap() as u8;
         let code = case["reason_code"].as_u64().unwrap() as u16;
-        assert_eq!(
-            outcome_record(&id, status, code).to_hex(),
-            case["outcome_hex"]
-        );
+        assert_eq!(outcome_record(&id, status, code).to_hex(), case["outcome_hex"]);
     }
 }
 
@@ -110,10 +86,7 @@ fn block_headers_hashes_and_signatures() {
         assert_eq!(hex::encode(header.bytes()), case["header_bytes_hex"]);
         assert_eq!(header.hash().to_hex(), case["block_hash_hex"]);
         let producer = key_for(&v, case["producer_public_hex"].as_str().unwrap());
-        assert_eq!(
-            hex::encode(producer.sign(&header.hash().0).to_bytes()),
-            case["signature_hex"]
-        );
+        assert_eq!(hex::encode(producer.sign(&header.hash().0).to_bytes()), case["signature_hex"]);
     }
 }
 
@@ -121,24 +94,13 @@ fn block_headers_hashes_and_signatures() {
 #[test]
 fn block_roots_come_from_the_vector_transactions() {
     let v = vectors();
-    let ids: Vec<[u8; 32]> = v["transactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| h32(&t["tx_id_hex"]))
-        .collect();
-    let outcomes: Vec<[u8; 32]> = v["outcomes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| h32(&o["outcome_hex"]))
-        .collect();
+    let ids: Vec<[u8; 32]> =
+        v["transactions"].as_array().unwrap().iter().map(|t| h32(&t["tx_id_hex"])).collect();
+    let outcomes: Vec<[u8; 32]> =
+        v["outcomes"].as_array().unwrap().iter().map(|o| h32(&o["outcome_hex"])).collect();
     for case in v["blocks"].as_array().unwrap() {
         let n = case["tx_count"].as_u64().unwrap() as usize;
         assert_eq!(merkle_root(&ids[..n]).to_hex(), case["tx_root_hex"]);
-        assert_eq!(
-            merkle_root(&outcomes[..n]).to_hex(),
-            case["outcome_root_hex"]
-        );
+        assert_eq!(merkle_root(&outcomes[..n]).to_hex(), case["outcome_root_hex"]);
     }
 }

@@ -1,11 +1,12 @@
 //! `GET /v1/accounts/{id}`: role, balances by issue and kind, purchases, history.
 
-use std::time::Duration;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use machi_ledger::api::{AccountView, BalanceView, SetsBoughtView};
+use machi_ledger::api::{AccountView, BalanceView, HistoryEntry, SetsBoughtView, TxStatus};
+use machi_ledger::{Outcome, TxBody};
+
+use crate::chain::Chain;
 use machi_ledger::time::format_jst_date;
 use machi_ledger::AccountId;
 
@@ -13,8 +14,6 @@ use super::{parse_hex32, query_param, ApiError, AppState};
 
 pub(super) const HISTORY_ENTRIES_MAX: usize = 500;
 const HISTORY_ENTRIES_DEFAULT: usize = 50;
-/// How long a history read waits for the indexer to reach the head it saw.
-const INDEX_WAIT_MAX: Duration = Duration::from_secs(2);
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/accounts/{id}", get(account))
@@ -27,61 +26,68 @@ async fn account(
 ) -> Result<Json<AccountView>, ApiError> {
     let id: AccountId = parse_hex32(&id, "account id")?;
     let limit = match query_param(&query, "history") {
-        Some(n) => n
-            .parse()
-            .map_err(|_| ApiError::bad_request("bad_query", "history is a whole number"))?,
+        Some(n) => n.parse().map_err(|_| ApiError::bad_request("bad_query", "history is a whole number"))?,
         None => HISTORY_ENTRIES_DEFAULT,
     };
     let limit = usize::min(limit, HISTORY_ENTRIES_MAX);
-    let (mut view, head) = {
-        let chain = state.shared.chain.read().await;
-        let account = chain
-            .state
-            .accounts
-            .get(&id)
-            .ok_or_else(|| ApiError::not_found("account"))?;
-        let balances = account
-            .lots
+    let chain = state.shared.chain.read().await;
+    let account = chain.state.accounts.get(&id).ok_or_else(|| ApiError::not_found("account"))?;
+    let balances = account
+        .lots
+        .iter()
+        .map(|lot| {
+            let issue = &chain.state.issues[&lot.issue];
+            BalanceView {
+                issue: lot.issue,
+                kind: lot.kind,
+                amount: lot.amount,
+                spend_until_ms: issue.params.spend_until_ms,
+                spend_until_jst: format_jst_date(issue.params.spend_until_ms),
+                expired: issue.residents_expired || chain.head.timestamp_ms > issue.params.spend_until_ms,
+            }
+        })
+        .collect();
+    let view = AccountView {
+        id,
+        role: account.role.name().to_string(),
+        name: account.name.clone(),
+        frozen: account.frozen,
+        replaced_by: account.replaced_by,
+        total: account.total(),
+        balances,
+        sets_bought: account
+            .bought
             .iter()
-            .map(|lot| {
-                let issue = &chain.state.issues[&lot.issue];
-                BalanceView {
-                    issue: lot.issue,
-                    kind: lot.kind,
-                    amount: lot.amount,
-                    spend_until_ms: issue.params.spend_until_ms,
-                    spend_until_jst: format_jst_date(issue.params.spend_until_ms),
-                    expired: issue.residents_expired
-                        || chain.head.timestamp_ms > issue.params.spend_until_ms,
-                }
-            })
-            .collect();
-        let view = AccountView {
-            id,
-            role: account.role.name().to_string(),
-            name: account.name.clone(),
-            frozen: account.frozen,
-            replaced_by: account.replaced_by,
-            total: account.total(),
-            balances,
-            sets_bought: account
-                .bought
-                .iter()
-                .map(|(issue, sets)| SetsBoughtView {
-                    issue: *issue,
-                    sets: *sets,
-                })
-                .collect(),
-            history: Vec::new(),
-        };
-        (view, chain.head.height)
+            .map(|(issue, sets)| SetsBoughtView { issue: *issue, sets: *sets })
+            .collect(),
+        history: history(&chain, &id, limit).map_err(|e| ApiError::internal("reading history", e))?,
     };
-    // Read your writes: the history includes every block committed before this request.
-    let mut indexed = state.shared.indexed_height.subscribe();
-    let _ = tokio::time::timeout(INDEX_WAIT_MAX, indexed.wait_for(|h| *h >= head)).await;
-    let shared = state.shared.clone();
-    view.history = tokio::task::spawn_blocking(move || shared.index.history(&id, limit))
-        .await
-        .map_err(|e| ApiError::internal("reading history", e))?;
     Ok(Json(view))
+}
+
+/// The newest `limit` transactions of an account, newest first.
+fn history(chain: &Chain, id: &AccountId, limit: usize) -> std::io::Result<Vec<HistoryEntry>> {
+    let Some(locations) = chain.history.get(id) else { return Ok(Vec::new()) };
+    let mut entries = Vec::with_capacity(limit.min(locations.len()));
+    for loc in locations.iter().rev().take(limit) {
+        let block = chain.block(loc.height)?;
+        let tx = &block.txs[loc.index as usize];
+        let outcome = block.outcomes[loc.index as usize];
+        let body = TxBody::decode(&tx.body).ok();
+        let (status, reason) = match outcome {
+            Outcome::Applied => (TxStatus::Applied, None),
+            Outcome::Rejected(r) => (TxStatus::Rejected, Some(r.name().to_string())),
+        };
+        entries.push(HistoryEntry {
+            tx_id: tx.id(chain.chain_id()),
+            height: loc.height,
+            timestamp_ms: block.header.timestamp_ms,
+            kind: body.as_ref().map_or("unknown", |b| b.action.kind_name()).to_string(),
+            status,
+            reason,
+            signer: tx.signer,
+            body,
+        });
+    }
+    Ok(entries)
 }

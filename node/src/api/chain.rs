@@ -29,9 +29,7 @@ async fn block(
     if height > chain.head.height {
         return Err(ApiError::not_found("block"));
     }
-    let block = chain
-        .read_block(height)
-        .map_err(|e| ApiError::internal("reading a block", e))?;
+    let block = chain.block(height).map_err(|e| ApiError::internal("reading a block", e))?;
     Ok(Json(BlockView::new(&block)))
 }
 
@@ -52,12 +50,7 @@ async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
         chain_id: chain.chain_id().to_string(),
         height: chain.head.height,
         block_hash: chain.head.hash(),
-        issues: chain
-            .state
-            .issues
-            .values()
-            .map(|i| IssueSupplyView::new(&i.params, &i.supply))
-            .collect(),
+        issues: chain.state.issues.values().map(|i| IssueSupplyView::new(&i.params, &i.supply)).collect(),
     })
 }
 
@@ -75,7 +68,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let chain = state.shared.chain.read().await;
         (chain.head.height, chain.txs_total)
     };
-    let indexed = *state.shared.indexed_height.borrow();
-    let body = state.shared.metrics.render(height, txs, indexed);
+    let body = state.shared.metrics.render(height, txs);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

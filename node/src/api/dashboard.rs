@@ -19,9 +19,7 @@ use super::AppState;
 const RECENT_BLOCKS: u64 = 8;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(page))
-        .route("/dashboard/live", get(live))
+    Router::new().route("/", get(page)).route("/dashboard/live", get(live))
 }
 
 async fn page(State(state): State<AppState>) -> impl IntoResponse {
@@ -37,10 +35,7 @@ async fn page(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The page's inner HTML, for the in-place refresh.
 async fn live(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(render_body(&*state.shared.chain.read().await)),
-    )
+    ([(header::CACHE_CONTROL, "no-store")], Html(render_body(&*state.shared.chain.read().await)))
 }
 
 const CSS: &str = "body{font-family:system-ui,'Noto Sans JP',sans-serif;margin:1.5rem;background:#fafaf7;color:#222}\
@@ -53,12 +48,8 @@ const SCRIPT: &str = "setInterval(function(){fetch('/dashboard/live',{cache:'no-
 .then(function(t){if(t){document.getElementById('live').innerHTML=t}}).catch(function(){})},2000);";
 
 fn render_body(chain: &crate::chain::Chain) -> String {
-    let issues: Vec<IssueSupplyView> = chain
-        .state
-        .issues
-        .values()
-        .map(|i| IssueSupplyView::new(&i.params, &i.supply))
-        .collect();
+    let issues: Vec<IssueSupplyView> =
+        chain.state.issues.values().map(|i| IssueSupplyView::new(&i.params, &i.supply)).collect();
     let mut out = String::new();
     let _ = write!(
         out,
@@ -79,7 +70,7 @@ fn render_body(chain: &crate::chain::Chain) -> String {
     out.push_str("<h2>最近のブロック <small>recent blocks</small></h2><table><tr><th>高さ <small>height</small></th><th>時刻 <small>time (JST)</small></th><th>取引 <small>txs</small></th><th>ハッシュ <small>hash</small></th></tr>");
     let head = chain.head.height;
     for height in (head.saturating_sub(RECENT_BLOCKS - 1)..=head).rev() {
-        if let Ok(block) = chain.read_block(height) {
+        if let Ok(block) = chain.block(height) {
             let _ = write!(
                 out,
                 "<tr><td>{height}</td><td>{}</td><td>{}</td><td><code>{}…</code></td></tr>",
@@ -116,24 +107,9 @@ fn render_issue(out: &mut String, i: &IssueSupplyView) {
         sold_bar(i),
     );
     let parts = [
-        (
-            "住民の残高",
-            "held by residents",
-            i.residents_common.plus(i.residents_local),
-            "#2b7bb9",
-        ),
-        (
-            "店舗の残高",
-            "held by shops",
-            i.shops_common.plus(i.shops_local),
-            "#e69f00",
-        ),
-        (
-            "換金申請中",
-            "pending cash-out",
-            i.pending_cash_out,
-            "#cc79a7",
-        ),
+        ("住民の残高", "held by residents", i.residents_common.plus(i.residents_local), "#2b7bb9"),
+        ("店舗の残高", "held by shops", i.shops_common.plus(i.shops_local), "#e69f00"),
+        ("換金申請中", "pending cash-out", i.pending_cash_out, "#cc79a7"),
         ("換金済み", "paid out", i.paid_out, "#009e73"),
         ("手数料", "fees", i.fees, "#999999"),
         ("失効", "expired", i.expired, "#d55e00"),
@@ -150,11 +126,7 @@ fn render_issue(out: &mut String, i: &IssueSupplyView) {
 
 fn sold_bar(i: &IssueSupplyView) -> String {
     let width = 600.0;
-    let sold = if i.total_sets == 0 {
-        0.0
-    } else {
-        width * f64::from(i.sets_sold) / f64::from(i.total_sets)
-    };
+    let sold = if i.total_sets == 0 { 0.0 } else { width * f64::from(i.sets_sold) / f64::from(i.total_sets) };
     format!(
         "<svg width=\"{width}\" height=\"28\" role=\"img\" aria-label=\"sets sold {} of {}\">\
          <rect width=\"{width}\" height=\"28\" fill=\"#e5e5e5\"/><rect width=\"{sold:.1}\" height=\"28\" fill=\"#2b7bb9\"/></svg>",
@@ -171,15 +143,8 @@ fn supply_chart(total: Yen, parts: &[(&str, &str, Yen, &str)]) -> String {
     );
     let mut x = 0.0;
     for (_, _, amount, color) in parts {
-        let w = if total.is_zero() {
-            0.0
-        } else {
-            width * amount.0 as f64 / total.0 as f64
-        };
-        let _ = write!(
-            svg,
-            "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"30\" fill=\"{color}\"/>"
-        );
+        let w = if total.is_zero() { 0.0 } else { width * amount.0 as f64 / total.0 as f64 };
+        let _ = write!(svg, "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"30\" fill=\"{color}\"/>");
         x += w;
     }
     for (row, (ja, en, amount, color)) in parts.iter().enumerate() {
@@ -196,8 +161,5 @@ fn supply_chart(total: Yen, parts: &[(&str, &str, Yen, &str)]) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

@@ -36,9 +36,9 @@ async fn events(
                 .map(Ok)
                 .collect(),
             // A slow reader missed events: say so, so it can re-read the account.
-            Err(_) => vec![Ok(Event::default()
-                .event("lagged")
-                .data("events were missed; re-read the account"))],
+            Err(_) => {
+                vec![Ok(Event::default().event("lagged").data("events were missed; re-read the account"))]
+            }
         };
         stream::iter(events)
     });

@@ -9,9 +9,7 @@ use machi_ledger::IssueState;
 use super::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/issues", get(list))
-        .route("/v1/issues/{id}", get(one))
+    Router::new().route("/v1/issues", get(list)).route("/v1/issues/{id}", get(one))
 }
 
 fn view(issue: &IssueState, now_ms: u64) -> IssueView {
@@ -33,18 +31,9 @@ async fn list(State(state): State<AppState>) -> Json<Vec<IssueView>> {
     Json(chain.state.issues.values().map(|i| view(i, now)).collect())
 }
 
-async fn one(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<IssueView>, ApiError> {
-    let id: u32 = id
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_id", "an issue id is a whole number"))?;
+async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<IssueView>, ApiError> {
+    let id: u32 = id.parse().map_err(|_| ApiError::bad_request("bad_id", "an issue id is a whole number"))?;
     let chain = state.shared.chain.read().await;
-    let issue = chain
-        .state
-        .issues
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("issue"))?;
+    let issue = chain.state.issues.get(&id).ok_or_else(|| ApiError::not_found("issue"))?;
     Ok(Json(view(issue, state.shared.clock.now_ms())))
 }

@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use machi_ledger::api::{ErrorBody, ErrorDetail};
 use serde::de::DeserializeOwned;
 
-use crate::chain::Submission;
 use crate::node::Shared;
+use crate::producer::Submission;
 
 mod accounts;
 mod chain;
@@ -40,14 +40,9 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(chain::router())
         .merge(events::router())
         .merge(dashboard::router())
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }
 
@@ -75,19 +70,11 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code: code.to_string(),
-            message: message.into(),
-        }
+        ApiError { status, code: code.to_string(), message: message.into() }
     }
 
     pub(crate) fn not_found(what: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no {what} with that id"),
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} with that id"))
     }
 
     pub(crate) fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
@@ -97,20 +84,11 @@ impl ApiError {
     /// A server-side failure: logged in full, shown to the client only as a code.
     pub(crate) fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
         tracing::error!("{context}: {error}");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the node could not answer; try again",
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the node could not answer; try again")
     }
 
     fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: ErrorDetail {
-                code: self.code.clone(),
-                message: self.message.clone(),
-            },
-        }
+        ErrorBody { error: ErrorDetail { code: self.code.clone(), message: self.message.clone() } }
     }
 }
 
@@ -128,28 +106,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
-                        format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
-                    )
-                } else {
-                    ApiError::bad_request("bad_body", rejection.body_text())
-                }
-            })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
+                )
+            } else {
+                ApiError::bad_request("bad_body", rejection.body_text())
+            }
+        })?;
         let value = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::bad_request(
                 "invalid_request",
                 format!("request does not have the expected fields: {e}"),
             ),
-            _ => ApiError::bad_request(
-                "malformed_json",
-                format!("request body is not valid JSON: {e}"),
-            ),
+            _ => ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")),
         })?;
         Ok(JsonBody(value))
     }
@@ -168,7 +141,6 @@ fn query_param<'a>(query: &'a Option<String>, name: &str) -> Option<&'a str> {
 
 /// Parses a 64-hex-digit path segment.
 fn parse_hex32<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::bad_request("bad_id", format!("{what} must be 64 lowercase hex digits"))
-    })
+    text.parse()
+        .map_err(|_| ApiError::bad_request("bad_id", format!("{what} must be 64 lowercase hex digits")))
 }

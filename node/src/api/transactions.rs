@@ -10,17 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use machi_ledger::api::{SubmitRequest, TxResultView, TxStatus, SUBMIT_TXS_MAX};
-use machi_ledger::{decode, Block, SignedTx, TxBody, TxId, VerifiedTx};
+use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::{parse_hex32, ApiError, AppState, JsonBody};
-use crate::chain::Submission;
+use crate::producer::Submission;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/transactions", post(submit))
-        .route("/v1/transactions/{id}", get(status))
+    Router::new().route("/v1/transactions", post(submit)).route("/v1/transactions/{id}", get(status))
 }
 
 /// The HTTP status a result travels with when it is the only one.
@@ -28,14 +26,10 @@ fn http_status(view: &TxResultView) -> StatusCode {
     match (view.status, view.reason.as_deref()) {
         (TxStatus::Applied, _) => StatusCode::OK,
         (TxStatus::Rejected, _) => StatusCode::UNPROCESSABLE_ENTITY,
-        (TxStatus::Refused, Some("bad_signature" | "bad_key" | "unknown_signer")) => {
-            StatusCode::UNAUTHORIZED
-        }
+        (TxStatus::Refused, Some("bad_signature" | "bad_key" | "unknown_signer")) => StatusCode::UNAUTHORIZED,
         (TxStatus::Refused, Some("wrong_role" | "key_revoked")) => StatusCode::FORBIDDEN,
         (TxStatus::Refused, Some("conflicting_duplicate")) => StatusCode::CONFLICT,
-        (TxStatus::Refused, Some("storage_unavailable" | "busy")) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        (TxStatus::Refused, Some("storage_unavailable" | "busy")) => StatusCode::SERVICE_UNAVAILABLE,
         (TxStatus::Refused, _) => StatusCode::BAD_REQUEST,
     }
 }
@@ -57,20 +51,10 @@ fn single_response(view: TxResultView) -> Response {
         code: view.reason.clone().unwrap_or_default(),
         message: view.message.clone().unwrap_or_default(),
     };
-    (
-        status,
-        Json(SingleError {
-            error,
-            result: &view,
-        }),
-    )
-        .into_response()
+    (status, Json(SingleError { error, result: &view })).into_response()
 }
 
-async fn submit(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<SubmitRequest>,
-) -> Response {
+async fn submit(State(state): State<AppState>, JsonBody(request): JsonBody<SubmitRequest>) -> Response {
     match request {
         SubmitRequest::One(tx) => match submit_all(&state, vec![tx]).await {
             Ok(mut views) => single_response(views.remove(0)),
@@ -94,10 +78,7 @@ async fn submit(
 
 /// Decodes, answers replays from the chain, verifies signatures in one batch off the
 /// async threads, and hands the rest to the producer. Results line up with `txs`.
-pub(crate) async fn submit_all(
-    state: &AppState,
-    txs: Vec<SignedTx>,
-) -> Result<Vec<TxResultView>, ApiError> {
+pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<Vec<TxResultView>, ApiError> {
     let chain_id = state.shared.chain_id.clone();
     let mut results: Vec<Option<TxResultView>> = vec![None; txs.len()];
     let mut fresh: Vec<(usize, VerifiedTx)> = Vec::with_capacity(txs.len());
@@ -120,9 +101,11 @@ pub(crate) async fn submit_all(
     }
     let (indices, txs): (Vec<usize>, Vec<VerifiedTx>) = fresh.into_iter().unzip();
     let verified = state.verifier.verify(txs).await.map_err(|e| match e {
-        crate::verify::VerifyError::Busy => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is at capacity; try again shortly")
-        }
+        crate::verify::VerifyError::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the node is at capacity; try again shortly",
+        ),
         crate::verify::VerifyError::Stopped => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is stopping")
         }
@@ -135,28 +118,15 @@ pub(crate) async fn submit_all(
                 accepted_at.push(i);
                 accepted.push(tx);
             }
-            Err(e) => {
-                results[i] = Some(TxResultView::refused(
-                    tx.id,
-                    tx_error_code(e),
-                    e.to_string(),
-                ))
-            }
+            Err(e) => results[i] = Some(TxResultView::refused(tx.id, tx_error_code(e), e.to_string())),
         }
     }
     if !accepted.is_empty() {
         let (reply, answer) = oneshot::channel();
-        match state.submit.try_send(Submission {
-            txs: accepted,
-            reply,
-        }) {
+        match state.submit.try_send(Submission { txs: accepted, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                state
-                    .shared
-                    .metrics
-                    .submissions_busy
-                    .fetch_add(1, Ordering::Relaxed);
+                state.shared.metrics.submissions_busy.fetch_add(1, Ordering::Relaxed);
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "busy",
@@ -171,17 +141,12 @@ pub(crate) async fn submit_all(
                 ));
             }
         }
-        let views = answer
-            .await
-            .map_err(|e| ApiError::internal("block producer", e))?;
+        let views = answer.await.map_err(|e| ApiError::internal("block producer", e))?;
         for (i, view) in accepted_at.into_iter().zip(views) {
             results[i] = Some(view);
         }
     }
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every transaction has a result"))
-        .collect())
+    Ok(results.into_iter().map(|r| r.expect("every transaction has a result")).collect())
 }
 
 fn tx_error_code(e: machi_ledger::TxError) -> &'static str {
@@ -199,23 +164,13 @@ fn tx_error_code(e: machi_ledger::TxError) -> &'static str {
 async fn replayed(state: &AppState, tx: &VerifiedTx) -> Option<TxResultView> {
     let chain = state.shared.chain.read().await;
     let record = *chain.state.txs.get(&tx.id)?;
-    let block = chain.read_block(record.height).ok()?;
+    let block = chain.block(record.height).ok()?;
     let stored = block.txs.get(record.index as usize)?;
     if stored.signature != tx.signed.signature {
-        let message =
-            "a transaction with this id is on the chain with another signature".to_string();
-        return Some(TxResultView::refused(
-            tx.id,
-            "conflicting_duplicate",
-            message,
-        ));
+        let message = "a transaction with this id is on the chain with another signature".to_string();
+        return Some(TxResultView::refused(tx.id, "conflicting_duplicate", message));
     }
-    Some(TxResultView::committed(
-        tx.id,
-        record.outcome,
-        record.height,
-        chain.hashes[record.height as usize],
-    ))
+    Some(TxResultView::committed(tx.id, record.outcome, record.height, chain.hashes[record.height as usize]))
 }
 
 #[derive(Serialize)]
@@ -230,20 +185,11 @@ struct TxView {
     body: Option<TxBody>,
 }
 
-async fn status(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<TxView>, ApiError> {
+async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TxView>, ApiError> {
     let id: TxId = parse_hex32(&id, "transaction id")?;
     let chain = state.shared.chain.read().await;
-    let record = *chain
-        .state
-        .txs
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("transaction"))?;
-    let block: Block = chain
-        .read_block(record.height)
-        .map_err(|e| ApiError::internal("reading a block", e))?;
+    let record = *chain.state.txs.get(&id).ok_or_else(|| ApiError::not_found("transaction"))?;
+    let block = chain.block(record.height).map_err(|e| ApiError::internal("reading a block", e))?;
     let tx = &block.txs[record.index as usize];
     Ok(Json(TxView {
         result: TxResultView::committed(id, record.outcome, record.height, block.hash()),

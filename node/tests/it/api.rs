@@ -11,10 +11,7 @@ async fn raw(node: &TestNode, method: &str, path: &str, body: Vec<u8>) -> (u16, 
     let http = reqwest::Client::new();
     let url = format!("{}{path}", node.url);
     let request = match method {
-        "POST" => http
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body),
+        "POST" => http.post(url).header("content-type", "application/json").body(body),
         _ => http.get(url),
     };
     let response = request.send().await.expect("node answers");
@@ -27,90 +24,28 @@ async fn raw(node: &TestNode, method: &str, path: &str, body: Vec<u8>) -> (u16, 
 fn check(got: (u16, Value), status: u16, code: &str) {
     assert_eq!(got.0, status, "{}", got.1);
     assert_eq!(got.1["error"]["code"], code, "{}", got.1);
-    assert!(got.1["error"]["message"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
+    assert!(got.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
 #[tokio::test]
 async fn malformed_requests_get_json_errors_and_write_nothing() {
     let node = TestNode::start().await;
     let before = node.client.head().await.unwrap();
-    check(
-        raw(&node, "POST", "/v1/transactions", b"{\"signer\":".to_vec()).await,
-        400,
-        "malformed_json",
-    );
-    check(
-        raw(
-            &node,
-            "POST",
-            "/v1/transactions",
-            b"{\"amount\": 5}".to_vec(),
-        )
-        .await,
-        400,
-        "invalid_request",
-    );
-    check(
-        raw(&node, "POST", "/v1/transactions", b"[]".to_vec()).await,
-        400,
-        "empty_batch",
-    );
-    check(
-        raw(
-            &node,
-            "POST",
-            "/v1/transactions",
-            vec![b' '; 10 * 1024 * 1024],
-        )
-        .await,
-        413,
-        "body_too_large",
-    );
+    check(raw(&node, "POST", "/v1/transactions", b"{\"signer\":".to_vec()).await, 400, "malformed_json");
+    check(raw(&node, "POST", "/v1/transactions", b"{\"amount\": 5}".to_vec()).await, 400, "invalid_request");
+    check(raw(&node, "POST", "/v1/transactions", b"[]".to_vec()).await, 400, "empty_batch");
+    check(raw(&node, "POST", "/v1/transactions", vec![b' '; 10 * 1024 * 1024]).await, 413, "body_too_large");
     let body = serde_json::json!({"signer": "00", "signature": "zz", "body_hex": "00"});
     check(
-        raw(
-            &node,
-            "POST",
-            "/v1/transactions",
-            body.to_string().into_bytes(),
-        )
-        .await,
+        raw(&node, "POST", "/v1/transactions", body.to_string().into_bytes()).await,
         400,
         "invalid_request",
     );
-    check(
-        raw(&node, "GET", "/v1/nothing-here", vec![]).await,
-        404,
-        "not_found",
-    );
-    check(
-        raw(&node, "GET", "/v1/accounts/xyz", vec![]).await,
-        400,
-        "bad_id",
-    );
-    check(
-        raw(
-            &node,
-            "GET",
-            &format!("/v1/accounts/{}", "ab".repeat(32)),
-            vec![],
-        )
-        .await,
-        404,
-        "not_found",
-    );
-    check(
-        raw(&node, "GET", "/v1/blocks/99", vec![]).await,
-        404,
-        "not_found",
-    );
-    check(
-        raw(&node, "GET", "/v1/issues/-1", vec![]).await,
-        400,
-        "bad_id",
-    );
+    check(raw(&node, "GET", "/v1/nothing-here", vec![]).await, 404, "not_found");
+    check(raw(&node, "GET", "/v1/accounts/xyz", vec![]).await, 400, "bad_id");
+    check(raw(&node, "GET", &format!("/v1/accounts/{}", "ab".repeat(32)), vec![]).await, 404, "not_found");
+    check(raw(&node, "GET", "/v1/blocks/99", vec![]).await, 404, "not_found");
+    check(raw(&node, "GET", "/v1/issues/-1", vec![]).await, 400, "bad_id");
     let after = node.client.head().await.unwrap();
     assert_eq!(before, after, "nothing was written");
 }
@@ -128,51 +63,25 @@ async fn bad_signatures_unknown_signers_wrong_chain_and_ttl_are_refused() {
 
     let mut forged = node.sign(&town, register(&new_key()));
     forged.signature[10] ^= 1;
-    check(
-        raw(&node, "POST", "/v1/transactions", post(forged)).await,
-        401,
-        "bad_signature",
-    );
+    check(raw(&node, "POST", "/v1/transactions", post(forged)).await, 401, "bad_signature");
 
     let stranger = new_key();
     check(
-        raw(
-            &node,
-            "POST",
-            "/v1/transactions",
-            post(node.sign(&stranger, register(&new_key()))),
-        )
-        .await,
+        raw(&node, "POST", "/v1/transactions", post(node.sign(&stranger, register(&new_key())))).await,
         401,
         "unknown_signer",
     );
 
     let other_chain = machi_client::sign_at("other-town", &town, register(&new_key()), node.now());
-    check(
-        raw(&node, "POST", "/v1/transactions", post(other_chain)).await,
-        400,
-        "wrong_chain",
-    );
+    check(raw(&node, "POST", "/v1/transactions", post(other_chain)).await, 400, "wrong_chain");
 
-    let stale = machi_client::sign_at(
-        &node.chain_id,
-        &town,
-        register(&new_key()),
-        node.now() - 11 * 60 * 1000,
-    );
-    check(
-        raw(&node, "POST", "/v1/transactions", post(stale)).await,
-        400,
-        "ttl_expired",
-    );
+    let stale =
+        machi_client::sign_at(&node.chain_id, &town, register(&new_key()), node.now() - 11 * 60 * 1000);
+    check(raw(&node, "POST", "/v1/transactions", post(stale)).await, 400, "ttl_expired");
 
     let mut garbage = node.sign(&town, register(&new_key()));
     garbage.body = vec![0xff; 40];
-    check(
-        raw(&node, "POST", "/v1/transactions", post(garbage)).await,
-        400,
-        "malformed_body",
-    );
+    check(raw(&node, "POST", "/v1/transactions", post(garbage)).await, 400, "malformed_body");
 
     let body = TxBody {
         chain_id: node.chain_id.clone(),
@@ -183,11 +92,7 @@ async fn bad_signatures_unknown_signers_wrong_chain_and_ttl_are_refused() {
     };
     let mut non_canonical = SignedTx::sign(&node.chain_id, &town, &body);
     non_canonical.body.push(0);
-    check(
-        raw(&node, "POST", "/v1/transactions", post(non_canonical)).await,
-        400,
-        "non_canonical_body",
-    );
+    check(raw(&node, "POST", "/v1/transactions", post(non_canonical)).await, 400, "non_canonical_body");
 
     // A resident acting as a shop.
     let resident = new_key();
@@ -195,27 +100,9 @@ async fn bad_signatures_unknown_signers_wrong_chain_and_ttl_are_refused() {
     node.ok(&town, register(&op)).await;
     let height = node.client.head().await.unwrap();
     let resident_hash = machi_ledger::Hash32([4; 32]);
-    node.ok(
-        &op,
-        Action::RegisterResident {
-            resident: id(&resident),
-            resident_hash,
-            worker: false,
-        },
-    )
-    .await;
-    let as_shop = node.sign(
-        &resident,
-        Action::RequestCashOut {
-            issue: 1,
-            amount: Yen(1),
-        },
-    );
-    check(
-        raw(&node, "POST", "/v1/transactions", post(as_shop)).await,
-        403,
-        "wrong_role",
-    );
+    node.ok(&op, Action::RegisterResident { resident: id(&resident), resident_hash, worker: false }).await;
+    let as_shop = node.sign(&resident, Action::RequestCashOut { issue: 1, amount: Yen(1) });
+    check(raw(&node, "POST", "/v1/transactions", post(as_shop)).await, 403, "wrong_role");
     assert_eq!(
         node.client.head().await.unwrap().height,
         height.height + 1,
@@ -230,11 +117,7 @@ async fn the_same_transaction_twice_is_committed_once() {
     let town = node.town.clone();
     let tx = node.sign(
         &town,
-        Action::RegisterShop {
-            shop: id(&new_key()),
-            name: "八百屋".into(),
-            class: ShopClass::Local,
-        },
+        Action::RegisterShop { shop: id(&new_key()), name: "八百屋".into(), class: ShopClass::Local },
     );
     let first = node.client.submit(&tx).await.unwrap();
     let second = node.client.submit(&tx).await.unwrap();
@@ -246,11 +129,7 @@ async fn the_same_transaction_twice_is_committed_once() {
     // Concurrent duplicates in one batch and across requests: still one commit.
     let tx2 = node.sign(
         &town,
-        Action::RegisterShop {
-            shop: id(&new_key()),
-            name: "魚屋".into(),
-            class: ShopClass::Local,
-        },
+        Action::RegisterShop { shop: id(&new_key()), name: "魚屋".into(), class: ShopClass::Local },
     );
     let pair = [tx2.clone(), tx2.clone()];
     let (a, b) = tokio::join!(node.client.submit(&tx2), node.client.submit_batch(&pair));
@@ -263,13 +142,7 @@ async fn the_same_transaction_twice_is_committed_once() {
     let mut conflicting = tx.clone();
     conflicting.signature[40] ^= 1;
     check(
-        raw(
-            &node,
-            "POST",
-            "/v1/transactions",
-            serde_json::to_vec(&conflicting).unwrap(),
-        )
-        .await,
+        raw(&node, "POST", "/v1/transactions", serde_json::to_vec(&conflicting).unwrap()).await,
         409,
         "conflicting_duplicate",
     );
@@ -277,31 +150,16 @@ async fn the_same_transaction_twice_is_committed_once() {
     // A batch answers each transaction for itself.
     let mut bad = node.sign(
         &town,
-        Action::RegisterShop {
-            shop: id(&new_key()),
-            name: "米屋".into(),
-            class: ShopClass::Large,
-        },
+        Action::RegisterShop { shop: id(&new_key()), name: "米屋".into(), class: ShopClass::Large },
     );
     bad.signature[0] ^= 1;
     let good = node.sign(
         &town,
-        Action::RegisterShop {
-            shop: id(&new_key()),
-            name: "酒屋".into(),
-            class: ShopClass::Large,
-        },
+        Action::RegisterShop { shop: id(&new_key()), name: "酒屋".into(), class: ShopClass::Large },
     );
-    let results = node
-        .client
-        .submit_batch(&[tx.clone(), bad, good])
-        .await
-        .unwrap();
+    let results = node.client.submit_batch(&[tx.clone(), bad, good]).await.unwrap();
     assert_eq!(results[0], first);
-    assert_eq!(
-        (results[1].status, results[1].reason.as_deref()),
-        (TxStatus::Refused, Some("bad_signature"))
-    );
+    assert_eq!((results[1].status, results[1].reason.as_deref()), (TxStatus::Refused, Some("bad_signature")));
     assert_eq!(results[2].status, TxStatus::Applied);
 }
 
@@ -314,23 +172,14 @@ async fn events_stream_committed_transactions_for_an_account() {
     let mut stream = reqwest::get(url).await.unwrap();
     assert_eq!(stream.status(), 200);
     let tx = node
-        .ok(
-            &town,
-            Action::RegisterShop {
-                shop: id(&shop),
-                name: "茶屋".into(),
-                class: ShopClass::Local,
-            },
-        )
+        .ok(&town, Action::RegisterShop { shop: id(&shop), name: "茶屋".into(), class: ShopClass::Local })
         .await;
     let mut seen = String::new();
     while !seen.contains("\n\n") {
         let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
             .await
             .expect("event in time");
-        seen.push_str(&String::from_utf8_lossy(
-            &chunk.unwrap().expect("stream open"),
-        ));
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("stream open")));
     }
     assert!(seen.contains("event: tx"), "{seen}");
     assert!(seen.contains(&tx.tx_id.to_hex()), "{seen}");
@@ -342,21 +191,9 @@ async fn restart_resumes_where_it_was_and_metrics_count() {
     let node = TestNode::start().await;
     let town = node.town.clone();
     for i in 0..5 {
-        node.ok(
-            &town,
-            Action::RegisterOperator {
-                operator: id(&new_key()),
-                name: format!("窓口{i}"),
-            },
-        )
-        .await;
+        node.ok(&town, Action::RegisterOperator { operator: id(&new_key()), name: format!("窓口{i}") }).await;
     }
-    let metrics = reqwest::get(format!("{}/metrics", node.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", node.url)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("machi_txs_applied_total 5"), "{metrics}");
     let head = node.client.head().await.unwrap();
     let node = node.restart().await;
@@ -370,9 +207,5 @@ async fn restart_resumes_where_it_was_and_metrics_count() {
     let node = TestNode::open(dir, clock).await;
     assert_eq!(node.client.head().await.unwrap(), head);
     let town_view = node.client.account(&id(&town)).await.unwrap();
-    assert_eq!(
-        town_view.history.len(),
-        6,
-        "genesis and five registrations, re-indexed"
-    );
+    assert_eq!(town_view.history.len(), 6, "genesis and five registrations, re-indexed");
 }

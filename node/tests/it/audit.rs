@@ -8,21 +8,11 @@ use crate::harness::{id, new_key, TestNode};
 async fn verify_agrees_with_audit_and_catches_tampering() {
     let node = TestNode::start().await;
     let town = node.town.clone();
-    node.ok(
-        &town,
-        Action::CreateIssue {
-            issue: node.issue(1, 10, 2),
-        },
-    )
-    .await;
+    node.ok(&town, Action::CreateIssue { issue: node.issue(1, 10, 2) }).await;
     for name in ["一", "二", "三"] {
         node.ok(
             &town,
-            Action::RegisterShop {
-                shop: id(&new_key()),
-                name: name.into(),
-                class: ShopClass::Local,
-            },
+            Action::RegisterShop { shop: id(&new_key()), name: name.into(), class: ShopClass::Local },
         )
         .await;
     }
@@ -42,9 +32,7 @@ async fn verify_agrees_with_audit_and_catches_tampering() {
         copy[line] = copy[line].replacen(from, to, 1);
         let path = node.path().join(format!("tampered-{line}.jsonl"));
         std::fs::write(&path, copy.join("\n")).unwrap();
-        machi_node::verify_export(&path, None)
-            .expect_err("tampering caught")
-            .to_string()
+        machi_node::verify_export(&path, None).expect_err("tampering caught").to_string()
     };
     let timestamp = format!("\"timestamp_ms\":{}", verified_timestamp(lines[2]));
     let err = tampered(2, &timestamp, "\"timestamp_ms\":1");
@@ -62,9 +50,7 @@ async fn verify_agrees_with_audit_and_catches_tampering() {
     let short = node.path().join("short.jsonl");
     std::fs::write(&short, lines[..4].join("\n")).unwrap();
     assert!(machi_node::verify_export(&short, None).is_ok());
-    let err = machi_node::verify_export(&short, Some((4, verified.head_hash)))
-        .unwrap_err()
-        .to_string();
+    let err = machi_node::verify_export(&short, Some((4, verified.head_hash))).unwrap_err().to_string();
     assert!(err.contains("block 4"), "{err}");
     assert!(machi_node::verify_export(&out, Some((4, verified.head_hash))).is_ok());
 }

@@ -30,17 +30,12 @@ fn start(dir: &Path) -> Process {
         .expect("machi-node starts");
     // The first stdout line names the address; the node is serving once it is printed.
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("reads stdout");
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reads stdout");
     let url = line
         .trim()
         .strip_prefix("machi-node listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Process {
-        client: Client::new(url),
-        child,
-    }
+    Process { client: Client::new(url), child }
 }
 
 fn kill9(mut process: Process) {
@@ -64,19 +59,15 @@ async fn load(
                     &chain_id,
                     &town,
                     Action::RegisterShop {
-                        shop: id(&new_key()),
-                        name: "店".into(),
-                        class: ShopClass::Local,
+                        shop: id(&new_key()), name: "店".into(), class: ShopClass::Local
                     },
                 )
             })
             .collect();
         match client.submit_batch(&batch).await {
-            Ok(results) => acked.lock().unwrap().extend(
-                results
-                    .into_iter()
-                    .filter(|r| r.status == TxStatus::Applied),
-            ),
+            Ok(results) => {
+                acked.lock().unwrap().extend(results.into_iter().filter(|r| r.status == TxStatus::Applied))
+            }
             Err(_) => return, // the node is gone: nothing in flight was acknowledged
         }
     }
@@ -84,10 +75,7 @@ async fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_transaction() {
-    let cycles: u32 = std::env::var("MACHI_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let cycles: u32 = std::env::var("MACHI_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
     machi_node::init(dir.path(), "crash-town").unwrap();
     let town = machi_node::read_key(&dir.path().join("keys/town.key")).unwrap();
@@ -129,8 +117,7 @@ async fn kill_9_loses_no_acknowledged_transaction() {
             assert_eq!(tx["height"], result.height.unwrap());
         }
         kill9(process);
-        let report =
-            machi_node::audit_data_dir(dir.path()).expect("the chain verifies after kill -9");
+        let report = machi_node::audit_data_dir(dir.path()).expect("the chain verifies after kill -9");
         assert!(report.invariant_held_every_block);
         assert!(report.txs as usize > acknowledged.len());
     }

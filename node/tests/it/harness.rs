@@ -41,9 +41,7 @@ impl TestNode {
         let town = machi_node::read_key(&dir.path().join("keys/town.key")).expect("town key");
         let node = Node::open_with_clock(dir.path(), clock.clone()).expect("node opens");
         let chain_id = node.shared.chain_id.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -95,10 +93,7 @@ impl TestNode {
     }
 
     pub(crate) async fn submit(&self, key: &SigningKey, action: Action) -> TxResultView {
-        self.client
-            .submit(&self.sign(key, action))
-            .await
-            .expect("node answers")
+        self.client.submit(&self.sign(key, action)).await.expect("node answers")
     }
 
     pub(crate) async fn ok(&self, key: &SigningKey, action: Action) -> TxResultView {
@@ -111,11 +106,7 @@ impl TestNode {
     /// Submits a batch and insists every one applied.
     pub(crate) async fn ok_batch(&self, txs: Vec<SignedTx>) {
         for chunk in txs.chunks(machi_ledger::api::SUBMIT_TXS_MAX) {
-            let results = self
-                .client
-                .submit_batch(chunk)
-                .await
-                .expect("batch answered");
+            let results = self.client.submit_batch(chunk).await.expect("batch answered");
             for r in results {
                 assert_eq!(r.status, TxStatus::Applied, "{r:?}");
             }

@@ -22,11 +22,7 @@ async fn sale_day() {
     let mut setup = vec![
         node.sign(
             &town,
-            Action::RegisterShop {
-                shop: id(&local),
-                name: "山田商店".into(),
-                class: ShopClass::Local,
-            },
+            Action::RegisterShop { shop: id(&local), name: "山田商店".into(), class: ShopClass::Local },
         ),
         node.sign(
             &town,
@@ -36,21 +32,10 @@ async fn sale_day() {
                 class: ShopClass::Large,
             },
         ),
-        node.sign(
-            &town,
-            Action::CreateIssue {
-                issue: node.issue(1, SETS, CAP),
-            },
-        ),
+        node.sign(&town, Action::CreateIssue { issue: node.issue(1, SETS, CAP) }),
     ];
     for (i, op) in operators.iter().enumerate() {
-        setup.push(node.sign(
-            &town,
-            Action::RegisterOperator {
-                operator: id(op),
-                name: format!("窓口{i}"),
-            },
-        ));
+        setup.push(node.sign(&town, Action::RegisterOperator { operator: id(op), name: format!("窓口{i}") }));
     }
     node.ok_batch(setup).await;
     let residents: Vec<_> = (0..RESIDENTS).map(|_| new_key()).collect();
@@ -61,11 +46,7 @@ async fn sale_day() {
             let resident_hash = machi_ledger::sha256(format!("住民番号-{i}").as_bytes());
             node.sign(
                 &operators[i % 3],
-                Action::RegisterResident {
-                    resident: id(r),
-                    resident_hash,
-                    worker: false,
-                },
+                Action::RegisterResident { resident: id(r), resident_hash, worker: false },
             )
         })
         .collect();
@@ -83,11 +64,7 @@ async fn sale_day() {
                 sets,
                 cash_received: Yen(10_000 * u64::from(sets)),
             };
-            attempts.push((
-                i,
-                sets,
-                node.sign(&operators[(i + sets as usize) % 3], action),
-            ));
+            attempts.push((i, sets, node.sign(&operators[(i + sets as usize) % 3], action)));
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -109,16 +86,10 @@ async fn sale_day() {
             TxStatus::Refused => panic!("no attempt may be refused: {result:?}"),
         }
     }
-    assert_eq!(
-        bought.values().sum::<u32>(),
-        SETS,
-        "exactly the supply is sold"
-    );
+    assert_eq!(bought.values().sum::<u32>(), SETS, "exactly the supply is sold");
     assert!(bought.values().all(|&n| n <= CAP), "nobody above the cap");
     assert!(
-        reasons
-            .keys()
-            .all(|r| ["sold_out", "over_cap", "not_enough_sets_left"].contains(&r.as_str())),
+        reasons.keys().all(|r| ["sold_out", "over_cap", "not_enough_sets_left"].contains(&r.as_str())),
         "{reasons:?}"
     );
     assert!(reasons["sold_out"] > 0);
@@ -138,111 +109,35 @@ async fn sale_day() {
 
     // Spending: ten residents with 2 sets each pay ¥7,000 at the local shop (local value
     // first) and ¥5,000 at the large shop (common only).
-    let payers: Vec<usize> = bought
-        .iter()
-        .filter(|(_, n)| **n == 2)
-        .map(|(i, _)| *i)
-        .take(10)
-        .collect();
+    let payers: Vec<usize> = bought.iter().filter(|(_, n)| **n == 2).map(|(i, _)| *i).take(10).collect();
     assert_eq!(payers.len(), 10);
     let mut first_payment = None;
     for &i in &payers {
         let r = &residents[i];
         let paid = node
-            .ok(
-                r,
-                Action::Pay {
-                    shop: id(&local),
-                    amount: Yen(7_000),
-                    invoice: Some(format!("INV-{i}")),
-                },
-            )
+            .ok(r, Action::Pay { shop: id(&local), amount: Yen(7_000), invoice: Some(format!("INV-{i}")) })
             .await;
         first_payment.get_or_insert(paid.tx_id);
-        node.ok(
-            r,
-            Action::Pay {
-                shop: id(&large),
-                amount: Yen(5_000),
-                invoice: None,
-            },
-        )
-        .await;
+        node.ok(r, Action::Pay { shop: id(&large), amount: Yen(5_000), invoice: None }).await;
     }
     let over = node
-        .submit(
-            &residents[payers[0]],
-            Action::Pay {
-                shop: id(&large),
-                amount: Yen(7_501),
-                invoice: None,
-            },
-        )
+        .submit(&residents[payers[0]], Action::Pay { shop: id(&large), amount: Yen(7_501), invoice: None })
         .await;
-    assert_eq!(
-        over.reason.as_deref(),
-        Some("insufficient_balance"),
-        "a large shop takes common value only"
-    );
-    let payer = node
-        .client
-        .account(&id(&residents[payers[0]]))
-        .await
-        .unwrap();
-    let held = |kind| {
-        payer
-            .balances
-            .iter()
-            .filter(|b| b.kind == kind)
-            .map(|b| b.amount.0)
-            .sum::<u64>()
-    };
+    assert_eq!(over.reason.as_deref(), Some("insufficient_balance"), "a large shop takes common value only");
+    let payer = node.client.account(&id(&residents[payers[0]])).await.unwrap();
+    let held = |kind| payer.balances.iter().filter(|b| b.kind == kind).map(|b| b.amount.0).sum::<u64>();
     assert_eq!((held(Kind::Local), held(Kind::Common)), (5_500, 7_500));
-    assert!(
-        payer.history.iter().any(|h| h.kind == "pay"),
-        "history shows the payment"
-    );
+    assert!(payer.history.iter().any(|h| h.kind == "pay"), "history shows the payment");
 
     // A partial refund, then cash-outs of everything the shops hold.
     let payment = first_payment.unwrap();
-    node.ok(
-        &local,
-        Action::Refund {
-            payment,
-            amount: Yen(2_000),
-        },
-    )
-    .await;
-    let too_much = node
-        .submit(
-            &local,
-            Action::Refund {
-                payment,
-                amount: Yen(5_001),
-            },
-        )
-        .await;
+    node.ok(&local, Action::Refund { payment, amount: Yen(2_000) }).await;
+    let too_much = node.submit(&local, Action::Refund { payment, amount: Yen(5_001) }).await;
     assert_eq!(too_much.reason.as_deref(), Some("refund_exceeds_payment"));
-    let local_cash_out = node
-        .ok(
-            &local,
-            Action::RequestCashOut {
-                issue: 1,
-                amount: Yen(68_000),
-            },
-        )
-        .await
-        .tx_id;
-    let large_cash_out = node
-        .ok(
-            &large,
-            Action::RequestCashOut {
-                issue: 1,
-                amount: Yen(50_000),
-            },
-        )
-        .await
-        .tx_id;
+    let local_cash_out =
+        node.ok(&local, Action::RequestCashOut { issue: 1, amount: Yen(68_000) }).await.tx_id;
+    let large_cash_out =
+        node.ok(&large, Action::RequestCashOut { issue: 1, amount: Yen(50_000) }).await.tx_id;
     let settle = Action::SettleCashOuts {
         cash_outs: vec![local_cash_out, large_cash_out],
         transfer_date: "2027-02-10".into(),
@@ -252,13 +147,8 @@ async fn sale_day() {
 
     // Wrong roles are refused with 403 and write nothing.
     let height = node.client.head().await.unwrap().height;
-    let forged = node
-        .submit(&residents[0], Action::ExpireIssue { issue: 1 })
-        .await;
-    assert_eq!(
-        (forged.status, forged.reason.as_deref()),
-        (TxStatus::Refused, Some("wrong_role"))
-    );
+    let forged = node.submit(&residents[0], Action::ExpireIssue { issue: 1 }).await;
+    assert_eq!((forged.status, forged.reason.as_deref()), (TxStatus::Refused, Some("wrong_role")));
     assert_eq!(node.client.head().await.unwrap().height, height);
 
     // Spend-until passes; the town expires what residents did not spend.
@@ -293,27 +183,12 @@ async fn sale_day() {
     let report = machi_node::verify_export(&out, None).unwrap();
     assert_eq!(report.issues, supply.issues);
     assert!(report.invariant_held_every_block);
-    assert_eq!(
-        report.sales_by_day.iter().map(|d| d.sets).sum::<u64>(),
-        u64::from(SETS)
-    );
+    assert_eq!(report.sales_by_day.iter().map(|d| d.sets).sum::<u64>(), u64::from(SETS));
     let refused_attempts: usize = reasons.values().sum();
-    assert_eq!(
-        report
-            .sales_by_day
-            .iter()
-            .map(|d| d.rejected_attempts)
-            .sum::<u64>(),
-        refused_attempts as u64
-    );
+    assert_eq!(report.sales_by_day.iter().map(|d| d.rejected_attempts).sum::<u64>(), refused_attempts as u64);
 
     // The town hall screen shows the same figures.
-    let page = reqwest::get(format!("{}/", node.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = reqwest::get(format!("{}/", node.url)).await.unwrap().text().await.unwrap();
     for expected in [
         "id=\"sold-1\">100<",
         "id=\"left-1\">0<",
@@ -325,8 +200,5 @@ async fn sale_day() {
     ] {
         assert!(page.contains(expected), "dashboard lacks {expected}");
     }
-    assert!(
-        !page.contains("http://") && !page.contains("https://"),
-        "no external assets"
-    );
+    assert!(!page.contains("http://") && !page.contains("https://"), "no external assets");
 }

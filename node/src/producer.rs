@@ -1,0 +1,182 @@
+//! The single writer. Takes every waiting submission (group commit), applies them in
+//! order with the pure ledger, appends and syncs one block, and only then answers.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use machi_ledger::api::{TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
+use machi_ledger::{
+    AccountId, Block, Outcome, Refusal, SigningKey, TxBody, TxId, TxResult, VerifiedTx, BLOCK_TXS_MAX,
+};
+use tokio::sync::oneshot;
+
+use crate::chain::Chain;
+use crate::Shared;
+
+/// A state checkpoint is written to sled after this many transactions.
+pub(crate) const CHECKPOINT_TXS: u64 = 200_000;
+
+/// One client request's worth of verified transactions waiting for a block.
+pub(crate) struct Submission {
+    pub(crate) txs: Vec<VerifiedTx>,
+    pub(crate) reply: oneshot::Sender<Vec<TxResultView>>,
+}
+
+pub(crate) fn run(shared: Arc<Shared>, producer: SigningKey, rx: Receiver<Submission>) {
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(s) => s,
+            Err(RecvTimeoutError::Timeout) if shared.stopping.load(Ordering::Relaxed) => break,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut count = first.txs.len();
+        let mut batch = vec![first];
+        while count < BLOCK_TXS_MAX - SUBMIT_TXS_MAX {
+            match rx.try_recv() {
+                Ok(s) => {
+                    count += s.txs.len();
+                    batch.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        produce_one(&shared, &producer, batch);
+    }
+    shared.chain.blocking_write().write_checkpoint(&shared.index);
+    shared.index.flush();
+}
+
+fn produce_one(shared: &Shared, producer: &SigningKey, batch: Vec<Submission>) {
+    let started = Instant::now();
+    let sizes: Vec<usize> = batch.iter().map(|s| s.txs.len()).collect();
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut txs = Vec::with_capacity(sizes.iter().sum());
+    for submission in batch {
+        txs.extend(submission.txs);
+        replies.push(submission.reply);
+    }
+    let ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
+    let mut chain = shared.chain.blocking_write();
+    let prev = chain.head.clone();
+    let (block, results) =
+        machi_ledger::produce(&mut chain.state, &prev, shared.clock.now_ms(), txs, producer);
+    if block.txs.is_empty() {
+        // Everything was refused or already on the chain: nothing to write.
+        let views = views_of(&chain, &ids, &results, None);
+        drop(chain);
+        answer(replies, sizes, views);
+        return;
+    }
+    if let Err(e) = chain.log.append(&block.encode()) {
+        tracing::error!(
+            "block {} could not be written: {e}; rebuilding state from the log",
+            block.header.height
+        );
+        shared.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
+        recover(shared, &mut chain);
+        drop(chain);
+        let views = ids.iter().map(|_| storage_failure()).collect();
+        answer(replies, sizes, views);
+        return;
+    }
+    // Durable from here on.
+    chain.hashes.push(block.hash());
+    chain.head = block.header.clone();
+    let involved = chain.record(&block);
+    let views = views_of(&chain, &ids, &results, Some(&block));
+    if chain.txs_since_checkpoint >= CHECKPOINT_TXS {
+        chain.write_checkpoint(&shared.index);
+    }
+    drop(chain);
+    shared.metrics.record_block(&views, started.elapsed());
+    publish_events(shared, &block, involved);
+    answer(replies, sizes, views);
+}
+
+/// Each offered transaction's result: committed in `block`, already on the chain
+/// (replay: the first outcome), or refused.
+fn views_of(chain: &Chain, ids: &[TxId], results: &[TxResult], block: Option<&Block>) -> Vec<TxResultView> {
+    ids.iter()
+        .zip(results)
+        .map(|(id, result)| match result {
+            Ok(outcome) => {
+                let block = block.expect("applied transactions are in the block");
+                TxResultView::committed(*id, *outcome, block.header.height, block.hash())
+            }
+            Err(Refusal::Duplicate) => {
+                let record = chain.state.txs[id];
+                TxResultView::committed(
+                    *id,
+                    record.outcome,
+                    record.height,
+                    chain.hashes[record.height as usize],
+                )
+            }
+            Err(refusal) => TxResultView::from_refusal(*id, *refusal),
+        })
+        .collect()
+}
+
+fn answer(replies: Vec<oneshot::Sender<Vec<TxResultView>>>, sizes: Vec<usize>, views: Vec<TxResultView>) {
+    let mut views = views.into_iter();
+    for (reply, size) in replies.into_iter().zip(sizes) {
+        // A client that went away does not stop the others from hearing.
+        let _ = reply.send(views.by_ref().take(size).collect());
+    }
+}
+
+fn storage_failure() -> TxResultView {
+    TxResultView::refused(
+        TxId::default(),
+        "storage_unavailable",
+        "the block could not be written to disk; nothing was committed, try again".to_string(),
+    )
+}
+
+/// After a failed write the in-memory state has the failed block applied: throw it away
+/// and rebuild from what is durable.
+fn recover(shared: &Shared, chain: &mut Chain) {
+    let file = match (shared.reopen_log)() {
+        Ok(file) => file,
+        Err(e) => panic!("block log cannot be reopened after a failed write: {e}"),
+    };
+    match Chain::open(file, Some(&shared.index)) {
+        Ok(fresh) => *chain = fresh,
+        Err(e) => panic!("state cannot be rebuilt after a failed write: {e}"),
+    }
+}
+
+fn publish_events(shared: &Shared, block: &Block, involved: Vec<Vec<AccountId>>) {
+    if shared.events.receiver_count() == 0 {
+        return;
+    }
+    let h = &block.header;
+    let events: Vec<TxEvent> = block
+        .txs
+        .iter()
+        .zip(&block.outcomes)
+        .zip(involved)
+        .filter_map(|((tx, outcome), accounts)| {
+            let body = TxBody::decode(&tx.body).ok()?;
+            let (status, reason) = match outcome {
+                Outcome::Applied => (TxStatus::Applied, None),
+                Outcome::Rejected(r) => (TxStatus::Rejected, Some(r.name().to_string())),
+            };
+            Some(TxEvent {
+                tx_id: tx.id(&h.chain_id),
+                height: h.height,
+                timestamp_ms: h.timestamp_ms,
+                kind: body.action.kind_name().to_string(),
+                status,
+                reason,
+                signer: tx.signer,
+                accounts,
+                body,
+            })
+        })
+        .collect();
+    let _ = shared.events.send(Arc::new(events));
+}
