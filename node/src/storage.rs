@@ -139,6 +139,20 @@ impl BlockLog {
         }
         let cut_bytes = len - offset;
         if cut_bytes > 0 {
+            if let Some(found) = intact_record_after(file.as_ref(), offset, len)? {
+                // A torn append only ever damages the end; an intact record after the bad
+                // one means the file was damaged in the middle. Cutting would throw away
+                // acknowledged blocks, so refuse instead.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "block log is damaged at block {} (byte {offset}): that record fails its length or \
+                         checksum, but an intact record follows at byte {found}; refusing to cut \
+                         acknowledged blocks",
+                        records.len()
+                    ),
+                ));
+            }
             file.truncate(offset)?;
         }
         Ok(Opened { log: BlockLog { file, offsets, end: offset }, records, cut_bytes })
@@ -182,6 +196,23 @@ impl BlockLog {
         read_record(self.file.as_ref(), offset, self.end)?
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "block record changed on disk"))
     }
+}
+
+/// Where the first intact record after the damaged one at `bad` starts, if any.
+fn intact_record_after(file: &dyn LogFile, bad: u64, end: u64) -> io::Result<Option<u64>> {
+    let mut rest = vec![0u8; usize::try_from(end - bad).map_err(|_| io::ErrorKind::InvalidData)?];
+    file.read_at(bad, &mut rest)?;
+    for start in 1..rest.len().saturating_sub(RECORD_HEADER_BYTES as usize) {
+        let header = &rest[start..start + RECORD_HEADER_BYTES as usize];
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        let body_start = start + RECORD_HEADER_BYTES as usize;
+        let Some(body) = rest.get(body_start..body_start + len as usize) else { continue };
+        if len > 0 && crc32fast::hash(body) == crc {
+            return Ok(Some(bad + start as u64));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads the record at `offset`; `None` when there is no whole, intact record there.
@@ -243,6 +274,20 @@ mod tests {
             log.append(b"after").unwrap();
             assert_eq!(open(&file).records.len(), 2);
         }
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_refused_not_cut() {
+        let file = MemFile::default();
+        let mut log = open(&file).log;
+        for record in [b"first record".as_slice(), b"second record", b"third record"] {
+            log.append(record).unwrap();
+        }
+        let before = file.bytes.lock().unwrap().clone();
+        file.bytes.lock().unwrap()[8 + 8 + 12 + 8 + 3] ^= 0x40; // inside the second payload
+        let err = BlockLog::open(Box::new(file.clone())).err().expect("refused");
+        assert!(err.to_string().contains("block 1"), "{err}");
+        assert_eq!(file.bytes.lock().unwrap().len(), before.len(), "nothing was cut");
     }
 
     #[test]
