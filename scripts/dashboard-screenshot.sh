@@ -6,9 +6,10 @@
 set -euo pipefail
 url="${1:-http://127.0.0.1:7070/}"
 out="${2:-dashboard.png}"
-if ! command -v chromium >/dev/null; then
-  echo "installing chromium from Debian's packages..." >&2
-  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+# Chromium, and a Japanese font so the labels are not drawn as empty boxes.
+if ! command -v chromium >/dev/null || ! fc-list :lang=ja 2>/dev/null | grep -q .; then
+  echo "installing chromium and fonts-noto-cjk from Debian's packages..." >&2
+  apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
 fi
 profile="$(mktemp -d)"
 trap 'rm -rf "$profile"' EXIT

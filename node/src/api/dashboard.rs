@@ -92,13 +92,13 @@ fn render_issue(out: &mut String, i: &IssueSupplyView) {
     };
     let _ = write!(
         out,
-        "<section class=\"issue\"><h2>第{} 回 {}</h2><div class=\"row\">\
+        "<section class=\"issue\"><h2>{} <small>発行回 issue {}</small></h2><div class=\"row\">\
          <div><div>販売済み <small>sets sold</small></div><div class=\"big\" id=\"sold-{}\">{}</div></div>\
          <div><div>残り <small>sets left</small></div><div class=\"big\" id=\"left-{}\">{}</div></div>\
          <div><div>総数 <small>total</small></div><div class=\"big\">{}</div></div></div>{}\
          <p>供給の整合性 <small>supply invariant</small>: {invariant}</p>",
-        i.issue,
         escape(&i.name),
+        i.issue,
         i.issue,
         group_thousands(u64::from(i.sets_sold)),
         i.issue,
