@@ -192,6 +192,7 @@ pub enum TxError {
 
 /// A transaction as it travels and is stored: who signed, what bytes, the signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedTx {
     pub signer: AccountId,
     #[serde(with = "sig_serde")]

@@ -24,7 +24,8 @@ pub(crate) const SUBMIT_QUEUE_MAX: usize = 4_096;
 const EVENTS_QUEUE_MAX: usize = 1_024;
 pub(crate) const CHAIN_ID_BYTES_MAX: usize = 64;
 
-pub(crate) type ReopenLog = Box<dyn Fn() -> std::io::Result<Box<dyn LogFile>> + Send + Sync>;
+/// Opens the block log file again (after a failed write the producer rebuilds from it).
+pub type ReopenLog = Box<dyn Fn() -> std::io::Result<Box<dyn LogFile>> + Send + Sync>;
 
 /// What the HTTP handlers, the producer and the indexer share.
 pub struct Shared {
@@ -67,6 +68,16 @@ pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf
     let block = genesis_block(chain_id, &town, &producer, chain::now_ms());
     Chain::create(Box::new(DiskFile::open(&chain::log_path(data_dir))?), &block)?;
     Ok((town_path, producer_path))
+}
+
+/// Writes a new chain's genesis block into `file` (tests use memory files).
+pub fn init_log(
+    file: Box<dyn LogFile>,
+    chain_id: &str,
+    town: &SigningKey,
+    producer: &SigningKey,
+) -> anyhow::Result<()> {
+    Chain::create(file, &genesis_block(chain_id, town, producer, chain::now_ms()))
 }
 
 pub(crate) fn genesis_block(

@@ -78,7 +78,7 @@ fn produce_one(shared: &Shared, producer: &SigningKey, batch: Vec<Submission>) {
         shared.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
         recover(shared, &mut chain);
         drop(chain);
-        let views = ids.iter().map(|_| storage_failure()).collect();
+        let views = ids.iter().map(|id| storage_failure(*id)).collect();
         answer(replies, sizes, views);
         return;
     }
@@ -128,9 +128,9 @@ fn answer(replies: Vec<oneshot::Sender<Vec<TxResultView>>>, sizes: Vec<usize>, v
     }
 }
 
-fn storage_failure() -> TxResultView {
+fn storage_failure(id: TxId) -> TxResultView {
     TxResultView::refused(
-        TxId::default(),
+        id,
         "storage_unavailable",
         "the block could not be written to disk; nothing was committed, try again".to_string(),
     )

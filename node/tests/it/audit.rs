@@ -170,7 +170,8 @@ async fn audit_of_a_multi_issue_chain_names_the_tampered_block() {
     let signature = hex::decode(line["txs"][0]["signature"].as_str().unwrap()).unwrap();
     let body = hex::decode(line["txs"][0]["body_hex"].as_str().unwrap()).unwrap();
     let prev_hash = hex::decode(line["prev_hash"].as_str().unwrap()).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Tamper<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "header prev_hash",
             Box::new(|p: &mut Vec<u8>| {

@@ -1,6 +1,6 @@
 //! kill -9 the real `machi-node` process while clients are being answered, restart it,
 //! and check that every acknowledged transaction is there with the same outcome and the
-//! chain verifies. `MACHI_CRASH_CYCLES` sets the number of cycles (default 3).
+//! chain verifies. `MACHI_CRASH_CYCLES` sets the number of cycles (default 10).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -75,7 +75,7 @@ async fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_transaction() {
-    let cycles: u32 = std::env::var("MACHI_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let cycles: u32 = std::env::var("MACHI_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
     machi_node::init(dir.path(), "crash-town").unwrap();
     let town = machi_node::read_key(&dir.path().join("keys/town.key")).unwrap();

@@ -1,0 +1,5 @@
+//! machi-proptest's one test binary.
+
+mod faults;
+mod hostile;
+mod model_based;
