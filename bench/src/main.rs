@@ -1,7 +1,10 @@
 //! `machi-bench`: drives a running machi-node with real signed transactions from many
 //! keys, and measures the machine's own limits in the same run.
 
+mod cost;
 mod limits;
+mod rehearse;
+mod replay;
 mod scenarios;
 mod stats;
 mod town;
@@ -53,6 +56,50 @@ enum Command {
         /// Transactions signed in advance; the run stops early if they run out.
         #[arg(long, default_value_t = 300_000)]
         pool: usize,
+    },
+    /// Where each microsecond of a payment goes (parse, decode, verify, apply, encode,
+    /// fsync), measured stage by stage, and the memory resident accounts take.
+    Cost {
+        /// Resident accounts to hold in memory for the memory figure.
+        #[arg(long, default_value_t = 1_000_000)]
+        memory_residents: u64,
+        /// Transactions per block for the amortised fsync cost.
+        #[arg(long, default_value_t = 512)]
+        block_txs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay/verify rate of the chain in DIR (`machi-node audit`) and restart-to-ready
+    /// time. Make a long chain first, e.g. with `payments --pool 1000000`, then stop the
+    /// node.
+    Audit {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The machi-node binary.
+        #[arg(long, default_value = "machi-node")]
+        node_bin: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A whole sale day, compressed: sale, payments, refunds, cash-outs, settlement,
+    /// expiry; ends with the audit summary. For counter staff to rehearse on a practice
+    /// node.
+    Rehearse {
+        #[arg(long, default_value = "http://127.0.0.1:7070")]
+        node: String,
+        #[arg(long)]
+        town_key: PathBuf,
+        #[arg(long, default_value_t = 2_000)]
+        residents: usize,
+        #[arg(long, default_value_t = 20)]
+        shops: usize,
+        #[arg(long, default_value_t = 5)]
+        counters: usize,
+        #[arg(long, default_value_t = 5)]
+        payments_per_resident: usize,
+        /// Seconds residents may spend before the issue expires.
+        #[arg(long, default_value_t = 20)]
+        spend_seconds: u64,
     },
     /// An issue of 2,000 sets opens and 20,000 purchase attempts from 50 operators arrive.
     SaleOpen {
@@ -124,6 +171,70 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 limits::print(&limits);
             }
             return Ok(());
+        }
+        Command::Cost { memory_residents, block_txs, json } => {
+            let stages =
+                tokio::task::spawn_blocking(move || cost::stages(limits.fsync_4k_median_us, block_txs))
+                    .await?;
+            let memory = tokio::task::spawn_blocking(move || cost::memory(memory_residents)).await?;
+            let total: f64 = stages.iter().map(|s| s.micros_per_tx).sum();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({ "limits": limits, "stages": stages, "total_micros_per_tx": total, "memory": memory })
+                    )?
+                );
+            } else {
+                limits::print(&limits);
+                println!("cost of one payment, per stage (one core, µs):");
+                for s in &stages {
+                    println!(
+                        "  {:<48} {:>8.2}  ({:>4.1}%)",
+                        s.stage,
+                        s.micros_per_tx,
+                        100.0 * s.micros_per_tx / total
+                    );
+                }
+                println!("  {:<48} {:>8.2}  → {:.0} tx/s per core", "total", total, 1e6 / total);
+                println!(
+                    "memory: {} resident accounts add {:.0} MiB ({:.0} bytes each)",
+                    memory.resident_accounts,
+                    memory.rss_bytes_added as f64 / 1048576.0,
+                    memory.bytes_per_resident
+                );
+            }
+            return Ok(());
+        }
+        Command::Audit { data_dir, node_bin, json } => {
+            let outcome = replay::run(&node_bin, &data_dir).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&json!({ "limits": limits, "audit": outcome }))?);
+            } else {
+                limits::print(&limits);
+                println!("audit of {} transactions in {} blocks: {:.2} s = {:.0} tx/s ({:.2} × Ed25519 batch-verify rate)", outcome.txs, outcome.blocks, outcome.audit_s, outcome.audit_tx_per_s, outcome.audit_tx_per_s / limits.ed25519_batch_verify_per_s);
+                println!("restart to ready: {:.2} s", outcome.restart_to_ready_s);
+            }
+            return Ok(());
+        }
+        Command::Rehearse {
+            node,
+            town_key,
+            residents,
+            shops,
+            counters,
+            payments_per_resident,
+            spend_seconds,
+        } => {
+            let client = machi_client::Client::new(&node);
+            let plan = rehearse::Plan {
+                residents,
+                shops,
+                operators: counters,
+                payments_per_resident,
+                spend_seconds,
+            };
+            return rehearse::run(&client, read_key(&town_key)?, &plan).await;
         }
         Command::Payments { common, mode, concurrency, batch_size, rate, pool } => {
             let client = machi_client::Client::new(&common.node);
