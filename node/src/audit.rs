@@ -44,6 +44,37 @@ struct Auditor {
     state: Option<State>,
     prev: Option<BlockHeader>,
     report: AuditReport,
+    pending: Vec<Block>,
+    pending_txs: usize,
+}
+
+/// Transactions whose signatures are verified together, across all cores.
+const AUDIT_CHUNK_TXS: usize = 16_384;
+
+/// The first transaction (by height, then position) whose signature does not verify.
+/// Transactions that do not decode are left to `replay`, which names them.
+fn first_bad_signature(blocks: &[Block]) -> Option<(u64, String)> {
+    let txs: Vec<(u64, usize, machi_ledger::VerifiedTx)> = blocks
+        .iter()
+        .flat_map(|b| {
+            b.txs.iter().enumerate().filter_map(move |(i, tx)| {
+                machi_ledger::decode(&b.header.chain_id, tx.clone()).ok().map(|v| (b.header.height, i, v))
+            })
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = txs.len().div_ceil(cores).max(1);
+    let verified: Vec<machi_ledger::VerifiedTx> = txs.iter().map(|(_, _, v)| v.clone()).collect();
+    let results: Vec<Result<(), machi_ledger::TxError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = verified
+            .chunks(part)
+            .map(|chunk| scope.spawn(move || machi_ledger::verify_batch(chunk)))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("verification thread")).collect()
+    });
+    txs.iter().zip(results).find_map(|((height, i, tx), result)| {
+        result.err().map(|e| (*height, format!("tx {i} ({}): {e}", tx.id)))
+    })
 }
 
 impl Auditor {
@@ -60,12 +91,39 @@ impl Auditor {
             issues: Vec::new(),
             sales_by_day: Vec::new(),
         };
-        Auditor { state: None, prev: None, report }
+        Auditor { state: None, prev: None, report, pending: Vec::new(), pending_txs: 0 }
     }
 
-    fn push(&mut self, block: &Block) -> anyhow::Result<()> {
+    /// Takes the next block; blocks are checked in chunks so signatures can be verified
+    /// on every core while the rules are replayed in order.
+    fn push(&mut self, block: Block) -> anyhow::Result<()> {
+        self.pending_txs += block.txs.len();
+        self.pending.push(block);
+        if self.pending_txs >= AUDIT_CHUNK_TXS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let blocks = std::mem::take(&mut self.pending);
+        self.pending_txs = 0;
+        let bad_signature = first_bad_signature(&blocks);
+        for block in &blocks {
+            if let Some((height, what)) = &bad_signature {
+                if *height == block.header.height {
+                    bail!("block {height}: {what}");
+                }
+            }
+            self.replay_one(block)?;
+        }
+        Ok(())
+    }
+
+    fn replay_one(&mut self, block: &Block) -> anyhow::Result<()> {
         let state = self.state.get_or_insert_with(|| State::new(&block.header.chain_id));
-        replay(state, self.prev.as_ref(), block, SignatureCheck::All)?;
+        // Signatures were checked in parallel by `flush`; everything else is checked here.
+        replay(state, self.prev.as_ref(), block, SignatureCheck::Skip)?;
         let r = &mut self.report;
         r.invariant_held_every_block &= state.issues.values().all(|i| i.supply.invariant_holds());
         r.blocks += 1;
@@ -110,6 +168,7 @@ impl Auditor {
     }
 
     fn finish(mut self) -> anyhow::Result<AuditReport> {
+        self.flush()?;
         let (Some(state), Some(head)) = (self.state, self.prev) else { bail!("the chain has no blocks") };
         state.check_full().map_err(|e| anyhow!("final state is inconsistent: {e}"))?;
         let r = &mut self.report;
@@ -143,11 +202,14 @@ pub fn audit_data_dir(data_dir: &Path) -> anyhow::Result<AuditReport> {
     }
     let mut auditor = Auditor::new();
     for (height, record) in records.iter().enumerate() {
-        let block = Block::decode(record).ok_or_else(|| anyhow!("block {height}: record does not decode"))?;
+        let Some(block) = Block::decode(record) else {
+            auditor.flush()?;
+            bail!("block {height}: record does not decode");
+        };
         if block.header.height != height as u64 {
             bail!("block {height}: header says height {}", block.header.height);
         }
-        auditor.push(&block)?;
+        auditor.push(block)?;
     }
     auditor.finish()
 }
@@ -181,9 +243,16 @@ pub fn verify_export(path: &Path, expect_head: Option<(u64, Hash32)>) -> anyhow:
         let view: BlockView =
             serde_json::from_str(&line).with_context(|| format!("line {}: not a block", line_no + 1))?;
         let height = view.height;
-        let block = view.to_block().map_err(|e| anyhow!("block {height} (line {}): {e}", line_no + 1))?;
-        auditor.push(&block)?;
+        let block = match view.to_block() {
+            Ok(block) => block,
+            Err(e) => {
+                // Earlier blocks may hold the first error: check them before naming this one.
+                auditor.flush()?;
+                bail!("block {height} (line {}): {e}", line_no + 1);
+            }
+        };
         hashes.push(block.hash());
+        auditor.push(block)?;
     }
     if let Some((height, hash)) = expect_head {
         match hashes.get(height as usize) {

@@ -96,46 +96,48 @@ impl Chain {
         if count == 0 {
             bail!("the block log is empty: run `machi-node init` first");
         }
-        let blocks: Vec<Block> = opened
-            .records
-            .iter()
-            .enumerate()
-            .map(|(h, bytes)| Block::decode(bytes).with_context(|| format!("block {h} does not decode")))
-            .collect::<anyhow::Result<_>>()?;
-        let chain_id = blocks[0].header.chain_id.clone();
+        let records = opened.records;
+        let decode_at =
+            |h: usize| Block::decode(&records[h]).with_context(|| format!("block {h} does not decode"));
+        let genesis = decode_at(0)?;
         let mut chain = Chain {
-            state: State::new(&chain_id),
-            head: blocks[0].header.clone(),
-            hashes: blocks.iter().map(Block::hash).collect(),
+            state: State::new(&genesis.header.chain_id),
+            head: genesis.header.clone(),
+            hashes: Vec::with_capacity(records.len()),
             txs_total: 0,
             history: HashMap::new(),
             log: opened.log,
             cache: Mutex::new(VecDeque::new()),
             txs_since_checkpoint: 0,
         };
-        let start = match index.and_then(|i| usable_checkpoint(i, &blocks)) {
-            Some((state, history, height)) => {
-                chain.state = state;
-                chain.history = history;
-                height + 1
-            }
-            None => 0,
-        };
-        chain.txs_total = blocks[..start as usize].iter().map(|b| b.txs.len() as u64).sum();
-        for (height, block) in blocks.iter().enumerate().skip(start as usize) {
-            let height = height as u64;
-            let prev = height.checked_sub(1).map(|p| &blocks[p as usize].header);
-            let check =
-                if height + TAIL_VERIFY_BLOCKS >= count { SignatureCheck::All } else { SignatureCheck::Skip };
-            replay(&mut chain.state, prev, block, check)
+        let mut prev: Option<BlockHeader> = None;
+        if let Some(restored) = index.and_then(|i| usable_checkpoint(i, &records)) {
+            chain.state = restored.state;
+            chain.history = restored.history;
+            chain.hashes = restored.hashes;
+            chain.txs_total = restored.txs_total;
+            prev = Some(decode_at(restored.height as usize)?.header);
+        }
+        let start = chain.hashes.len();
+        for height in start..records.len() {
+            let block = decode_at(height)?;
+            let check = if (height as u64) + TAIL_VERIFY_BLOCKS >= count {
+                SignatureCheck::All
+            } else {
+                SignatureCheck::Skip
+            };
+            replay(&mut chain.state, prev.as_ref(), &block, check)
                 .map_err(|e| anyhow!("refusing to serve a broken chain: {e}"))?;
-            chain.record(block);
+            chain.record(&block);
+            chain.hashes.push(block.hash());
+            prev = Some(block.header);
         }
         if start > 0 {
-            verify_tail(&blocks)?;
+            verify_tail(&records, &chain.hashes)?;
         }
         chain.state.check_full().map_err(|e| anyhow!("state rebuilt from the log is inconsistent: {e}"))?;
-        chain.head = blocks.last().expect("not empty").header.clone();
+        chain.head = prev.unwrap_or(genesis.header);
+        chain.txs_since_checkpoint = 0;
         Ok(chain)
     }
 
@@ -161,16 +163,24 @@ impl Chain {
 
     /// Writes a state checkpoint to sled (best effort: sled is never the source of truth).
     pub(crate) fn write_checkpoint(&mut self, index: &Index) {
-        let encoded =
-            postcard::to_allocvec(&self.state).and_then(|s| Ok((s, postcard::to_allocvec(&self.history)?)));
-        let (state, history) = match encoded {
+        let encoded = postcard::to_allocvec(&self.state).and_then(|s| {
+            Ok((s, postcard::to_allocvec(&self.history)?, postcard::to_allocvec(&self.hashes)?))
+        });
+        let (state, history, hashes) = match encoded {
             Ok(parts) => parts,
             Err(e) => {
                 tracing::warn!("state checkpoint not encoded: {e}");
                 return;
             }
         };
-        let checkpoint = Checkpoint { height: self.head.height, hash: self.head.hash(), state, history };
+        let checkpoint = Checkpoint {
+            height: self.head.height,
+            hash: self.head.hash(),
+            state,
+            history,
+            hashes,
+            txs_total: self.txs_total,
+        };
         match index.save_checkpoint(&checkpoint) {
             Ok(()) => self.txs_since_checkpoint = 0,
             Err(e) => tracing::warn!("state checkpoint not written: {e}"),
@@ -178,16 +188,17 @@ impl Chain {
     }
 }
 
-/// The checkpointed prefix was verified when it was written; still check the tail's
-/// links and producer signatures so a damaged end of the log is caught.
-fn verify_tail(blocks: &[Block]) -> anyhow::Result<()> {
-    let count = blocks.len() as u64;
+/// The checkpointed prefix was verified when it was written; still check the newest
+/// blocks' links and producer signatures so a damaged end of the log is caught.
+fn verify_tail(records: &[Vec<u8>], hashes: &[Hash32]) -> anyhow::Result<()> {
+    let count = records.len() as u64;
     for h in count.saturating_sub(TAIL_VERIFY_BLOCKS).max(1)..count {
-        let (prev, block) = (&blocks[h as usize - 1], &blocks[h as usize]);
-        if block.header.prev_hash != prev.hash() {
-            bail!("refusing to serve a broken chain: block {h}: prev_hash does not match");
+        let block =
+            Block::decode(&records[h as usize]).with_context(|| format!("block {h} does not decode"))?;
+        if block.header.prev_hash != hashes[h as usize - 1] || block.hash() != hashes[h as usize] {
+            bail!("refusing to serve a broken chain: block {h}: hash link does not match");
         }
-        machi_ledger::verify_producer(block)
+        machi_ledger::verify_producer(&block)
             .map_err(|_| anyhow!("refusing to serve a broken chain: block {h}: producer signature"))?;
     }
     Ok(())
@@ -195,16 +206,34 @@ fn verify_tail(blocks: &[Block]) -> anyhow::Result<()> {
 
 type History = HashMap<AccountId, Vec<TxLoc>>;
 
-fn usable_checkpoint(index: &Index, blocks: &[Block]) -> Option<(State, History, u64)> {
+struct Restored {
+    height: u64,
+    state: State,
+    history: History,
+    hashes: Vec<Hash32>,
+    txs_total: u64,
+}
+
+/// The sled checkpoint, if the block at its height is in the log with the hash it
+/// recorded (sled is never trusted on its own).
+fn usable_checkpoint(index: &Index, records: &[Vec<u8>]) -> Option<Restored> {
     let checkpoint = index.load_checkpoint()?;
-    let block = blocks.get(usize::try_from(checkpoint.height).ok()?)?;
+    let block = Block::decode(records.get(usize::try_from(checkpoint.height).ok()?)?)?;
     if block.hash() != checkpoint.hash {
         tracing::warn!("the state checkpoint does not match the block log; replaying from genesis");
         return None;
     }
-    let state: State = postcard::from_bytes(&checkpoint.state).ok()?;
-    let history: History = postcard::from_bytes(&checkpoint.history).ok()?;
-    Some((state, history, checkpoint.height))
+    let hashes: Vec<Hash32> = postcard::from_bytes(&checkpoint.hashes).ok()?;
+    if hashes.len() as u64 != checkpoint.height + 1 || hashes.last() != Some(&checkpoint.hash) {
+        return None;
+    }
+    Some(Restored {
+        height: checkpoint.height,
+        state: postcard::from_bytes(&checkpoint.state).ok()?,
+        history: postcard::from_bytes(&checkpoint.history).ok()?,
+        txs_total: checkpoint.txs_total,
+        hashes,
+    })
 }
 
 /// Everyone a transaction concerns: signer, named parties, and for refunds and

@@ -24,6 +24,9 @@ pub(crate) struct Checkpoint {
     pub(crate) state: Vec<u8>,
     /// postcard of the accounts' history.
     pub(crate) history: Vec<u8>,
+    /// postcard of every block's hash up to `height`, so a restart need not decode them.
+    pub(crate) hashes: Vec<u8>,
+    pub(crate) txs_total: u64,
 }
 
 impl Index {

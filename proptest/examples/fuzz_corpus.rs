@@ -5,8 +5,8 @@ use std::path::Path;
 
 use machi_ledger::api::BlockView;
 use machi_ledger::{
-    decode, genesis, produce, AccountId, Action, Hash32, IssueParams, RateBp, ShopClass, SignedTx, SigningKey, State, TxBody,
-    TxId, Yen,
+    decode, genesis, produce, AccountId, Action, Hash32, IssueParams, RateBp, ShopClass, SignedTx,
+    SigningKey, State, TxBody, TxId, Yen,
 };
 
 const T0: u64 = 1_799_074_800_000;
@@ -44,7 +44,14 @@ fn actions() -> Vec<(u8, Action)> {
         (4, Action::Pay { shop: id(3), amount: Yen(7_000), invoice: Some("INV-1".into()) }),
         (3, Action::Refund { payment: TxId([1; 32]), amount: Yen(100) }),
         (3, Action::RequestCashOut { issue: 1, amount: Yen(5_000) }),
-        (0, Action::SettleCashOuts { cash_outs: vec![TxId([2; 32])], transfer_date: "2027-02-01".into(), file_sha256: Hash32([3; 32]) }),
+        (
+            0,
+            Action::SettleCashOuts {
+                cash_outs: vec![TxId([2; 32])],
+                transfer_date: "2027-02-01".into(),
+                file_sha256: Hash32([3; 32]),
+            },
+        ),
         (0, Action::ExpireIssue { issue: 1 }),
         (1, Action::ReplaceKey { old: id(4), new: id(6) }),
         (1, Action::Freeze { account: id(4) }),
@@ -65,10 +72,21 @@ fn main() {
     let mut signed = Vec::new();
     let mut sequence = Vec::new();
     for (i, (signer, action)) in actions().into_iter().enumerate() {
-        let body = TxBody { chain_id: chain.into(), created_ms: T0, ttl_ms: 60_000, nonce: i as u64, action: action.clone() };
+        let body = TxBody {
+            chain_id: chain.into(),
+            created_ms: T0,
+            ttl_ms: 60_000,
+            nonce: i as u64,
+            action: action.clone(),
+        };
         write(out, "tx_decode", &format!("{i:02}-{}", action.kind_name()), &body.encode());
         let tx = SignedTx::sign(chain, &key(signer), &body);
-        write(out, "api_json", &format!("{i:02}-{}.json", action.kind_name()), &serde_json::to_vec(&tx).unwrap());
+        write(
+            out,
+            "api_json",
+            &format!("{i:02}-{}.json", action.kind_name()),
+            &serde_json::to_vec(&tx).unwrap(),
+        );
         signed.push(tx);
         sequence.extend_from_slice(&[signer, (i % 3) as u8]);
         sequence.extend_from_slice(&postcard::to_allocvec(&action).unwrap());
@@ -76,7 +94,13 @@ fn main() {
     write(out, "api_json", "batch.json", &serde_json::to_vec(&signed).unwrap());
     write(out, "apply", "sale-day", &sequence);
     let mut state = State::new(chain);
-    let g = TxBody { chain_id: chain.into(), created_ms: T0, ttl_ms: 60_000, nonce: 99, action: Action::Genesis { town: id(0), producer: id(9) } };
+    let g = TxBody {
+        chain_id: chain.into(),
+        created_ms: T0,
+        ttl_ms: 60_000,
+        nonce: 99,
+        action: Action::Genesis { town: id(0), producer: id(9) },
+    };
     let g = decode(chain, SignedTx::sign(chain, &key(0), &g)).unwrap();
     let block0 = genesis(&mut state, g, T0, &key(9));
     let txs: Vec<_> = signed.into_iter().map(|t| decode(chain, t).unwrap()).collect();
