@@ -85,7 +85,9 @@ impl Chain {
     /// block's hash link, roots, outcomes and producer signature are checked, and the
     /// newest blocks' transaction signatures. A chain that fails any check is refused.
     pub fn open(file: Box<dyn LogFile>, index: Option<&Index>) -> anyhow::Result<Chain> {
+        let started = std::time::Instant::now();
         let opened = BlockLog::open(file).context("opening the block log")?;
+        tracing::info!("read {} blocks from the log in {:?}", opened.records.len(), started.elapsed());
         if opened.cut_bytes > 0 {
             tracing::warn!(
                 "cut {} bytes of a torn last record from the block log (an unacknowledged block)",
@@ -119,6 +121,7 @@ impl Chain {
             prev = Some(decode_at(restored.height as usize)?.header);
         }
         let start = chain.hashes.len();
+        tracing::info!("checkpoint: resuming after block {} ({:?} since start)", start as i64 - 1, started.elapsed());
         for height in start..records.len() {
             let block = decode_at(height)?;
             let check = if (height as u64) + TAIL_VERIFY_BLOCKS >= count {
@@ -135,7 +138,9 @@ impl Chain {
         if start > 0 {
             verify_tail(&records, &chain.hashes)?;
         }
+        tracing::info!("replayed blocks {start}..{} ({:?} since start)", records.len(), started.elapsed());
         chain.state.check_full().map_err(|e| anyhow!("state rebuilt from the log is inconsistent: {e}"))?;
+        tracing::info!("state checked ({:?} since start)", started.elapsed());
         chain.head = prev.unwrap_or(genesis.header);
         chain.txs_since_checkpoint = 0;
         Ok(chain)
@@ -161,8 +166,10 @@ impl Chain {
         involved_all
     }
 
-    /// Writes a state checkpoint to sled (best effort: sled is never the source of truth).
-    pub(crate) fn write_checkpoint(&mut self, index: &Index) {
+    /// The state, history and hashes as of the head, encoded (under the chain lock:
+    /// this is the part that must see a consistent state).
+    pub(crate) fn checkpoint(&mut self) -> Option<Checkpoint> {
+        let started = std::time::Instant::now();
         let encoded = postcard::to_allocvec(&self.state).and_then(|s| {
             Ok((s, postcard::to_allocvec(&self.history)?, postcard::to_allocvec(&self.hashes)?))
         });
@@ -170,20 +177,20 @@ impl Chain {
             Ok(parts) => parts,
             Err(e) => {
                 tracing::warn!("state checkpoint not encoded: {e}");
-                return;
+                return None;
             }
         };
-        let checkpoint = Checkpoint {
-            height: self.head.height,
-            hash: self.head.hash(),
-            state,
-            history,
-            hashes,
-            txs_total: self.txs_total,
-        };
-        match index.save_checkpoint(&checkpoint) {
-            Ok(()) => self.txs_since_checkpoint = 0,
-            Err(e) => tracing::warn!("state checkpoint not written: {e}"),
+        self.txs_since_checkpoint = 0;
+        tracing::debug!("checkpoint at height {} encoded in {:?}", self.head.height, started.elapsed());
+        Some(Checkpoint { height: self.head.height, hash: self.head.hash(), state, history, hashes, txs_total: self.txs_total })
+    }
+
+    /// Encodes and writes a checkpoint now (best effort: the log is the source of truth).
+    pub(crate) fn write_checkpoint(&mut self, index: &Index) {
+        if let Some(checkpoint) = self.checkpoint() {
+            if let Err(e) = index.save_checkpoint(&checkpoint) {
+                tracing::warn!("state checkpoint not written: {e}");
+            }
         }
     }
 }

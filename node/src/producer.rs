@@ -2,7 +2,7 @@
 //! order with the pure ledger, appends and syncs one block, and only then answers.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,10 +13,19 @@ use machi_ledger::{
 use tokio::sync::oneshot;
 
 use crate::chain::Chain;
+use crate::index::Checkpoint;
 use crate::Shared;
 
-/// A state checkpoint is written to sled after this many transactions.
-pub(crate) const CHECKPOINT_TXS: u64 = 200_000;
+/// A state checkpoint is written when the producer has been idle for a moment and at
+/// least this many transactions came since the last one; writing it while clients wait
+/// would stall them for as long as serialising the state takes.
+pub(crate) const CHECKPOINT_IDLE_TXS: u64 = 10_000;
+/// How long the producer must have had nothing to do before it writes that checkpoint:
+/// encoding a large state holds the chain for about a second, which a rush must not feel.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(5);
+/// Under unbroken load, a checkpoint is written anyway after this many transactions, so
+/// a restart after a crash never replays more than this.
+pub(crate) const CHECKPOINT_TXS_MAX: u64 = 2_000_000;
 
 /// One client request's worth of verified transactions waiting for a block.
 pub(crate) struct Submission {
@@ -24,12 +33,49 @@ pub(crate) struct Submission {
     pub(crate) reply: oneshot::Sender<Vec<TxResultView>>,
 }
 
+/// Writes checkpoints handed over by the producer, so the file write and fsync happen
+/// while the producer goes on making blocks.
+fn start_checkpoint_writer(shared: Arc<Shared>) -> (SyncSender<Checkpoint>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = sync_channel::<Checkpoint>(1);
+    let handle = std::thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || {
+            for checkpoint in rx {
+                if let Err(e) = shared.index.save_checkpoint(&checkpoint) {
+                    tracing::warn!("state checkpoint not written: {e}");
+                }
+            }
+        })
+        .expect("checkpoint thread starts");
+    (tx, handle)
+}
+
+/// Encodes a checkpoint and gives it to the writer; skipped if the writer is still busy
+/// with the previous one.
+fn hand_over_checkpoint(chain: &mut Chain, writer: &SyncSender<Checkpoint>) {
+    if let Some(checkpoint) = chain.checkpoint() {
+        if writer.try_send(checkpoint).is_err() {
+            tracing::debug!("checkpoint writer busy; skipping this checkpoint");
+        }
+    }
+}
+
 pub(crate) fn run(shared: Arc<Shared>, producer: SigningKey, rx: Receiver<Submission>) {
+    let (checkpoints, writer) = start_checkpoint_writer(shared.clone());
+    let mut last_block = Instant::now();
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(s) => s,
             Err(RecvTimeoutError::Timeout) if shared.stopping.load(Ordering::Relaxed) => break,
-            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => {
+                if last_block.elapsed() >= CHECKPOINT_IDLE {
+                    let mut chain = shared.chain.blocking_write();
+                    if chain.txs_since_checkpoint >= CHECKPOINT_IDLE_TXS {
+                        hand_over_checkpoint(&mut chain, &checkpoints);
+                    }
+                }
+                continue;
+            }
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut count = first.txs.len();
@@ -43,13 +89,16 @@ pub(crate) fn run(shared: Arc<Shared>, producer: SigningKey, rx: Receiver<Submis
                 Err(_) => break,
             }
         }
-        produce_one(&shared, &producer, batch);
+        produce_one(&shared, &producer, batch, &checkpoints);
+        last_block = Instant::now();
     }
+    drop(checkpoints);
+    let _ = writer.join();
     shared.chain.blocking_write().write_checkpoint(&shared.index);
     shared.index.flush();
 }
 
-fn produce_one(shared: &Shared, producer: &SigningKey, batch: Vec<Submission>) {
+fn produce_one(shared: &Shared, producer: &SigningKey, batch: Vec<Submission>, checkpoints: &SyncSender<Checkpoint>) {
     let started = Instant::now();
     let sizes: Vec<usize> = batch.iter().map(|s| s.txs.len()).collect();
     let mut replies = Vec::with_capacity(batch.len());
@@ -87,8 +136,8 @@ fn produce_one(shared: &Shared, producer: &SigningKey, batch: Vec<Submission>) {
     chain.head = block.header.clone();
     let involved = chain.record(&block);
     let views = views_of(&chain, &ids, &results, Some(&block));
-    if chain.txs_since_checkpoint >= CHECKPOINT_TXS {
-        chain.write_checkpoint(&shared.index);
+    if chain.txs_since_checkpoint >= CHECKPOINT_TXS_MAX {
+        hand_over_checkpoint(&mut chain, checkpoints);
     }
     drop(chain);
     shared.metrics.record_block(&views, started.elapsed());
