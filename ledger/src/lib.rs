@@ -28,9 +28,9 @@ pub use issue::{IssueParams, IssueState, Supply};
 pub use reason::{Outcome, Reason, Refusal};
 pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
 pub use tx::{
-    decode, signer_key, verify_batch, verify_one, Action, IssueId, Kind, ShopClass, SignedTx, TxBody,
-    TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, NAME_CHARS_MAX,
-    SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+    decode, signer_key, verify_batch, verify_batch_cached, verify_one, Action, IssueId, KeyCache, Kind,
+    ShopClass, SignedTx, TxBody, TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX,
+    NAME_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

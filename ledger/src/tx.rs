@@ -231,13 +231,60 @@ pub fn signer_key(signer: &AccountId) -> Result<VerifyingKey, TxError> {
     Ok(key)
 }
 
-/// The R half of a signature must not be a small-order point (strict verification).
+/// Every 32-byte encoding that decompresses to a point of small order: the eight torsion
+/// points, each with either sign bit, and the non-canonical encodings `y + p` of the
+/// two torsion `y` values below 19 (0 and 1).
+fn small_order_encodings() -> &'static [[u8; 32]] {
+    static ENCODINGS: std::sync::OnceLock<Vec<[u8; 32]>> = std::sync::OnceLock::new();
+    ENCODINGS.get_or_init(|| {
+        let mut out = Vec::new();
+        let mut push_both_signs = |bytes: [u8; 32]| {
+            let mut flipped = bytes;
+            flipped[31] ^= 0x80;
+            out.extend([bytes, flipped]);
+        };
+        for point in curve25519_dalek::constants::EIGHT_TORSION {
+            push_both_signs(point.compress().to_bytes());
+        }
+        for low in [0xed, 0xee] {
+            // p + 0 and p + 1, where p = 2^255 - 19.
+            let mut bytes = [0xff; 32];
+            bytes[0] = low;
+            bytes[31] = 0x7f;
+            push_both_signs(bytes);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    })
+}
+
+/// The R half of a signature must not be a small-order point (as in strict
+/// verification). Checked against the encodings of such points, without decompressing.
 fn r_is_small_order(signature: &[u8; 64]) -> bool {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&signature[..32]);
-    match curve25519_dalek::edwards::CompressedEdwardsY(r).decompress() {
-        Some(point) => point.is_small_order(),
-        None => true,
+    small_order_encodings().binary_search(signature[..32].try_into().expect("32 bytes")).is_ok()
+}
+
+/// Decompressed signer keys, so a signer seen before costs no point decompression (the
+/// most expensive part of verifying a batch). Bounded: cleared when full.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: std::collections::HashMap<AccountId, VerifyingKey>,
+}
+
+impl KeyCache {
+    pub const ENTRIES_MAX: usize = 1 << 20;
+
+    pub fn key(&mut self, signer: &AccountId) -> Result<VerifyingKey, TxError> {
+        if let Some(key) = self.keys.get(signer) {
+            return Ok(*key);
+        }
+        let key = signer_key(signer)?;
+        if self.keys.len() >= KeyCache::ENTRIES_MAX {
+            self.keys.clear();
+        }
+        self.keys.insert(*signer, key);
+        Ok(key)
     }
 }
 
@@ -259,11 +306,16 @@ pub fn verify_one(tx: &VerifiedTx) -> Result<(), TxError> {
 /// equation is checked first, and only when it fails is each signature checked alone to
 /// find the bad ones. Weak keys and small-order R are refused as in strict verification.
 pub fn verify_batch(txs: &[VerifiedTx]) -> Vec<Result<(), TxError>> {
+    verify_batch_cached(txs, &mut KeyCache::default())
+}
+
+/// `verify_batch` with decompressed signer keys kept in `cache` between calls.
+pub fn verify_batch_cached(txs: &[VerifiedTx], cache: &mut KeyCache) -> Vec<Result<(), TxError>> {
     let mut keys = Vec::with_capacity(txs.len());
     let mut results = vec![Ok(()); txs.len()];
     let mut candidates = Vec::with_capacity(txs.len());
     for (i, tx) in txs.iter().enumerate() {
-        match signer_key(&tx.signed.signer) {
+        match cache.key(&tx.signed.signer) {
             Ok(_) if r_is_small_order(&tx.signed.signature) => results[i] = Err(TxError::BadSignature),
             Ok(key) => {
                 keys.push(key);
@@ -276,8 +328,9 @@ pub fn verify_batch(txs: &[VerifiedTx]) -> Vec<Result<(), TxError>> {
     let signatures: Vec<Signature> =
         candidates.iter().map(|&i| Signature::from_bytes(&txs[i].signed.signature)).collect();
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
-        for &i in &candidates {
-            results[i] = verify_one(&txs[i]);
+        for (&i, key) in candidates.iter().zip(&keys) {
+            let signature = Signature::from_bytes(&txs[i].signed.signature);
+            results[i] = key.verify_strict(&txs[i].id.0, &signature).map_err(|_| TxError::BadSignature);
         }
     }
     results
@@ -357,5 +410,27 @@ mod hex_vec {
                 d.deserialize_bytes(V)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list must agree with decompression for every encoding it holds, and catch
+    /// small-order R in a signature that is otherwise well formed.
+    #[test]
+    fn small_order_encodings_are_small_order() {
+        let encodings = small_order_encodings();
+        assert!(encodings.len() >= 14, "{}", encodings.len());
+        for bytes in encodings {
+            let point = curve25519_dalek::edwards::CompressedEdwardsY(*bytes).decompress();
+            assert!(point.is_none_or(|p| p.is_small_order()), "{}", hex::encode(bytes));
+        }
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let mut signature = key.sign(b"message").to_bytes();
+        assert!(!r_is_small_order(&signature));
+        signature[..32].copy_from_slice(&encodings[0]);
+        assert!(r_is_small_order(&signature));
     }
 }

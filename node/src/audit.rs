@@ -46,6 +46,8 @@ struct Auditor {
     report: AuditReport,
     pending: Vec<Block>,
     pending_txs: usize,
+    /// One cache of decompressed signer keys per verifying thread.
+    keys: Vec<std::sync::Mutex<machi_ledger::KeyCache>>,
 }
 
 /// Transactions whose signatures are verified together, across all cores.
@@ -53,7 +55,10 @@ const AUDIT_CHUNK_TXS: usize = 16_384;
 
 /// The first transaction (by height, then position) whose signature does not verify.
 /// Transactions that do not decode are left to `replay`, which names them.
-fn first_bad_signature(blocks: &[Block]) -> Option<(u64, String)> {
+fn first_bad_signature(
+    blocks: &[Block],
+    caches: &[std::sync::Mutex<machi_ledger::KeyCache>],
+) -> Option<(u64, String)> {
     let txs: Vec<(u64, usize, machi_ledger::VerifiedTx)> = blocks
         .iter()
         .flat_map(|b| {
@@ -62,8 +67,7 @@ fn first_bad_signature(blocks: &[Block]) -> Option<(u64, String)> {
             })
         })
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let part = txs.len().div_ceil(cores).max(1);
+    let part = txs.len().div_ceil(caches.len()).max(1);
     let verified: Vec<machi_ledger::VerifiedTx> = txs.iter().map(|(_, _, v)| v.clone()).collect();
     let results: Vec<Result<(), machi_ledger::TxError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = verified
@@ -91,7 +95,9 @@ impl Auditor {
             issues: Vec::new(),
             sales_by_day: Vec::new(),
         };
-        Auditor { state: None, prev: None, report, pending: Vec::new(), pending_txs: 0 }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let keys = (0..cores).map(|_| std::sync::Mutex::default()).collect();
+        Auditor { state: None, prev: None, report, pending: Vec::new(), pending_txs: 0, keys }
     }
 
     /// Takes the next block; blocks are checked in chunks so signatures can be verified
@@ -108,7 +114,7 @@ impl Auditor {
     fn flush(&mut self) -> anyhow::Result<()> {
         let blocks = std::mem::take(&mut self.pending);
         self.pending_txs = 0;
-        let bad_signature = first_bad_signature(&blocks);
+        let bad_signature = first_bad_signature(&blocks, &self.keys);
         for block in &blocks {
             if let Some((height, what)) = &bad_signature {
                 if *height == block.header.height {

@@ -121,7 +121,11 @@ impl Chain {
             prev = Some(decode_at(restored.height as usize)?.header);
         }
         let start = chain.hashes.len();
-        tracing::info!("checkpoint: resuming after block {} ({:?} since start)", start as i64 - 1, started.elapsed());
+        tracing::info!(
+            "checkpoint: resuming after block {} ({:?} since start)",
+            start as i64 - 1,
+            started.elapsed()
+        );
         for height in start..records.len() {
             let block = decode_at(height)?;
             let check = if (height as u64) + TAIL_VERIFY_BLOCKS >= count {
@@ -182,7 +186,14 @@ impl Chain {
         };
         self.txs_since_checkpoint = 0;
         tracing::debug!("checkpoint at height {} encoded in {:?}", self.head.height, started.elapsed());
-        Some(Checkpoint { height: self.head.height, hash: self.head.hash(), state, history, hashes, txs_total: self.txs_total })
+        Some(Checkpoint {
+            height: self.head.height,
+            hash: self.head.hash(),
+            state,
+            history,
+            hashes,
+            txs_total: self.txs_total,
+        })
     }
 
     /// Encodes and writes a checkpoint now (best effort: the log is the source of truth).

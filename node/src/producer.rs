@@ -98,7 +98,12 @@ pub(crate) fn run(shared: Arc<Shared>, producer: SigningKey, rx: Receiver<Submis
     shared.index.flush();
 }
 
-fn produce_one(shared: &Shared, producer: &SigningKey, batch: Vec<Submission>, checkpoints: &SyncSender<Checkpoint>) {
+fn produce_one(
+    shared: &Shared,
+    producer: &SigningKey,
+    batch: Vec<Submission>,
+    checkpoints: &SyncSender<Checkpoint>,
+) {
     let started = Instant::now();
     let sizes: Vec<usize> = batch.iter().map(|s| s.txs.len()).collect();
     let mut replies = Vec::with_capacity(batch.len());

@@ -6,7 +6,7 @@
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use machi_ledger::{verify_batch, TxError, VerifiedTx};
+use machi_ledger::{verify_batch_cached, KeyCache, TxError, VerifiedTx};
 use tokio::sync::oneshot;
 
 /// Most signatures checked in one batch.
@@ -58,6 +58,7 @@ impl Verifier {
 }
 
 fn worker(queue: &Mutex<Receiver<Job>>) {
+    let mut keys = KeyCache::default();
     loop {
         let jobs = {
             let queue = queue.lock().expect("verify queue poisoned");
@@ -82,7 +83,7 @@ fn worker(queue: &Mutex<Receiver<Job>>) {
             all.extend(job.txs);
             replies.push(job.reply);
         }
-        let mut results = verify_batch(&all).into_iter();
+        let mut results = verify_batch_cached(&all, &mut keys).into_iter();
         let mut txs = all.into_iter();
         for (reply, size) in replies.into_iter().zip(sizes) {
             let part = (txs.by_ref().take(size).collect(), results.by_ref().take(size).collect());
