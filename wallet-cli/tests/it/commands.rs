@@ -1,0 +1,262 @@
+//! Every scriptable command, its JSON output and its exit codes.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use machi_ledger::{AccountId, Action, ShopClass};
+use serde_json::Value;
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+fn wallet(node: &str, keystore: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_machi-wallet"))
+        .args(["--node", node, "--keystore"])
+        .arg(keystore)
+        .args(["--json", "--lang", "en"])
+        .args(args)
+        .env_remove("MACHI_PIN")
+        .output()
+        .expect("machi-wallet runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        json: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+    }
+}
+
+#[track_caller]
+fn ok(run: Run) -> Value {
+    assert_eq!(run.code, 0, "{} {}", run.json, run.stderr);
+    run.json
+}
+
+fn card(json: &Value) -> String {
+    json["card"].as_str().expect("a card number").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn residents_operators_and_the_town_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    machi_node::init(dir.path(), "wallet-town").unwrap();
+    let node = machi_node::Node::open_with_clock(dir.path(), Arc::new(machi_node::SystemClock)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(node.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let ks = dir.path().join("keystore");
+    let url = url.as_str();
+    let w = |args: &[&str]| {
+        let (url, ks) = (url.to_string(), ks.clone());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                wallet(&url, &ks, &args.iter().map(String::as_str).collect::<Vec<_>>())
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    let town_key = dir.path().join("keys/town.key");
+    let town = card(&ok(w(&["import", "--key-file", town_key.to_str().unwrap(), "--pin", "1111"]).await));
+    let operator = card(&ok(w(&["create", "--pin", "2222", "--label", "operator"]).await));
+    ok(w(&[
+        "town",
+        "register-operator",
+        "--card",
+        &town,
+        "--pin",
+        "1111",
+        "--operator-card",
+        &operator,
+        "--name",
+        "1番窓口",
+    ])
+    .await);
+
+    let now = machi_client::now_ms();
+    let date = |ms: u64| machi_ledger::time::format_jst_date(ms);
+    let (today, tomorrow, later, latest) =
+        (date(now), date(now + DAY_MS), date(now + 30 * DAY_MS), date(now + 60 * DAY_MS));
+    ok(w(&[
+        "town",
+        "create-issue",
+        "--card",
+        &town,
+        "--pin",
+        "1111",
+        "--id",
+        "1",
+        "--name",
+        "第1回",
+        "--sets",
+        "5",
+        "--cap",
+        "2",
+        "--sale-start",
+        &today,
+        "--sale-end",
+        &tomorrow,
+        "--spend-until",
+        &later,
+        "--cash-out-deadline",
+        &latest,
+        "--fee",
+        "0.5%",
+    ])
+    .await);
+
+    let id_key = dir.path().join("id.key");
+    std::fs::write(&id_key, "00112233445566778899aabbccddeeff").unwrap();
+    let register = |number: &'static str, pin: &'static str| {
+        let id_key = id_key.to_str().unwrap().to_string();
+        let operator = operator.clone();
+        let w = &w;
+        async move {
+            w(&[
+                "operator",
+                "register-resident",
+                "--card",
+                &operator,
+                "--pin",
+                "2222",
+                "--resident-number",
+                number,
+                "--id-key",
+                &id_key,
+                "--resident-pin",
+                pin,
+            ])
+            .await
+        }
+    };
+    let resident = card(&ok(register("1001", "2468").await));
+    let again = register("1001", "9999").await;
+    assert_eq!(again.code, 3, "one resident number, one account: {}", again.json);
+    let sold = ok(w(&[
+        "operator",
+        "sell",
+        "--card",
+        &operator,
+        "--pin",
+        "2222",
+        "--resident-card",
+        &resident,
+        "--issue",
+        "1",
+        "--sets",
+        "2",
+    ])
+    .await);
+    assert_eq!((sold["cash_received"].as_u64(), sold["sets_left"].as_u64()), (Some(20_000), Some(3)));
+    let over_cap = w(&[
+        "operator",
+        "sell",
+        "--card",
+        &operator,
+        "--pin",
+        "2222",
+        "--resident-card",
+        &resident,
+        "--issue",
+        "1",
+        "--sets",
+        "1",
+    ])
+    .await;
+    assert_eq!(over_cap.code, 3, "{}", over_cap.json);
+    assert!(over_cap.json["error"]["message"].as_str().unwrap().contains("over_cap"));
+
+    // A shop, registered with the town's key (shops normally come through the merchant API).
+    let shop = machi_node::generate_key();
+    let shop_id = AccountId(shop.verifying_key().to_bytes());
+    let town_signing = machi_node::read_key(&town_key).unwrap();
+    let client = machi_client::Client::new(url);
+    let action = Action::RegisterShop { shop: shop_id, name: "山田商店".into(), class: ShopClass::Local };
+    client.submit(&machi_client::sign("wallet-town", &town_signing, action)).await.unwrap();
+
+    let balance = ok(w(&["balance", "--card", &resident, "--pin", "2468"]).await);
+    assert_eq!(balance["total"], 25_000);
+    let paid = ok(w(&[
+        "pay",
+        "--card",
+        &resident,
+        "--pin",
+        "2468",
+        "--shop",
+        &shop_id.to_hex(),
+        "--amount",
+        "¥1,200",
+        "--invoice",
+        "INV-9",
+    ])
+    .await);
+    assert_eq!((paid["balance"].as_u64(), paid["shop_name"].as_str()), (Some(23_800), Some("山田商店")));
+    let too_much =
+        w(&["pay", "--card", &resident, "--pin", "2468", "--shop", &shop_id.to_hex(), "--amount", "30000"])
+            .await;
+    assert_eq!(too_much.code, 3, "{}", too_much.json);
+    let decimal =
+        w(&["pay", "--card", &resident, "--pin", "2468", "--shop", &shop_id.to_hex(), "--amount", "12.5"])
+            .await;
+    assert_eq!(decimal.code, 2, "a fraction of a yen is a user error");
+    let history = ok(w(&["history", "--card", &resident, "--pin", "2468"]).await);
+    assert_eq!(history["history"][0]["kind"], "pay");
+    let receipt_path = dir.path().join("receipt.txt");
+    ok(w(&["receipt", paid["tx_id"].as_str().unwrap(), "--out", receipt_path.to_str().unwrap()]).await);
+    let receipt = std::fs::read_to_string(&receipt_path).unwrap();
+    assert!(
+        receipt.contains("¥1,200") && receipt.contains("山田商店") && receipt.contains("INV-9"),
+        "{receipt}"
+    );
+
+    // Wrong PINs: plain errors, then the card locks.
+    for _ in 0..4 {
+        assert_eq!(w(&["balance", "--card", &resident, "--pin", "0000"]).await.code, 2);
+    }
+    let locked = w(&["balance", "--card", &resident, "--pin", "0000"]).await;
+    assert_eq!(locked.code, 2);
+    assert!(locked.json["error"]["message"].as_str().unwrap().contains("locked"), "{}", locked.json);
+    assert_eq!(
+        w(&["balance", "--card", &resident, "--pin", "2468"]).await.code,
+        2,
+        "locked even for the right PIN"
+    );
+
+    // A lost card is replaced: the new card holds the balance, the old key is revoked.
+    let replaced = ok(w(&[
+        "operator",
+        "replace-card",
+        "--card",
+        &operator,
+        "--pin",
+        "2222",
+        "--lost-card",
+        &resident,
+        "--new-pin",
+        "1357",
+    ])
+    .await);
+    let new_card = card(&replaced);
+    assert_eq!(ok(w(&["balance", "--card", &new_card, "--pin", "1357"]).await)["total"], 23_800);
+
+    assert_eq!(w(&["balance", "--card", "1234-5678-0", "--pin", "1357"]).await.code, 2, "bad check digit");
+    let status = ok(w(&["town", "sale-status", "--issue", "1"]).await);
+    assert_eq!((status["sets_sold"].as_u64(), status["sets_left"].as_u64()), (Some(2), Some(3)));
+    let early = w(&["town", "expire", "--card", &town, "--pin", "1111", "--issue", "1"]).await;
+    assert_eq!(early.code, 3, "not before spend-until");
+    let unreachable = wallet("http://127.0.0.1:9", &ks, &["town", "sale-status", "--issue", "1"]);
+    assert_eq!(unreachable.code, 4);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

@@ -1,0 +1,3 @@
+//! machi-wallet through its real binary against a real node on loopback.
+
+mod commands;
