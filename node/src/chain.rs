@@ -245,10 +245,16 @@ fn usable_checkpoint(index: &Index, records: &[Vec<u8>]) -> Option<Restored> {
     if hashes.len() as u64 != checkpoint.height + 1 || hashes.last() != Some(&checkpoint.hash) {
         return None;
     }
+    // State and history are independent: decode them on two cores.
+    let (state, history) = std::thread::scope(|scope| {
+        let history = scope.spawn(|| postcard::from_bytes::<History>(&checkpoint.history).ok());
+        let state = postcard::from_bytes::<State>(&checkpoint.state).ok();
+        (state, history.join().ok().flatten())
+    });
     Some(Restored {
         height: checkpoint.height,
-        state: postcard::from_bytes(&checkpoint.state).ok()?,
-        history: postcard::from_bytes(&checkpoint.history).ok()?,
+        state: state?,
+        history: history?,
         txs_total: checkpoint.txs_total,
         hashes,
     })
