@@ -1,5 +1,6 @@
 //! The load scenarios: payments (batch or single submission) and sale-open.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use machi_client::Client;
 use machi_ledger::api::{TxResultView, TxStatus, SUBMIT_TXS_MAX};
-use machi_ledger::{Action, SignedTx, Yen};
+
+use machi_ledger::{AccountId, Action, SignedTx, TxBody, TxId, Yen};
 use serde::Serialize;
 
 use crate::stats::percentile;
@@ -198,6 +200,14 @@ pub(crate) async fn sale_open(
         })
         .collect();
     let txs = sign_all(&town.chain_id, work);
+    // Who each attempt was for, to check the per-person cap from the answers.
+    let buyers: HashMap<TxId, (AccountId, u32)> = txs
+        .iter()
+        .map(|tx| match TxBody::decode(&tx.body).map(|b| b.action) {
+            Ok(Action::SellSets { resident, sets, .. }) => (tx.id(&town.chain_id), (resident, sets)),
+            _ => unreachable!("sale-open signs only sales"),
+        })
+        .collect();
     let load = Load {
         mode: Mode::Single,
         concurrency: town.operators.len() * 8,
@@ -205,19 +215,31 @@ pub(crate) async fn sale_open(
         duration: Duration::from_secs(120),
         rate: None,
     };
-    let started = Instant::now();
     let (mut outcome, results) = drive(client, txs, &load, "sale-open").await;
     let issue = client.issue(town.issue).await?;
+    let mut bought: HashMap<AccountId, u32> = HashMap::new();
+    for r in results.iter().filter(|r| r.status == TxStatus::Applied) {
+        let (resident, sets) = buyers[&r.tx_id];
+        *bought.entry(resident).or_default() += sets;
+    }
+    let over_cap = bought.values().filter(|&&n| n > cap).count();
+    let sold: u32 = bought.values().sum();
+    // Time to sell out as the chain recorded it: from the first attempt's block to the
+    // block of the last sale.
+    let first = results.iter().filter_map(|r| r.height).min().unwrap_or(0);
+    let last_sale =
+        results.iter().filter(|r| r.status == TxStatus::Applied).filter_map(|r| r.height).max().unwrap_or(0);
+    let (t0, t1) = (client.block(first).await?.timestamp_ms, client.block(last_sale).await?.timestamp_ms);
     outcome.notes.push(format!(
-        "sets sold {} of {} (left {})",
+        "sets sold {} of {} (left {}); by the answers {sold}",
         issue.sets_sold, issue.params.total_sets, issue.sets_left
     ));
+    outcome.notes.push(format!("buyers over the cap of {cap}: {over_cap}"));
     outcome.notes.push(format!("every attempt answered: {}", results.len() == attempts));
-    if issue.sets_left != 0 || results.len() != attempts {
+    outcome.notes.push(format!("sold out {:.2} s after the first attempt's block", (t1 - t0) as f64 / 1e3));
+    if issue.sets_left != 0 || results.len() != attempts || over_cap > 0 || sold != issue.sets_sold {
         outcome.errors += 1;
     }
-    let sold_out_at = results.iter().filter(|r| r.status == TxStatus::Applied).count();
-    outcome.notes.push(format!("{sold_out_at} sales applied in {:.2} s", started.elapsed().as_secs_f64()));
     Ok((outcome, results))
 }
 

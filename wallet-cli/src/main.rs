@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///   machi-wallet balance --card 1234-5678-9 --pin 2468
 ///   machi-wallet pay --card 1234-5678-9 --pin 2468 --shop SHOP_ID --amount 1200
 #[derive(Parser)]
-#[command(name = "machi-wallet", version)]
+#[command(name = "machi-wallet", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
     /// The node's address.
     #[arg(long, global = true, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070")]
