@@ -48,10 +48,20 @@ struct Auditor {
     pending_txs: usize,
     /// One cache of decompressed signer keys per verifying thread.
     keys: Vec<std::sync::Mutex<machi_ledger::KeyCache>>,
+    /// A chunk whose signatures are checked, waiting to be replayed.
+    ready: Option<Verified>,
 }
 
-/// Transactions whose signatures are verified together, across all cores.
-const AUDIT_CHUNK_TXS: usize = 16_384;
+struct Verified {
+    blocks: Vec<Block>,
+    /// The first transaction whose signature failed, by height.
+    bad: Option<(u64, String)>,
+}
+
+/// Blocks are checked in chunks of this many transactions or blocks, whichever comes
+/// first: one chunk's signatures are verified while the one before is replayed.
+const AUDIT_CHUNK_TXS: usize = 8_192;
+const AUDIT_CHUNK_BLOCKS: usize = 4;
 
 /// The first transaction (by height, then position) whose signature does not verify.
 /// Transactions that do not decode are left to `replay`, which names them.
@@ -72,7 +82,12 @@ fn first_bad_signature(
     let results: Vec<Result<(), machi_ledger::TxError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = verified
             .chunks(part)
-            .map(|chunk| scope.spawn(move || machi_ledger::verify_batch(chunk)))
+            .zip(caches)
+            .map(|(chunk, cache)| {
+                scope.spawn(move || {
+                    machi_ledger::verify_batch_cached(chunk, &mut cache.lock().expect("key cache"))
+                })
+            })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("verification thread")).collect()
     });
@@ -97,7 +112,7 @@ impl Auditor {
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let keys = (0..cores).map(|_| std::sync::Mutex::default()).collect();
-        Auditor { state: None, prev: None, report, pending: Vec::new(), pending_txs: 0, keys }
+        Auditor { state: None, prev: None, report, pending: Vec::new(), pending_txs: 0, keys, ready: None }
     }
 
     /// Takes the next block; blocks are checked in chunks so signatures can be verified
@@ -105,18 +120,42 @@ impl Auditor {
     fn push(&mut self, block: Block) -> anyhow::Result<()> {
         self.pending_txs += block.txs.len();
         self.pending.push(block);
-        if self.pending_txs >= AUDIT_CHUNK_TXS {
+        if self.pending_txs >= AUDIT_CHUNK_TXS || self.pending.len() >= AUDIT_CHUNK_BLOCKS {
             self.flush()?;
         }
         Ok(())
     }
 
+    /// Verifies the pending chunk's signatures on other threads while this thread
+    /// replays the chunk verified before it: verification and the rules overlap.
     fn flush(&mut self) -> anyhow::Result<()> {
         let blocks = std::mem::take(&mut self.pending);
         self.pending_txs = 0;
-        let bad_signature = first_bad_signature(&blocks, &self.keys);
-        for block in &blocks {
-            if let Some((height, what)) = &bad_signature {
+        let previous = self.ready.take();
+        let keys = std::mem::take(&mut self.keys);
+        let (replayed, bad) = std::thread::scope(|scope| {
+            let verifying = scope.spawn(|| first_bad_signature(&blocks, &keys));
+            let replayed = previous.map_or(Ok(()), |chunk| self.replay_chunk(chunk));
+            (replayed, verifying.join().expect("verification thread"))
+        });
+        self.keys = keys;
+        replayed?;
+        self.ready = Some(Verified { blocks, bad });
+        Ok(())
+    }
+
+    /// Replays everything taken so far.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        self.flush()?;
+        match self.ready.take() {
+            Some(chunk) => self.replay_chunk(chunk),
+            None => Ok(()),
+        }
+    }
+
+    fn replay_chunk(&mut self, chunk: Verified) -> anyhow::Result<()> {
+        for block in &chunk.blocks {
+            if let Some((height, what)) = &chunk.bad {
                 if *height == block.header.height {
                     bail!("block {height}: {what}");
                 }
@@ -174,7 +213,7 @@ impl Auditor {
     }
 
     fn finish(mut self) -> anyhow::Result<AuditReport> {
-        self.flush()?;
+        self.drain()?;
         let (Some(state), Some(head)) = (self.state, self.prev) else { bail!("the chain has no blocks") };
         state.check_full().map_err(|e| anyhow!("final state is inconsistent: {e}"))?;
         let r = &mut self.report;
@@ -209,7 +248,7 @@ pub fn audit_data_dir(data_dir: &Path) -> anyhow::Result<AuditReport> {
     let mut auditor = Auditor::new();
     for (height, record) in records.iter().enumerate() {
         let Some(block) = Block::decode(record) else {
-            auditor.flush()?;
+            auditor.drain()?;
             bail!("block {height}: record does not decode");
         };
         if block.header.height != height as u64 {
@@ -253,7 +292,7 @@ pub fn verify_export(path: &Path, expect_head: Option<(u64, Hash32)>) -> anyhow:
             Ok(block) => block,
             Err(e) => {
                 // Earlier blocks may hold the first error: check them before naming this one.
-                auditor.flush()?;
+                auditor.drain()?;
                 bail!("block {height} (line {}): {e}", line_no + 1);
             }
         };
