@@ -201,5 +201,12 @@ fn print_demo_guide(data_dir: &std::path::Path, addr: &str) {
         "  machi-node audit --data-dir {}   # after stopping: replay and verify everything",
         data_dir.display()
     );
+    let key = data_dir.join("keys/resident-1.key");
+    println!("Act as resident 1 with the wallet (in another terminal):");
+    println!(
+        "  cargo run -q -p machi-wallet -- --node http://{addr} import --key-file {} --pin 2468 --label resident",
+        key.display()
+    );
+    println!("  cargo run -q -p machi-wallet -- --node http://{addr} balance --card CARD_NUMBER_PRINTED --pin 2468");
     println!("Stop with Ctrl-C.");
 }
