@@ -97,7 +97,7 @@ async fn kill_9_loses_no_acknowledged_transaction() {
             .collect();
         // Kill at a varying moment once this cycle has had some acknowledgements.
         let target = acked.lock().unwrap().len() + 20 + 37 * (cycle as usize % 10);
-        while acked.lock().unwrap().len() < target {
+        while acked.lock().unwrap().len() < target && Instant::now() < stop_at {
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
