@@ -140,19 +140,9 @@ struct Common {
 fn read_key(path: &std::path::Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut seed = [0u8; 32];
-    hex_decode(text.trim(), &mut seed)
+    hex::decode_to_slice(text.trim(), &mut seed)
         .with_context(|| format!("{} does not hold 64 hex digits", path.display()))?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
-}
-
-fn hex_decode(text: &str, out: &mut [u8; 32]) -> Option<()> {
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(())
 }
 
 fn main() -> anyhow::Result<()> {

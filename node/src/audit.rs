@@ -69,16 +69,18 @@ fn first_bad_signature(
     blocks: &[Block],
     caches: &[std::sync::Mutex<machi_ledger::KeyCache>],
 ) -> Option<(u64, String)> {
-    let txs: Vec<(u64, usize, machi_ledger::VerifiedTx)> = blocks
-        .iter()
-        .flat_map(|b| {
-            b.txs.iter().enumerate().filter_map(move |(i, tx)| {
-                machi_ledger::decode(&b.header.chain_id, tx.clone()).ok().map(|v| (b.header.height, i, v))
-            })
-        })
-        .collect();
-    let part = txs.len().div_ceil(caches.len()).max(1);
-    let verified: Vec<machi_ledger::VerifiedTx> = txs.iter().map(|(_, _, v)| v.clone()).collect();
+    // Where each transaction is, and the transactions themselves, decoded once.
+    let mut positions: Vec<(u64, usize)> = Vec::new();
+    let mut verified: Vec<machi_ledger::VerifiedTx> = Vec::new();
+    for block in blocks {
+        for (i, tx) in block.txs.iter().enumerate() {
+            if let Ok(decoded) = machi_ledger::decode(&block.header.chain_id, tx.clone()) {
+                positions.push((block.header.height, i));
+                verified.push(decoded);
+            }
+        }
+    }
+    let part = verified.len().div_ceil(caches.len()).max(1);
     let results: Vec<Result<(), machi_ledger::TxError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = verified
             .chunks(part)
@@ -91,7 +93,7 @@ fn first_bad_signature(
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("verification thread")).collect()
     });
-    txs.iter().zip(results).find_map(|((height, i, tx), result)| {
+    positions.iter().zip(&verified).zip(results).find_map(|(((height, i), tx), result)| {
         result.err().map(|e| (*height, format!("tx {i} ({}): {e}", tx.id)))
     })
 }
