@@ -1,12 +1,60 @@
-//! machi-merchant: the shops' backend (SPEC §6).
+//! machi-merchant: the shops' backend (SPEC §6), run by the town for all shops.
 //!
-//! Layout so far: `bank` (Japanese bank and branch codes checked against the vendored
-//! zengin-code list, with their kana names; half-width katakana as transfer files need
-//! them) and `zengin` (the 総合振込 bank-transfer file the town sends to pay shops'
-//! cash-outs). The HTTP service is built on these.
+//! Layout: `merchant` (the service's state; shops and tokens), `invoices` (payment
+//! requests, pay codes, refunds, idempotency), `money` (balance, cash-outs, statements,
+//! settlement), `follower` (reads every block from the node and matches payments,
+//! refunds, cash-outs and settlements), `api` (axum routes, bearer-token auth, OpenAPI),
+//! `store` (sled, and fsync'd files for what must survive a power cut), `secrets`
+//! (tokens, sealed shop keys, pay codes), `limiter` (pay-code look-ups), `bank` (bank
+//! and branch codes), `zengin` (the 総合振込 file), `town_bank` (the town's account),
+//! `demo` (a seeded local town). It reaches the ledger only through the node's HTTP API.
 
+mod api;
 mod bank;
+mod demo;
+mod follower;
+mod invoices;
+mod limiter;
+mod merchant;
+mod model;
+mod money;
+mod secrets;
+mod store;
+mod town_bank;
 mod zengin;
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 pub use bank::{half_width_kana, Bank, BankError, Banks};
+pub use demo::{run_demo, DemoOptions, DEMO_PIN};
+pub use merchant::{new_admin_token, Config, Merchant};
+pub use model::*;
+pub use town_bank::load_town_bank;
 pub use zengin::{Originator, Transfer, ZenginError, ZenginFile, RECORD_BYTES, TRANSFERS_MAX};
+
+/// The router alone (tests drive it with `tower::ServiceExt::oneshot`).
+pub fn app(merchant: Arc<Merchant>) -> axum::Router {
+    api::app(merchant)
+}
+
+/// The OpenAPI document of every endpoint.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <api::ApiDoc as utoipa::OpenApi>::openapi()
+}
+
+/// Serves the API on `listener` and follows the chain until `shutdown` completes.
+pub async fn serve(
+    merchant: Arc<Merchant>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(follower::follow(merchant.clone(), stopped));
+    let service = api::app(merchant).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    let _ = stop.send(true);
+    let _ = follower.await;
+    result
+}

@@ -30,13 +30,17 @@ fn demo_key(data_dir: &Path, name: &str) -> anyhow::Result<(SigningKey, bool)> {
 
 /// Seeds the demo town on a fresh chain (does nothing on a chain already seeded).
 pub async fn seed(node: &Node, data_dir: &Path) -> anyhow::Result<()> {
+    seed_town(node, data_dir, true).await
+}
+
+/// Seeds the demo town; without shops when the merchant API registers them (it keeps
+/// their bank accounts).
+pub async fn seed_town(node: &Node, data_dir: &Path, with_shops: bool) -> anyhow::Result<()> {
     let town = crate::keys::read_key(&data_dir.join("keys/town.key"))?;
     let (operator, fresh) = demo_key(data_dir, "operator")?;
     if !fresh {
         return Ok(());
     }
-    let (yamada, _) = demo_key(data_dir, "shop-yamada")?;
-    let (super_, _) = demo_key(data_dir, "shop-super")?;
     let now = node.shared.clock.now_ms();
     let chain_id = node.shared.chain_id.clone();
     let sign = |key: &SigningKey, nonce: u64, action: Action| {
@@ -58,22 +62,28 @@ pub async fn seed(node: &Node, data_dir: &Path) -> anyhow::Result<()> {
         cash_out_deadline_ms: now + 120 * DAY_MS,
         cash_out_fee: RateBp(0),
     };
-    let mut txs = vec![
-        sign(&town, 1, Action::RegisterOperator { operator: id(&operator), name: "役場 1番窓口".into() }),
-        sign(
+    let mut txs = vec![sign(
+        &town,
+        1,
+        Action::RegisterOperator { operator: id(&operator), name: "役場 1番窓口".into() },
+    )];
+    if with_shops {
+        let (yamada, _) = demo_key(data_dir, "shop-yamada")?;
+        let (super_, _) = demo_key(data_dir, "shop-super")?;
+        let local = ShopClass::Local;
+        txs.push(sign(
             &town,
             2,
-            Action::RegisterShop { shop: id(&yamada), name: "山田商店".into(), class: ShopClass::Local },
-        ),
-        sign(
+            Action::RegisterShop { shop: id(&yamada), name: "山田商店".into(), class: local },
+        ));
+        let large = ShopClass::Large;
+        txs.push(sign(
             &town,
             3,
-            Action::RegisterShop {
-                shop: id(&super_), name: "スーパーまち".into(), class: ShopClass::Large
-            },
-        ),
-        sign(&town, 4, Action::CreateIssue { issue }),
-    ];
+            Action::RegisterShop { shop: id(&super_), name: "スーパーまち".into(), class: large },
+        ));
+    }
+    txs.push(sign(&town, 4, Action::CreateIssue { issue }));
     for i in 1..=DEMO_RESIDENTS {
         let (resident, _) = demo_key(data_dir, &format!("resident-{i}"))?;
         let resident_hash = machi_ledger::sha256(format!("demo-resident-{i}").as_bytes());

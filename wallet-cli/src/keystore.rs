@@ -15,15 +15,15 @@ use machi_ledger::{AccountId, SigningKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-pub(crate) const ARGON2_M_KIB: u32 = 19_456;
-pub(crate) const ARGON2_T: u32 = 2;
-pub(crate) const ARGON2_P: u32 = 1;
-pub(crate) const WRONG_PINS_MAX: u32 = 5;
-pub(crate) const LOCK_MS: u64 = 15 * 60 * 1000;
+pub const ARGON2_M_KIB: u32 = 19_456;
+pub const ARGON2_T: u32 = 2;
+pub const ARGON2_P: u32 = 1;
+pub const WRONG_PINS_MAX: u32 = 5;
+pub const LOCK_MS: u64 = 15 * 60 * 1000;
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum KeystoreError {
+pub enum KeystoreError {
     #[error("no wallet with card number {0}")]
     UnknownCard(String),
     #[error("card number {0} is not valid (check the digits)")]
@@ -42,10 +42,10 @@ pub(crate) enum KeystoreError {
 
 /// A card number: 8 random digits and a Luhn check digit, shown as `1234-5678-9`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CardNumber(String);
+pub struct CardNumber(String);
 
 impl CardNumber {
-    pub(crate) fn generate() -> CardNumber {
+    pub fn generate() -> CardNumber {
         let mut digits: Vec<u8> = (0..8).map(|_| (rand::random::<u32>() % 10) as u8).collect();
         if digits[0] == 0 {
             digits[0] = 1 + (rand::random::<u32>() % 9) as u8;
@@ -55,7 +55,7 @@ impl CardNumber {
     }
 
     /// Accepts `123456789`, `1234-5678-9`, spaces, full-width digits.
-    pub(crate) fn parse(text: &str) -> Result<CardNumber, KeystoreError> {
+    pub fn parse(text: &str) -> Result<CardNumber, KeystoreError> {
         let digits: String = text
             .chars()
             .filter_map(|c| match c {
@@ -77,11 +77,11 @@ impl CardNumber {
         Ok(CardNumber(digits))
     }
 
-    pub(crate) fn digits(&self) -> &str {
+    pub fn digits(&self) -> &str {
         &self.0
     }
 
-    pub(crate) fn display(&self) -> String {
+    pub fn display(&self) -> String {
         format!("{}-{}-{}", &self.0[..4], &self.0[4..8], &self.0[8..])
     }
 }
@@ -140,18 +140,18 @@ struct Kdf {
     salt: String,
 }
 
-pub(crate) struct Keystore {
+pub struct Keystore {
     dir: PathBuf,
 }
 
 /// An unlocked wallet.
-pub(crate) struct Wallet {
-    pub(crate) card: CardNumber,
-    pub(crate) key: SigningKey,
+pub struct Wallet {
+    pub card: CardNumber,
+    pub key: SigningKey,
 }
 
 impl Wallet {
-    pub(crate) fn account(&self) -> AccountId {
+    pub fn account(&self) -> AccountId {
         AccountId(self.key.verifying_key().to_bytes())
     }
 }
@@ -172,7 +172,7 @@ fn aad(card: &str, account: &AccountId) -> Vec<u8> {
 }
 
 impl Keystore {
-    pub(crate) fn open(dir: &Path) -> Result<Keystore, KeystoreError> {
+    pub fn open(dir: &Path) -> Result<Keystore, KeystoreError> {
         fs::create_dir_all(dir)?;
         Ok(Keystore { dir: dir.to_path_buf() })
     }
@@ -182,12 +182,7 @@ impl Keystore {
     }
 
     /// Creates a wallet for `key` protected by `pin`; returns its new card number.
-    pub(crate) fn create(
-        &self,
-        key: &SigningKey,
-        pin: &str,
-        label: &str,
-    ) -> Result<CardNumber, KeystoreError> {
+    pub fn create(&self, key: &SigningKey, pin: &str, label: &str) -> Result<CardNumber, KeystoreError> {
         check_pin(pin)?;
         let card = loop {
             let card = CardNumber::generate();
@@ -252,12 +247,12 @@ impl Keystore {
     }
 
     /// The account of a card, without the PIN (for look-ups by staff).
-    pub(crate) fn account(&self, card: &CardNumber) -> Result<AccountId, KeystoreError> {
+    pub fn account(&self, card: &CardNumber) -> Result<AccountId, KeystoreError> {
         Ok(self.read(card)?.account)
     }
 
     /// Unlocks a wallet with its PIN, counting wrong PINs and locking after too many.
-    pub(crate) fn unlock(&self, card: &CardNumber, pin: &str, now_ms: u64) -> Result<Wallet, KeystoreError> {
+    pub fn unlock(&self, card: &CardNumber, pin: &str, now_ms: u64) -> Result<Wallet, KeystoreError> {
         let mut file = self.read(card)?;
         if file.locked_until_ms > now_ms {
             return Err(KeystoreError::Locked {

@@ -8,7 +8,7 @@
 //! 1 anything else.
 
 mod commands;
-mod keystore;
+use machi_wallet::keystore;
 mod text;
 
 use std::path::PathBuf;

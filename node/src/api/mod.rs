@@ -23,7 +23,7 @@ mod issues;
 pub(crate) mod transactions;
 
 /// Largest request body accepted (a full batch of typical transactions fits easily).
-pub(crate) const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -62,29 +62,33 @@ async fn count_requests(
 
 /// An error as clients see it: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
         ApiError { status, code: code.to_string(), message: message.into() }
     }
 
-    pub(crate) fn not_found(what: &str) -> ApiError {
+    pub fn not_found(what: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} with that id"))
     }
 
-    pub(crate) fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// A server-side failure: logged in full, shown to the client only as a code.
-    pub(crate) fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
         tracing::error!("{context}: {error}");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the node could not answer; try again")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service could not answer; try again",
+        )
     }
 
     fn body(&self) -> ErrorBody {
@@ -100,31 +104,41 @@ impl IntoResponse for ApiError {
 
 /// A JSON body whose every failure is an `ApiError`: 413 when too large, 400 when not
 /// JSON or not the expected shape.
-pub(crate) struct JsonBody<T>(pub T);
+pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<JsonBody<T>, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
-                )
-            } else {
-                ApiError::bad_request("bad_body", rejection.body_text())
-            }
-        })?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+        let bytes = Bytes::from_request(request, state).await.map_err(JsonBody::<T>::rejection)?;
+        Ok(JsonBody(JsonBody::parse(&bytes)?))
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// A body that could not be read: 413 `body_too_large` past the limit, else 400.
+    pub fn rejection(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this service accepts",
+            )
+        } else {
+            ApiError::bad_request("bad_body", rejection.body_text())
+        }
+    }
+
+    /// Decodes a JSON body with the same errors as the extractor: 400 `malformed_json`
+    /// when it is not JSON, 400 `invalid_request` when it lacks or mistypes fields.
+    pub fn parse(bytes: &[u8]) -> Result<T, ApiError> {
+        serde_json::from_slice(bytes).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::bad_request(
                 "invalid_request",
                 format!("request does not have the expected fields: {e}"),
             ),
             _ => ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")),
-        })?;
-        Ok(JsonBody(value))
+        })
     }
 }
 

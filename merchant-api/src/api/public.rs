@@ -1,0 +1,118 @@
+//! Without a token: the pay-code look-up wallets use, health, and the OpenAPI document.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use machi_ledger::api::PayCodeView;
+use machi_node::ApiError;
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/pay/{code}", get(pay_code))
+        .route("/v1/health", get(health))
+        .route("/openapi.json", get(openapi))
+}
+
+/// What a wallet needs to pay an open invoice: shop, class, amount, invoice id, expiry.
+/// Rate-limited per client address (429 `rate_limited` with `Retry-After`).
+#[utoipa::path(get, path = "/v1/pay/{code}", tag = "public",
+    params(("code" = String, Path, description = "the invoice's 8-digit pay code")),
+    responses((status = 200, body = inline(PayCodeDoc)), (status = 404, description = "unknown_pay_code"),
+        (status = 429, description = "rate_limited")))]
+pub(super) async fn pay_code(
+    State(m): State<AppState>,
+    Path(code): Path<String>,
+    request: Request,
+) -> Response {
+    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(client) = client {
+        let limited = m.pay_limiter.lock().expect("limiter lock").take(client, m.now_ms());
+        if let Err(wait_ms) = limited {
+            let retry = wait_ms.div_ceil(1000).to_string();
+            let error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many look-ups; wait a moment",
+            );
+            return ([(header::RETRY_AFTER, retry)], error).into_response();
+        }
+    }
+    match m.pay_code(&code) {
+        Ok(view) => Json::<PayCodeView>(view).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The shape of `PayCodeView` for the document (it lives in machi-ledger, beside the
+/// node's types, so wallet and merchant API share it).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct PayCodeDoc {
+    pay_code: String,
+    invoice_id: String,
+    /// The shop's account id: the payment goes to it.
+    shop: String,
+    shop_name: String,
+    /// large or local
+    shop_class: String,
+    amount: u64,
+    expires_ms: u64,
+    expires_jst: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Health {
+    status: String,
+    chain_id: String,
+    /// The last block the service has read from the node.
+    synced_height: u64,
+}
+
+#[utoipa::path(get, path = "/v1/health", tag = "public", responses((status = 200, body = Health)))]
+pub(super) async fn health(State(m): State<AppState>) -> Json<Health> {
+    Json(Health { status: "ok".into(), chain_id: m.chain_id.clone(), synced_height: *m.synced.borrow() })
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "public", responses((status = 200, description = "this document")))]
+pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, about) in [("admin", "the town's admin token (mta_…)"), ("shop", "a shop's token (mst_…)")]
+        {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.description = Some(about.to_string());
+            components.add_security_scheme(name, SecurityScheme::Http(http));
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "machi-merchant", description = "The shops' backend of machi: invoices, payments matched from the chain, refunds, cash-outs and Zengin settlement. Errors are {\"error\": {\"code\", \"message\"}}."),
+    paths(
+        super::admin::register_shop, super::admin::list_shops, super::admin::create_token, super::admin::list_tokens,
+        super::admin::revoke_token, super::admin::settle, super::admin::list_settlements, super::admin::settlement,
+        super::admin::zengin,
+        super::shop::me, super::shop::create_invoice, super::shop::list_invoices, super::shop::invoice,
+        super::shop::refund, super::shop::balance, super::shop::cash_out, super::shop::cash_outs,
+        super::shop::statement, super::shop::events,
+        pay_code, health, openapi
+    ),
+    modifiers(&BearerSchemes)
+)]
+pub(crate) struct ApiDoc;

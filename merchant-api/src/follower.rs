@@ -1,0 +1,278 @@
+//! The chain follower: reads every block after the last one it read (its height is kept
+//! in sled, so a restart resumes), and from the committed transactions of our shops
+//! marks invoices paid and refunded, records cash-outs and their settlement, writes
+//! statement lines and emits events. It is the only writer of these records, and every
+//! step is idempotent: reading a block twice changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use machi_ledger::api::BlockView;
+use machi_ledger::{AccountId, Action, TxId, Yen};
+use tokio::sync::watch;
+
+use crate::merchant::Merchant;
+use crate::model::{
+    CashOut, CashOutStatus, Entry, EntryKind, Invoice, InvoiceStatus, PaymentInfo, RefundInfo, ShopEvent,
+};
+use crate::store::{get_json, put_json};
+
+/// How often the follower asks the node for new blocks when nothing wakes it sooner.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Pause after the node could not be reached.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(crate) async fn follow(merchant: Arc<Merchant>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let pause = match merchant.catch_up().await {
+            Ok(()) => POLL_INTERVAL,
+            Err(e) => {
+                tracing::warn!("following the chain: {e:#}");
+                RETRY_INTERVAL
+            }
+        };
+        merchant.expire_invoices();
+        tokio::select! {
+            _ = merchant.wake.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Where a block's transaction sits, for statement lines.
+struct At<'a> {
+    block: &'a BlockView,
+    /// Position in the block: orders lines of the same block.
+    index: u32,
+    tx_id: TxId,
+}
+
+impl Merchant {
+    async fn catch_up(&self) -> anyhow::Result<()> {
+        let head = self.node.head().await?;
+        let mut next = self.store.meta_u64("synced_height") + 1;
+        while next <= head.height {
+            let block = self.node.block(next).await?;
+            self.read_block(&block).await?;
+            self.store.set_meta_u64("synced_ms", block.timestamp_ms)?;
+            self.store.set_meta_u64("synced_height", next)?;
+            self.synced.send_replace(next);
+            next += 1;
+        }
+        Ok(())
+    }
+
+    async fn read_block(&self, block: &BlockView) -> anyhow::Result<()> {
+        for (index, tx) in block.txs.iter().enumerate().filter(|(_, tx)| tx.status == 0) {
+            let Some(body) = &tx.body else { continue };
+            let at = At { block, index: index as u32, tx_id: tx.id };
+            match &body.action {
+                Action::Pay { shop, amount, invoice } if self.shop(shop).is_some() => {
+                    self.read_payment(&at, *shop, tx.signer, *amount, invoice.as_deref())?;
+                }
+                Action::Refund { payment, amount } if self.shop(&tx.signer).is_some() => {
+                    self.read_refund(&at, tx.signer, *payment, *amount)?;
+                }
+                Action::RequestCashOut { issue, amount } if self.shop(&tx.signer).is_some() => {
+                    let fee = self
+                        .issue_params(*issue)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.message))?
+                        .cash_out_fee
+                        .fee_on(*amount);
+                    self.read_cash_out(&at, tx.signer, *issue, *amount, fee)?;
+                }
+                Action::SettleCashOuts { cash_outs, transfer_date, .. } => {
+                    self.read_settlement(&at, cash_outs, transfer_date)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn add_entry(
+        &self,
+        shop: AccountId,
+        at: &At<'_>,
+        extra: &[u8],
+        entry_for: impl FnOnce(&At<'_>) -> Entry,
+    ) -> sled::Result<()> {
+        // Time first (statements are by month), then chain order.
+        let b = at.block;
+        let key = [
+            &shop.0[..],
+            &b.timestamp_ms.to_be_bytes(),
+            &b.height.to_be_bytes(),
+            &at.index.to_be_bytes(),
+            extra,
+        ]
+        .concat();
+        put_json(&self.store.entries, key, &entry_for(at))
+    }
+
+    fn read_payment(
+        &self,
+        at: &At<'_>,
+        shop: AccountId,
+        resident: AccountId,
+        amount: Yen,
+        invoice_id: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let matched = invoice_id.and_then(|id| self.load_invoice(id)).filter(|invoice| {
+            invoice.shop == shop
+                && invoice.amount == amount
+                && (invoice.payment.is_none()
+                    || invoice.payment.as_ref().is_some_and(|p| p.tx_id == at.tx_id))
+        });
+        self.add_entry(shop, at, &[], |at| Entry {
+            timestamp_ms: at.block.timestamp_ms,
+            height: at.block.height,
+            tx_id: at.tx_id,
+            kind: EntryKind::Payment,
+            invoice: invoice_id.map(str::to_string),
+            issue: None,
+            amount: amount.0 as i64,
+            fee: Yen(0),
+            net: Yen(amount.0),
+        })?;
+        let Some(mut invoice) = matched else { return Ok(()) };
+        self.store.payments.insert(at.tx_id.0, invoice.id.as_bytes())?;
+        if invoice.payment.is_some() {
+            return Ok(());
+        }
+        // An invoice that expired while its payment was on the way is paid all the same:
+        // the money has reached the shop.
+        invoice.status = InvoiceStatus::Paid;
+        invoice.payment = Some(PaymentInfo {
+            tx_id: at.tx_id,
+            resident,
+            height: at.block.height,
+            timestamp_ms: at.block.timestamp_ms,
+        });
+        if let Some(code) = invoice.pay_code.take() {
+            self.store.pay_codes.remove(code.as_bytes())?;
+        }
+        invoice.qr_payload = None;
+        self.save_invoice(&invoice)?;
+        self.emit("invoice.paid", shop, Some(invoice), None)
+    }
+
+    fn read_refund(&self, at: &At<'_>, shop: AccountId, payment: TxId, amount: Yen) -> anyhow::Result<()> {
+        let invoice_id =
+            self.store.payments.get(payment.0)?.map(|id| String::from_utf8_lossy(&id).into_owned());
+        self.add_entry(shop, at, &[], |at| Entry {
+            timestamp_ms: at.block.timestamp_ms,
+            height: at.block.height,
+            tx_id: at.tx_id,
+            kind: EntryKind::Refund,
+            invoice: invoice_id.clone(),
+            issue: None,
+            amount: -(amount.0 as i64),
+            fee: Yen(0),
+            net: Yen(0),
+        })?;
+        let Some(mut invoice) = invoice_id.and_then(|id| self.load_invoice(&id)) else { return Ok(()) };
+        if invoice.refunds.iter().any(|r| r.tx_id == at.tx_id) {
+            return Ok(());
+        }
+        invoice.refunds.push(RefundInfo {
+            tx_id: at.tx_id,
+            amount,
+            height: at.block.height,
+            timestamp_ms: at.block.timestamp_ms,
+        });
+        invoice.refunded = invoice.refunded.plus(amount);
+        assert!(invoice.refunded <= invoice.amount, "the chain refunded more than an invoice's payment");
+        invoice.status = if invoice.refunded == invoice.amount {
+            InvoiceStatus::Refunded
+        } else {
+            InvoiceStatus::PartlyRefunded
+        };
+        self.save_invoice(&invoice)?;
+        self.emit("refund.done", shop, Some(invoice), None)
+    }
+
+    fn read_cash_out(
+        &self,
+        at: &At<'_>,
+        shop: AccountId,
+        issue: u32,
+        amount: Yen,
+        fee: Yen,
+    ) -> anyhow::Result<()> {
+        let net = amount.minus(fee);
+        self.add_entry(shop, at, &[], |at| Entry {
+            timestamp_ms: at.block.timestamp_ms,
+            height: at.block.height,
+            tx_id: at.tx_id,
+            kind: EntryKind::CashOut,
+            invoice: None,
+            issue: Some(issue),
+            amount: -(amount.0 as i64),
+            fee,
+            net,
+        })?;
+        if self.store.cash_outs.contains_key(at.tx_id.0)? {
+            return Ok(());
+        }
+        let cash_out = CashOut {
+            id: at.tx_id,
+            shop,
+            issue,
+            amount,
+            fee,
+            net,
+            status: CashOutStatus::Pending,
+            requested_ms: at.block.timestamp_ms,
+            settlement: None,
+            transfer_date: None,
+        };
+        put_json(&self.store.cash_outs, at.tx_id.0, &cash_out)?;
+        Ok(())
+    }
+
+    fn read_settlement(&self, at: &At<'_>, cash_outs: &[TxId], transfer_date: &str) -> anyhow::Result<()> {
+        let settlement = self.settlements()?.into_iter().find(|s| s.tx_id == at.tx_id).map(|s| s.id);
+        for id in cash_outs {
+            let Some(mut cash_out) = get_json::<CashOut>(&self.store.cash_outs, id.0) else { continue };
+            if cash_out.status == CashOutStatus::Paid {
+                continue;
+            }
+            cash_out.status = CashOutStatus::Paid;
+            cash_out.settlement = settlement.clone();
+            cash_out.transfer_date = Some(transfer_date.to_string());
+            self.add_entry(cash_out.shop, at, &id.0, |at| Entry {
+                timestamp_ms: at.block.timestamp_ms,
+                height: at.block.height,
+                tx_id: at.tx_id,
+                kind: EntryKind::CashOutPaid,
+                invoice: None,
+                issue: Some(cash_out.issue),
+                amount: 0,
+                fee: Yen(0),
+                net: cash_out.net,
+            })?;
+            put_json(&self.store.cash_outs, id.0, &cash_out)?;
+            self.emit("cash_out.paid", cash_out.shop, None, Some(cash_out))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the event (so a counter device can resume with `Last-Event-ID`) and sends it.
+    fn emit(
+        &self,
+        kind: &str,
+        shop: AccountId,
+        invoice: Option<Invoice>,
+        cash_out: Option<CashOut>,
+    ) -> anyhow::Result<()> {
+        let seq = self.store.meta_u64("event_seq") + 1;
+        let event = ShopEvent { seq, kind: kind.to_string(), shop, invoice, cash_out };
+        put_json(&self.store.events, seq.to_be_bytes(), &event)?;
+        self.store.set_meta_u64("event_seq", seq)?;
+        let _ = self.events.send(event);
+        Ok(())
+    }
+}

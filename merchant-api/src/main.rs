@@ -1,0 +1,124 @@
+//! `machi-merchant`: the shops' backend.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// machi-merchant: the shops' backend, run by the town for all shops — payment
+/// requests with pay codes, payments matched from the chain, refunds, cash-outs, monthly
+/// statements, and settlement by Zengin bank-transfer file.
+///
+/// Start here:
+///   machi-merchant demo                      # a whole local town: node + merchant API
+/// Or beside a running node:
+///   machi-merchant admin-token --data-dir merchant-data
+///   machi-merchant run --node http://127.0.0.1:7070 --data-dir merchant-data \
+///       --town-key node-data/keys/town.key --town-bank town-bank.toml
+#[derive(Parser)]
+#[command(name = "machi-merchant", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the merchant API beside a node.
+    Run {
+        /// The node's address.
+        #[arg(long, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070")]
+        node: String,
+        /// Folder for the merchant API's data (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7071")]
+        listen: String,
+        /// The town's key file (DIR/keys/town.key of `machi-node init`): registrations
+        /// and settlements are signed with it, and shop keys are sealed under it.
+        #[arg(long)]
+        town_key: PathBuf,
+        /// TOML file with the town's own bank account, for settlement files
+        /// (see docs/MERCHANT-API.md). Without it, settlements are refused.
+        #[arg(long)]
+        town_bank: Option<PathBuf>,
+    },
+    /// Print a new admin token for the town (only its hash is kept); works while the
+    /// service runs.
+    AdminToken {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Start a working local demo town: node and merchant API on loopback, seeded with an
+    /// issue on sale, two shops with tokens and residents with kiosk cards.
+    Demo {
+        /// Folder for everything (kept between runs).
+        #[arg(long, default_value = "machi-demo")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        node_listen: String,
+        #[arg(long, default_value = "127.0.0.1:7071")]
+        listen: String,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::AdminToken { data_dir } => {
+            println!("{}", machi_merchant::new_admin_token(&data_dir)?);
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&machi_merchant::openapi())?);
+            Ok(())
+        }
+        Command::Run { node, data_dir, listen, town_key, town_bank } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async move {
+                let town_bank = town_bank.map(|p| machi_merchant::load_town_bank(&p)).transpose()?;
+                let config = machi_merchant::Config {
+                    data_dir,
+                    node_url: node,
+                    town_key: machi_node::read_key(&town_key)?,
+                    town_bank,
+                    clock: Arc::new(machi_node::SystemClock),
+                };
+                let merchant = machi_merchant::Merchant::open(config).await?;
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?;
+                println!("machi-merchant listening on http://{}", listener.local_addr()?);
+                use std::io::Write as _;
+                std::io::stdout().flush()?;
+                machi_merchant::serve(merchant, listener, shutdown_signal()).await.context("serving")
+            })
+        }
+        Command::Demo { data_dir, node_listen, listen } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let options = machi_merchant::DemoOptions { data_dir, node_listen, merchant_listen: listen };
+            runtime.block_on(machi_merchant::run_demo(options, shutdown_signal()))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+}

@@ -1,0 +1,416 @@
+//! `Merchant`: the service's state and its town-side operations (shops, tokens), plus
+//! the plumbing every operation shares: signing as a shop or the town, submitting to the
+//! node, and waiting for the chain follower to have read the block.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use machi_client::{Client, ClientError};
+use machi_ledger::api::{TxResultView, TxStatus};
+use machi_ledger::{AccountId, Action, Hash32, IssueParams, SignedTx, SigningKey, TxBody};
+use machi_node::{ApiError, Clock};
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::bank::{half_width_kana, Banks};
+use crate::model::{
+    BankAccount, BankAccountInput, RegisterShopRequest, Scope, ShopEvent, ShopRecord, ShopView, TokenCreated,
+    TokenRecord,
+};
+use crate::secrets::{new_token, random_id, token_hash, Sealer};
+use crate::store::{read_all, write_durable, Store};
+use crate::zengin::Originator;
+
+/// Time-to-live of the transactions this service signs.
+pub(crate) const TX_TTL_MS: u32 = 10 * 60 * 1000;
+/// How long an operation waits for the follower to read its block before answering.
+const SYNC_WAIT: Duration = Duration::from_secs(20);
+const NAME_CHARS_MAX: usize = machi_ledger::NAME_CHARS_MAX;
+/// 口座名義 in a Zengin data record is 30 half-width characters.
+const HOLDER_CHARS_MAX: usize = 30;
+const EVENTS_BUFFER: usize = 1_024;
+
+/// How the service is started.
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub node_url: String,
+    pub town_key: SigningKey,
+    /// The town's own bank account, for settlement files; without it settlements are
+    /// refused with `town_bank_not_configured`.
+    pub town_bank: Option<Originator>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A registered shop with its opened key.
+pub(crate) struct Shop {
+    pub(crate) record: ShopRecord,
+    pub(crate) key: SigningKey,
+}
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub(crate) enum Caller {
+    Admin,
+    Shop { shop: AccountId, scope: Scope },
+}
+
+pub struct Merchant {
+    pub(crate) store: Store,
+    pub(crate) node: Client,
+    pub(crate) chain_id: String,
+    town: SigningKey,
+    sealer: Sealer,
+    pub(crate) banks: Banks,
+    pub(crate) town_bank: Option<Originator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) shops: RwLock<HashMap<AccountId, Arc<Shop>>>,
+    tokens: RwLock<HashMap<Hash32, TokenRecord>>,
+    issues: Mutex<HashMap<u32, IssueParams>>,
+    pub(crate) events: broadcast::Sender<ShopEvent>,
+    /// Height of the last block the follower has read.
+    pub(crate) synced: watch::Sender<u64>,
+    pub(crate) wake: Notify,
+    /// Serialises check-then-create of idempotent requests and pay codes.
+    pub(crate) create_lock: Mutex<()>,
+    pub(crate) settle_lock: tokio::sync::Mutex<()>,
+    pub(crate) pay_limiter: Mutex<crate::limiter::Limiter>,
+}
+
+impl Merchant {
+    /// Opens the data folder and reaches the node (waiting up to a minute for it).
+    pub async fn open(config: Config) -> anyhow::Result<Arc<Merchant>> {
+        let store = Store::open(&config.data_dir)?;
+        let node = Client::new(&config.node_url);
+        let chain_id = wait_for_node(&node).await?;
+        let sealer = Sealer::new(&config.town_key);
+        let mut shops = HashMap::new();
+        for record in read_all::<ShopRecord>(&store.shops_dir())? {
+            let key = sealer.open(&record.account, &record.key_nonce, &record.key_sealed)?;
+            shops.insert(record.account, Arc::new(Shop { record, key }));
+        }
+        let tokens = read_all::<TokenRecord>(&store.tokens_dir())?.into_iter().map(|t| (t.hash, t)).collect();
+        let synced = store.meta_u64("synced_height");
+        let merchant = Arc::new(Merchant {
+            store,
+            node,
+            chain_id,
+            town: config.town_key,
+            sealer,
+            banks: Banks::load(),
+            town_bank: config.town_bank,
+            clock: config.clock,
+            shops: RwLock::new(shops),
+            tokens: RwLock::new(tokens),
+            issues: Mutex::new(HashMap::new()),
+            events: broadcast::channel(EVENTS_BUFFER).0,
+            synced: watch::channel(synced).0,
+            wake: Notify::new(),
+            create_lock: Mutex::new(()),
+            settle_lock: tokio::sync::Mutex::new(()),
+            pay_limiter: Mutex::new(crate::limiter::Limiter::default()),
+        });
+        merchant.reconcile_shops().await;
+        Ok(merchant)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn sign(&self, key: &SigningKey, action: Action) -> SignedTx {
+        let body = TxBody {
+            chain_id: self.chain_id.clone(),
+            created_ms: self.now_ms(),
+            ttl_ms: TX_TTL_MS,
+            nonce: rand::random(),
+            action,
+        };
+        SignedTx::sign(&self.chain_id, key, &body)
+    }
+
+    pub(crate) fn sign_as_town(&self, action: Action) -> SignedTx {
+        self.sign(&self.town, action)
+    }
+
+    pub(crate) fn shop(&self, id: &AccountId) -> Option<Arc<Shop>> {
+        self.shops.read().expect("shops lock").get(id).cloned()
+    }
+
+    /// Submits and turns every outcome other than "applied" into the client's error:
+    /// 422 with the ledger's reason code when the chain rejected or refused it, 503
+    /// when the node could not be reached.
+    pub(crate) async fn submit_applied(&self, tx: &SignedTx) -> Result<TxResultView, ApiError> {
+        let result = self.node.submit(tx).await.map_err(node_error)?;
+        match result.status {
+            TxStatus::Applied => Ok(result),
+            TxStatus::Rejected | TxStatus::Refused => {
+                let code = result.reason.clone().unwrap_or_else(|| "refused".into());
+                let message = result.message.clone().unwrap_or_else(|| "the ledger did not accept it".into());
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &code, message))
+            }
+        }
+    }
+
+    /// Waits until the follower has read block `height`, so what the caller reads next
+    /// includes it.
+    pub(crate) async fn wait_synced(&self, height: u64) -> Result<(), ApiError> {
+        self.wake.notify_one();
+        let mut rx = self.synced.subscribe();
+        let seen = matches!(tokio::time::timeout(SYNC_WAIT, rx.wait_for(|h| *h >= height)).await, Ok(Ok(_)));
+        match seen {
+            true => Ok(()),
+            false => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_yet_seen",
+                format!(
+                    "committed at height {height}, but not yet read back from the chain; look again shortly"
+                ),
+            )),
+        }
+    }
+
+    pub(crate) async fn issue_params(&self, id: u32) -> Result<IssueParams, ApiError> {
+        if let Some(params) = self.issues.lock().expect("issues lock").get(&id) {
+            return Ok(params.clone());
+        }
+        let view = self.node.issue(id).await.map_err(|e| match &e {
+            ClientError::Api { status: 404, .. } => ApiError::not_found("issue"),
+            _ => node_error(e),
+        })?;
+        self.issues.lock().expect("issues lock").insert(id, view.params.clone());
+        Ok(view.params)
+    }
+
+    // ---- shops ----
+
+    fn check_bank(&self, input: &BankAccountInput) -> Result<BankAccount, ApiError> {
+        let bad = |message: String| ApiError::bad_request("bad_bank_account", message);
+        let bank = self.banks.bank(&input.bank_code).map_err(|e| bad(e.to_string()))?;
+        let branch =
+            self.banks.branch(&input.bank_code, &input.branch_code).map_err(|e| bad(e.to_string()))?;
+        if input.account_number.len() != 7 || !input.account_number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(format!("account number {:?} must be 7 digits", input.account_number)));
+        }
+        let holder = half_width_kana(input.holder_kana.trim()).map_err(|e| bad(e.to_string()))?;
+        if holder.is_empty() || holder.chars().count() > HOLDER_CHARS_MAX {
+            return Err(bad(format!(
+                "the holder's name must be 1 to {HOLDER_CHARS_MAX} half-width characters"
+            )));
+        }
+        Ok(BankAccount {
+            bank_code: bank.code.clone(),
+            bank_name: bank.name.clone(),
+            bank_kana: bank.kana.clone(),
+            branch_code: branch.code.clone(),
+            branch_name: branch.name.clone(),
+            branch_kana: branch.kana.clone(),
+            account_type: input.account_type,
+            account_number: input.account_number.clone(),
+            holder_kana: holder,
+        })
+    }
+
+    /// Registers a shop: checks its bank account, makes and seals its key, writes it to
+    /// disk with fsync, and registers it on chain.
+    pub(crate) async fn register_shop(&self, request: RegisterShopRequest) -> Result<ShopView, ApiError> {
+        let name = request.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
+            return Err(ApiError::bad_request(
+                "bad_name",
+                format!("a name is 1 to {NAME_CHARS_MAX} characters"),
+            ));
+        }
+        let kana_name = half_width_kana(request.kana_name.trim())
+            .map_err(|e| ApiError::bad_request("bad_kana_name", e.to_string()))?;
+        let bank = self.check_bank(&request.bank)?;
+        let key = machi_node::generate_key();
+        let account = AccountId(key.verifying_key().to_bytes());
+        let (key_nonce, key_sealed) = self.sealer.seal(&account, &key);
+        let register_tx = self.sign_as_town(Action::RegisterShop {
+            shop: account,
+            name: name.clone(),
+            class: request.class,
+        });
+        let record = ShopRecord {
+            account,
+            name,
+            kana_name,
+            class: request.class,
+            bank,
+            created_ms: self.now_ms(),
+            key_nonce,
+            key_sealed,
+            register_tx: register_tx.clone(),
+        };
+        let path = self.store.shops_dir().join(format!("{account}.json"));
+        let bytes = serde_json::to_vec_pretty(&record).expect("records encode");
+        write_durable(&path, &bytes).map_err(|e| ApiError::internal("writing a shop file", e))?;
+        if let Err(error) = self.submit_applied(&register_tx).await {
+            // Not on chain: forget the shop unless the node was only unreachable, in
+            // which case the start-up check registers it later.
+            if error.status != StatusCode::SERVICE_UNAVAILABLE {
+                let _ = std::fs::remove_file(&path);
+            }
+            return Err(error);
+        }
+        let view = ShopView::new(&record);
+        self.shops.write().expect("shops lock").insert(account, Arc::new(Shop { record, key }));
+        Ok(view)
+    }
+
+    /// Shops written to disk whose registration never reached the chain (the node was
+    /// down) are registered now.
+    async fn reconcile_shops(&self) {
+        let shops: Vec<Arc<Shop>> = self.shops.read().expect("shops lock").values().cloned().collect();
+        for shop in shops {
+            if self.node.account(&shop.record.account).await.is_ok() {
+                continue;
+            }
+            let r = &shop.record;
+            let tx = self.sign_as_town(Action::RegisterShop {
+                shop: r.account,
+                name: r.name.clone(),
+                class: r.class,
+            });
+            match self.submit_applied(&tx).await {
+                Ok(_) => tracing::info!("registered shop {} on chain", r.name),
+                Err(e) => tracing::warn!("shop {} is not on chain yet: {}", r.name, e.message),
+            }
+        }
+    }
+
+    pub(crate) fn shop_views(&self) -> Vec<ShopView> {
+        let mut views: Vec<ShopView> =
+            self.shops.read().expect("shops lock").values().map(|s| ShopView::new(&s.record)).collect();
+        views.sort_by_key(|v| v.created_ms);
+        views
+    }
+
+    // ---- tokens ----
+
+    pub(crate) fn create_token(
+        &self,
+        shop: AccountId,
+        scope: Scope,
+        label: String,
+    ) -> Result<TokenCreated, ApiError> {
+        if self.shop(&shop).is_none() {
+            return Err(ApiError::not_found("shop"));
+        }
+        if label.chars().count() > NAME_CHARS_MAX {
+            return Err(ApiError::bad_request(
+                "bad_label",
+                format!("a label is at most {NAME_CHARS_MAX} characters"),
+            ));
+        }
+        let token = new_token("mst");
+        let record = TokenRecord {
+            id: random_id("tok"),
+            hash: token_hash(&token),
+            shop,
+            scope,
+            label: label.clone(),
+            created_ms: self.now_ms(),
+            revoked_ms: None,
+        };
+        self.write_token(&record)?;
+        Ok(TokenCreated { id: record.id, token, shop, scope, label })
+    }
+
+    fn write_token(&self, record: &TokenRecord) -> Result<(), ApiError> {
+        let path = self.store.tokens_dir().join(format!("{}.json", record.id));
+        write_durable(&path, &serde_json::to_vec_pretty(record).expect("records encode"))
+            .map_err(|e| ApiError::internal("writing a token file", e))?;
+        self.tokens.write().expect("tokens lock").insert(record.hash, record.clone());
+        Ok(())
+    }
+
+    pub(crate) fn revoke_token(&self, id: &str) -> Result<TokenRecord, ApiError> {
+        let mut record = self
+            .tokens
+            .read()
+            .expect("tokens lock")
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("token"))?;
+        if record.revoked_ms.is_none() {
+            record.revoked_ms = Some(self.now_ms());
+            self.write_token(&record)?;
+        }
+        Ok(record)
+    }
+
+    pub(crate) fn shop_tokens(&self, shop: &AccountId) -> Vec<TokenRecord> {
+        let mut list: Vec<TokenRecord> =
+            self.tokens.read().expect("tokens lock").values().filter(|t| t.shop == *shop).cloned().collect();
+        list.sort_by_key(|t| t.created_ms);
+        list
+    }
+
+    /// The caller behind a bearer token.
+    pub(crate) fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        let hash = token_hash(token);
+        if token.starts_with("mta_") {
+            let admins =
+                std::fs::read_to_string(crate::store::admin_tokens_path(&self.store.dir)).unwrap_or_default();
+            if admins.lines().any(|line| line.trim() == hash.to_hex()) {
+                return Ok(Caller::Admin);
+            }
+        } else if let Some(record) = self.tokens.read().expect("tokens lock").get(&hash) {
+            if record.revoked_ms.is_some() {
+                return Err(unauthorized("token_revoked", "this token was revoked"));
+            }
+            return Ok(Caller::Shop { shop: record.shop, scope: record.scope });
+        }
+        Err(unauthorized("bad_token", "the bearer token is not known"))
+    }
+}
+
+pub(crate) fn unauthorized(code: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+/// The node did not give an answer: 503, or its own error passed on.
+pub(crate) fn node_error(error: ClientError) -> ApiError {
+    match error {
+        ClientError::Api { status, code, message } if status < 500 => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &code, message)
+        }
+        other => {
+            tracing::warn!("node: {other}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_unavailable",
+                "the ledger node could not be reached; try again",
+            )
+        }
+    }
+}
+
+async fn wait_for_node(node: &Client) -> anyhow::Result<String> {
+    let mut last = None;
+    for _ in 0..120 {
+        match node.health().await {
+            Ok(health) => return Ok(health.chain_id),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last.expect("tried at least once")).with_context(|| format!("reaching the node at {}", node.base()))
+}
+
+/// Creates a new admin token in `data_dir` and returns it (only its hash is kept).
+pub fn new_admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let token = new_token("mta");
+    crate::store::add_admin_token_hash(data_dir, &token_hash(&token).to_hex())
+        .with_context(|| format!("writing {}", crate::store::admin_tokens_path(data_dir).display()))?;
+    Ok(token)
+}

@@ -1,0 +1,333 @@
+//! A shop's money: balance by issue, cash-out requests, monthly statements; and the
+//! town's settlement of all pending cash-outs as one Zengin transfer file on chain.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use axum::http::StatusCode;
+use machi_ledger::time::{format_jst, format_jst_date, parse_date, start_of_day_jst_ms};
+use machi_ledger::{sha256, AccountId, Action, Kind, Yen, SETTLE_REQUESTS_MAX};
+use machi_node::ApiError;
+
+use crate::merchant::{node_error, Merchant};
+use crate::model::{
+    Balance, BalanceLine, CashOut, CashOutRequest, CashOutStatus, Entry, Settlement, SettlementStatus,
+};
+use crate::store::{get_json, read_all, write_durable};
+use crate::zengin::{Transfer, ZenginFile};
+
+/// The first millisecond of a `YYYY-MM` month in JST and of the month after it.
+pub(crate) fn month_bounds(month: &str) -> Option<(u64, u64)> {
+    let start = start_of_day_jst_ms(&format!("{month}-01"))?;
+    let (year, m, _) = parse_date(&format!("{month}-01"))?;
+    let next = if m == 12 { format!("{}-01-01", year + 1) } else { format!("{year}-{:02}-01", m + 1) };
+    Some((start, start_of_day_jst_ms(&next)?))
+}
+
+impl Merchant {
+    pub(crate) async fn balance(&self, shop: &AccountId) -> Result<Balance, ApiError> {
+        let account = self.node.account(shop).await.map_err(node_error)?;
+        let pending = self.cash_outs(shop);
+        let mut lines: BTreeMap<u32, (Yen, Yen)> = BTreeMap::new();
+        for b in &account.balances {
+            let line = lines.entry(b.issue).or_default();
+            match b.kind {
+                Kind::Common => line.0 = line.0.plus(b.amount),
+                Kind::Local => line.1 = line.1.plus(b.amount),
+            }
+        }
+        for c in pending.iter().filter(|c| c.status == CashOutStatus::Pending) {
+            lines.entry(c.issue).or_default();
+        }
+        let mut issues = Vec::new();
+        for (issue, (common, local)) in lines {
+            let params = self.issue_params(issue).await?;
+            let pending_cash_out = pending
+                .iter()
+                .filter(|c| c.issue == issue && c.status == CashOutStatus::Pending)
+                .fold(Yen(0), |sum, c| sum.plus(c.net));
+            issues.push(BalanceLine {
+                issue,
+                issue_name: params.name.clone(),
+                common,
+                local,
+                total: common.plus(local),
+                pending_cash_out,
+                cash_out_deadline_ms: params.cash_out_deadline_ms,
+                cash_out_deadline_jst: format_jst(params.cash_out_deadline_ms),
+            });
+        }
+        let total = issues.iter().fold(Yen(0), |sum, line| sum.plus(line.total));
+        Ok(Balance { shop: *shop, total, issues })
+    }
+
+    pub(crate) fn cash_outs(&self, shop: &AccountId) -> Vec<CashOut> {
+        let mut list: Vec<CashOut> = self
+            .store
+            .cash_outs
+            .iter()
+            .values()
+            .filter_map(|v| v.ok())
+            .map(|v| serde_json::from_slice::<CashOut>(&v).expect("values this program wrote decode"))
+            .filter(|c| c.shop == *shop)
+            .collect();
+        list.sort_by_key(|c| std::cmp::Reverse(c.requested_ms));
+        list
+    }
+
+    /// Requests a cash-out of an issue's value (all of it unless an amount is given).
+    pub(crate) async fn request_cash_out(
+        &self,
+        shop: &AccountId,
+        request: &CashOutRequest,
+        raw: &[u8],
+        idempotency: Option<&str>,
+    ) -> Result<CashOut, ApiError> {
+        if let Some(id) = self.idempotent_prior(shop, "cash_out", idempotency, raw)? {
+            return get_json(&self.store.cash_outs, hex::decode(&id).unwrap_or_default())
+                .ok_or_else(|| ApiError::not_found("cash-out"));
+        }
+        let amount = match request.amount {
+            Some(amount) => amount,
+            None => {
+                let balance = self.balance(shop).await?;
+                balance.issues.iter().find(|l| l.issue == request.issue).map_or(Yen(0), |l| l.total)
+            }
+        };
+        if amount.is_zero() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "nothing_to_cash_out",
+                format!("the shop holds no value of issue {} to cash out", request.issue),
+            ));
+        }
+        let key = self.shop(shop).ok_or_else(|| ApiError::not_found("shop"))?.key.clone();
+        let tx = self.sign(&key, Action::RequestCashOut { issue: request.issue, amount });
+        let result = self.submit_applied(&tx).await?;
+        self.idempotent_record(shop, "cash_out", idempotency, raw, &result.tx_id.to_hex())?;
+        self.wait_synced(result.height.expect("applied transactions have a height")).await?;
+        get_json(&self.store.cash_outs, result.tx_id.0).ok_or_else(|| ApiError::not_found("cash-out"))
+    }
+
+    /// A month's statement as CSV, and whether the month is closed (then it never changes).
+    pub(crate) fn statement(&self, shop: &AccountId, month: &str) -> Result<(Vec<u8>, bool), ApiError> {
+        let bad = || ApiError::bad_request("bad_month", "a statement month is YYYY-MM");
+        if month.len() != 7 {
+            return Err(bad());
+        }
+        let (start, end) = month_bounds(month).ok_or_else(bad)?;
+        let key = [&shop.0[..], month.as_bytes()].concat();
+        if let Some(csv) = self.store.statements.get(&key).ok().flatten() {
+            return Ok((csv.to_vec(), true));
+        }
+        let csv = self.statement_csv(shop, start, end);
+        // Closed once the chain has a block at or after the month's end: blocks only move
+        // forward in time, so nothing more can land in it.
+        let closed = self.store.meta_u64("synced_ms") >= end;
+        if closed {
+            self.store
+                .statements
+                .insert(key, csv.as_slice())
+                .map_err(|e| ApiError::internal("storing a statement", e))?;
+        }
+        Ok((csv, closed))
+    }
+
+    fn statement_csv(&self, shop: &AccountId, start: u64, end: u64) -> Vec<u8> {
+        let mut csv = String::from("time_jst,type,tx_id,invoice_id,issue,amount,fee,net,height\r\n");
+        let from = [&shop.0[..], &start.to_be_bytes()].concat();
+        let to = [&shop.0[..], &end.to_be_bytes()].concat();
+        for (_, value) in self.store.entries.range(from..to).filter_map(|item| item.ok()) {
+            let e: Entry = serde_json::from_slice(&value).expect("values this program wrote decode");
+            let _ = write!(
+                csv,
+                "{},{},{},{},{},{},{},{},{}\r\n",
+                format_jst(e.timestamp_ms),
+                e.kind.name(),
+                e.tx_id,
+                e.invoice.as_deref().unwrap_or(""),
+                e.issue.map(|i| i.to_string()).unwrap_or_default(),
+                e.amount,
+                e.fee.0,
+                e.net.0,
+                e.height
+            );
+        }
+        csv.into_bytes()
+    }
+
+    pub(crate) fn settlements(&self) -> anyhow::Result<Vec<Settlement>> {
+        let mut list: Vec<Settlement> = read_all(&self.store.settlements_dir())?;
+        list.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
+        Ok(list)
+    }
+
+    pub(crate) fn settlement(&self, id: &str) -> Result<Settlement, ApiError> {
+        self.settlements()
+            .map_err(|e| ApiError::internal("reading settlements", e))?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| ApiError::not_found("settlement"))
+    }
+
+    pub(crate) fn zengin_file(&self, id: &str) -> Result<Vec<u8>, ApiError> {
+        let settlement = self.settlement(id)?;
+        let bytes = std::fs::read(self.store.settlements_dir().join(format!("{}.zengin", settlement.id)))
+            .map_err(|e| ApiError::internal("reading a Zengin file", e))?;
+        assert_eq!(sha256(&bytes), settlement.file_sha256, "a stored Zengin file changed on disk");
+        Ok(bytes)
+    }
+
+    fn save_settlement(&self, settlement: &Settlement, file: Option<&[u8]>) -> Result<(), ApiError> {
+        let dir = self.store.settlements_dir();
+        let io = |e| ApiError::internal("writing a settlement", e);
+        if let Some(file) = file {
+            write_durable(&dir.join(format!("{}.zengin", settlement.id)), file).map_err(io)?;
+        }
+        // The signed transaction is kept (the API never shows it) so it can be re-sent.
+        let mut stored = serde_json::to_value(settlement).expect("records encode");
+        stored["tx"] = serde_json::to_value(&settlement.tx).expect("records encode");
+        write_durable(&dir.join(format!("{}.json", settlement.id)), stored.to_string().as_bytes()).map_err(io)
+    }
+
+    /// Settles every pending cash-out: one Zengin 総合振込 file (one transfer per shop),
+    /// written to disk with fsync, then recorded on chain with its SHA-256.
+    pub(crate) async fn settle(&self, transfer_date: &str) -> Result<Settlement, ApiError> {
+        let _guard = self.settle_lock.lock().await;
+        if let Some(unfinished) = self.finish_unrecorded().await? {
+            return Ok(unfinished);
+        }
+        let today = format_jst_date(self.now_ms());
+        if parse_date(transfer_date).is_none() || transfer_date < today.as_str() {
+            return Err(ApiError::bad_request(
+                "bad_transfer_date",
+                format!("the transfer date is a day from {today} on, as YYYY-MM-DD"),
+            ));
+        }
+        let Some(originator) = &self.town_bank else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "town_bank_not_configured",
+                "start machi-merchant with --town-bank FILE to build transfer files",
+            ));
+        };
+        let pending = self.all_pending_cash_outs();
+        if pending.is_empty() {
+            return Err(ApiError::new(StatusCode::CONFLICT, "nothing_to_settle", "no cash-out is pending"));
+        }
+        let (transfers, cash_outs, total) = self.transfers(&pending)?;
+        let file = ZenginFile::build(originator, transfer_date, &transfers).map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_transfer_file", e.to_string())
+        })?;
+        let file_sha256 = sha256(&file);
+        let tx = self.sign_as_town(Action::SettleCashOuts {
+            cash_outs: cash_outs.clone(),
+            transfer_date: transfer_date.to_string(),
+            file_sha256,
+        });
+        let seq = self.store.meta_u64("settlement_seq") + 1;
+        self.store
+            .set_meta_u64("settlement_seq", seq)
+            .map_err(|e| ApiError::internal("settlement seq", e))?;
+        let mut settlement = Settlement {
+            id: format!("stl_{}_{seq:04}", transfer_date.replace('-', "")),
+            transfer_date: transfer_date.to_string(),
+            cash_outs,
+            transfers: transfers.len() as u32,
+            total,
+            file_sha256,
+            tx_id: tx.id(&self.chain_id),
+            status: SettlementStatus::Submitting,
+            created_ms: self.now_ms(),
+            height: None,
+            tx: Some(tx),
+        };
+        self.save_settlement(&settlement, Some(&file))?;
+        self.record_settlement(&mut settlement).await?;
+        Ok(settlement)
+    }
+
+    /// Pending cash-outs not yet in a settlement, oldest first, at most one file's worth.
+    fn all_pending_cash_outs(&self) -> Vec<CashOut> {
+        let mut pending: Vec<CashOut> = self
+            .store
+            .cash_outs
+            .iter()
+            .values()
+            .filter_map(|v| v.ok())
+            .map(|v| serde_json::from_slice::<CashOut>(&v).expect("values this program wrote decode"))
+            .filter(|c| c.status == CashOutStatus::Pending)
+            .collect();
+        pending.sort_by_key(|c| c.requested_ms);
+        pending.truncate(SETTLE_REQUESTS_MAX);
+        pending
+    }
+
+    fn transfers(
+        &self,
+        pending: &[CashOut],
+    ) -> Result<(Vec<Transfer>, Vec<machi_ledger::TxId>, Yen), ApiError> {
+        let mut by_shop: BTreeMap<AccountId, Yen> = BTreeMap::new();
+        for c in pending {
+            let sum = by_shop.entry(c.shop).or_default();
+            *sum = sum.checked_add(c.net).expect("a settlement total fits in u64");
+        }
+        let mut transfers = Vec::new();
+        for (shop, amount) in &by_shop {
+            let shop = self.shop(shop).expect("cash-outs are recorded only for our shops");
+            let bank = &shop.record.bank;
+            if amount.is_zero() {
+                continue;
+            }
+            transfers.push(Transfer {
+                bank_code: bank.bank_code.clone(),
+                bank_kana: bank.bank_kana.clone(),
+                branch_code: bank.branch_code.clone(),
+                branch_kana: bank.branch_kana.clone(),
+                account_type: bank.account_type.zengin_code(),
+                account_number: bank.account_number.clone(),
+                holder_kana: bank.holder_kana.clone(),
+                amount: *amount,
+                customer_code: shop.record.account.to_hex()[..10].to_string(),
+            });
+        }
+        let total = by_shop.values().fold(Yen(0), |sum, a| sum.plus(*a));
+        Ok((transfers, pending.iter().map(|c| c.id).collect(), total))
+    }
+
+    /// Sends a settlement's transaction (again, if it was sent before: the chain answers a
+    /// repeat with the first result) and records the outcome.
+    async fn record_settlement(&self, settlement: &mut Settlement) -> Result<(), ApiError> {
+        let tx = settlement.tx.clone().expect("unrecorded settlements keep their transaction");
+        match self.submit_applied(&tx).await {
+            Ok(result) => {
+                settlement.status = SettlementStatus::Recorded;
+                settlement.height = result.height;
+                self.save_settlement(settlement, None)?;
+                self.wait_synced(result.height.expect("applied transactions have a height")).await
+            }
+            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => Err(error),
+            Err(error) => {
+                // Never on chain: the settlement and its file are withdrawn.
+                let dir = self.store.settlements_dir();
+                let _ = std::fs::remove_file(dir.join(format!("{}.json", settlement.id)));
+                let _ = std::fs::remove_file(dir.join(format!("{}.zengin", settlement.id)));
+                Err(error)
+            }
+        }
+    }
+
+    /// A settlement left unrecorded (the node was down) is finished before a new one.
+    async fn finish_unrecorded(&self) -> Result<Option<Settlement>, ApiError> {
+        let list = self.settlements().map_err(|e| ApiError::internal("reading settlements", e))?;
+        let Some(mut settlement) = list.into_iter().find(|s| s.status == SettlementStatus::Submitting) else {
+            return Ok(None);
+        };
+        match self.record_settlement(&mut settlement).await {
+            Ok(()) => Ok(Some(settlement)),
+            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => Err(error),
+            // Withdrawn (e.g. its transaction outlived its time-to-live): build anew.
+            Err(_) => Ok(None),
+        }
+    }
+}

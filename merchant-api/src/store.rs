@@ -1,0 +1,141 @@
+//! Where the merchant API keeps things.
+//!
+//! - Files written with fsync (write aside, fsync, rename, fsync the folder) for what
+//!   the chain cannot give back and a power cut must not take: shops (sealed key, bank
+//!   account), tokens, settlements and their Zengin files, admin token hashes. The API
+//!   answers only after these are on disk.
+//! - sled for what is rebuilt or re-read from the chain, or may be re-created by the
+//!   shop: invoices, the chain position of the follower, statement lines, cash-outs,
+//!   events, closed statements.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Writes `bytes` to `path` so that after a crash the file is either the old one or the
+/// new one, whole, and on disk before this returns.
+pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("durable files live in a folder");
+    fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Every `*.json` file in `dir`, decoded.
+pub(crate) fn read_all<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(out) };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            out.push(serde_json::from_slice(&bytes).with_context(|| format!("decoding {}", path.display()))?);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) struct Store {
+    pub(crate) dir: PathBuf,
+    pub(crate) db: sled::Db,
+    pub(crate) invoices: sled::Tree,
+    /// shop (32) ‖ created (u64be) ‖ invoice id → invoice id, for listing a shop's.
+    pub(crate) shop_invoices: sled::Tree,
+    pub(crate) pay_codes: sled::Tree,
+    pub(crate) idempotency: sled::Tree,
+    /// Payment tx id → invoice id, for matching refunds.
+    pub(crate) payments: sled::Tree,
+    /// shop (32) ‖ timestamp (u64be) ‖ height (u64be) ‖ index in block (u32be) [‖ cash-out id] → statement line.
+    pub(crate) entries: sled::Tree,
+    pub(crate) cash_outs: sled::Tree,
+    /// seq (u64be) → event.
+    pub(crate) events: sled::Tree,
+    /// shop (32) ‖ "YYYY-MM" → CSV of a closed month.
+    pub(crate) statements: sled::Tree,
+    pub(crate) meta: sled::Tree,
+}
+
+impl Store {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Store> {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let db = sled::open(dir.join("db")).with_context(|| format!("opening {}/db", dir.display()))?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            invoices: db.open_tree("invoices")?,
+            shop_invoices: db.open_tree("shop_invoices")?,
+            pay_codes: db.open_tree("pay_codes")?,
+            idempotency: db.open_tree("idempotency")?,
+            payments: db.open_tree("payments")?,
+            entries: db.open_tree("entries")?,
+            cash_outs: db.open_tree("cash_outs")?,
+            events: db.open_tree("events")?,
+            statements: db.open_tree("statements")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    pub(crate) fn shops_dir(&self) -> PathBuf {
+        self.dir.join("shops")
+    }
+
+    pub(crate) fn tokens_dir(&self) -> PathBuf {
+        self.dir.join("tokens")
+    }
+
+    pub(crate) fn settlements_dir(&self) -> PathBuf {
+        self.dir.join("settlements")
+    }
+
+    pub(crate) fn meta_u64(&self, key: &str) -> u64 {
+        self.meta
+            .get(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_ref().try_into().ok())
+            .map_or(0, u64::from_be_bytes)
+    }
+
+    pub(crate) fn set_meta_u64(&self, key: &str, value: u64) -> sled::Result<()> {
+        self.meta.insert(key, &value.to_be_bytes()).map(|_| ())
+    }
+}
+
+pub(crate) fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: impl AsRef<[u8]>) -> Option<T> {
+    let bytes = tree.get(key).ok().flatten()?;
+    Some(serde_json::from_slice(&bytes).expect("values this program wrote decode"))
+}
+
+pub(crate) fn put_json<T: Serialize>(
+    tree: &sled::Tree,
+    key: impl AsRef<[u8]>,
+    value: &T,
+) -> sled::Result<()> {
+    let bytes = serde_json::to_vec(value).expect("records always encode");
+    tree.insert(key.as_ref(), bytes).map(|_| ())
+}
+
+/// The admin token hashes, one hex line each, in `DIR/admin-tokens`: a file, so that
+/// `machi-merchant admin-token` can add one while the service runs (sled allows one
+/// process).
+pub(crate) fn admin_tokens_path(dir: &Path) -> PathBuf {
+    dir.join("admin-tokens")
+}
+
+pub(crate) fn add_admin_token_hash(dir: &Path, hash_hex: &str) -> std::io::Result<()> {
+    let path = admin_tokens_path(dir);
+    let mut text = fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(hash_hex);
+    text.push('\n');
+    write_durable(&path, text.as_bytes())
+}

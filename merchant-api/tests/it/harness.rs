@@ -1,0 +1,371 @@
+//! A node and a merchant API in temp folders on 127.0.0.1:0, sharing a clock the test
+//! moves; a town seeded with an issue (1% cash-out fee) and residents who bought sets.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use machi_client::{sign_at, Client};
+use machi_ledger::api::{TxResultView, TxStatus};
+use machi_ledger::{AccountId, Action, IssueParams, RateBp, SignedTx, SigningKey, Yen};
+use machi_merchant::{Config, Merchant};
+use machi_node::{ManualClock, Node};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The month (`YYYY-MM`, JST) of `ms`, and the first millisecond of the next month.
+pub(crate) fn month_of(ms: u64) -> (String, u64) {
+    let date = machi_ledger::time::format_jst_date(ms);
+    let (year, month) = (date[..4].parse::<i32>().unwrap(), date[5..7].parse::<u32>().unwrap());
+    let next =
+        if month == 12 { format!("{}-01-01", year + 1) } else { format!("{year}-{:02}-01", month + 1) };
+    (date[..7].to_string(), machi_ledger::time::start_of_day_jst_ms(&next).unwrap())
+}
+
+pub(crate) fn id(key: &SigningKey) -> AccountId {
+    AccountId(key.verifying_key().to_bytes())
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("task ends");
+    }
+}
+
+pub(crate) struct Town {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) node_dir: PathBuf,
+    pub(crate) merchant_dir: PathBuf,
+    pub(crate) node: Client,
+    node_addr: std::net::SocketAddr,
+    pub(crate) url: String,
+    pub(crate) chain_id: String,
+    pub(crate) town: SigningKey,
+    pub(crate) operator: SigningKey,
+    pub(crate) residents: Vec<SigningKey>,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) admin: String,
+    pub(crate) http: reqwest::Client,
+    node_task: Option<Running>,
+    merchant_task: Option<Running>,
+}
+
+async fn serve_node(
+    dir: &std::path::Path,
+    clock: Arc<ManualClock>,
+    addr: &str,
+) -> (std::net::SocketAddr, Running) {
+    let node = Node::open_with_clock(dir, clock).expect("node opens");
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind node");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        node.serve(listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("node serves");
+    });
+    (addr, Running { stop, task })
+}
+
+impl Town {
+    pub(crate) async fn start() -> Town {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let node_dir = dir.path().join("node");
+        let merchant_dir = dir.path().join("merchant");
+        machi_node::init(&node_dir, "merchant-test").expect("init");
+        // Block times move forward from genesis, which `init` stamps with the real time.
+        let clock = Arc::new(ManualClock::new(machi_node::now_ms() + 1_000));
+        let (node_addr, node_task) = serve_node(&node_dir, clock.clone(), "127.0.0.1:0").await;
+        let node = Client::new(&format!("http://{node_addr}"));
+        let town = machi_node::read_key(&node_dir.join("keys/town.key")).unwrap();
+        let admin = machi_merchant::new_admin_token(&merchant_dir).expect("admin token");
+        let mut t = Town {
+            _dir: dir,
+            node_dir,
+            merchant_dir,
+            chain_id: "merchant-test".into(),
+            node,
+            node_addr,
+            url: String::new(),
+            town,
+            operator: machi_node::generate_key(),
+            residents: (0..3).map(|_| machi_node::generate_key()).collect(),
+            clock,
+            admin,
+            http: reqwest::Client::new(),
+            node_task: Some(node_task),
+            merchant_task: None,
+        };
+        t.seed().await;
+        t.start_merchant().await;
+        t
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn sign(&self, key: &SigningKey, action: Action) -> SignedTx {
+        sign_at(&self.chain_id, key, action, self.now())
+    }
+
+    pub(crate) async fn submit(&self, key: &SigningKey, action: Action) -> TxResultView {
+        let result = self.node.submit(&self.sign(key, action)).await.expect("node answers");
+        assert_eq!(result.status, TxStatus::Applied, "{result:?}");
+        result
+    }
+
+    async fn seed(&self) {
+        let start = self.now();
+        let issue = IssueParams {
+            id: 1,
+            name: "第1回 ばんだい商品券".into(),
+            price: Yen(10_000),
+            common_per_set: Yen(6_250),
+            local_per_set: Yen(6_250),
+            total_sets: 100,
+            max_sets_per_resident: 5,
+            workers_may_buy: false,
+            sale_start_ms: start - DAY_MS,
+            sale_end_ms: start + DAY_MS,
+            spend_until_ms: start + 80 * DAY_MS,
+            cash_out_deadline_ms: start + 120 * DAY_MS,
+            cash_out_fee: RateBp(100),
+        };
+        self.submit(
+            &self.town,
+            Action::RegisterOperator { operator: id(&self.operator), name: "窓口".into() },
+        )
+        .await;
+        self.submit(&self.town, Action::CreateIssue { issue }).await;
+        for (i, resident) in self.residents.iter().enumerate() {
+            let resident_hash = machi_ledger::sha256(format!("resident-{i}").as_bytes());
+            self.submit(
+                &self.operator,
+                Action::RegisterResident { resident: id(resident), resident_hash, worker: false },
+            )
+            .await;
+            let sell =
+                Action::SellSets { issue: 1, resident: id(resident), sets: 2, cash_received: Yen(20_000) };
+            self.submit(&self.operator, sell).await;
+        }
+    }
+
+    pub(crate) async fn start_merchant(&mut self) {
+        let town_bank = self.merchant_dir.with_file_name("town-bank.toml");
+        std::fs::write(
+            &town_bank,
+            "requester_code = \"0000012345\"\nname_kana = \"バンダイマチ\"\nbank_code = \"0126\"\n\
+             branch_code = \"101\"\naccount_type = \"ordinary\"\naccount_number = \"7654321\"\n",
+        )
+        .unwrap();
+        let config = Config {
+            data_dir: self.merchant_dir.clone(),
+            node_url: format!("http://{}", self.node_addr),
+            town_key: self.town.clone(),
+            town_bank: Some(machi_merchant::load_town_bank(&town_bank).expect("town bank")),
+            clock: self.clock.clone(),
+        };
+        let merchant = Merchant::open(config).await.expect("merchant opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind merchant");
+        self.url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            machi_merchant::serve(merchant, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("merchant serves");
+        });
+        self.merchant_task = Some(Running { stop, task });
+    }
+
+    pub(crate) async fn stop_merchant(&mut self) {
+        if let Some(task) = self.merchant_task.take() {
+            task.stop().await;
+        }
+    }
+
+    /// Stops the node and starts it again on the same address and folder.
+    pub(crate) async fn restart_node(&mut self) {
+        if let Some(task) = self.node_task.take() {
+            task.stop().await;
+        }
+        let (_, task) = serve_node(&self.node_dir, self.clock.clone(), &self.node_addr.to_string()).await;
+        self.node_task = Some(task);
+    }
+
+    /// Sends a request to the merchant API; returns status and JSON (or text as a string).
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    pub(crate) async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("merchant answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+
+    pub(crate) async fn get_bytes(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let response = self.http.get(format!("{}{path}", self.url)).bearer_auth(token).send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.bytes().await.unwrap().to_vec())
+    }
+
+    /// Registers a shop through the admin API and returns its id.
+    pub(crate) async fn register_shop(&self, name: &str, class: &str, holder: &str) -> String {
+        let body = json!({
+            "name": name, "kana_name": "テスト", "class": class,
+            "bank": {"bank_code": "0126", "branch_code": "105", "account_type": "ordinary",
+                     "account_number": "0012345", "holder_kana": holder}
+        });
+        let (status, shop) = self.call("POST", "/v1/admin/shops", Some(&self.admin), Some(body)).await;
+        assert_eq!(status, 201, "{shop}");
+        shop["id"].as_str().unwrap().to_string()
+    }
+
+    pub(crate) async fn token(&self, shop: &str, scope: &str) -> String {
+        let path = format!("/v1/admin/shops/{shop}/tokens");
+        let (status, token) =
+            self.call("POST", &path, Some(&self.admin), Some(json!({"scope": scope}))).await;
+        assert_eq!(status, 201, "{token}");
+        token["token"].as_str().unwrap().to_string()
+    }
+
+    /// A resident pays a shop, naming the invoice, as the wallet does.
+    pub(crate) async fn pay(&self, resident: usize, shop: &str, amount: u64, invoice: &str) -> TxResultView {
+        let action = Action::Pay {
+            shop: shop.parse().unwrap(),
+            amount: Yen(amount),
+            invoice: Some(invoice.to_string()),
+        };
+        self.submit(&self.residents[resident], action).await
+    }
+
+    /// Reads the invoice until it has `status` (the follower reads blocks in the
+    /// background); each look first waits for the follower to be past `height`.
+    pub(crate) async fn invoice_when(&self, token: &str, invoice: &str, status: &str) -> Value {
+        let mut events = self.events(token, None).await;
+        for _ in 0..100 {
+            let (code, value) = self.call("GET", &format!("/v1/invoices/{invoice}"), Some(token), None).await;
+            assert_eq!(code, 200, "{value}");
+            if value["status"] == status {
+                return value;
+            }
+            // Wait for the next event (or the keep-alive) instead of a fixed sleep.
+            let _ = tokio::time::timeout(Duration::from_secs(1), events.next_event()).await;
+        }
+        panic!("invoice {invoice} never became {status}");
+    }
+
+    pub(crate) async fn events(&self, token: &str, last_event_id: Option<u64>) -> EventStream {
+        let mut request = self.http.get(format!("{}/v1/events", self.url)).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("events stream");
+        assert_eq!(response.status(), 200);
+        EventStream { response, buffer: String::new() }
+    }
+}
+
+impl Drop for Town {
+    fn drop(&mut self) {
+        if let Some(task) = self.merchant_task.take() {
+            let _ = task.stop.send(());
+        }
+        if let Some(task) = self.node_task.take() {
+            let _ = task.stop.send(());
+        }
+    }
+}
+
+/// A server-sent event stream read chunk by chunk.
+pub(crate) struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event's (name, data as JSON).
+    pub(crate) async fn next_event(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                if name.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((name, serde_json::from_str(&data).unwrap_or(Value::String(data))));
+            }
+            let chunk = self.response.chunk().await.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Waits (up to 20 s) for an event named `name`.
+    pub(crate) async fn expect(&mut self, name: &str) -> Value {
+        let wait = async {
+            loop {
+                match self.next_event().await {
+                    Some((n, data)) if n == name => return data,
+                    Some(_) => continue,
+                    None => panic!("event stream ended before {name}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event"))
+    }
+}

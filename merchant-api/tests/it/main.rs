@@ -1,0 +1,6 @@
+//! machi-merchant against a real node, both on loopback sockets, sled in temp folders.
+
+mod auth;
+mod day;
+mod harness;
+mod restart;
