@@ -1,11 +1,13 @@
-//! The one typed HTTP client of machi-node's API, used by the wallet, the merchant API,
+//! The one typed HTTP client of machi-node's API (and of the merchant API's public
+//! pay-code look-up), used by the wallet, the merchant API,
 //! the load generator and the tests. Request and response types come from
 //! `machi_ledger::api`, so client and server cannot drift apart.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use machi_ledger::api::{
-    AccountView, BlockView, ErrorBody, HeadView, HealthView, IssueView, SupplyReport, TxResultView,
+    AccountView, BlockView, ErrorBody, HeadView, HealthView, IssueView, PayCodeView, SupplyReport,
+    TxResultView,
 };
 use machi_ledger::{AccountId, Action, SignedTx, SigningKey, TxBody, TxId};
 use serde::de::DeserializeOwned;
@@ -154,6 +156,19 @@ impl Client {
 
     pub async fn health(&self) -> Result<HealthView, ClientError> {
         self.get("/v1/health").await
+    }
+
+    /// The merchant API's public look-up of an open invoice by its pay code (this client
+    /// made with the merchant API's base URL): what a wallet shows before paying.
+    pub async fn pay_code(&self, code: &str) -> Result<PayCodeView, ClientError> {
+        if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ClientError::Api {
+                status: 404,
+                code: "unknown_pay_code".into(),
+                message: "a pay code is digits".into(),
+            });
+        }
+        self.get(&format!("/v1/pay/{code}")).await
     }
 }
 

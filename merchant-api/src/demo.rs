@@ -184,7 +184,7 @@ async fn guide(
     writeln!(g)?;
     writeln!(g, "Try (in another terminal):")?;
     writeln!(g, "  curl {merchant_url}/v1/pay/{code}              # what a wallet sees for the pay code")?;
-    writeln!(g, "  {wallet} kiosk")?;
+    writeln!(g, "  {wallet} kiosk --receipts {}", dir.join("receipts").display())?;
     writeln!(g, "                                                  # the kiosk: card {}, PIN {DEMO_PIN}, pay code {code}", cards.first().cloned().unwrap_or_default())?;
     writeln!(
         g,

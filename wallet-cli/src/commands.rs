@@ -19,12 +19,12 @@ pub(crate) const EXIT_UNREACHABLE: i32 = 4;
 
 /// Why a command did not do what was asked, with the exit code that says so.
 pub(crate) struct Failure {
-    code: i32,
-    kind: &'static str,
-    message: String,
+    pub(crate) code: i32,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
 }
 
-fn user(message: impl Into<String>) -> Failure {
+pub(crate) fn user(message: impl Into<String>) -> Failure {
     Failure { code: EXIT_USER, kind: "user_error", message: message.into() }
 }
 
@@ -53,15 +53,16 @@ impl From<ClientError> for Failure {
     }
 }
 
-struct Ctx {
-    client: Client,
-    store: Keystore,
-    lang: Lang,
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) merchant: Client,
+    pub(crate) store: Keystore,
+    pub(crate) lang: Lang,
     json: bool,
 }
 
 impl Ctx {
-    fn t<'a>(&self, ja: &'a str, en: &'a str) -> &'a str {
+    pub(crate) fn t<'a>(&self, ja: &'a str, en: &'a str) -> &'a str {
         t(self.lang, ja, en)
     }
 
@@ -72,7 +73,7 @@ impl Ctx {
 
     /// Signs, submits and waits for the durable outcome; a rejection is a failure with
     /// the ledger's reason in plain words.
-    async fn submit(&self, key: &SigningKey, action: Action) -> Result<TxResultView, Failure> {
+    pub(crate) async fn submit(&self, key: &SigningKey, action: Action) -> Result<TxResultView, Failure> {
         let chain_id = self.client.head().await?.chain_id;
         let result = self.client.submit(&sign(&chain_id, key, action)).await?;
         match result.status {
@@ -106,7 +107,13 @@ pub(crate) async fn run(cli: Cli) -> i32 {
             return 1;
         }
     };
-    let ctx = Ctx { client: Client::new(&cli.node), store, lang: cli.lang, json: cli.json };
+    let ctx = Ctx {
+        client: Client::new(&cli.node),
+        merchant: Client::new(&cli.merchant),
+        store,
+        lang: cli.lang,
+        json: cli.json,
+    };
     match execute(&ctx, cli.command).await {
         Ok(()) => 0,
         Err(failure) => {
@@ -157,9 +164,19 @@ async fn execute(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Balance { card, pin } => balance(ctx, &ctx.unlock(&card, &pin)?).await,
-        Command::Pay { card, pin, shop, amount, invoice } => {
+        Command::Pay { card, pin, code, shop, amount, invoice } => {
             let wallet = ctx.unlock(&card, &pin)?;
-            let (shop, amount) = (account_id(&shop)?, yen(&amount)?);
+            let (shop, amount, invoice) = match code {
+                Some(code) => {
+                    let view = pay_code(ctx, &code).await?;
+                    (view.shop, view.amount, Some(view.invoice_id))
+                }
+                None => (
+                    account_id(shop.as_deref().unwrap_or_default())?,
+                    yen(amount.as_deref().unwrap_or_default())?,
+                    invoice,
+                ),
+            };
             let name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
             let result = ctx.submit(&wallet.key, Action::Pay { shop, amount, invoice }).await?;
             let left = ctx.client.account(&wallet.account()).await?.total;
@@ -172,6 +189,9 @@ async fn execute(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             );
             ctx.print(json!({ "tx_id": result.tx_id, "amount": amount, "shop": shop, "shop_name": name, "balance": left, "height": result.height }), &text);
             Ok(())
+        }
+        Command::Kiosk { timeout_s, receipts } => {
+            crate::kiosk::run(ctx, std::time::Duration::from_secs(timeout_s.max(1)), &receipts).await
         }
         Command::History { card, pin, limit } => {
             let wallet = ctx.unlock(&card, &pin)?;
@@ -231,10 +251,36 @@ async fn balance(ctx: &Ctx, wallet: &Wallet) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The look-up of a shop's pay code at the merchant API, with plain-language failures.
+pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_ledger::api::PayCodeView, Failure> {
+    let code: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    ctx.merchant.pay_code(&code).await.map_err(|e| match &e {
+        ClientError::Api { status: 404, .. } => user(ctx.t(
+            "その支払いコードは見つかりません（期限切れか、番号の間違いです）",
+            "no open payment request has that pay code (expired, or a wrong number)",
+        )),
+        ClientError::Api { status: 429, .. } => user(
+            ctx.t("少し待ってからもう一度お試しください", "too many look-ups; wait a moment and try again"),
+        ),
+        _ => Failure::from(e),
+    })
+}
+
 async fn receipt(ctx: &Ctx, tx_id: &str, out: &Path) -> Result<(), Failure> {
     let id: machi_ledger::TxId =
         tx_id.trim().parse().map_err(|_| user("a transaction id is 64 hex digits"))?;
-    let tx = ctx.client.tx(&id).await?;
+    let text = receipt_text(ctx, &id).await?;
+    std::fs::write(out, &text).map_err(|e| user(format!("{}: {e}", out.display())))?;
+    ctx.print(
+        json!({ "receipt": out, "tx_id": id }),
+        &format!("{} {}", ctx.t("領収書を書き出しました:", "Receipt written to"), out.display()),
+    );
+    Ok(())
+}
+
+/// A committed payment's receipt as plain text for the kiosk printer.
+pub(crate) async fn receipt_text(ctx: &Ctx, id: &machi_ledger::TxId) -> Result<String, Failure> {
+    let tx = ctx.client.tx(id).await?;
     let body: machi_ledger::TxBody = serde_json::from_value(tx["body"].clone())
         .map_err(|_| user("not a transaction this wallet can print"))?;
     let Action::Pay { shop, amount, invoice } = body.action else {
@@ -242,17 +288,11 @@ async fn receipt(ctx: &Ctx, tx_id: &str, out: &Path) -> Result<(), Failure> {
     };
     let shop_name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
     let when = machi_ledger::time::format_jst(tx["timestamp_ms"].as_u64().unwrap_or(0));
-    let text = format!(
+    Ok(format!(
         "machi プレミアム商品券\nお支払い明細 / Receipt\n------------------------------\n日時 Date   : {when} (JST)\nお店 Shop   : {shop_name}\n金額 Amount : {amount}\n{}取引ID Tx  : {id}\nブロック    : {}\n------------------------------\nおつりは出ません / No change is given\n",
         invoice.map(|i| format!("請求番号    : {i}\n")).unwrap_or_default(),
         tx["height"]
-    );
-    std::fs::write(out, &text).map_err(|e| user(format!("{}: {e}", out.display())))?;
-    ctx.print(
-        json!({ "receipt": out, "tx_id": id }),
-        &format!("{} {}", ctx.t("領収書を書き出しました:", "Receipt written to"), out.display()),
-    );
-    Ok(())
+    ))
 }
 
 fn read_key(path: &Path) -> Result<SigningKey, Failure> {
@@ -345,39 +385,18 @@ fn day(text: &str, end: bool) -> Result<u64, Failure> {
 
 async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
     match command {
-        TownCommand::CreateIssue {
-            card,
-            pin,
-            id,
-            name,
-            price,
-            common,
-            local,
-            sets,
-            cap,
-            sale_start,
-            sale_end,
-            spend_until,
-            cash_out_deadline,
-            fee,
-            workers,
-        } => {
+        TownCommand::CreateIssue { card, pin, file, flags } => {
             let town = ctx.unlock(&card, &pin)?;
-            let issue = IssueParams {
-                id,
-                name: name.clone(),
-                price: yen(&price)?,
-                common_per_set: yen(&common)?,
-                local_per_set: yen(&local)?,
-                total_sets: sets,
-                max_sets_per_resident: cap,
-                workers_may_buy: workers,
-                sale_start_ms: day(&sale_start, false)?,
-                sale_end_ms: day(&sale_end, true)? + 1,
-                spend_until_ms: day(&spend_until, true)?,
-                cash_out_deadline_ms: day(&cash_out_deadline, true)?,
-                cash_out_fee: fee.parse::<RateBp>().map_err(user)?,
+            let flags = match file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| user(format!("{}: {e}", path.display())))?;
+                    Box::new(toml::from_str(&text).map_err(|e| user(format!("{}: {e}", path.display())))?)
+                }
+                None => flags,
             };
+            let issue = issue_params(&flags)?;
+            let (id, name) = (issue.id, issue.name.clone());
             let result = ctx.submit(&town.key, Action::CreateIssue { issue }).await?;
             ctx.print(
                 json!({ "tx_id": result.tx_id, "issue": id }),
@@ -406,7 +425,7 @@ async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        TownCommand::SaleStatus { issue } => {
+        TownCommand::SaleStatus { issue, watch } => loop {
             let view = ctx.client.issue(issue).await?;
             let text = format!(
                 "{}\n{}: {} / {}: {} / {}: {}",
@@ -419,7 +438,33 @@ async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
                 view.params.total_sets
             );
             ctx.print(json!({ "issue": issue, "sets_sold": view.sets_sold, "sets_left": view.sets_left, "total_sets": view.params.total_sets, "on_sale": view.on_sale }), &text);
-            Ok(())
-        }
+            if !watch || view.sets_left == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        },
     }
+}
+
+fn required<T: Clone>(value: &Option<T>, flag: &str) -> Result<T, Failure> {
+    value.clone().ok_or_else(|| user(format!("--{flag} is needed (or --file)")))
+}
+
+/// An issue from flags or a TOML file with the same names.
+fn issue_params(f: &crate::IssueFlags) -> Result<IssueParams, Failure> {
+    Ok(IssueParams {
+        id: required(&f.id, "id")?,
+        name: required(&f.name, "name")?,
+        price: yen(f.price.as_deref().unwrap_or("10000"))?,
+        common_per_set: yen(f.common.as_deref().unwrap_or("6250"))?,
+        local_per_set: yen(f.local.as_deref().unwrap_or("6250"))?,
+        total_sets: required(&f.sets, "sets")?,
+        max_sets_per_resident: required(&f.cap, "cap")?,
+        workers_may_buy: f.workers,
+        sale_start_ms: day(&required(&f.sale_start, "sale-start")?, false)?,
+        sale_end_ms: day(&required(&f.sale_end, "sale-end")?, true)? + 1,
+        spend_until_ms: day(&required(&f.spend_until, "spend-until")?, true)?,
+        cash_out_deadline_ms: day(&required(&f.cash_out_deadline, "cash-out-deadline")?, true)?,
+        cash_out_fee: f.fee.as_deref().unwrap_or("0%").parse::<RateBp>().map_err(user)?,
+    })
 }

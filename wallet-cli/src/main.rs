@@ -8,6 +8,7 @@
 //! 1 anything else.
 
 mod commands;
+mod kiosk;
 use machi_wallet::keystore;
 mod text;
 
@@ -21,13 +22,17 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Examples:
 ///   machi-wallet create --pin 2468
 ///   machi-wallet balance --card 1234-5678-9 --pin 2468
-///   machi-wallet pay --card 1234-5678-9 --pin 2468 --shop SHOP_ID --amount 1200
+///   machi-wallet pay --card 1234-5678-9 --pin 2468 --code 40789964
+///   machi-wallet kiosk                       # the assisted kiosk at the town hall
 #[derive(Parser)]
 #[command(name = "machi-wallet", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
     /// The node's address.
     #[arg(long, global = true, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070")]
     node: String,
+    /// The merchant API's address (for pay codes).
+    #[arg(long, global = true, env = "MACHI_MERCHANT", default_value = "http://127.0.0.1:7071")]
+    merchant: String,
     /// Folder of wallet files.
     #[arg(long, global = true, env = "MACHI_KEYSTORE", default_value = "machi-keystore")]
     keystore: PathBuf,
@@ -75,21 +80,36 @@ pub(crate) enum Command {
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
     },
-    /// Pay a shop from a card.
+    /// Pay a shop from a card: by the pay code the shop shows (looked up at the merchant
+    /// API), or by the shop's id and an amount.
     Pay {
         #[arg(long)]
         card: String,
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
+        /// The 8-digit pay code of the shop's payment request.
+        #[arg(long, conflicts_with_all = ["shop", "amount", "invoice"])]
+        code: Option<String>,
         /// The shop's account id (64 hex digits).
-        #[arg(long)]
-        shop: String,
+        #[arg(long, required_unless_present = "code", requires = "amount")]
+        shop: Option<String>,
         /// Amount in yen: 1200, 1,200 or ¥1,200.
         #[arg(long)]
-        amount: String,
+        amount: Option<String>,
         /// The shop's invoice id, if it gave one.
         #[arg(long)]
         invoice: Option<String>,
+    },
+    /// The assisted kiosk: a guided, numbered screen flow in large text — card number,
+    /// PIN, then balance, payment by pay code, history and receipts. Enter 0 to cancel
+    /// at any step; after a time without input it goes back to the start.
+    Kiosk {
+        /// Seconds without input before the kiosk goes back to the first screen.
+        #[arg(long, default_value_t = 90)]
+        timeout_s: u64,
+        /// Folder where receipts are written for the kiosk printer.
+        #[arg(long, default_value = "receipts")]
+        receipts: PathBuf,
     },
     /// A card's latest transactions.
     History {
@@ -170,45 +190,18 @@ pub(crate) enum OperatorCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum TownCommand {
-    /// Create an issue (発行回).
+    /// Create an issue (発行回), from flags or from a TOML file with the same names
+    /// (see docs/KIOSK.md).
     CreateIssue {
         #[arg(long)]
         card: String,
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
+        /// A TOML file holding the issue (then the flags below are not used).
         #[arg(long)]
-        id: u32,
-        #[arg(long)]
-        name: String,
-        #[arg(long, default_value = "10000")]
-        price: String,
-        #[arg(long, default_value = "6250")]
-        common: String,
-        #[arg(long, default_value = "6250")]
-        local: String,
-        #[arg(long)]
-        sets: u32,
-        /// Most sets one person may buy.
-        #[arg(long)]
-        cap: u32,
-        /// First day of the sale (YYYY-MM-DD, JST).
-        #[arg(long)]
-        sale_start: String,
-        /// Last day of the sale.
-        #[arg(long)]
-        sale_end: String,
-        /// Last day value may be spent.
-        #[arg(long)]
-        spend_until: String,
-        /// Last day shops may ask to cash out.
-        #[arg(long)]
-        cash_out_deadline: String,
-        /// Cash-out fee, e.g. 0.5%.
-        #[arg(long, default_value = "0%")]
-        fee: String,
-        /// Workers (live elsewhere) may buy too.
-        #[arg(long)]
-        workers: bool,
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        flags: Box<IssueFlags>,
     },
     /// Register a counter operator: their card (made with `create --label operator`).
     RegisterOperator {
@@ -234,7 +227,54 @@ pub(crate) enum TownCommand {
     SaleStatus {
         #[arg(long)]
         issue: u32,
+        /// Keep showing it, refreshed every 2 seconds, until sold out or Ctrl-C.
+        #[arg(long)]
+        watch: bool,
     },
+}
+
+/// An issue's parameters as flags (all needed unless `--file` is given).
+#[derive(clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssueFlags {
+    #[arg(long)]
+    pub(crate) id: Option<u32>,
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Price of one set (default ¥10,000).
+    #[arg(long)]
+    pub(crate) price: Option<String>,
+    /// Common value per set (default ¥6,250).
+    #[arg(long)]
+    pub(crate) common: Option<String>,
+    /// Local-only value per set (default ¥6,250).
+    #[arg(long)]
+    pub(crate) local: Option<String>,
+    /// Sets on sale.
+    #[arg(long)]
+    pub(crate) sets: Option<u32>,
+    /// Most sets one person may buy.
+    #[arg(long)]
+    pub(crate) cap: Option<u32>,
+    /// First day of the sale (YYYY-MM-DD, JST).
+    #[arg(long)]
+    pub(crate) sale_start: Option<String>,
+    /// Last day of the sale.
+    #[arg(long)]
+    pub(crate) sale_end: Option<String>,
+    /// Last day value may be spent.
+    #[arg(long)]
+    pub(crate) spend_until: Option<String>,
+    /// Last day shops may ask to cash out.
+    #[arg(long)]
+    pub(crate) cash_out_deadline: Option<String>,
+    /// Cash-out fee, e.g. 0.5% (default 0%).
+    #[arg(long)]
+    pub(crate) fee: Option<String>,
+    /// Workers (live elsewhere) may buy too.
+    #[arg(long)]
+    #[serde(default)]
+    pub(crate) workers: bool,
 }
 
 fn main() {

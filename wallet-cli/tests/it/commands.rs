@@ -257,6 +257,23 @@ async fn residents_operators_and_the_town_through_the_binary() {
     let unreachable = wallet("http://127.0.0.1:9", &ks, &["town", "sale-status", "--issue", "1"]);
     assert_eq!(unreachable.code, 4);
 
+    // An issue from a TOML file (the names of the flags).
+    let toml = dir.path().join("issue-2.toml");
+    let file = format!(
+        "id = 2\nname = \"第2回 ばんだい商品券\"\nsets = 40\ncap = 3\nsale_start = \"{today}\"\n\
+         sale_end = \"{tomorrow}\"\nspend_until = \"{later}\"\ncash_out_deadline = \"{latest}\"\nfee = \"1%\"\n"
+    );
+    std::fs::write(&toml, file).unwrap();
+    let create = ["town", "create-issue", "--card", &town, "--pin", "1111", "--file", toml.to_str().unwrap()];
+    assert_eq!(ok(w(&create).await)["issue"], 2);
+    let issue = machi_client::Client::new(url).issue(2).await.unwrap();
+    assert_eq!(
+        (issue.params.total_sets, issue.params.max_sets_per_resident, issue.params.cash_out_fee.0),
+        (40, 3, 100)
+    );
+    std::fs::write(&toml, "id = 3\nname = \"x\"\nsets = 1\ncap = 1\nsale_start = \"soon\"\n").unwrap();
+    assert_eq!(w(&create).await.code, 2, "a bad file is the user's error");
+
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

@@ -1,3 +1,5 @@
-//! machi-wallet through its real binary against a real node on loopback.
+//! machi-wallet through its real binary (and, for the kiosk, a real pseudo-terminal)
+//! against a real node and merchant API on loopback.
 
 mod commands;
+mod kiosk;

@@ -1,0 +1,402 @@
+//! The kiosk driven through a real pseudo-terminal against a real node and merchant API
+//! on loopback: a senior's whole session in Japanese, a cancelled payment, five wrong
+//! PINs, an unknown pay code, too little balance, and a large shop when only local
+//! value is left.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use expectrl::Session;
+use machi_client::{sign, Client};
+use machi_ledger::api::TxStatus;
+use machi_ledger::{AccountId, Action, IssueParams, RateBp, SigningKey, Yen};
+use machi_wallet::keystore::Keystore;
+use machi_wallet::screen::big_digits;
+use serde_json::{json, Value};
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+const PIN: &str = "2468";
+
+fn id(key: &SigningKey) -> AccountId {
+    AccountId(key.verifying_key().to_bytes())
+}
+
+struct Town {
+    _dir: tempfile::TempDir,
+    node: Client,
+    node_url: String,
+    merchant_url: String,
+    keystore: PathBuf,
+    receipts: PathBuf,
+    admin: String,
+    http: reqwest::Client,
+    /// Card number and account of each resident.
+    cards: Vec<(String, AccountId)>,
+    residents: Vec<SigningKey>,
+    chain_id: String,
+}
+
+impl Town {
+    async fn start() -> Town {
+        let dir = tempfile::tempdir().unwrap();
+        let node_dir = dir.path().join("node");
+        machi_node::init(&node_dir, "kiosk-town").unwrap();
+        let node = machi_node::Node::open_with_clock(&node_dir, Arc::new(machi_node::SystemClock)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(node.serve(listener, std::future::pending()));
+        let town = machi_node::read_key(&node_dir.join("keys/town.key")).unwrap();
+        let merchant_dir = dir.path().join("merchant");
+        let admin = machi_merchant::new_admin_token(&merchant_dir).unwrap();
+        let config = machi_merchant::Config {
+            data_dir: merchant_dir,
+            node_url: node_url.clone(),
+            town_key: town.clone(),
+            town_bank: None,
+            clock: Arc::new(machi_node::SystemClock),
+        };
+        let merchant = machi_merchant::Merchant::open(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let merchant_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(machi_merchant::serve(merchant, listener, std::future::pending()));
+
+        let client = Client::new(&node_url);
+        let chain_id = client.head().await.unwrap().chain_id;
+        let operator = machi_node::generate_key();
+        let submit = |key: &SigningKey, action: Action| {
+            let tx = sign(&chain_id, key, action);
+            let client = client.clone();
+            async move {
+                let result = client.submit(&tx).await.unwrap();
+                assert_eq!(result.status, TxStatus::Applied, "{result:?}");
+            }
+        };
+        submit(&town, Action::RegisterOperator { operator: id(&operator), name: "窓口".into() }).await;
+        let now = machi_client::now_ms();
+        let issue = IssueParams {
+            id: 1,
+            name: "第1回 ばんだい商品券".into(),
+            price: Yen(10_000),
+            common_per_set: Yen(6_250),
+            local_per_set: Yen(6_250),
+            total_sets: 100,
+            max_sets_per_resident: 5,
+            workers_may_buy: false,
+            sale_start_ms: now - DAY_MS,
+            sale_end_ms: now + DAY_MS,
+            spend_until_ms: now + 60 * DAY_MS,
+            cash_out_deadline_ms: now + 90 * DAY_MS,
+            cash_out_fee: RateBp(0),
+        };
+        submit(&town, Action::CreateIssue { issue }).await;
+        let keystore = dir.path().join("keystore");
+        let store = Keystore::open(&keystore).unwrap();
+        let residents: Vec<SigningKey> = (0..4).map(|_| machi_node::generate_key()).collect();
+        let mut cards = Vec::new();
+        for (i, resident) in residents.iter().enumerate() {
+            let resident_hash = machi_ledger::sha256(format!("resident-{i}").as_bytes());
+            submit(
+                &operator,
+                Action::RegisterResident { resident: id(resident), resident_hash, worker: false },
+            )
+            .await;
+            let sell =
+                Action::SellSets { issue: 1, resident: id(resident), sets: 2, cash_received: Yen(20_000) };
+            submit(&operator, sell).await;
+            cards.push((store.create(resident, PIN, "resident").unwrap().display(), id(resident)));
+        }
+        Town {
+            receipts: dir.path().join("receipts"),
+            _dir: dir,
+            node: client,
+            node_url,
+            merchant_url,
+            keystore,
+            admin,
+            http: reqwest::Client::new(),
+            cards,
+            residents,
+            chain_id,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.merchant_url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// Registers a shop and returns (shop id, point-of-sale token).
+    async fn shop(&self, name: &str, class: &str) -> (String, String) {
+        let bank = json!({"bank_code": "0126", "branch_code": "101", "account_type": "ordinary",
+                          "account_number": "0012345", "holder_kana": "テスト"});
+        let body = json!({"name": name, "kana_name": "テスト", "class": class, "bank": bank});
+        let shop = self.call(reqwest::Method::POST, "/v1/admin/shops", &self.admin, body).await;
+        let shop_id = shop["id"].as_str().unwrap().to_string();
+        let path = format!("/v1/admin/shops/{shop_id}/tokens");
+        let token =
+            self.call(reqwest::Method::POST, &path, &self.admin, json!({"scope": "point_of_sale"})).await;
+        (shop_id, token["token"].as_str().unwrap().to_string())
+    }
+
+    /// An invoice: (id, pay code).
+    async fn invoice(&self, token: &str, amount: u64) -> (String, String) {
+        let invoice =
+            self.call(reqwest::Method::POST, "/v1/invoices", token, json!({"amount": amount})).await;
+        (invoice["id"].as_str().unwrap().to_string(), invoice["pay_code"].as_str().unwrap().to_string())
+    }
+
+    async fn invoice_status(&self, token: &str, id: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}/v1/invoices/{id}", self.merchant_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        response.json::<Value>().await.unwrap()["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits for the merchant API's `invoice.paid` event for `id` (replayed from the
+    /// start, so an event that came first is not missed).
+    async fn paid_event(&self, token: &str, id: &str) {
+        let url = format!("{}/v1/events", self.merchant_url);
+        let mut response =
+            self.http.get(url).bearer_auth(token).header("Last-Event-ID", "0").send().await.unwrap();
+        let mut seen = String::new();
+        let wait = async {
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen
+                    .lines()
+                    .any(|l| l.starts_with("data:") && l.contains(id) && l.contains("invoice.paid"))
+                {
+                    return;
+                }
+            }
+            panic!("event stream ended");
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait).await.expect("invoice.paid event");
+    }
+
+    async fn total(&self, account: &AccountId) -> u64 {
+        self.node.account(account).await.unwrap().total.0
+    }
+
+    fn kiosk(&self, timeout_s: u64) -> Kiosk {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
+        command
+            .args(["--node", &self.node_url, "--merchant", &self.merchant_url, "--keystore"])
+            .arg(&self.keystore)
+            .args(["kiosk", "--timeout-s", &timeout_s.to_string(), "--receipts"])
+            .arg(&self.receipts)
+            .env("COLUMNS", "80")
+            .env("LINES", "24");
+        let mut session = Session::spawn(command).expect("kiosk starts in a pseudo-terminal");
+        session.set_expect_timeout(Some(Duration::from_secs(20)));
+        Kiosk(session)
+    }
+}
+
+struct Kiosk(Session);
+
+impl Kiosk {
+    #[track_caller]
+    fn sees(&mut self, text: &str) {
+        if let Err(e) = self.0.expect(text) {
+            panic!("the kiosk never showed {text:?}: {e}");
+        }
+    }
+
+    fn types(&mut self, line: &str) {
+        self.0.send_line(line).expect("typing into the kiosk");
+    }
+
+    /// Card and PIN, up to the menu.
+    fn signs_in(&mut self, card: &str) {
+        self.sees("カード番号を入れて");
+        self.types(card);
+        self.sees("暗証番号（4〜8けた）");
+        self.types(PIN);
+        self.sees("5  終わる");
+    }
+}
+
+/// Runs blocking PTY steps off the async runtime that serves node and merchant API.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("kiosk steps")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seniors_session_and_everything_that_can_go_wrong() {
+    let town = Town::start().await;
+    let (_, yamada_pos) = town.shop("山田商店", "local").await;
+    let (_, super_pos) = town.shop("スーパーまち", "large").await;
+    let (card, account) = town.cards[0].clone();
+
+    // 1. A whole session: balance, pay by code with confirmation, completion, receipt.
+    let (invoice, code) = town.invoice(&yamada_pos, 1_200).await;
+    let mut kiosk = town.kiosk(90);
+    let receipts = town.receipts.clone();
+    let (code2, big) = (code.clone(), big_digits("¥1,200"));
+    let mut kiosk = blocking(move || {
+        kiosk.signs_in(&card);
+        kiosk.types("1");
+        kiosk.sees("¥25,000");
+        kiosk.sees("共通");
+        kiosk.sees("地元専用");
+        kiosk.sees("有効期限");
+        kiosk.types("");
+        kiosk.types("2");
+        kiosk.sees("8けたの「支払いコード」");
+        kiosk.types(&code2);
+        kiosk.sees("山田商店");
+        kiosk.sees(&big[0]);
+        kiosk.sees("¥1,200 を支払いますか");
+        kiosk.types("1");
+        kiosk.sees("支払いが完了しました");
+        kiosk.sees("残高: ¥23,800");
+        kiosk.types("1");
+        kiosk.sees("領収書を印刷しました");
+        kiosk
+    })
+    .await;
+    assert_eq!(town.total(&account).await, 25_000 - 1_200);
+    town.paid_event(&yamada_pos, &invoice).await;
+    assert_eq!(town.invoice_status(&yamada_pos, &invoice).await, "paid");
+    let receipt = std::fs::read_dir(&receipts).unwrap().next().expect("a receipt file").unwrap().path();
+    let text = std::fs::read_to_string(receipt).unwrap();
+    assert!(text.contains("山田商店") && text.contains("¥1,200") && text.contains(&invoice), "{text}");
+
+    // 2. A cancelled payment sends nothing.
+    let (invoice, code) = town.invoice(&yamada_pos, 800).await;
+    let mut kiosk = blocking(move || {
+        kiosk.types("");
+        kiosk.sees("5  終わる");
+        kiosk.types("2");
+        kiosk.sees("8けたの「支払いコード」");
+        kiosk.types(&code);
+        kiosk.sees("¥800 を支払いますか");
+        kiosk.types("2");
+        kiosk.sees("支払いをやめました。お金は動いていません。");
+        kiosk
+    })
+    .await;
+    assert_eq!(town.total(&account).await, 25_000 - 1_200, "nothing was paid");
+    assert_eq!(town.invoice_status(&yamada_pos, &invoice).await, "open");
+
+    // 3. An unknown pay code is explained, and another try is offered.
+    let (_, big_invoice_code) = town.invoice(&yamada_pos, 30_000).await;
+    let mut kiosk = blocking(move || {
+        kiosk.types("2");
+        kiosk.sees("8けたの「支払いコード」");
+        kiosk.types("1234");
+        kiosk.sees("支払いコードは 8けたの数字です");
+        kiosk.types("00000000");
+        kiosk.sees("その支払いコードは見つかりません");
+        // 4. More than the balance.
+        kiosk.types(&big_invoice_code);
+        kiosk.sees("残高が足りないため、支払えません");
+        kiosk.types("");
+        kiosk.types("5");
+        kiosk.sees("ご利用ありがとうございました");
+        kiosk
+    })
+    .await;
+    assert_eq!(town.total(&account).await, 25_000 - 1_200);
+
+    // 5. A large shop when only local value is left.
+    let (_, super_code) = town.invoice(&super_pos, 500).await;
+    let (card1, account1) = town.cards[1].clone();
+    let large_shop = super_shop(&town, &super_pos).await;
+    let spend_common = Action::Pay { shop: large_shop, amount: Yen(12_500), invoice: None };
+    let result = town.node.submit(&sign(&town.chain_id, &town.residents[1], spend_common)).await.unwrap();
+    assert_eq!(result.status, TxStatus::Applied);
+    let mut kiosk = blocking(move || {
+        kiosk.signs_in(&card1);
+        kiosk.types("2");
+        kiosk.types(&super_code);
+        kiosk.sees("大型店のため、共通券だけが使えます");
+        kiosk.sees("地元専用券の残高 ¥12,500");
+        kiosk.types("");
+        kiosk.types("0");
+        kiosk
+    })
+    .await;
+    assert_eq!(town.total(&account1).await, 12_500);
+
+    // 6. Five wrong PINs lock the card.
+    let (card2, _) = town.cards[2].clone();
+    let kiosk = blocking(move || {
+        kiosk.sees("カード番号を入れて");
+        kiosk.types(&card2);
+        for left in (1..=4).rev() {
+            kiosk.sees("暗証番号（4〜8けた）");
+            kiosk.types("9999");
+            kiosk.sees(&format!("あと {left} 回まちがえると"));
+        }
+        kiosk.types("9999");
+        kiosk.sees("このカードはロックされました");
+        kiosk.types("");
+        // The right PIN does not open a locked card.
+        kiosk.types(&card2);
+        kiosk.types(PIN);
+        kiosk.sees("このカードはロックされました");
+        kiosk.types("");
+        kiosk
+    })
+    .await;
+
+    // 7. Nobody at the kiosk: back to the start on its own.
+    drop(kiosk);
+    let mut kiosk = town.kiosk(1);
+    let (card3, _) = town.cards[3].clone();
+    blocking(move || {
+        kiosk.sees("カード番号を入れて");
+        kiosk.types(&card3);
+        kiosk.sees("暗証番号（4〜8けた）");
+        kiosk.sees("時間がたったので、はじめの画面にもどりました");
+    })
+    .await;
+}
+
+async fn super_shop(town: &Town, token: &str) -> AccountId {
+    let response =
+        town.http.get(format!("{}/v1/shop", town.merchant_url)).bearer_auth(token).send().await.unwrap();
+    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_by_code_from_a_script() {
+    let town = Town::start().await;
+    let (_, pos) = town.shop("山田商店", "local").await;
+    let (invoice, code) = town.invoice(&pos, 2_000).await;
+    let (card, account) = town.cards[0].clone();
+    let wallet = |args: Vec<String>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
+        command.args(["--node", &town.node_url, "--merchant", &town.merchant_url, "--json", "--keystore"]);
+        command.arg(&town.keystore).args(args);
+        async move { tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap() }
+    };
+    let args = |code: &str| ["pay", "--card", &card, "--pin", PIN, "--code", code].map(String::from).to_vec();
+    let unknown = wallet(args("00000000")).await;
+    assert_eq!(unknown.status.code(), Some(2), "an unknown pay code is the user's error");
+    let paid = wallet(args(&code)).await;
+    assert_eq!(paid.status.code(), Some(0), "{}", String::from_utf8_lossy(&paid.stdout));
+    let json: Value = serde_json::from_slice(&paid.stdout).unwrap();
+    assert_eq!((json["amount"].as_u64(), json["shop_name"].as_str()), (Some(2_000), Some("山田商店")));
+    assert_eq!(town.total(&account).await, 25_000 - 2_000);
+    town.paid_event(&pos, &invoice).await;
+    let again = wallet(args(&code)).await;
+    assert_eq!(again.status.code(), Some(2), "a paid invoice's code no longer pays");
+    assert_eq!(town.total(&account).await, 25_000 - 2_000);
+}
