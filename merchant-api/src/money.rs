@@ -61,16 +61,18 @@ impl Merchant {
         Ok(Balance { shop: *shop, total, issues })
     }
 
-    pub(crate) fn cash_outs(&self, shop: &AccountId) -> Vec<CashOut> {
-        let mut list: Vec<CashOut> = self
-            .store
+    /// Every cash-out request of our shops (a town has hundreds of shops, so a scan is fine).
+    fn all_cash_outs(&self) -> impl Iterator<Item = CashOut> + '_ {
+        self.store
             .cash_outs
             .iter()
             .values()
             .filter_map(|v| v.ok())
             .map(|v| serde_json::from_slice::<CashOut>(&v).expect("values this program wrote decode"))
-            .filter(|c| c.shop == *shop)
-            .collect();
+    }
+
+    pub(crate) fn cash_outs(&self, shop: &AccountId) -> Vec<CashOut> {
+        let mut list: Vec<CashOut> = self.all_cash_outs().filter(|c| c.shop == *shop).collect();
         list.sort_by_key(|c| std::cmp::Reverse(c.requested_ms));
         list
     }
@@ -249,15 +251,8 @@ impl Merchant {
 
     /// Pending cash-outs not yet in a settlement, oldest first, at most one file's worth.
     fn all_pending_cash_outs(&self) -> Vec<CashOut> {
-        let mut pending: Vec<CashOut> = self
-            .store
-            .cash_outs
-            .iter()
-            .values()
-            .filter_map(|v| v.ok())
-            .map(|v| serde_json::from_slice::<CashOut>(&v).expect("values this program wrote decode"))
-            .filter(|c| c.status == CashOutStatus::Pending)
-            .collect();
+        let mut pending: Vec<CashOut> =
+            self.all_cash_outs().filter(|c| c.status == CashOutStatus::Pending).collect();
         pending.sort_by_key(|c| c.requested_ms);
         pending.truncate(SETTLE_REQUESTS_MAX);
         pending

@@ -57,6 +57,7 @@ pub(crate) enum Command {
     /// Create a new wallet (a new key) protected by a PIN; prints its card number.
     Create {
         /// 4 to 8 digits.
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         /// Who holds it: resident, operator or town (for people reading the keystore).
@@ -68,6 +69,7 @@ pub(crate) enum Command {
     Import {
         #[arg(long)]
         key_file: PathBuf,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         #[arg(long, default_value = "town")]
@@ -75,16 +77,20 @@ pub(crate) enum Command {
     },
     /// Show a card's balance: total, common and local value, and until when it is valid.
     Balance {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
     },
     /// Pay a shop from a card: by the pay code the shop shows (looked up at the merchant
     /// API), or by the shop's id and an amount.
     Pay {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         /// The 8-digit pay code of the shop's payment request.
@@ -113,8 +119,10 @@ pub(crate) enum Command {
     },
     /// A card's latest transactions.
     History {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         #[arg(long, default_value_t = 20)]
@@ -140,9 +148,10 @@ pub(crate) enum OperatorCommand {
     /// Register a resident and give them a new card. Only a keyed hash of the resident
     /// number goes on the chain.
     RegisterResident {
-        /// The operator's card and PIN.
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         /// The town's resident number (住民番号).
@@ -161,8 +170,10 @@ pub(crate) enum OperatorCommand {
     /// Sell sets for cash to the holder of a card (also a family member's card, each
     /// within their own limit).
     Sell {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         /// The buyer's card number.
@@ -175,8 +186,10 @@ pub(crate) enum OperatorCommand {
     },
     /// Replace a lost card: a new key and card number; balances move, the old key is revoked.
     ReplaceCard {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         /// The lost card's number.
@@ -193,8 +206,10 @@ pub(crate) enum TownCommand {
     /// Create an issue (発行回), from flags or from a TOML file with the same names
     /// (see docs/KIOSK.md).
     CreateIssue {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         /// A TOML file holding the issue (then the flags below are not used).
@@ -205,8 +220,10 @@ pub(crate) enum TownCommand {
     },
     /// Register a counter operator: their card (made with `create --label operator`).
     RegisterOperator {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         #[arg(long)]
@@ -216,8 +233,10 @@ pub(crate) enum TownCommand {
     },
     /// Expire what residents did not spend of an issue (after its spend-until day).
     Expire {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
+        /// The card's PIN (or set MACHI_PIN).
         #[arg(long, env = "MACHI_PIN")]
         pin: String,
         #[arg(long)]

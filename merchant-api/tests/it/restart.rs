@@ -44,3 +44,30 @@ async fn restarts_lose_no_payment() {
     let next = resumed.expect("invoice.paid").await;
     assert_eq!(next["invoice"]["id"], second_id.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaid_invoices_expire_and_free_their_pay_code() {
+    let town = Town::start().await;
+    let shop = town.register_shop("山田商店", "local", "ヤマダ").await;
+    let pos = town.token(&shop, "point_of_sale").await;
+    let body = Some(json!({"amount": 400, "expires_in_s": 60}));
+    let (_, invoice) = town.call("POST", "/v1/invoices", Some(&pos), body).await;
+    let (id, code) =
+        (invoice["id"].as_str().unwrap().to_string(), invoice["pay_code"].as_str().unwrap().to_string());
+    assert_eq!(town.call("GET", &format!("/v1/pay/{code}"), None, None).await.0, 200);
+
+    town.clock.set(town.now() + 61_000);
+    let (_, expired) = town.call("GET", &format!("/v1/invoices/{id}"), Some(&pos), None).await;
+    assert_eq!((expired["status"].as_str(), expired["pay_code"].as_str()), (Some("expired"), None));
+    let (status, error) = town.call("GET", &format!("/v1/pay/{code}"), None, None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (404, Some("unknown_pay_code")));
+    let (_, listed) = town.call("GET", "/v1/invoices?status=expired", Some(&pos), None).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    let (_, open) = town.call("GET", "/v1/invoices?status=open", Some(&pos), None).await;
+    assert_eq!(open, json!([]));
+
+    // A payment that was on its way when the invoice expired still pays it: the money
+    // is with the shop.
+    town.pay(0, &shop, 400, &id).await;
+    town.invoice_when(&pos, &id, "paid").await;
+}
