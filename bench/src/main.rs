@@ -2,6 +2,7 @@
 //! keys, and measures the machine's own limits in the same run.
 
 mod cost;
+mod counter;
 mod limits;
 mod rehearse;
 mod replay;
@@ -100,6 +101,31 @@ enum Command {
         /// Seconds residents may spend before the issue expires.
         #[arg(long, default_value_t = 20)]
         spend_seconds: u64,
+    },
+    /// Shops' counters through the merchant API: invoice → resident pays → paid event.
+    /// Needs a node and a merchant API (e.g. `machi-merchant demo`) and its admin token.
+    Counter {
+        #[arg(long, default_value = "http://127.0.0.1:7070")]
+        node: String,
+        #[arg(long, default_value = "http://127.0.0.1:7071")]
+        merchant: String,
+        /// The town's key file (DIR/keys/town.key).
+        #[arg(long)]
+        town_key: PathBuf,
+        /// A town admin token of the merchant API (`machi-merchant admin-token`).
+        #[arg(long)]
+        admin_token: String,
+        #[arg(long, default_value_t = 8)]
+        shops: usize,
+        #[arg(long, default_value_t = 5_000)]
+        residents: usize,
+        /// Counters selling at once.
+        #[arg(long, default_value_t = 32)]
+        counters: usize,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long)]
+        json: bool,
     },
     /// An issue of 2,000 sets opens and 20,000 purchase attempts from 50 operators arrive.
     SaleOpen {
@@ -225,6 +251,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 spend_seconds,
             };
             return rehearse::run(&client, read_key(&town_key)?, &plan).await;
+        }
+        Command::Counter {
+            node,
+            merchant,
+            town_key,
+            admin_token,
+            shops,
+            residents,
+            counters,
+            duration,
+            json,
+        } => {
+            let client = machi_client::Client::new(&node);
+            let plan = counter::Plan { shops, residents, counters, duration: Duration::from_secs(duration) };
+            let outcome = counter::run(&client, &merchant, read_key(&town_key)?, &admin_token, &plan).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "limits": limits, "counter": outcome }))?
+                );
+            } else {
+                limits::print(&limits);
+                counter::print(&outcome);
+            }
+            return Ok(());
         }
         Command::Payments { common, mode, concurrency, batch_size, rate, pool } => {
             let client = machi_client::Client::new(&common.node);

@@ -150,6 +150,12 @@ impl Client {
         self.get("/v1/chain/head").await
     }
 
+    /// The head once it is above `after`, or after `wait_ms` (at most 30 s) if no block
+    /// came: a long poll for followers of the chain.
+    pub async fn head_after(&self, after: u64, wait_ms: u64) -> Result<HeadView, ClientError> {
+        self.get(&format!("/v1/chain/head?after={after}&wait_ms={wait_ms}")).await
+    }
+
     pub async fn supply(&self) -> Result<SupplyReport, ClientError> {
         self.get("/v1/supply").await
     }

@@ -17,24 +17,29 @@ use crate::model::{
 };
 use crate::store::{get_json, put_json};
 
-/// How often the follower asks the node for new blocks when nothing wakes it sooner.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long one long poll of the node's head waits for a new block; unpaid invoices are
+/// also expired at least this often.
+const LONG_POLL_MS: u64 = 5_000;
 /// Pause after the node could not be reached.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) async fn follow(merchant: Arc<Merchant>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let pause = match merchant.catch_up().await {
-            Ok(()) => POLL_INTERVAL,
-            Err(e) => {
-                tracing::warn!("following the chain: {e:#}");
-                RETRY_INTERVAL
-            }
-        };
+        let caught_up = merchant.catch_up().await;
         merchant.expire_invoices();
+        if let Err(e) = caught_up {
+            tracing::warn!("following the chain: {e:#}");
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY_INTERVAL) => continue,
+                _ = shutdown.changed() => return,
+            }
+        }
+        // Wait for the node to have a block we have not read (a long poll), or to be
+        // woken by an operation that has just committed one.
+        let synced = merchant.store.meta_u64("synced_height");
         tokio::select! {
             _ = merchant.wake.notified() => {}
-            _ = tokio::time::sleep(pause) => {}
+            _ = merchant.node.head_after(synced, LONG_POLL_MS) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -90,7 +90,13 @@ impl Merchant {
         idempotency: Option<&str>,
     ) -> Result<(Invoice, bool), ApiError> {
         let created = self.create_invoice_locked(shop, request, raw, idempotency)?;
-        self.store.db.flush_async().await.map_err(|e| ApiError::internal("flushing invoices", e))?;
+        // sled 0.34's `flush_async` deadlocks when called concurrently (sled issue #1308),
+        // so the blocking flush runs on the blocking pool.
+        let db = self.store.db.clone();
+        let flushed = tokio::task::spawn_blocking(move || db.flush()).await;
+        flushed
+            .map_err(|e| ApiError::internal("flushing invoices", e))?
+            .map_err(|e| ApiError::internal("flushing invoices", e))?;
         Ok(created)
     }
 

@@ -52,6 +52,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(follower::follow(merchant.clone(), stopped));
+    let closing = merchant.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.closing.send_replace(true);
+    };
     let service = api::app(merchant).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);

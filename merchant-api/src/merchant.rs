@@ -73,6 +73,8 @@ pub struct Merchant {
     /// Height of the last block the follower has read.
     pub(crate) synced: watch::Sender<u64>,
     pub(crate) wake: Notify,
+    /// Becomes true when the server starts shutting down: event streams end then.
+    pub(crate) closing: watch::Sender<bool>,
     /// Serialises check-then-create of idempotent requests and pay codes.
     pub(crate) create_lock: Mutex<()>,
     pub(crate) settle_lock: tokio::sync::Mutex<()>,
@@ -108,6 +110,7 @@ impl Merchant {
             events: broadcast::channel(EVENTS_BUFFER).0,
             synced: watch::channel(synced).0,
             wake: Notify::new(),
+            closing: watch::Sender::new(false),
             create_lock: Mutex::new(()),
             settle_lock: tokio::sync::Mutex::new(()),
             pay_limiter: Mutex::new(crate::limiter::Limiter::default()),

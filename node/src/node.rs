@@ -36,6 +36,9 @@ pub struct Shared {
     pub events: broadcast::Sender<Arc<Vec<TxEvent>>>,
     pub metrics: Metrics,
     pub stopping: AtomicBool,
+    /// Becomes true when the HTTP server starts shutting down: open event streams end
+    /// then, so a graceful shutdown is not held up by subscribers.
+    pub closing: tokio::sync::watch::Sender<bool>,
     pub reopen_log: ReopenLog,
     pub clock: Arc<dyn Clock>,
 }
@@ -141,6 +144,7 @@ impl Node {
             events,
             metrics: Metrics::default(),
             stopping: AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
             reopen_log,
             clock,
         });
@@ -185,6 +189,11 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
+        let shared = self.shared.clone();
+        let shutdown = async move {
+            shutdown.await;
+            shared.closing.send_replace(true);
+        };
         let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
         self.stop();
         result.context("serving HTTP")

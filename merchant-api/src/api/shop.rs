@@ -236,5 +236,11 @@ pub(super) async fn events(
         };
         std::future::ready(out)
     });
-    Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    // The stream ends when the service shuts down, so shutdown is not held up by counters.
+    let mut closing = m.closing.subscribe();
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let stream = replay.chain(live).take_until(Box::pin(closed));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -172,3 +172,33 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_counters_create_invoices_at_once() {
+    let town = Town::start().await;
+    let shop = town.register_shop("山田商店", "local", "ヤマダ").await;
+    let pos = town.token(&shop, "point_of_sale").await;
+    // The requests run on their own thread and runtime, so a service that hangs makes
+    // this test fail after a minute instead of hanging it.
+    let (http, url, token) = (town.http.clone(), town.url.clone(), pos.clone());
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let statuses = runtime.block_on(futures_util::future::join_all((0..64u64).map(|i| {
+            let request =
+                http.post(format!("{url}/v1/invoices")).bearer_auth(&token).json(&json!({"amount": 100 + i}));
+            async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+        })));
+        let _ = done.send(statuses);
+    });
+    let statuses =
+        tokio::task::spawn_blocking(move || finished.recv_timeout(std::time::Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .expect("64 concurrent invoice requests answered within a minute");
+    assert!(statuses.iter().all(|&s| s == 201), "{statuses:?}");
+    let (_, list) = town.call("GET", "/v1/invoices", Some(&pos), None).await;
+    let codes: std::collections::HashSet<&str> =
+        list.as_array().unwrap().iter().map(|i| i["pay_code"].as_str().unwrap()).collect();
+    assert_eq!(codes.len(), 64, "every open invoice has its own pay code");
+}

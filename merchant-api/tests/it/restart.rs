@@ -16,8 +16,13 @@ async fn restarts_lose_no_payment() {
         town.call_with("POST", "/v1/invoices", Some(&pos), Some(json!({"amount": 700})), &key).await;
     let id = invoice["id"].as_str().unwrap().to_string();
 
-    // The merchant API is down while the resident pays.
-    town.stop_merchant().await;
+    // The merchant API is down while the resident pays. A counter listening for events
+    // does not hold up its shutdown.
+    let listening = town.events(&pos, None).await;
+    tokio::time::timeout(std::time::Duration::from_secs(20), town.stop_merchant())
+        .await
+        .expect("the merchant API stops while a counter is listening");
+    drop(listening);
     town.pay(0, &shop, 700, &id).await;
     town.start_merchant().await;
     let mut events = town.events(&pos, Some(0)).await;

@@ -1,13 +1,13 @@
 //! Blocks, the head, the supply report, health and metrics.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use machi_ledger::api::{BlockView, HeadView, HealthView, IssueSupplyView, SupplyReport};
 
-use super::{ApiError, AppState};
+use super::{query_param, ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -33,7 +33,36 @@ async fn block(
     Ok(Json(BlockView::new(&block)))
 }
 
-async fn head(State(state): State<AppState>) -> Json<HeadView> {
+/// Longest a `GET /v1/chain/head?after=H&wait_ms=M` waits for a block above `H`.
+pub(crate) const HEAD_WAIT_MS_MAX: u64 = 30_000;
+
+/// The head; with `after=H&wait_ms=M`, waits up to `M` ms for a block above height `H`
+/// (a long poll: followers such as the merchant API learn of a new block at once).
+async fn head(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<HeadView>, ApiError> {
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        query_param(&query, name)
+            .map(|v| {
+                v.parse().map_err(|_| ApiError::bad_request("bad_query", format!("{name} is a whole number")))
+            })
+            .transpose()
+    };
+    if let (Some(after), Some(wait_ms)) = (number("after")?, number("wait_ms")?) {
+        // Subscribed before the head is read: a block committed in between still wakes us.
+        let mut blocks = state.shared.events.subscribe();
+        let mut closing = state.shared.closing.subscribe();
+        if state.shared.chain.read().await.head.height <= after {
+            let wait = std::time::Duration::from_millis(wait_ms.min(HEAD_WAIT_MS_MAX));
+            // A node shutting down answers at once rather than hold up its shutdown.
+            tokio::select! {
+                _ = tokio::time::timeout(wait, blocks.recv()) => {}
+                _ = closing.wait_for(|c| *c) => {}
+            }
+        }
+    }
+    Ok(head_view(&state).await)
+}
+
+async fn head_view(state: &AppState) -> Json<HeadView> {
     let chain = state.shared.chain.read().await;
     Json(HeadView {
         chain_id: chain.chain_id().to_string(),

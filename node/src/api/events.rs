@@ -27,6 +27,7 @@ async fn events(
         None => None,
     };
     let receiver = state.shared.events.subscribe();
+    let mut closing = state.shared.closing.subscribe();
     let stream = BroadcastStream::new(receiver).flat_map(move |batch| {
         let events: Vec<Result<Event, Infallible>> = match batch {
             Ok(events) => events
@@ -42,5 +43,10 @@ async fn events(
         };
         stream::iter(events)
     });
+    // The stream ends when the node shuts down.
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let stream = stream.take_until(Box::pin(closed));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -184,6 +184,15 @@ async fn events_stream_committed_transactions_for_an_account() {
     assert!(seen.contains("event: tx"), "{seen}");
     assert!(seen.contains(&tx.tx_id.to_hex()), "{seen}");
     assert!(seen.contains("register_shop"), "{seen}");
+
+    // A subscriber does not hold up shutdown: its stream ends.
+    let mut node = node;
+    tokio::time::timeout(std::time::Duration::from_secs(20), node.shutdown())
+        .await
+        .expect("the node stops while a subscriber listens");
+    let rest =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk()).await.expect("stream ends");
+    assert!(matches!(rest, Ok(None) | Err(_)), "{rest:?}");
 }
 
 #[tokio::test]
@@ -208,4 +217,26 @@ async fn restart_resumes_where_it_was_and_metrics_count() {
     assert_eq!(node.client.head().await.unwrap(), head);
     let town_view = node.client.account(&id(&town)).await.unwrap();
     assert_eq!(town_view.history.len(), 6, "genesis and five registrations, re-indexed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_can_be_waited_for() {
+    let node = TestNode::start().await;
+    let town = node.town.clone();
+    let head = node.client.head().await.unwrap().height;
+    // Nothing new: the long poll answers with the same head when its time is up.
+    assert_eq!(node.client.head_after(head, 50).await.unwrap().height, head);
+    // A block committed while a follower waits wakes it at once.
+    let waiting = {
+        let client = node.client.clone();
+        tokio::spawn(async move { client.head_after(head, 20_000).await })
+    };
+    node.ok(&town, Action::RegisterOperator { operator: id(&new_key()), name: "窓口".into() }).await;
+    let woken =
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await.expect("woken by the block");
+    assert_eq!(woken.unwrap().unwrap().height, head + 1);
+    // Already above: no wait at all.
+    assert_eq!(node.client.head_after(head, 20_000).await.unwrap().height, head + 1);
+    let bad = reqwest::get(format!("{}/v1/chain/head?after=x&wait_ms=1", node.url)).await.unwrap();
+    assert_eq!(bad.status(), 400);
 }
