@@ -89,13 +89,18 @@ impl Merchant {
             return get_json(&self.store.cash_outs, hex::decode(&id).unwrap_or_default())
                 .ok_or_else(|| ApiError::not_found("cash-out"));
         }
-        let amount = match request.amount {
-            Some(amount) => amount,
-            None => {
-                let balance = self.balance(shop).await?;
-                balance.issues.iter().find(|l| l.issue == request.issue).map_or(Yen(0), |l| l.total)
-            }
-        };
+        // Checked here first so a request the ledger would reject is not recorded on chain
+        // as a rejection; the ledger stays the judge if the balance moves in between.
+        let balance = self.balance(shop).await?;
+        let held = balance.issues.iter().find(|l| l.issue == request.issue).map_or(Yen(0), |l| l.total);
+        let amount = request.amount.unwrap_or(held);
+        if amount > held {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "insufficient_balance",
+                format!("the shop holds {held} of issue {}", request.issue),
+            ));
+        }
         if amount.is_zero() {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -3,4 +3,5 @@
 mod auth;
 mod day;
 mod harness;
+mod hostile;
 mod restart;
