@@ -5,6 +5,9 @@ use serde_json::Value;
 
 use crate::harness::Town;
 
+/// method, path, authorization header, body, expected status and code.
+type Case = (&'static str, String, Option<String>, Vec<u8>, u16, &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_errors_and_change_nothing() {
     let town = Town::start().await;
@@ -15,8 +18,7 @@ async fn hostile_requests_get_errors_and_change_nothing() {
     let bad_utf8: &[u8] = b"{\"amount\": \"\xff\xfe\"}";
     let nested = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
     let bearer = |t: &str| format!("Bearer {t}");
-    // (method, path, authorization, body, status, code)
-    let cases: Vec<(&str, String, Option<String>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", "/v1/invoices".into(), Some(bearer(&full)), bad_utf8.to_vec(), 400, "malformed_json"),
         ("POST", "/v1/invoices".into(), Some(bearer(&full)), nested.clone().into_bytes(), 400, "invalid_request"),
         ("POST", "/v1/invoices".into(), Some(bearer(&full)), b"".to_vec(), 400, "malformed_json"),
