@@ -101,24 +101,15 @@ fn main() -> anyhow::Result<()> {
                 println!("machi-merchant listening on http://{}", listener.local_addr()?);
                 use std::io::Write as _;
                 std::io::stdout().flush()?;
-                machi_merchant::serve(merchant, listener, shutdown_signal()).await.context("serving")
+                machi_merchant::serve(merchant, listener, machi_node::shutdown_signal())
+                    .await
+                    .context("serving")
             })
         }
         Command::Demo { data_dir, node_listen, listen } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let options = machi_merchant::DemoOptions { data_dir, node_listen, merchant_listen: listen };
-            runtime.block_on(machi_merchant::run_demo(options, shutdown_signal()))
+            runtime.block_on(machi_merchant::run_demo(options, machi_node::shutdown_signal()))
         }
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping");
 }

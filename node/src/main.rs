@@ -165,19 +165,8 @@ fn run(data_dir: PathBuf, listen: String, demo: bool) -> anyhow::Result<()> {
         }
         use std::io::Write as _;
         std::io::stdout().flush()?;
-        node.serve(listener, shutdown_signal()).await
+        node.serve(listener, machi_node::shutdown_signal()).await
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping");
 }
 
 fn print_demo_guide(data_dir: &std::path::Path, addr: &str) {
