@@ -22,11 +22,18 @@ use crate::store::{get_json, put_json};
 const LONG_POLL_MS: u64 = 5_000;
 /// Pause after the node could not be reached.
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Least time between two sweeps of open invoices for expiry: the follower may go round
+/// its loop for every block, and a read of an invoice expires it anyway.
+const EXPIRY_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) async fn follow(merchant: Arc<Merchant>, mut shutdown: watch::Receiver<bool>) {
+    let mut swept = std::time::Instant::now() - EXPIRY_SWEEP_INTERVAL;
     loop {
         let caught_up = merchant.catch_up().await;
-        merchant.expire_invoices();
+        if swept.elapsed() >= EXPIRY_SWEEP_INTERVAL {
+            merchant.expire_invoices();
+            swept = std::time::Instant::now();
+        }
         if let Err(e) = caught_up {
             tracing::warn!("following the chain: {e:#}");
             tokio::select! {
