@@ -523,7 +523,7 @@ impl Kiosk<'_> {
             self.t("Enter = メニューにもどる", "Enter = back to the menu"),
         );
         match self.input.line().await {
-            Ok(answer) if answer == "1" => self.print_receipt(wallet, tx).await,
+            Ok(answer) if answer == "1" => self.print_receipt(tx).await,
             Ok(_) | Err(End::Cancel) => Ok(()),
             Err(end) => Err(end),
         }
@@ -570,7 +570,7 @@ impl Kiosk<'_> {
             }),
         };
         match last {
-            Some(tx) => self.print_receipt(wallet, tx).await,
+            Some(tx) => self.print_receipt(tx).await,
             None => {
                 self.notice =
                     Some(self.t("印刷できる支払いがありません。", "There is no payment to print.").into());
@@ -579,7 +579,7 @@ impl Kiosk<'_> {
         }
     }
 
-    async fn print_receipt(&mut self, _wallet: &Wallet, tx: TxId) -> Result<(), End> {
+    async fn print_receipt(&mut self, tx: TxId) -> Result<(), End> {
         let text = match receipt_text(self.ctx, &tx).await {
             Ok(text) => text,
             Err(failure) => {
