@@ -28,7 +28,7 @@ struct Prior {
     result: String,
 }
 
-fn idempotency_key(shop: &AccountId, op: &str, key: &str) -> Vec<u8> {
+pub(crate) fn idempotency_key(shop: &AccountId, op: &str, key: &str) -> Vec<u8> {
     [&shop.0[..], op.as_bytes(), b"\0", key.as_bytes()].concat()
 }
 
@@ -90,13 +90,7 @@ impl Merchant {
         idempotency: Option<&str>,
     ) -> Result<(Invoice, bool), ApiError> {
         let created = self.create_invoice_locked(shop, request, raw, idempotency)?;
-        // sled 0.34's `flush_async` deadlocks when called concurrently (sled issue #1308),
-        // so the blocking flush runs on the blocking pool.
-        let db = self.store.db.clone();
-        let flushed = tokio::task::spawn_blocking(move || db.flush()).await;
-        flushed
-            .map_err(|e| ApiError::internal("flushing invoices", e))?
-            .map_err(|e| ApiError::internal("flushing invoices", e))?;
+        self.store.flush().await.map_err(|e| ApiError::internal("flushing invoices", e))?;
         Ok(created)
     }
 
@@ -256,7 +250,9 @@ impl Merchant {
         })
     }
 
-    /// Refunds part or all of what paid an invoice, back to the resident who paid.
+    /// Refunds part or all of what paid an invoice, back to the resident who paid. With
+    /// an Idempotency-Key the refund is made once, however often it is asked for
+    /// (`reservations.rs`).
     pub(crate) async fn refund(
         &self,
         shop: &AccountId,
@@ -265,30 +261,29 @@ impl Merchant {
         raw: &[u8],
         idempotency: Option<&str>,
     ) -> Result<Invoice, ApiError> {
-        let invoice = self.invoice(shop, invoice_id)?;
-        let op = format!("refund/{invoice_id}");
-        if self.idempotent_prior(shop, &op, idempotency, raw)?.is_some() {
-            return Ok(invoice);
-        }
-        let Some(payment) = &invoice.payment else {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "invoice_not_paid",
-                "only a paid invoice can be refunded",
-            ));
-        };
-        let left = invoice.amount.minus(invoice.refunded);
-        if amount.is_zero() || amount > left {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "refund_exceeds_payment",
-                format!("a refund is ¥1 to ¥{} (what the payment took less earlier refunds)", left.0),
-            ));
-        }
+        self.invoice(shop, invoice_id)?;
         let key = self.shop(shop).ok_or_else(|| ApiError::not_found("shop"))?.key.clone();
-        let tx = self.sign(&key, Action::Refund { payment: payment.tx_id, amount });
-        let result = self.submit_applied(&tx).await?;
-        self.idempotent_record(shop, &op, idempotency, raw, &result.tx_id.to_hex())?;
+        let sign = || async {
+            let invoice = self.invoice(shop, invoice_id)?;
+            let Some(payment) = &invoice.payment else {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "invoice_not_paid",
+                    "only a paid invoice can be refunded",
+                ));
+            };
+            let left = invoice.amount.minus(invoice.refunded);
+            if amount.is_zero() || amount > left {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "refund_exceeds_payment",
+                    format!("a refund is ¥1 to ¥{} (what the payment took less earlier refunds)", left.0),
+                ));
+            }
+            Ok(self.sign(&key, Action::Refund { payment: payment.tx_id, amount }))
+        };
+        let op = format!("refund/{invoice_id}");
+        let result = self.submit_once(shop, &op, idempotency, raw, sign).await?;
         self.wait_synced(result.height.expect("applied transactions have a height")).await?;
         self.invoice(shop, invoice_id)
     }

@@ -18,6 +18,7 @@ mod limiter;
 mod merchant;
 mod model;
 mod money;
+mod reservations;
 mod secrets;
 mod store;
 mod town_bank;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 pub use bank::{half_width_kana, Bank, BankError, Banks};
 pub use demo::{run_demo, DemoOptions, DEMO_PIN};
-pub use merchant::{new_admin_token, Config, Merchant};
+pub use merchant::{new_admin_token, Config, Merchant, Network};
 pub use model::*;
 pub use town_bank::load_town_bank;
 pub use zengin::{Originator, Transfer, ZenginError, ZenginFile, RECORD_BYTES, TRANSFERS_MAX};

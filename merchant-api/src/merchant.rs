@@ -3,6 +3,7 @@
 //! node, and waiting for the chain follower to have read the block.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -44,6 +45,14 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
 }
 
+/// How the service meets the network.
+#[derive(Clone, Debug, Default)]
+pub struct Network {
+    /// Reverse proxies in front of the service (`--trusted-proxy`): only from these peers
+    /// is the client's address taken from `X-Forwarded-For`.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
 /// A registered shop with its opened key.
 pub(crate) struct Shop {
     pub(crate) record: ShopRecord,
@@ -78,12 +87,20 @@ pub struct Merchant {
     /// Serialises check-then-create of idempotent requests and pay codes.
     pub(crate) create_lock: Mutex<()>,
     pub(crate) settle_lock: tokio::sync::Mutex<()>,
+    /// One request at a time per Idempotency-Key of a refund or cash-out.
+    pub(crate) key_locks: crate::reservations::KeyLocks,
     pub(crate) pay_limiter: Mutex<crate::limiter::Limiter>,
+    pub(crate) network: Network,
 }
 
 impl Merchant {
     /// Opens the data folder and reaches the node (waiting up to a minute for it).
     pub async fn open(config: Config) -> anyhow::Result<Arc<Merchant>> {
+        Merchant::open_with(config, Network::default()).await
+    }
+
+    /// `open`, behind the given network.
+    pub async fn open_with(config: Config, network: Network) -> anyhow::Result<Arc<Merchant>> {
         let store = Store::open(&config.data_dir)?;
         let node = Client::new(&config.node_url);
         let chain_id = wait_for_node(&node).await?;
@@ -113,7 +130,9 @@ impl Merchant {
             closing: watch::Sender::new(false),
             create_lock: Mutex::new(()),
             settle_lock: tokio::sync::Mutex::new(()),
+            key_locks: Default::default(),
             pay_limiter: Mutex::new(crate::limiter::Limiter::default()),
+            network,
         });
         merchant.reconcile_shops().await;
         Ok(merchant)

@@ -78,6 +78,8 @@ impl Merchant {
     }
 
     /// Requests a cash-out of an issue's value (all of it unless an amount is given).
+    /// With an Idempotency-Key the cash-out is made once, however often it is asked for
+    /// (`reservations.rs`).
     pub(crate) async fn request_cash_out(
         &self,
         shop: &AccountId,
@@ -85,33 +87,30 @@ impl Merchant {
         raw: &[u8],
         idempotency: Option<&str>,
     ) -> Result<CashOut, ApiError> {
-        if let Some(id) = self.idempotent_prior(shop, "cash_out", idempotency, raw)? {
-            return get_json(&self.store.cash_outs, hex::decode(&id).unwrap_or_default())
-                .ok_or_else(|| ApiError::not_found("cash-out"));
-        }
-        // Checked here first so a request the ledger would reject is not recorded on chain
-        // as a rejection; the ledger stays the judge if the balance moves in between.
-        let balance = self.balance(shop).await?;
-        let held = balance.issues.iter().find(|l| l.issue == request.issue).map_or(Yen(0), |l| l.total);
-        let amount = request.amount.unwrap_or(held);
-        if amount > held {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "insufficient_balance",
-                format!("the shop holds {held} of issue {}", request.issue),
-            ));
-        }
-        if amount.is_zero() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "nothing_to_cash_out",
-                format!("the shop holds no value of issue {} to cash out", request.issue),
-            ));
-        }
         let key = self.shop(shop).ok_or_else(|| ApiError::not_found("shop"))?.key.clone();
-        let tx = self.sign(&key, Action::RequestCashOut { issue: request.issue, amount });
-        let result = self.submit_applied(&tx).await?;
-        self.idempotent_record(shop, "cash_out", idempotency, raw, &result.tx_id.to_hex())?;
+        let sign = || async {
+            // Checked here first so a request the ledger would reject is not recorded on
+            // chain as a rejection; the ledger stays the judge if the balance moves in between.
+            let balance = self.balance(shop).await?;
+            let held = balance.issues.iter().find(|l| l.issue == request.issue).map_or(Yen(0), |l| l.total);
+            let amount = request.amount.unwrap_or(held);
+            if amount > held {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "insufficient_balance",
+                    format!("the shop holds {held} of issue {}", request.issue),
+                ));
+            }
+            if amount.is_zero() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "nothing_to_cash_out",
+                    format!("the shop holds no value of issue {} to cash out", request.issue),
+                ));
+            }
+            Ok(self.sign(&key, Action::RequestCashOut { issue: request.issue, amount }))
+        };
+        let result = self.submit_once(shop, "cash_out", idempotency, raw, sign).await?;
         self.wait_synced(result.height.expect("applied transactions have a height")).await?;
         get_json(&self.store.cash_outs, result.tx_id.0).ok_or_else(|| ApiError::not_found("cash-out"))
     }

@@ -6,7 +6,10 @@
 //!   answers only after these are on disk.
 //! - sled for what is rebuilt or re-read from the chain, or may be re-created by the
 //!   shop: invoices, the chain position of the follower, statement lines, cash-outs,
-//!   events, closed statements.
+//!   events, closed statements; and the transactions reserved by idempotency keys,
+//!   which are flushed before the transaction is sent.
+//! - Blocking file I/O and flushes run on tokio's blocking pool (`write_durable_async`,
+//!   `Store::flush`), never on the threads that serve requests.
 
 use std::fs;
 use std::io::Write;
@@ -31,6 +34,11 @@ pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// `write_durable` on the blocking pool.
+pub(crate) async fn write_durable_async(path: PathBuf, bytes: Vec<u8>) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || write_durable(&path, &bytes)).await.map_err(std::io::Error::other)?
+}
+
 /// Every `*.json` file in `dir`, decoded.
 pub(crate) fn read_all<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>> {
     let mut out = Vec::new();
@@ -53,6 +61,8 @@ pub(crate) struct Store {
     pub(crate) shop_invoices: sled::Tree,
     pub(crate) pay_codes: sled::Tree,
     pub(crate) idempotency: sled::Tree,
+    /// shop (32) ‖ operation ‖ 0 ‖ Idempotency-Key → the signed transaction it reserved.
+    pub(crate) reservations: sled::Tree,
     /// Payment tx id → invoice id, for matching refunds.
     pub(crate) payments: sled::Tree,
     /// shop (32) ‖ timestamp (u64be) ‖ height (u64be) ‖ index in block (u32be) [‖ cash-out id] → statement line.
@@ -75,6 +85,7 @@ impl Store {
             shop_invoices: db.open_tree("shop_invoices")?,
             pay_codes: db.open_tree("pay_codes")?,
             idempotency: db.open_tree("idempotency")?,
+            reservations: db.open_tree("reservations")?,
             payments: db.open_tree("payments")?,
             entries: db.open_tree("entries")?,
             cash_outs: db.open_tree("cash_outs")?,
@@ -95,6 +106,15 @@ impl Store {
 
     pub(crate) fn settlements_dir(&self) -> PathBuf {
         self.dir.join("settlements")
+    }
+
+    /// Writes everything sled holds to disk. sled 0.34's `flush_async` deadlocks when
+    /// called concurrently (sled issue #1308), so the blocking flush runs on the blocking
+    /// pool.
+    pub(crate) async fn flush(&self) -> anyhow::Result<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush()).await??;
+        Ok(())
     }
 
     pub(crate) fn meta_u64(&self, key: &str) -> u64 {
@@ -123,6 +143,31 @@ pub(crate) fn put_json<T: Serialize>(
 ) -> sled::Result<()> {
     let bytes = serde_json::to_vec(value).expect("records always encode");
     tree.insert(key.as_ref(), bytes).map(|_| ())
+}
+
+/// Changes the JSON value at `key` with `change` (which returns `None` to leave it
+/// alone) by compare-and-swap: if another writer changed the value in between, `change`
+/// runs again on what that writer wrote, so no writer's change is lost. Returns the
+/// value as written, or `None` if there was none or `change` left it alone.
+pub(crate) fn update_json<T, F>(
+    tree: &sled::Tree,
+    key: impl AsRef<[u8]>,
+    mut change: F,
+) -> sled::Result<Option<T>>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnMut(T) -> Option<T>,
+{
+    let key = key.as_ref();
+    loop {
+        let Some(old) = tree.get(key)? else { return Ok(None) };
+        let value: T = serde_json::from_slice(&old).expect("values this program wrote decode");
+        let Some(new) = change(value) else { return Ok(None) };
+        let bytes = serde_json::to_vec(&new).expect("records always encode");
+        if tree.compare_and_swap(key, Some(&old), Some(bytes))?.is_ok() {
+            return Ok(Some(new));
+        }
+    }
 }
 
 /// The admin token hashes, one hex line each, in `DIR/admin-tokens`: a file, so that

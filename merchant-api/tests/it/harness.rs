@@ -54,6 +54,10 @@ pub(crate) struct Town {
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) admin: String,
     pub(crate) http: reqwest::Client,
+    /// When set, the merchant API reaches the node through this stand-in.
+    pub(crate) proxy: Option<crate::proxy::Proxy>,
+    /// Peers whose `X-Forwarded-For` the merchant API believes.
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
     node_task: Option<Running>,
     merchant_task: Option<Running>,
 }
@@ -79,6 +83,15 @@ async fn serve_node(
 
 impl Town {
     pub(crate) async fn start() -> Town {
+        Town::start_with(false).await
+    }
+
+    /// A town whose merchant API reaches the node through a fault-injecting stand-in.
+    pub(crate) async fn start_behind_proxy() -> Town {
+        Town::start_with(true).await
+    }
+
+    async fn start_with(proxied: bool) -> Town {
         let dir = tempfile::tempdir().expect("temp dir");
         let node_dir = dir.path().join("node");
         let merchant_dir = dir.path().join("merchant");
@@ -103,9 +116,14 @@ impl Town {
             clock,
             admin,
             http: reqwest::Client::new(),
+            proxy: None,
+            trusted_proxies: Vec::new(),
             node_task: Some(node_task),
             merchant_task: None,
         };
+        if proxied {
+            t.proxy = Some(crate::proxy::Proxy::start(&format!("http://{node_addr}")).await);
+        }
         t.seed().await;
         t.start_merchant().await;
         t
@@ -171,12 +189,16 @@ impl Town {
         .unwrap();
         let config = Config {
             data_dir: self.merchant_dir.clone(),
-            node_url: format!("http://{}", self.node_addr),
+            node_url: match &self.proxy {
+                Some(proxy) => proxy.url.clone(),
+                None => format!("http://{}", self.node_addr),
+            },
             town_key: self.town.clone(),
             town_bank: Some(machi_merchant::load_town_bank(&town_bank).expect("town bank")),
             clock: self.clock.clone(),
         };
-        let merchant = Merchant::open(config).await.expect("merchant opens");
+        let network = machi_merchant::Network { trusted_proxies: self.trusted_proxies.clone() };
+        let merchant = Merchant::open_with(config, network).await.expect("merchant opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind merchant");
         self.url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -198,11 +220,23 @@ impl Town {
 
     /// Stops the node and starts it again on the same address and folder.
     pub(crate) async fn restart_node(&mut self) {
+        self.stop_node().await;
+        self.start_node().await;
+    }
+
+    pub(crate) async fn stop_node(&mut self) {
         if let Some(task) = self.node_task.take() {
             task.stop().await;
         }
+    }
+
+    pub(crate) async fn start_node(&mut self) {
         let (_, task) = serve_node(&self.node_dir, self.clock.clone(), &self.node_addr.to_string()).await;
         self.node_task = Some(task);
+    }
+
+    pub(crate) fn proxy(&self) -> &crate::proxy::Proxy {
+        self.proxy.as_ref().expect("a town started behind a proxy")
     }
 
     /// Sends a request to the merchant API; returns status and JSON (or text as a string).

@@ -2,6 +2,8 @@
 
 mod auth;
 mod day;
+mod exactly_once;
 mod harness;
 mod hostile;
+mod proxy;
 mod restart;
