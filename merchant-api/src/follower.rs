@@ -11,6 +11,7 @@ use machi_ledger::api::BlockView;
 use machi_ledger::{AccountId, Action, TxId, Yen};
 use tokio::sync::watch;
 
+use crate::invoices::pay;
 use crate::merchant::Merchant;
 use crate::model::{
     CashOut, CashOutStatus, Entry, EntryKind, Invoice, InvoiceStatus, PaymentInfo, RefundInfo, ShopEvent,
@@ -149,26 +150,21 @@ impl Merchant {
             fee: Yen(0),
             net: Yen(amount.0),
         })?;
-        let Some(mut invoice) = matched else { return Ok(()) };
+        let Some(invoice) = matched else { return Ok(()) };
         self.store.payments.insert(at.tx_id.0, invoice.id.as_bytes())?;
-        if invoice.payment.is_some() {
-            return Ok(());
-        }
-        // An invoice that expired while its payment was on the way is paid all the same:
-        // the money has reached the shop.
-        invoice.status = InvoiceStatus::Paid;
-        invoice.payment = Some(PaymentInfo {
+        let payment = PaymentInfo {
             tx_id: at.tx_id,
             resident,
             height: at.block.height,
             timestamp_ms: at.block.timestamp_ms,
-        });
-        if let Some(code) = invoice.pay_code.take() {
-            self.store.pay_codes.remove(code.as_bytes())?;
+        };
+        let Some(paid) = self.update_invoice(&invoice.id, |current| pay(current, &payment))? else {
+            return Ok(());
+        };
+        if let Some(code) = &invoice.pay_code {
+            self.free_pay_code(code, &invoice.id)?;
         }
-        invoice.qr_payload = None;
-        self.save_invoice(&invoice)?;
-        self.emit("invoice.paid", shop, Some(invoice), None)
+        self.emit("invoice.paid", shop, Some(paid), None)
     }
 
     fn read_refund(&self, at: &At<'_>, shop: AccountId, payment: TxId, amount: Yen) -> anyhow::Result<()> {
@@ -185,24 +181,28 @@ impl Merchant {
             fee: Yen(0),
             net: Yen(0),
         })?;
-        let Some(mut invoice) = invoice_id.and_then(|id| self.load_invoice(&id)) else { return Ok(()) };
-        if invoice.refunds.iter().any(|r| r.tx_id == at.tx_id) {
-            return Ok(());
-        }
-        invoice.refunds.push(RefundInfo {
+        let Some(invoice_id) = invoice_id else { return Ok(()) };
+        let refund = RefundInfo {
             tx_id: at.tx_id,
             amount,
             height: at.block.height,
             timestamp_ms: at.block.timestamp_ms,
-        });
-        invoice.refunded = invoice.refunded.plus(amount);
-        assert!(invoice.refunded <= invoice.amount, "the chain refunded more than an invoice's payment");
-        invoice.status = if invoice.refunded == invoice.amount {
-            InvoiceStatus::Refunded
-        } else {
-            InvoiceStatus::PartlyRefunded
         };
-        self.save_invoice(&invoice)?;
+        let refunded = self.update_invoice(&invoice_id, |mut invoice| {
+            if invoice.refunds.iter().any(|r| r.tx_id == refund.tx_id) {
+                return None;
+            }
+            invoice.refunds.push(refund.clone());
+            invoice.refunded = invoice.refunded.plus(refund.amount);
+            assert!(invoice.refunded <= invoice.amount, "the chain refunded more than an invoice's payment");
+            invoice.status = if invoice.refunded == invoice.amount {
+                InvoiceStatus::Refunded
+            } else {
+                InvoiceStatus::PartlyRefunded
+            };
+            Some(invoice)
+        })?;
+        let Some(invoice) = refunded else { return Ok(()) };
         self.emit("refund.done", shop, Some(invoice), None)
     }
 

@@ -9,9 +9,9 @@ use machi_node::ApiError;
 use serde::{Deserialize, Serialize};
 
 use crate::merchant::Merchant;
-use crate::model::{CreateInvoiceRequest, Invoice, InvoiceStatus};
+use crate::model::{CreateInvoiceRequest, Invoice, InvoiceStatus, PaymentInfo};
 use crate::secrets::{new_pay_code, random_id};
-use crate::store::{get_json, put_json};
+use crate::store::{get_json, put_json, update_json};
 
 pub(crate) const INVOICE_YEN_MAX: Yen = Yen(10_000_000);
 pub(crate) const MEMO_CHARS_MAX: usize = 200;
@@ -20,6 +20,30 @@ pub(crate) const EXPIRES_IN_S_MIN: u32 = 60;
 pub(crate) const EXPIRES_IN_S_MAX: u32 = 24 * 60 * 60;
 pub(crate) const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
 pub(crate) const INVOICES_LIST_MAX: usize = 500;
+
+/// An open invoice past its time, expired; `None` if it is not open or not past it.
+pub(crate) fn expire(mut invoice: Invoice, now_ms: u64) -> Option<Invoice> {
+    if invoice.status != InvoiceStatus::Open || now_ms <= invoice.expires_ms {
+        return None;
+    }
+    invoice.status = InvoiceStatus::Expired;
+    invoice.pay_code = None;
+    invoice.qr_payload = None;
+    Some(invoice)
+}
+
+/// An invoice paid by `payment`; `None` if it is already paid. An invoice that expired
+/// while its payment was on the way is paid all the same: the money has reached the shop.
+pub(crate) fn pay(mut invoice: Invoice, payment: &PaymentInfo) -> Option<Invoice> {
+    if invoice.payment.is_some() {
+        return None;
+    }
+    invoice.status = InvoiceStatus::Paid;
+    invoice.payment = Some(payment.clone());
+    invoice.pay_code = None;
+    invoice.qr_payload = None;
+    Some(invoice)
+}
 
 /// What an idempotency key was first used for.
 #[derive(Serialize, Deserialize)]
@@ -156,6 +180,8 @@ impl Merchant {
         Ok((invoice, true))
     }
 
+    /// Stores a new invoice. Invoices already stored change only through
+    /// `update_invoice`.
     pub(crate) fn save_invoice(&self, invoice: &Invoice) -> sled::Result<()> {
         put_json(&self.store.invoices, invoice.id.as_bytes(), invoice)
     }
@@ -164,19 +190,49 @@ impl Merchant {
         get_json(&self.store.invoices, id.as_bytes())
     }
 
-    /// Marks an open invoice past its time expired and frees its pay code.
-    pub(crate) fn refresh_expiry(&self, mut invoice: Invoice) -> Invoice {
-        if invoice.status == InvoiceStatus::Open && self.now_ms() > invoice.expires_ms {
-            invoice.status = InvoiceStatus::Expired;
-            if let Some(code) = invoice.pay_code.take() {
-                let _ = self.store.pay_codes.remove(code.as_bytes());
+    /// Changes a stored invoice by compare-and-swap: the follower (paid, refunded) and
+    /// the expiry of unpaid invoices (by the follower's sweep and by any read) both
+    /// write invoices, and neither may undo the other's change.
+    pub(crate) fn update_invoice(
+        &self,
+        id: &str,
+        change: impl FnMut(Invoice) -> Option<Invoice>,
+    ) -> sled::Result<Option<Invoice>> {
+        update_json(&self.store.invoices, id.as_bytes(), change)
+    }
+
+    /// Frees a pay code if it still names this invoice.
+    pub(crate) fn free_pay_code(&self, code: &str, invoice_id: &str) -> sled::Result<()> {
+        let _ = self.store.pay_codes.compare_and_swap(
+            code.as_bytes(),
+            Some(invoice_id.as_bytes()),
+            None::<&[u8]>,
+        )?;
+        Ok(())
+    }
+
+    /// Marks an open invoice past its time expired and frees its pay code; returns the
+    /// invoice as it is now (paid, if the follower got there first).
+    pub(crate) fn refresh_expiry(&self, invoice: Invoice) -> Invoice {
+        let now = self.now_ms();
+        if expire(invoice.clone(), now).is_none() {
+            return invoice;
+        }
+        match self.update_invoice(&invoice.id, |current| expire(current, now)) {
+            Ok(Some(expired)) => {
+                if let Some(code) = &invoice.pay_code {
+                    if let Err(e) = self.free_pay_code(code, &invoice.id) {
+                        tracing::error!("freeing the pay code of an expired invoice: {e}");
+                    }
+                }
+                expired
             }
-            invoice.qr_payload = None;
-            if let Err(e) = self.save_invoice(&invoice) {
+            Ok(None) => self.load_invoice(&invoice.id).unwrap_or(invoice),
+            Err(e) => {
                 tracing::error!("saving an expired invoice: {e}");
+                invoice
             }
         }
-        invoice
     }
 
     /// A shop's invoice; another shop's is "not found", exactly like one that does not exist.
@@ -286,5 +342,75 @@ impl Merchant {
         let result = self.submit_once(shop, &op, idempotency, raw, sign).await?;
         self.wait_synced(result.height.expect("applied transactions have a height")).await?;
         self.invoice(shop, invoice_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_invoice() -> Invoice {
+        Invoice {
+            id: "inv_1".into(),
+            shop: AccountId([1; 32]),
+            amount: Yen(700),
+            memo: String::new(),
+            status: InvoiceStatus::Open,
+            pay_code: Some("12345678".into()),
+            qr_payload: Some("machi:pay?code=12345678".into()),
+            created_ms: 1_000,
+            expires_ms: 61_000,
+            payment: None,
+            refunded: Yen(0),
+            refunds: Vec::new(),
+        }
+    }
+
+    /// A read expires an invoice while the follower pays it: the read has loaded the
+    /// open invoice, and the follower's payment lands before the read writes. The
+    /// invoice ends paid.
+    #[test]
+    fn a_payment_landing_while_a_read_expires_the_invoice_is_kept() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let invoices = db.open_tree("invoices").unwrap();
+        put_json(&invoices, "inv_1", &open_invoice()).unwrap();
+        let payment = PaymentInfo {
+            tx_id: machi_ledger::TxId([2; 32]),
+            resident: AccountId([3; 32]),
+            height: 9,
+            timestamp_ms: 62_000,
+        };
+        let mut first_look = true;
+        let written = update_json(&invoices, "inv_1", |current: Invoice| {
+            if std::mem::take(&mut first_look) {
+                assert_eq!(current.status, InvoiceStatus::Open);
+                update_json(&invoices, "inv_1", |current| pay(current, &payment)).unwrap();
+            }
+            expire(current, 62_000)
+        })
+        .unwrap();
+        assert_eq!(written, None, "nothing to expire once it is paid");
+        let stored: Invoice = get_json(&invoices, "inv_1").unwrap();
+        assert_eq!((stored.status, stored.payment), (InvoiceStatus::Paid, Some(payment)));
+    }
+
+    #[test]
+    fn only_an_open_invoice_past_its_time_expires_and_a_paid_one_is_paid_once() {
+        assert_eq!(expire(open_invoice(), 61_000), None, "not yet past its time");
+        let expired = expire(open_invoice(), 61_001).unwrap();
+        assert_eq!(
+            (expired.status, &expired.pay_code, &expired.qr_payload),
+            (InvoiceStatus::Expired, &None, &None)
+        );
+        let payment = PaymentInfo {
+            tx_id: machi_ledger::TxId([2; 32]),
+            resident: AccountId([3; 32]),
+            height: 9,
+            timestamp_ms: 62_000,
+        };
+        let late = pay(expired, &payment).expect("a late payment pays an expired invoice");
+        assert_eq!(late.status, InvoiceStatus::Paid);
+        assert_eq!(expire(late.clone(), 99_000), None);
+        assert_eq!(pay(late, &payment), None);
     }
 }
