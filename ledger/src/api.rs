@@ -306,6 +306,9 @@ impl BlockView {
     /// Back to a block, from the signed bytes only (the decoded `body` and `reason` are
     /// for people and are ignored). Fails where a field is not what it claims to be.
     pub fn to_block(&self) -> Result<Block, String> {
+        if !crate::hash::chain_id_is_valid(&self.chain_id) {
+            return Err("chain id is not 1-64 letters, digits, '-', '_' or '.'".to_string());
+        }
         let mut txs = Vec::with_capacity(self.txs.len());
         let mut outcomes = Vec::with_capacity(self.txs.len());
         for (i, tx) in self.txs.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! Blocks: the header of SPEC §4 and its hash, block production (pure: the caller gives
 //! the time and the producer's key) and replay with every check an auditor makes.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{merkle_root, outcome_record, AccountId, Hash32, TxId, BLOCK_DOMAIN};
@@ -14,6 +14,7 @@ pub const BLOCK_TXS_MAX: usize = 8_192;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockHeader {
+    #[serde(deserialize_with = "checked_chain_id")]
     pub chain_id: String,
     pub height: u64,
     pub prev_hash: Hash32,
@@ -24,15 +25,24 @@ pub struct BlockHeader {
     pub producer: AccountId,
 }
 
+/// A header read from anywhere carries a valid chain id, so hashing it cannot fail.
+fn checked_chain_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let chain_id = String::deserialize(d)?;
+    if !crate::hash::chain_id_is_valid(&chain_id) {
+        return Err(serde::de::Error::custom("chain id is not 1-64 letters, digits, '-', '_' or '.'"));
+    }
+    Ok(chain_id)
+}
+
 impl BlockHeader {
     /// The exact bytes hashed into `block_hash` (SPEC §4).
     pub fn bytes(&self) -> Vec<u8> {
         let chain = self.chain_id.as_bytes();
-        let chain_len = u16::try_from(chain.len()).expect("chain id length is checked at init");
+        let chain_len = crate::hash::chain_id_len(chain);
         let mut out = Vec::with_capacity(BLOCK_DOMAIN.len() + 1 + 2 + chain.len() + 8 + 32 + 8 + 4 + 96);
         out.extend_from_slice(BLOCK_DOMAIN);
         out.push(0);
-        out.extend_from_slice(&chain_len.to_be_bytes());
+        out.extend_from_slice(&chain_len);
         out.extend_from_slice(chain);
         out.extend_from_slice(&self.height.to_be_bytes());
         out.extend_from_slice(&self.prev_hash.0);
@@ -247,7 +257,5 @@ pub fn replay(
 }
 
 pub fn verify_producer(block: &Block) -> Result<(), TxError> {
-    let key = VerifyingKey::from_bytes(&block.header.producer.0).map_err(|_| TxError::BadKey)?;
-    let signature = Signature::from_bytes(&block.signature);
-    key.verify_strict(&block.hash().0, &signature).map_err(|_| TxError::BadSignature)
+    crate::signature::verify(&block.header.producer, &block.signature, &block.hash().0)
 }

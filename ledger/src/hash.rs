@@ -94,14 +94,33 @@ pub fn sha256(bytes: &[u8]) -> Hash32 {
     Hash32(Sha256::digest(bytes).into())
 }
 
+/// Longest chain id, in bytes.
+pub const CHAIN_ID_BYTES_MAX: usize = 64;
+
+/// A chain id is 1-64 characters of ASCII letters, digits, `-`, `_` and `.`. Every chain
+/// id that comes from outside (a block read from disk or an export) is checked before it
+/// is hashed.
+pub fn chain_id_is_valid(chain_id: &str) -> bool {
+    !chain_id.is_empty()
+        && chain_id.len() <= CHAIN_ID_BYTES_MAX
+        && chain_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// `u16be(len chain_id)`: chain ids are checked where they enter, so a longer one here is
+/// a bug.
+pub(crate) fn chain_id_len(chain: &[u8]) -> [u8; 2] {
+    assert!(chain.len() <= CHAIN_ID_BYTES_MAX, "unchecked chain id of {} bytes", chain.len());
+    (chain.len() as u16).to_be_bytes()
+}
+
 /// `SHA-256("machi.tx.v1" 0x00 || u16be(len chain_id) || chain_id || signer[32] || body)`.
 pub fn tx_id(chain_id: &str, signer: &AccountId, body: &[u8]) -> TxId {
     let chain = chain_id.as_bytes();
-    let chain_len = u16::try_from(chain.len()).expect("chain id length is checked at init");
+    let chain_len = chain_id_len(chain);
     let mut hasher = Sha256::new();
     hasher.update(TX_DOMAIN);
     hasher.update([0u8]);
-    hasher.update(chain_len.to_be_bytes());
+    hasher.update(chain_len);
     hasher.update(chain);
     hasher.update(signer.0);
     hasher.update(body);

@@ -1,7 +1,8 @@
 //! machi's ledger: the pure rules of a town's premium voucher currency.
 //!
 //! Layout: `yen` (integer money, rates), `hash` (the byte-exact hashes of SPEC §4),
-//! `tx` (transaction bodies, encoding, signatures), `issue` (issues and supply),
+//! `tx` (transaction bodies, encoding), `signature` (the one
+//! Ed25519 acceptance rule, single and batch), `issue` (issues and supply),
 //! `state` (accounts and the state transition `State::apply`), `block` (headers,
 //! production, replay), `reason` (rejection and refusal codes), `time` (JST), and `api`
 //! (the node's HTTP request/response types). No I/O, no clock, no HTTP, no storage:
@@ -12,6 +13,7 @@ mod block;
 mod hash;
 mod issue;
 mod reason;
+mod signature;
 mod state;
 mod tx;
 mod yen;
@@ -23,14 +25,18 @@ pub use block::{
     genesis, produce, replay, roots, verify_producer, Block, BlockHeader, ChainError, SignatureCheck,
     TxResult, BLOCK_TXS_MAX,
 };
-pub use hash::{merkle_root, outcome_record, sha256, tx_id, AccountId, Hash32, TxId};
+pub use hash::{
+    chain_id_is_valid, merkle_root, outcome_record, sha256, tx_id, AccountId, Hash32, TxId,
+    CHAIN_ID_BYTES_MAX,
+};
 pub use issue::{IssueParams, IssueState, Supply};
 pub use reason::{Outcome, Reason, Refusal};
+pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
 pub use tx::{
-    decode, signer_key, verify_batch, verify_batch_cached, verify_one, Action, IssueId, KeyCache, Kind,
-    ShopClass, SignedTx, TxBody, TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX,
-    NAME_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+    decode, verify_batch, verify_batch_cached, verify_one, Action, IssueId, Kind, ShopClass, SignedTx,
+    TxBody, TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, NAME_CHARS_MAX,
+    SETTLE_REQUESTS_MAX, TTL_MS_MAX,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::hash::{AccountId, Hash32, TxId};
 use crate::issue::{IssueParams, IssueState, Supply};
 use crate::reason::{Outcome, Reason, Refusal};
+use crate::signature::check_key;
 use crate::tx::{
-    signer_key, Action, IssueId, Kind, ShopClass, VerifiedTx, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX,
-    NAME_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+    Action, IssueId, Kind, ShopClass, VerifiedTx, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, NAME_CHARS_MAX,
+    SETTLE_REQUESTS_MAX, TTL_MS_MAX,
 };
 use crate::yen::Yen;
 
@@ -184,6 +185,7 @@ pub struct ApplyAt {
 
 impl State {
     pub fn new(chain_id: &str) -> State {
+        assert!(crate::hash::chain_id_is_valid(chain_id), "unchecked chain id {chain_id:?}");
         State { chain_id: chain_id.to_string(), ..State::default() }
     }
 
@@ -325,7 +327,7 @@ impl State {
         if !is_resident && (name.trim().is_empty() || name.chars().count() > NAME_CHARS_MAX) {
             return Err(Reason::InvalidParameters);
         }
-        if signer_key(&key).is_err() {
+        if check_key(&key).is_err() {
             return Err(Reason::InvalidParameters);
         }
         if self.accounts.contains_key(&key) {
@@ -703,7 +705,7 @@ impl State {
         if account.replaced_by.is_some() {
             return Err(Reason::AccountRevoked);
         }
-        if self.accounts.contains_key(&new) || signer_key(&new).is_err() {
+        if self.accounts.contains_key(&new) || check_key(&new).is_err() {
             return Err(Reason::AccountExists);
         }
         let old_account = self.accounts.get_mut(&old).expect("looked up above");

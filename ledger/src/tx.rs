@@ -1,11 +1,12 @@
 //! Transactions: the body every signer signs, its deterministic encoding (postcard), and
-//! signature checks (strict: canonical signatures, no small-order keys or points).
+//! the signature check under the chain's one acceptance rule (`crate::signature`).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{tx_id, AccountId, Hash32, TxId};
 use crate::issue::IssueParams;
+use crate::signature::{self, KeyCache};
 use crate::yen::Yen;
 
 /// Upper bounds on what one transaction may carry.
@@ -222,72 +223,6 @@ pub struct VerifiedTx {
     pub body: TxBody,
 }
 
-/// Parses the signer key, refusing small-order (weak) keys.
-pub fn signer_key(signer: &AccountId) -> Result<VerifyingKey, TxError> {
-    let key = VerifyingKey::from_bytes(&signer.0).map_err(|_| TxError::BadKey)?;
-    if key.is_weak() {
-        return Err(TxError::BadKey);
-    }
-    Ok(key)
-}
-
-/// Every 32-byte encoding that decompresses to a point of small order: the eight torsion
-/// points, each with either sign bit, and the non-canonical encodings `y + p` of the
-/// two torsion `y` values below 19 (0 and 1).
-fn small_order_encodings() -> &'static [[u8; 32]] {
-    static ENCODINGS: std::sync::OnceLock<Vec<[u8; 32]>> = std::sync::OnceLock::new();
-    ENCODINGS.get_or_init(|| {
-        let mut out = Vec::new();
-        let mut push_both_signs = |bytes: [u8; 32]| {
-            let mut flipped = bytes;
-            flipped[31] ^= 0x80;
-            out.extend([bytes, flipped]);
-        };
-        for point in curve25519_dalek::constants::EIGHT_TORSION {
-            push_both_signs(point.compress().to_bytes());
-        }
-        for low in [0xed, 0xee] {
-            // p + 0 and p + 1, where p = 2^255 - 19.
-            let mut bytes = [0xff; 32];
-            bytes[0] = low;
-            bytes[31] = 0x7f;
-            push_both_signs(bytes);
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
-    })
-}
-
-/// The R half of a signature must not be a small-order point (as in strict
-/// verification). Checked against the encodings of such points, without decompressing.
-fn r_is_small_order(signature: &[u8; 64]) -> bool {
-    small_order_encodings().binary_search(signature[..32].try_into().expect("32 bytes")).is_ok()
-}
-
-/// Decompressed signer keys, so a signer seen before costs no point decompression (the
-/// most expensive part of verifying a batch). Bounded: cleared when full.
-#[derive(Default)]
-pub struct KeyCache {
-    keys: std::collections::HashMap<AccountId, VerifyingKey>,
-}
-
-impl KeyCache {
-    pub const ENTRIES_MAX: usize = 1 << 20;
-
-    pub fn key(&mut self, signer: &AccountId) -> Result<VerifyingKey, TxError> {
-        if let Some(key) = self.keys.get(signer) {
-            return Ok(*key);
-        }
-        let key = signer_key(signer)?;
-        if self.keys.len() >= KeyCache::ENTRIES_MAX {
-            self.keys.clear();
-        }
-        self.keys.insert(*signer, key);
-        Ok(key)
-    }
-}
-
 /// Decodes the body and computes the id; the signature is checked separately (in batches).
 pub fn decode(chain_id: &str, signed: SignedTx) -> Result<VerifiedTx, TxError> {
     let body = TxBody::decode(&signed.body)?;
@@ -295,45 +230,28 @@ pub fn decode(chain_id: &str, signed: SignedTx) -> Result<VerifiedTx, TxError> {
     Ok(VerifiedTx { id, signed, body })
 }
 
-/// Strict single verification.
+/// Checks one transaction's signature under the chain's one acceptance rule
+/// (`crate::signature`).
 pub fn verify_one(tx: &VerifiedTx) -> Result<(), TxError> {
-    let key = signer_key(&tx.signed.signer)?;
-    let signature = Signature::from_bytes(&tx.signed.signature);
-    key.verify_strict(&tx.id.0, &signature).map_err(|_| TxError::BadSignature)
+    signature::verify(&tx.signed.signer, &tx.signed.signature, &tx.id.0)
 }
 
-/// Verifies many signatures at once. Returns one result per transaction: the batch
-/// equation is checked first, and only when it fails is each signature checked alone to
-/// find the bad ones. Weak keys and small-order R are refused as in strict verification.
+/// Verifies many signatures at once, with the same answer for each as `verify_one`.
 pub fn verify_batch(txs: &[VerifiedTx]) -> Vec<Result<(), TxError>> {
     verify_batch_cached(txs, &mut KeyCache::default())
 }
 
-/// `verify_batch` with decompressed signer keys kept in `cache` between calls.
+/// `verify_batch` with each signer key's checks kept in `cache` between calls.
 pub fn verify_batch_cached(txs: &[VerifiedTx], cache: &mut KeyCache) -> Vec<Result<(), TxError>> {
-    let mut keys = Vec::with_capacity(txs.len());
-    let mut results = vec![Ok(()); txs.len()];
-    let mut candidates = Vec::with_capacity(txs.len());
-    for (i, tx) in txs.iter().enumerate() {
-        match cache.key(&tx.signed.signer) {
-            Ok(_) if r_is_small_order(&tx.signed.signature) => results[i] = Err(TxError::BadSignature),
-            Ok(key) => {
-                keys.push(key);
-                candidates.push(i);
-            }
-            Err(e) => results[i] = Err(e),
-        }
-    }
-    let messages: Vec<&[u8]> = candidates.iter().map(|&i| &txs[i].id.0[..]).collect();
-    let signatures: Vec<Signature> =
-        candidates.iter().map(|&i| Signature::from_bytes(&txs[i].signed.signature)).collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_err() {
-        for (&i, key) in candidates.iter().zip(&keys) {
-            let signature = Signature::from_bytes(&txs[i].signed.signature);
-            results[i] = key.verify_strict(&txs[i].id.0, &signature).map_err(|_| TxError::BadSignature);
-        }
-    }
-    results
+    let items: Vec<signature::Item<'_>> = txs
+        .iter()
+        .map(|tx| signature::Item {
+            signer: &tx.signed.signer,
+            signature: &tx.signed.signature,
+            message: &tx.id.0,
+        })
+        .collect();
+    signature::verify_batch(&items, cache)
 }
 
 pub(crate) mod sig_serde {
@@ -410,27 +328,5 @@ mod hex_vec {
                 d.deserialize_bytes(V)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The list must agree with decompression for every encoding it holds, and catch
-    /// small-order R in a signature that is otherwise well formed.
-    #[test]
-    fn small_order_encodings_are_small_order() {
-        let encodings = small_order_encodings();
-        assert!(encodings.len() >= 14, "{}", encodings.len());
-        for bytes in encodings {
-            let point = curve25519_dalek::edwards::CompressedEdwardsY(*bytes).decompress();
-            assert!(point.is_none_or(|p| p.is_small_order()), "{}", hex::encode(bytes));
-        }
-        let key = SigningKey::from_bytes(&[5; 32]);
-        let mut signature = key.sign(b"message").to_bytes();
-        assert!(!r_is_small_order(&signature));
-        signature[..32].copy_from_slice(&encodings[0]);
-        assert!(r_is_small_order(&signature));
     }
 }

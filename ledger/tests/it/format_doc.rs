@@ -2,7 +2,8 @@
 //! Every line `vector KIND ARGS... => EXPECTED` in it is recomputed.
 
 use machi_ledger::{
-    merkle_root, outcome_record, sha256, tx_id, AccountId, Action, SignedTx, SigningKey, TxBody, TxId, Yen,
+    merkle_root, outcome_record, sha256, tx_id, verify_signature, AccountId, Action, SignedTx, SigningKey,
+    TxBody, TxError, TxId, Yen,
 };
 
 const FORMAT_MD: &str = include_str!("../../../docs/FORMAT.md");
@@ -52,6 +53,16 @@ fn compute(kind: &str, args: &[&str]) -> String {
             let key = SigningKey::from_bytes(&h32(seed));
             hex::encode(SignedTx::sign("bandai-2026", &key, &sample_body()).signature)
         }
+        ("signature", [key, signature, message]) => {
+            let mut sig = [0u8; 64];
+            hex::decode_to_slice(signature, &mut sig).expect("64 bytes of hex");
+            match verify_signature(&AccountId(h32(key)), &sig, &h32(message)) {
+                Ok(()) => "accept".into(),
+                Err(TxError::BadKey) => "bad_key".into(),
+                Err(TxError::BadSignature) => "bad_signature".into(),
+                Err(other) => format!("{other:?}"),
+            }
+        }
         _ => panic!("FORMAT.md has an unknown vector: {kind} {args:?}"),
     }
 }
@@ -67,7 +78,7 @@ fn format_md_vectors_hold() {
         assert_eq!(compute(kind, &args), expected.trim(), "FORMAT.md: vector {line}");
         checked += 1;
     }
-    assert!(checked >= 10, "FORMAT.md should carry its vectors ({checked} found)");
+    assert!(checked >= 22, "FORMAT.md should carry its vectors ({checked} found)");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! rule of SPEC §2-3.
 
 mod blocks;
+mod crafted;
 mod format_doc;
 mod rules;
+mod signatures;
 mod town;
 mod vectors;

@@ -3,3 +3,4 @@
 mod faults;
 mod hostile;
 mod model_based;
+mod signatures;
