@@ -34,9 +34,9 @@ pub use reason::{Outcome, Reason, Refusal};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
 pub use tx::{
-    decode, verify_batch, verify_batch_cached, verify_one, Action, IssueId, Kind, ShopClass, SignedTx,
-    TxBody, TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, NAME_CHARS_MAX,
-    SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+    decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, IssueId, Kind, ShopClass,
+    SignedTx, TxBody, TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX,
+    NAME_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

@@ -64,6 +64,7 @@ reasons! {
     NotAResident = 28, "not_a_resident", "the account is not a resident's";
     ShopBalanceInsufficient = 29, "shop_balance_insufficient", "the shop no longer holds enough of this value to refund";
     NoChange = 30, "no_change", "the account is already in that state";
+    FrozenByTown = 31, "frozen_by_town", "the town froze this account; only the town can lift it";
 }
 
 /// Why a transaction was refused before it could enter a block. Nothing is written.

@@ -12,8 +12,8 @@ use crate::issue::{IssueParams, IssueState, Supply};
 use crate::reason::{Outcome, Reason, Refusal};
 use crate::signature::check_key;
 use crate::tx::{
-    Action, IssueId, Kind, ShopClass, VerifiedTx, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, NAME_CHARS_MAX,
-    SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+    Action, Delegation, IssueId, Kind, ShopClass, VerifiedTx, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX,
+    NAME_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX,
 };
 use crate::yen::Yen;
 
@@ -23,7 +23,13 @@ pub enum Role {
     Town,
     Operator,
     Shop(ShopClass),
-    Resident { worker: bool },
+    Resident {
+        worker: bool,
+    },
+    /// A delegated town key that may only register shops.
+    ShopRegistrar,
+    /// A delegated town key that may only settle cash-outs.
+    Settler,
 }
 
 impl Role {
@@ -35,6 +41,8 @@ impl Role {
             Role::Shop(ShopClass::Local) => "shop_local",
             Role::Resident { worker: false } => "resident",
             Role::Resident { worker: true } => "worker",
+            Role::ShopRegistrar => "shop_registrar",
+            Role::Settler => "settler",
         }
     }
 }
@@ -52,6 +60,9 @@ pub struct Account {
     pub role: Role,
     pub name: String,
     pub frozen: bool,
+    /// The town froze it (not an operator): only the town may unfreeze it, and a key
+    /// replacement carries the freeze over.
+    pub frozen_by_town: bool,
     /// Set when an operator replaced this (lost) key; the account is then revoked.
     pub replaced_by: Option<AccountId>,
     /// Residents: spendable value. Shops: value received and not yet cashed out.
@@ -59,6 +70,8 @@ pub struct Account {
     /// Residents: sets bought per issue.
     pub bought: Vec<(IssueId, u32)>,
     pub resident_hash: Option<Hash32>,
+    /// Shops: everything requested for cash-out per issue, on which the fee is charged.
+    pub cashed_out: Vec<(IssueId, Yen)>,
 }
 
 impl Account {
@@ -67,10 +80,12 @@ impl Account {
             role,
             name,
             frozen: false,
+            frozen_by_town: false,
             replaced_by: None,
             lots: Vec::new(),
             bought: Vec::new(),
             resident_hash: None,
+            cashed_out: Vec::new(),
         }
     }
 
@@ -87,6 +102,10 @@ impl Account {
 
     pub fn sets_bought(&self, issue: IssueId) -> u32 {
         self.bought.iter().find(|(i, _)| *i == issue).map_or(0, |(_, n)| *n)
+    }
+
+    pub fn cashed_out(&self, issue: IssueId) -> Yen {
+        self.cashed_out.iter().find(|(i, _)| *i == issue).map_or(Yen::ZERO, |(_, y)| *y)
     }
 
     fn credit(&mut self, issue: IssueId, kind: Kind, amount: Yen) {
@@ -240,9 +259,12 @@ impl State {
                 | Action::RegisterShop { .. }
                 | Action::CreateIssue { .. }
                 | Action::SettleCashOuts { .. }
-                | Action::ExpireIssue { .. },
+                | Action::ExpireIssue { .. }
+                | Action::RegisterDelegate { .. },
                 Role::Town,
             ) => true,
+            (Action::RegisterShop { .. }, Role::ShopRegistrar) => true,
+            (Action::SettleCashOuts { .. }, Role::Settler) => true,
             (
                 Action::RegisterResident { .. } | Action::SellSets { .. } | Action::ReplaceKey { .. },
                 Role::Operator,
@@ -260,8 +282,9 @@ impl State {
         Ok(())
     }
 
-    /// The town may freeze anyone but itself; an operator may freeze residents (a lost
-    /// card).
+    /// The town may freeze anyone but itself (a frozen delegate key is a revoked one); an
+    /// operator may freeze residents (a lost card) and lift such a freeze, but not the
+    /// town's (`set_frozen`).
     fn may_freeze(&self, role: Role, target: &AccountId, town: AccountId) -> bool {
         match role {
             Role::Town => *target != town,
@@ -311,8 +334,15 @@ impl State {
             }
             Action::ExpireIssue { issue } => self.expire(*issue, now_ms),
             Action::ReplaceKey { old, new } => self.replace_key(*old, *new),
-            Action::Freeze { account } => self.set_frozen(*account, true),
-            Action::Unfreeze { account } => self.set_frozen(*account, false),
+            Action::Freeze { account } => self.set_frozen(signer, *account, true),
+            Action::Unfreeze { account } => self.set_frozen(signer, *account, false),
+            Action::RegisterDelegate { delegate, name, delegation } => {
+                let role = match delegation {
+                    Delegation::ShopRegistrar => Role::ShopRegistrar,
+                    Delegation::Settler => Role::Settler,
+                };
+                self.register(*delegate, role, name, None)
+            }
         }
     }
 
@@ -558,7 +588,10 @@ impl State {
     }
 
     /// Moves `amount` of the shop's value in `issue` (local first, then common) to
-    /// pending cash-out, less the issue's fee, rounded down to the yen.
+    /// pending cash-out, less the issue's fee. The fee is charged on everything the shop
+    /// has cashed out of the issue so far, rounded down to the yen once: this request pays
+    /// `fee(total after) - fee(total before)`. So many small cash-outs pay exactly what one
+    /// large one would (rounding per request would let ¥199 at 0.5% go free).
     fn request_cash_out(
         &mut self,
         id: TxId,
@@ -574,8 +607,11 @@ impl State {
         if now_ms > issue.params.cash_out_deadline_ms || issue.shops_expired {
             return Err(Reason::CashOutDeadlinePassed);
         }
-        let fee = issue.params.cash_out_fee.fee_on(amount);
         let account = &self.accounts[&shop];
+        let before = account.cashed_out(issue_id);
+        let after = before.checked_add(amount).ok_or(Reason::InsufficientBalance)?;
+        let rate = issue.params.cash_out_fee;
+        let fee = rate.fee_on(after).minus(rate.fee_on(before));
         let local = account.balance(issue_id, Kind::Local);
         let common = account.balance(issue_id, Kind::Common);
         if local.plus(common) < amount {
@@ -589,6 +625,10 @@ impl State {
         }
         if !from_common.is_zero() {
             account.debit(issue_id, Kind::Common, from_common);
+        }
+        match account.cashed_out.iter_mut().find(|(i, _)| *i == issue_id) {
+            Some((_, total)) => *total = after,
+            None => account.cashed_out.push((issue_id, after)),
         }
         let net = amount.minus(fee);
         let supply = &mut self.issues.get_mut(&issue_id).expect("issue").supply;
@@ -713,7 +753,8 @@ impl State {
         old_account.replaced_by = Some(new);
         old_account.lots.clear();
         old_account.bought.clear();
-        moved.frozen = false;
+        // A new card lifts an operator's freeze (the lost card), never the town's.
+        moved.frozen = moved.frozen_by_town;
         if let Some(hash) = moved.resident_hash {
             self.resident_hashes.insert(hash, new);
         }
@@ -721,13 +762,21 @@ impl State {
         Ok(())
     }
 
-    fn set_frozen(&mut self, key: AccountId, frozen: bool) -> Result<(), Reason> {
+    /// A town freeze marks the account so that only the town lifts it; the town may also
+    /// turn an operator's freeze into its own.
+    fn set_frozen(&mut self, signer: AccountId, key: AccountId, frozen: bool) -> Result<(), Reason> {
+        let by_town = self.town == Some(signer);
         let account = self.accounts.get_mut(&key).ok_or(Reason::UnknownAccount)?;
-        if account.frozen == frozen {
-            return Err(Reason::NoChange);
+        match (frozen, by_town) {
+            (true, true) if account.frozen_by_town => Err(Reason::NoChange),
+            (true, false) | (false, _) if account.frozen == frozen => Err(Reason::NoChange),
+            (false, false) if account.frozen_by_town => Err(Reason::FrozenByTown),
+            _ => {
+                account.frozen = frozen;
+                account.frozen_by_town = frozen && by_town;
+                Ok(())
+            }
         }
-        account.frozen = frozen;
-        Ok(())
     }
 
     /// The per-issue supply invariant, from the running totals. Cheap: run after every

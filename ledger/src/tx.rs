@@ -39,6 +39,18 @@ pub enum ShopClass {
     Local,
 }
 
+/// The one power a delegated town key holds. The town's master key registers them and can
+/// stay offline: a service holding a delegated key can do this one thing and nothing else
+/// (no issues, no expiry, no freezing, no operators).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delegation {
+    /// Registers shops (the merchant API, which keeps their bank accounts).
+    ShopRegistrar,
+    /// Records settlements of shops' cash-outs.
+    Settler,
+}
+
 /// What a signed transaction asks the ledger to do. The variant order is part of the
 /// encoding (postcard writes the index): append new kinds at the end, never reorder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +116,12 @@ pub enum Action {
     Unfreeze {
         account: AccountId,
     },
+    /// Town only: a key with one narrow power of the town's.
+    RegisterDelegate {
+        delegate: AccountId,
+        name: String,
+        delegation: Delegation,
+    },
 }
 
 impl Action {
@@ -123,6 +141,7 @@ impl Action {
             Action::ReplaceKey { .. } => "replace_key",
             Action::Freeze { .. } => "freeze",
             Action::Unfreeze { .. } => "unfreeze",
+            Action::RegisterDelegate { .. } => "register_delegate",
         }
     }
 
@@ -137,6 +156,7 @@ impl Action {
             Action::Pay { shop, .. } => vec![*shop],
             Action::ReplaceKey { old, new } => vec![*old, *new],
             Action::Freeze { account } | Action::Unfreeze { account } => vec![*account],
+            Action::RegisterDelegate { delegate, .. } => vec![*delegate],
             Action::CreateIssue { .. }
             | Action::Refund { .. }
             | Action::RequestCashOut { .. }

@@ -14,13 +14,23 @@ pub(crate) enum MRole {
     Operator,
     Shop(ShopClass),
     Resident,
+    /// A delegated town key that may only settle cash-outs.
+    Settler,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct MAccount {
     pub(crate) role: MRole,
     pub(crate) frozen: bool,
+    /// Frozen by the town: only the town lifts it, and a new card keeps it.
+    pub(crate) town_froze: bool,
     pub(crate) replaced_by: Option<Acct>,
+}
+
+impl MAccount {
+    pub(crate) fn new(role: MRole) -> MAccount {
+        MAccount { role, frozen: false, town_froze: false, replaced_by: None }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +70,8 @@ pub(crate) struct Model {
     pub(crate) cash_outs: BTreeMap<TxId, MCashOut>,
     pub(crate) expired: BTreeMap<u32, u64>,
     pub(crate) fees: BTreeMap<u32, u64>,
+    /// Everything each shop asked to cash out, per issue: the fee is on this total.
+    pub(crate) cashed_out: BTreeMap<(Acct, u32), u64>,
     pub(crate) pending: BTreeMap<u32, u64>,
     pub(crate) paid: BTreeMap<u32, u64>,
     pub(crate) seen: BTreeSet<TxId>,
@@ -267,7 +279,11 @@ impl Model {
         if amount > from_local {
             self.sub(shop, issue_id, Kind::Common, amount - from_local);
         }
-        let fee = amount * bp / 10_000; // floor
+        // The fee is on the shop's running total, rounded down once.
+        let before = self.cashed_out.get(&(shop, issue_id)).copied().unwrap_or(0);
+        let after = before + amount;
+        self.cashed_out.insert((shop, issue_id), after);
+        let fee = after * bp / 10_000 - before * bp / 10_000;
         *self.fees.entry(issue_id).or_default() += fee;
         *self.pending.entry(issue_id).or_default() += amount - fee;
         self.cash_outs.insert(id, MCashOut { issue: issue_id, net: amount - fee, pending: true });
@@ -352,16 +368,27 @@ impl Model {
             self.bought.insert((new, issue), n);
         }
         self.accounts.get_mut(&old).expect("exists").replaced_by = Some(new);
-        self.accounts.insert(new, MAccount { role: MRole::Resident, frozen: false, replaced_by: None });
+        let town_froze = account.town_froze;
+        self.accounts.insert(
+            new,
+            MAccount { role: MRole::Resident, frozen: town_froze, town_froze, replaced_by: None },
+        );
         None
     }
 
-    pub(crate) fn set_frozen(&mut self, target: Acct, frozen: bool) -> Option<Reason> {
+    pub(crate) fn set_frozen(&mut self, by_town: bool, target: Acct, frozen: bool) -> Option<Reason> {
         let Some(account) = self.accounts.get_mut(&target) else { return Some(Reason::UnknownAccount) };
-        if account.frozen == frozen {
+        if frozen && by_town && account.town_froze {
             return Some(Reason::NoChange);
         }
+        if (!frozen || !by_town) && account.frozen == frozen {
+            return Some(Reason::NoChange);
+        }
+        if !frozen && !by_town && account.town_froze {
+            return Some(Reason::FrozenByTown);
+        }
         account.frozen = frozen;
+        account.town_froze = frozen && by_town;
         None
     }
 }

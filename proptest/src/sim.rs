@@ -24,8 +24,10 @@ const TOWN: Acct = 0;
 const OPERATORS: [Acct; 2] = [1, 2];
 const SHOPS: [Acct; 3] = [3, 4, 5];
 const RESIDENTS: std::ops::Range<Acct> = 6..14;
-/// Keys 14.. are never registered at first: strangers, and new keys for lost cards.
-const KEYS: usize = 24;
+/// Keys 14..24 are never registered at first: strangers, and new keys for lost cards.
+/// Key 24 is the town's delegated settlement key.
+const SETTLER: Acct = 24;
+const KEYS: usize = 25;
 
 /// What a run did, for the reliability report.
 #[derive(Debug, Default, Clone)]
@@ -126,7 +128,7 @@ impl Sim {
         let g = self.tx(TOWN, Action::Genesis { town: id(&self.keys[TOWN]), producer: id(&self.producer) });
         self.blocks.push(genesis(&mut self.state, g.clone(), self.now, &self.producer));
         self.entered.push((self.now, g));
-        self.model.accounts.insert(TOWN, MAccount { role: MRole::Town, frozen: false, replaced_by: None });
+        self.model.accounts.insert(TOWN, MAccount::new(MRole::Town));
         let mut setup = Vec::new();
         for (i, &op) in OPERATORS.iter().enumerate() {
             setup.push((
@@ -151,16 +153,26 @@ impl Sim {
             };
             setup.push((OPERATORS[r % 2], action, MRole::Resident));
         }
+        setup.push((
+            TOWN,
+            Action::RegisterDelegate {
+                delegate: id(&self.keys[SETTLER]),
+                name: "settlement".into(),
+                delegation: machi_ledger::Delegation::Settler,
+            },
+            MRole::Settler,
+        ));
         for (signer, action, role) in setup {
             let target = match &action {
                 Action::RegisterOperator { operator: a, .. }
                 | Action::RegisterShop { shop: a, .. }
-                | Action::RegisterResident { resident: a, .. } => self.index[a],
+                | Action::RegisterResident { resident: a, .. }
+                | Action::RegisterDelegate { delegate: a, .. } => self.index[a],
                 _ => unreachable!("setup registers accounts only"),
             };
             let tx = self.tx(signer, action);
             self.submit(tx, Ok(None))?;
-            self.model.accounts.insert(target, MAccount { role, frozen: false, replaced_by: None });
+            self.model.accounts.insert(target, MAccount::new(role));
         }
         let issues = self.rng.gen_range(2..=3);
         for issue in 1..=issues {
@@ -361,14 +373,19 @@ impl Sim {
                 if self.rng.gen_bool(0.05) {
                     ids.push(TxId([3; 32]));
                 }
-                let signer = if self.rng.gen_bool(0.9) { TOWN } else { self.any_key() };
+                let signer = match self.rng.gen_range(0..10) {
+                    0..=5 => TOWN,
+                    6..=8 => SETTLER,
+                    _ => self.any_key(),
+                };
                 let action = Action::SettleCashOuts {
                     cash_outs: ids.clone(),
                     transfer_date: "2027-03-01".into(),
                     file_sha256: Hash32([1; 32]),
                 };
                 let tx = self.tx(signer, action);
-                let expect = self.expect(signer, |r| r == MRole::Town, |m| m.settle(&ids));
+                let expect =
+                    self.expect(signer, |r| r == MRole::Town || r == MRole::Settler, |m| m.settle(&ids));
                 self.submit(tx, expect)
             }
             80..=84 => {
@@ -428,7 +445,7 @@ impl Sim {
             MRole::Operator => target_role == Some(MRole::Resident),
             _ => false,
         };
-        let expect = self.expect(signer, allowed, |m| m.set_frozen(target, freeze));
+        let expect = self.expect(signer, allowed, |m| m.set_frozen(signer == TOWN, target, freeze));
         self.submit(tx, expect)
     }
 

@@ -151,7 +151,11 @@ pub(crate) fn craft(kind: Craft, seed: u64) -> Crafted {
 /// A signature by `key` on `message` whose `R` is `[k]B + T`, `T` of small order chosen by
 /// the seed (`seed % 7 == 3` gives order 2, `== 1` order 4), and `s = k + h·a` as if `R`
 /// were `[k]B`: what an attacker holding a registered key can send.
-pub(crate) fn mixed_order_signature(key: &ed25519_dalek::SigningKey, message: &[u8; 32], seed: u64) -> [u8; 64] {
+pub(crate) fn mixed_order_signature(
+    key: &ed25519_dalek::SigningKey,
+    message: &[u8; 32],
+    seed: u64,
+) -> [u8; 64] {
     let a = key.to_scalar();
     let k = scalar(seed, "k");
     let r = (k * B + torsion(seed)).compress().0;

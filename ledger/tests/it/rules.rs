@@ -379,3 +379,119 @@ fn invalid_issue_parameters() {
     town.ok(&t, Action::CreateIssue { issue: base.clone() });
     assert_eq!(town.run(&t, Action::CreateIssue { issue: base }), rejected(Reason::IssueExists));
 }
+
+/// The fee is charged on everything a shop has cashed out of an issue, rounded down once:
+/// a ¥199 cash-out at 0.5% pays ¥0 now, but the next one pays what the two together owe,
+/// so splitting a cash-out into small ones saves nothing.
+#[test]
+fn cash_out_fee_is_charged_on_the_running_total() {
+    let mut town = Town::new(1);
+    town.sell(0, 2).unwrap();
+    let local = town.local.clone();
+    assert_eq!(town.pay(0, &local, 20_000).1, APPLIED);
+    let mut fees = Vec::new();
+    for _ in 0..100 {
+        let cash_out = town.tx(&local, Action::RequestCashOut { issue: 1, amount: Yen(199) });
+        assert_eq!(town.apply(&cash_out), APPLIED);
+        fees.push(town.state.cash_outs[&cash_out.id].fee.0);
+    }
+    // 0.5% of 19,900 is 99.5: the hundred requests pay ¥99 in all, as one would.
+    assert_eq!(fees.iter().sum::<u64>(), 99);
+    assert_eq!(&fees[..3], &[0, 1, 1], "0.995, 1.99, 2.985 rounded down");
+    let s = &town.state.issues[&1].supply;
+    assert_eq!((s.fees, s.pending_cash_out), (Yen(99), Yen(19_801)));
+    assert_eq!(town.state.accounts[&id(&local)].cashed_out(1), Yen(19_900));
+}
+
+/// Delegated town keys hold one power each; the master key registers them and can freeze
+/// (revoke) them.
+#[test]
+fn delegated_town_keys() {
+    use machi_ledger::{Delegation, ShopClass};
+    let mut town = Town::new(1);
+    town.sell(0, 1).unwrap();
+    let (t, op, local) = (town.town.clone(), town.operator.clone(), town.local.clone());
+    let (registrar, settler) = (key(70), key(71));
+    let delegate = |key: &machi_ledger::SigningKey, delegation| Action::RegisterDelegate {
+        delegate: id(key),
+        name: format!("{delegation:?}"),
+        delegation,
+    };
+    assert_eq!(town.run(&op, delegate(&registrar, Delegation::ShopRegistrar)), Err(Refusal::WrongRole));
+    town.ok(&t, delegate(&registrar, Delegation::ShopRegistrar));
+    town.ok(&t, delegate(&settler, Delegation::Settler));
+    assert_eq!(
+        town.run(&t, delegate(&key(72), Delegation::Settler)),
+        APPLIED,
+        "the town may hold several of each"
+    );
+    let register_shop = |seed: u8| Action::RegisterShop {
+        shop: id(&key(seed)),
+        name: "八百屋".into(),
+        class: ShopClass::Local,
+    };
+    town.pay(0, &local, 1_000).1.unwrap();
+    let cash_out = town.tx(&local, Action::RequestCashOut { issue: 1, amount: Yen(1_000) });
+    assert_eq!(town.apply(&cash_out), APPLIED);
+    let settle = Action::SettleCashOuts {
+        cash_outs: vec![cash_out.id],
+        transfer_date: "2027-02-01".into(),
+        file_sha256: Hash32([1; 32]),
+    };
+    let neither_may = [
+        Action::CreateIssue { issue: issue_params(9) },
+        Action::ExpireIssue { issue: 1 },
+        Action::RegisterOperator { operator: id(&key(73)), name: "x".into() },
+        Action::Freeze { account: id(&local) },
+        Action::Unfreeze { account: id(&local) },
+        delegate(&key(74), Delegation::Settler),
+    ];
+    for action in neither_may {
+        let what = format!("{action:?}");
+        assert_eq!(town.run(&registrar, action.clone()), Err(Refusal::WrongRole), "registrar: {what}");
+        assert_eq!(town.run(&settler, action), Err(Refusal::WrongRole), "settler: {what}");
+    }
+    assert_eq!(town.run(&settler, register_shop(80)), Err(Refusal::WrongRole));
+    assert_eq!(town.run(&registrar, settle.clone()), Err(Refusal::WrongRole));
+    assert_eq!(town.run(&registrar, register_shop(80)), APPLIED);
+    assert_eq!(town.run(&settler, settle), APPLIED);
+    // A frozen delegate is a revoked one.
+    town.ok(&t, Action::Freeze { account: id(&registrar) });
+    assert_eq!(town.run(&registrar, register_shop(81)), rejected(Reason::AccountFrozen));
+    assert!(!town.state.accounts.contains_key(&id(&key(81))));
+}
+
+/// An operator may freeze a resident (a lost card) and lift that, but a freeze by the town
+/// is the town's to lift, and a new card does not lift it.
+#[test]
+fn town_freezes_need_the_town_to_lift_them() {
+    let mut town = Town::new(1);
+    town.sell(0, 1).unwrap();
+    let (op, t, local) = (town.operator.clone(), town.town.clone(), town.local.clone());
+    let resident = id(&town.residents[0]);
+    town.ok(&t, Action::Freeze { account: resident });
+    assert_eq!(town.run(&op, Action::Unfreeze { account: resident }), rejected(Reason::FrozenByTown));
+    assert_eq!(town.run(&op, Action::Freeze { account: resident }), rejected(Reason::NoChange));
+    assert_eq!(town.pay(0, &local, 100).1, rejected(Reason::AccountFrozen));
+    // A replaced card keeps the town's freeze.
+    let new = key(150);
+    town.ok(&op, Action::ReplaceKey { old: resident, new: id(&new) });
+    town.residents[0] = new.clone();
+    assert!(town.state.accounts[&id(&new)].frozen_by_town);
+    assert_eq!(town.pay(0, &local, 100).1, rejected(Reason::AccountFrozen));
+    assert_eq!(town.run(&op, Action::Unfreeze { account: id(&new) }), rejected(Reason::FrozenByTown));
+    town.ok(&t, Action::Unfreeze { account: id(&new) });
+    assert_eq!(town.pay(0, &local, 100).1, APPLIED);
+    // An operator's freeze: the operator lifts it, or the town makes it its own.
+    town.ok(&op, Action::Freeze { account: id(&new) });
+    town.ok(&t, Action::Freeze { account: id(&new) });
+    assert_eq!(town.run(&op, Action::Unfreeze { account: id(&new) }), rejected(Reason::FrozenByTown));
+    town.ok(&t, Action::Unfreeze { account: id(&new) });
+    town.ok(&op, Action::Freeze { account: id(&new) });
+    town.ok(&op, Action::Unfreeze { account: id(&new) });
+    // A replacement lifts an operator's freeze (the lost card was frozen).
+    town.ok(&op, Action::Freeze { account: id(&new) });
+    let newer = key(151);
+    town.ok(&op, Action::ReplaceKey { old: id(&new), new: id(&newer) });
+    assert!(!town.state.accounts[&id(&newer)].frozen);
+}
