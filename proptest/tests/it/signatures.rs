@@ -29,7 +29,9 @@ fn with_mixed_order_r(town: &SigningKey, tx: SignedTx, seed: u64) -> SignedTx {
     SignedTx { signature: crafted::mixed_order_signature(town, &id.0, seed), ..tx }
 }
 
-async fn serve(dir: &std::path::Path) -> (Client, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn serve(
+    dir: &std::path::Path,
+) -> (Client, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let node = Node::open_with_clock(dir, Arc::new(SystemClock)).expect("node opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let client = Client::new(&format!("http://{}", listener.local_addr().unwrap()));
