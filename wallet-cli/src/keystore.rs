@@ -1,26 +1,43 @@
-//! The keystore: one JSON file per wallet, named by its card number. The Ed25519 secret
-//! is encrypted with ChaCha20-Poly1305 under a key derived from the PIN with Argon2id
-//! (m = 19,456 KiB, t = 2, p = 1, a random 16-byte salt per file); the card number and
-//! account are the authenticated data, so a file cannot be re-labelled. Wrong PINs are
-//! counted in the file: after 5 in a row the wallet is locked for 15 minutes.
+//! The keystore: a private folder (0700) with one JSON file (0600) per wallet, named by
+//! its card number. The Ed25519 secret is encrypted with ChaCha20-Poly1305 under a key
+//! derived from the PIN with Argon2id (m = 19,456 KiB, t = 2, p = 1, a random 16-byte
+//! salt per file); the card number and account are the authenticated data, so a file
+//! cannot be re-labelled.
+//!
+//! Wrong PINs are counted in the file: after 5 in a row the wallet is locked for 15
+//! minutes. The count is read, checked and updated under an exclusive lock of the card's
+//! lock file, so PINs tried at the same time are counted one by one. It is authenticated
+//! with HMAC-SHA256 under the keystore's lockout key (`lockout.key`, made when the
+//! keystore is): a count changed by hand does not verify, and the card is then locked as
+//! if the last try had been wrong. This stops guessing through the wallet, nothing more:
+//! whoever can copy a wallet file can try PINs against the copy offline, at the cost of
+//! one Argon2id derivation per PIN (docs/KIOSK.md says what that means).
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
 use machi_ledger::{AccountId, SigningKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 pub const ARGON2_M_KIB: u32 = 19_456;
 pub const ARGON2_T: u32 = 2;
 pub const ARGON2_P: u32 = 1;
 pub const WRONG_PINS_MAX: u32 = 5;
 pub const LOCK_MS: u64 = 15 * 60 * 1000;
-const FORMAT_VERSION: u32 = 1;
+/// Permissions of the keystore folder and of every file in it: the owner's only.
+pub const FOLDER_MODE: u32 = 0o700;
+pub const FILE_MODE: u32 = 0o600;
+const FORMAT_VERSION: u32 = 2;
+const LOCKOUT_KEY_FILE: &str = "lockout.key";
+const LOCKOUT_KEY_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
@@ -36,6 +53,11 @@ pub enum KeystoreError {
     Locked { until_jst: String },
     #[error("the wallet file for card {0} has been changed or damaged")]
     Tampered(String),
+    #[error(
+        "the wallet file for card {0} was made by an older machi-wallet (format 1); the card \
+         cannot be unlocked: replace it at the counter (operator replace-card)"
+    )]
+    OldFormat(String),
     #[error("keystore file error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -109,7 +131,8 @@ fn luhn_digit(digits: &[u8]) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
 
-fn check_pin(pin: &str) -> Result<(), KeystoreError> {
+/// Checks a PIN's form: 4 to 8 ASCII digits.
+pub fn check_pin(pin: &str) -> Result<(), KeystoreError> {
     if (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -127,11 +150,18 @@ struct WalletFile {
     kdf: Kdf,
     nonce: String,
     ciphertext: String,
-    wrong_pins: u32,
-    locked_until_ms: u64,
+    lockout: Lockout,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The wrong-PIN count and lock, with their MAC under the keystore's lockout key.
+#[derive(Serialize, Deserialize, Default)]
+struct Lockout {
+    wrong_pins: u32,
+    locked_until_ms: u64,
+    mac: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
 struct Kdf {
     algorithm: String,
     m_kib: u32,
@@ -142,6 +172,7 @@ struct Kdf {
 
 pub struct Keystore {
     dir: PathBuf,
+    lockout_key: [u8; LOCKOUT_KEY_BYTES],
 }
 
 /// An unlocked wallet.
@@ -171,25 +202,100 @@ fn aad(card: &str, account: &AccountId) -> Vec<u8> {
     format!("machi.wallet.v1|{card}|{account}").into_bytes()
 }
 
+/// Creates `dir` (and its parents) as the owner's alone, and tightens it if it exists.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(FOLDER_MODE).create(dir)?;
+    tighten(dir, FOLDER_MODE)
+}
+
+fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+    let permissions = fs::metadata(path)?.permissions();
+    if permissions.mode() & 0o777 != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` (mode 0600) durably: aside, synced, renamed over, and the
+/// folder synced, so a crash leaves the old file or the new one, never half of one.
+/// With `replace` false an existing file is never overwritten (`AlreadyExists`).
+pub fn write_private(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
+    let aside = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
+    let written = (|| {
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(&aside)?;
+        out.write_all(bytes)?;
+        out.sync_all()?;
+        if replace {
+            fs::rename(&aside, path)
+        } else {
+            fs::hard_link(&aside, path)
+        }
+    })();
+    let _ = fs::remove_file(&aside);
+    written?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock of one card's lock file, held until dropped.
+struct CardLock {
+    _file: fs::File,
+}
+
 impl Keystore {
+    /// Opens (or makes) a keystore folder: the folder and its files are made private to
+    /// their owner, and the lockout key is made on first use.
     pub fn open(dir: &Path) -> Result<Keystore, KeystoreError> {
-        fs::create_dir_all(dir)?;
-        Ok(Keystore { dir: dir.to_path_buf() })
+        create_private_dir(dir)?;
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_file() {
+                tighten(&path, FILE_MODE)?;
+            }
+        }
+        let lockout_key = lockout_key(dir)?;
+        Ok(Keystore { dir: dir.to_path_buf(), lockout_key })
+    }
+
+    /// The keystore's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn path(&self, card: &CardNumber) -> PathBuf {
         self.dir.join(format!("{}.json", card.digits()))
     }
 
-    /// Creates a wallet for `key` protected by `pin`; returns its new card number.
+    fn lock(&self, card: &CardNumber) -> Result<CardLock, KeystoreError> {
+        let path = self.dir.join(format!("{}.lock", card.digits()));
+        let file =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).mode(FILE_MODE).open(path)?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from)?;
+        Ok(CardLock { _file: file })
+    }
+
+    /// The HMAC of a file's lockout record, over the card, account, count and lock time.
+    fn lockout_hmac(&self, file: &WalletFile) -> Hmac<Sha256> {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.lockout_key).expect("HMAC takes a key of any length");
+        let Lockout { wrong_pins, locked_until_ms, .. } = file.lockout;
+        let record =
+            format!("machi.wallet.lockout.v2|{}|{}|{wrong_pins}|{locked_until_ms}", file.card, file.account);
+        mac.update(record.as_bytes());
+        mac
+    }
+
+    fn lockout_verifies(&self, file: &WalletFile) -> bool {
+        let tag = hex::decode(&file.lockout.mac).unwrap_or_default();
+        self.lockout_hmac(file).verify_slice(&tag).is_ok()
+    }
+
+    /// Creates a wallet for `key` protected by `pin`; returns its new card number. The
+    /// file is on disk (synced) when this returns.
     pub fn create(&self, key: &SigningKey, pin: &str, label: &str) -> Result<CardNumber, KeystoreError> {
         check_pin(pin)?;
-        let card = loop {
-            let card = CardNumber::generate();
-            if !self.path(&card).exists() {
-                break card;
-            }
-        };
         let mut salt = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt);
         let kdf = Kdf {
@@ -200,26 +306,45 @@ impl Keystore {
             salt: hex::encode(salt),
         };
         let account = AccountId(key.verifying_key().to_bytes());
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&derive(pin, &kdf)?));
         let secret = key.to_bytes();
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &secret, aad: &aad(card.digits(), &account) })
-            .map_err(|_| KeystoreError::Tampered("encrypt".into()))?;
-        let file = WalletFile {
-            version: FORMAT_VERSION,
-            card: card.digits().to_string(),
-            account,
-            label: label.to_string(),
-            kdf,
-            nonce: hex::encode(nonce),
-            ciphertext: hex::encode(ciphertext),
-            wrong_pins: 0,
-            locked_until_ms: 0,
-        };
-        self.write(&card, &file)?;
-        Ok(card)
+        loop {
+            let card = CardNumber::generate();
+            let mut nonce = [0u8; 12];
+            rand::rngs::OsRng.fill_bytes(&mut nonce);
+            let ciphertext = cipher
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload { msg: &secret, aad: &aad(card.digits(), &account) },
+                )
+                .map_err(|_| KeystoreError::Tampered("encrypt".into()))?;
+            let mut file = WalletFile {
+                version: FORMAT_VERSION,
+                card: card.digits().to_string(),
+                account,
+                label: label.to_string(),
+                kdf: kdf.clone(),
+                nonce: hex::encode(nonce),
+                ciphertext: hex::encode(ciphertext),
+                lockout: Lockout::default(),
+            };
+            file.lockout.mac = hex::encode(self.lockout_hmac(&file).finalize().into_bytes());
+            match write_private(&self.path(&card), &encode(&file), false) {
+                Ok(()) => return Ok(card),
+                // Another wallet already has this card number: draw another.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Removes a wallet file. Used only for a card that never reached the chain.
+    pub fn remove(&self, card: &CardNumber) -> Result<(), KeystoreError> {
+        let _lock = self.lock(card)?;
+        fs::remove_file(self.path(card))?;
+        let _ = fs::remove_file(self.dir.join(format!("{}.lock", card.digits())));
+        fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
     }
 
     fn read(&self, card: &CardNumber) -> Result<WalletFile, KeystoreError> {
@@ -227,36 +352,50 @@ impl Keystore {
             std::io::ErrorKind::NotFound => KeystoreError::UnknownCard(card.display()),
             _ => KeystoreError::Io(e),
         })?;
-        let file: WalletFile =
+        let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|_| KeystoreError::Tampered(card.display()))?;
+        if value["version"] == 1 {
+            return Err(KeystoreError::OldFormat(card.display()));
+        }
+        let file: WalletFile =
+            serde_json::from_value(value).map_err(|_| KeystoreError::Tampered(card.display()))?;
         if file.version != FORMAT_VERSION || file.card != card.digits() {
             return Err(KeystoreError::Tampered(card.display()));
         }
         Ok(file)
     }
 
-    /// Writes aside, syncs, renames: a crash never leaves half a wallet file.
-    fn write(&self, card: &CardNumber, file: &WalletFile) -> Result<(), KeystoreError> {
-        let path = self.path(card);
-        let aside = path.with_extension("tmp");
-        let mut out = fs::File::create(&aside)?;
-        out.write_all(serde_json::to_string_pretty(file).expect("serialisable").as_bytes())?;
-        out.sync_all()?;
-        fs::rename(&aside, &path)?;
-        Ok(())
+    fn write(&self, card: &CardNumber, file: &mut WalletFile) -> Result<(), KeystoreError> {
+        file.lockout.mac = hex::encode(self.lockout_hmac(file).finalize().into_bytes());
+        Ok(write_private(&self.path(card), &encode(file), true)?)
     }
 
     /// The account of a card, without the PIN (for look-ups by staff).
     pub fn account(&self, card: &CardNumber) -> Result<AccountId, KeystoreError> {
-        Ok(self.read(card)?.account)
+        let text = fs::read_to_string(self.path(card)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => KeystoreError::UnknownCard(card.display()),
+            _ => KeystoreError::Io(e),
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| KeystoreError::Tampered(card.display()))?;
+        if value["card"] != card.digits() {
+            return Err(KeystoreError::Tampered(card.display()));
+        }
+        serde_json::from_value(value["account"].clone()).map_err(|_| KeystoreError::Tampered(card.display()))
     }
 
     /// Unlocks a wallet with its PIN, counting wrong PINs and locking after too many.
+    /// The whole read-check-update runs under the card's exclusive lock.
     pub fn unlock(&self, card: &CardNumber, pin: &str, now_ms: u64) -> Result<Wallet, KeystoreError> {
+        let _lock = self.lock(card)?;
         let mut file = self.read(card)?;
-        if file.locked_until_ms > now_ms {
+        if !self.lockout_verifies(&file) {
+            // The count was changed outside the wallet: lock, as for a last wrong PIN.
+            return Err(self.lock_out(card, &mut file, now_ms));
+        }
+        if file.lockout.locked_until_ms > now_ms {
             return Err(KeystoreError::Locked {
-                until_jst: machi_ledger::time::format_jst(file.locked_until_ms),
+                until_jst: machi_ledger::time::format_jst(file.lockout.locked_until_ms),
             });
         }
         let nonce = hex::decode(&file.nonce).map_err(|_| KeystoreError::Tampered(card.display()))?;
@@ -275,17 +414,12 @@ impl Keystore {
             Err(_) => None,
         };
         let Some(secret) = opened else {
-            file.wrong_pins += 1;
-            let left = WRONG_PINS_MAX.saturating_sub(file.wrong_pins);
+            file.lockout.wrong_pins += 1;
+            let left = WRONG_PINS_MAX.saturating_sub(file.lockout.wrong_pins);
             if left == 0 {
-                file.locked_until_ms = now_ms + LOCK_MS;
-                file.wrong_pins = 0;
-                self.write(card, &file)?;
-                return Err(KeystoreError::Locked {
-                    until_jst: machi_ledger::time::format_jst(file.locked_until_ms),
-                });
+                return Err(self.lock_out(card, &mut file, now_ms));
             }
-            self.write(card, &file)?;
+            self.write(card, &mut file)?;
             return Err(KeystoreError::WrongPin { left });
         };
         let secret: [u8; 32] = secret.try_into().map_err(|_| KeystoreError::Tampered(card.display()))?;
@@ -293,12 +427,47 @@ impl Keystore {
         if AccountId(key.verifying_key().to_bytes()) != file.account {
             return Err(KeystoreError::Tampered(card.display()));
         }
-        if file.wrong_pins != 0 {
-            file.wrong_pins = 0;
-            self.write(card, &file)?;
+        if file.lockout.wrong_pins != 0 || file.lockout.locked_until_ms != 0 {
+            file.lockout = Lockout::default();
+            self.write(card, &mut file)?;
         }
         Ok(Wallet { card: card.clone(), key })
     }
+
+    /// Locks the card for `LOCK_MS` from `now_ms` and says so (or why it could not).
+    fn lock_out(&self, card: &CardNumber, file: &mut WalletFile, now_ms: u64) -> KeystoreError {
+        file.lockout =
+            Lockout { wrong_pins: 0, locked_until_ms: now_ms.saturating_add(LOCK_MS), mac: String::new() };
+        match self.write(card, file) {
+            Ok(()) => KeystoreError::Locked {
+                until_jst: machi_ledger::time::format_jst(file.lockout.locked_until_ms),
+            },
+            Err(e) => e,
+        }
+    }
+}
+
+fn encode(file: &WalletFile) -> Vec<u8> {
+    serde_json::to_vec_pretty(file).expect("a wallet file serialises")
+}
+
+/// The keystore's lockout key: read, or made once (no two processes make different ones:
+/// the file is linked into place only if none is there yet).
+fn lockout_key(dir: &Path) -> Result<[u8; LOCKOUT_KEY_BYTES], KeystoreError> {
+    let path = dir.join(LOCKOUT_KEY_FILE);
+    let mut key = [0u8; LOCKOUT_KEY_BYTES];
+    if !path.exists() {
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        match write_private(&path, hex::encode(key).as_bytes(), false) {
+            Ok(()) => return Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let text = fs::read_to_string(&path)?;
+    hex::decode_to_slice(text.trim(), &mut key)
+        .map_err(|_| KeystoreError::Tampered(format!("{}", path.display())))?;
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -366,5 +535,97 @@ mod tests {
         file["account"] = hex::encode([9u8; 32]).into();
         fs::write(&path, file.to_string()).unwrap();
         assert!(store.unlock(&card, "1357", 0).is_err());
+    }
+
+    #[test]
+    fn files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("keystore");
+        let store = Keystore::open(&folder).unwrap();
+        let card = store.create(&SigningKey::from_bytes(&[3; 32]), "2468", "resident").unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700, "the keystore folder");
+        assert_eq!(mode(&store.path(&card)), 0o600, "a new wallet file");
+        assert!(store.unlock(&card, "1111", 0).is_err());
+        assert_eq!(mode(&store.path(&card)), 0o600, "a wallet file rewritten by a wrong PIN");
+        // A folder and file made loose by hand (or by an older wallet) are tightened.
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(store.path(&card), fs::Permissions::from_mode(0o644)).unwrap();
+        Keystore::open(&folder).unwrap();
+        assert_eq!((mode(&folder), mode(&store.path(&card))), (0o700, 0o600));
+    }
+
+    #[test]
+    fn fifty_wrong_pins_at_once_lock_the_card() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = Keystore::open(dir.path())
+            .unwrap()
+            .create(&SigningKey::from_bytes(&[5; 32]), "2468", "resident")
+            .unwrap();
+        let start = std::sync::Barrier::new(50);
+        let results: Vec<Result<Wallet, KeystoreError>> = std::thread::scope(|scope| {
+            let tries: Vec<_> = (0..50)
+                .map(|_| {
+                    scope.spawn(|| {
+                        // Each thread has its own handle, as separate processes would.
+                        let store = Keystore::open(dir.path()).unwrap();
+                        start.wait();
+                        store.unlock(&card, "0000", 0)
+                    })
+                })
+                .collect();
+            tries.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let wrong = results.iter().filter(|r| matches!(r, Err(KeystoreError::WrongPin { .. }))).count();
+        let locked = results.iter().filter(|r| matches!(r, Err(KeystoreError::Locked { .. }))).count();
+        assert_eq!((wrong, locked), (WRONG_PINS_MAX as usize - 1, 50 - (WRONG_PINS_MAX as usize - 1)));
+        let store = Keystore::open(dir.path()).unwrap();
+        assert!(matches!(store.unlock(&card, "2468", 1), Err(KeystoreError::Locked { .. })));
+    }
+
+    #[test]
+    fn editing_the_counter_in_the_file_does_not_unlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Keystore::open(dir.path()).unwrap();
+        let card = store.create(&SigningKey::from_bytes(&[6; 32]), "2468", "resident").unwrap();
+        let path = store.path(&card);
+        let reset = |text: &str| {
+            // Every way of writing "no wrong PINs, not locked" into the file.
+            let mut file: serde_json::Value = serde_json::from_str(text).unwrap();
+            for (key, value) in file.as_object_mut().unwrap() {
+                if key.contains("wrong") || key.contains("locked") {
+                    *value = 0.into();
+                }
+                if let Some(inner) = value.as_object_mut() {
+                    for (key, value) in inner.iter_mut() {
+                        if key.contains("wrong") || key.contains("locked") {
+                            *value = 0.into();
+                        }
+                    }
+                }
+            }
+            file.to_string()
+        };
+        for _ in 0..WRONG_PINS_MAX {
+            let _ = store.unlock(&card, "0000", 0);
+        }
+        let locked = fs::read_to_string(&path).unwrap();
+        fs::write(&path, reset(&locked)).unwrap();
+        assert!(
+            matches!(store.unlock(&card, "2468", 1), Err(KeystoreError::Locked { .. })),
+            "a locked card stays locked when its file is edited"
+        );
+        // Four wrong PINs, then the count set back to zero by hand: the card locks
+        // rather than granting more tries.
+        let store = Keystore::open(dir.path()).unwrap();
+        let card = store.create(&SigningKey::from_bytes(&[8; 32]), "2468", "resident").unwrap();
+        let path = store.path(&card);
+        for _ in 1..WRONG_PINS_MAX {
+            let _ = store.unlock(&card, "0000", 0);
+        }
+        fs::write(&path, reset(&fs::read_to_string(&path).unwrap())).unwrap();
+        assert!(matches!(store.unlock(&card, "2468", 1), Err(KeystoreError::Locked { .. })));
+        assert!(store.unlock(&card, "2468", LOCK_MS + 2).is_ok(), "usable again after the lock time");
     }
 }
