@@ -1,14 +1,15 @@
-//! The chain follower: reads every block after the last one it read (its height is kept
-//! in sled, so a restart resumes), and from the committed transactions of our shops
+//! The chain follower: reads every block after the last one it read (its height and
+//! hash are kept in sled, so a restart resumes), checks it (`trust.rs`), and from the committed transactions of our shops
 //! marks invoices paid and refunded, records cash-outs and their settlement, writes
 //! statement lines and emits events. It is the only writer of these records, and every
-//! step is idempotent: reading a block twice changes nothing.
+//! step is idempotent: reading a block twice changes nothing. A block that fails its
+//! checks stops the follower for good (until the service restarts): it is logged as an
+//! error, health says so, and no later block is read.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use machi_ledger::api::BlockView;
-use machi_ledger::{AccountId, Action, TxId, Yen};
+use machi_ledger::{AccountId, Action, Block, Outcome, TxBody, TxId, Yen};
 use tokio::sync::watch;
 
 use crate::invoices::pay;
@@ -36,6 +37,11 @@ pub(crate) async fn follow(merchant: Arc<Merchant>, mut shutdown: watch::Receive
             swept = std::time::Instant::now();
         }
         if let Err(e) = caught_up {
+            if let Some(untrusted) = e.downcast_ref::<crate::trust::Untrusted>() {
+                merchant.halt(untrusted);
+                let _ = shutdown.changed().await;
+                return;
+            }
             tracing::warn!("following the chain: {e:#}");
             tokio::select! {
                 _ = tokio::time::sleep(RETRY_INTERVAL) => continue,
@@ -44,7 +50,7 @@ pub(crate) async fn follow(merchant: Arc<Merchant>, mut shutdown: watch::Receive
         }
         // Wait for the node to have a block we have not read (a long poll), or to be
         // woken by an operation that has just committed one.
-        let synced = merchant.store.meta_u64("synced_height");
+        let synced = merchant.tip().height;
         tokio::select! {
             _ = merchant.wake.notified() => {}
             _ = merchant.node.head_after(synced, LONG_POLL_MS) => {}
@@ -54,8 +60,9 @@ pub(crate) async fn follow(merchant: Arc<Merchant>, mut shutdown: watch::Receive
 }
 
 /// Where a block's transaction sits, for statement lines.
-struct At<'a> {
-    block: &'a BlockView,
+struct At {
+    height: u64,
+    timestamp_ms: u64,
     /// Position in the block: orders lines of the same block.
     index: u32,
     tx_id: TxId,
@@ -64,22 +71,35 @@ struct At<'a> {
 impl Merchant {
     async fn catch_up(&self) -> anyhow::Result<()> {
         let head = self.node.head().await?;
-        let mut next = self.store.meta_u64("synced_height") + 1;
-        while next <= head.height {
-            let block = self.node.block(next).await?;
+        let mut tip = self.tip();
+        while tip.height < head.height {
+            let view = self.node.block(tip.height + 1).await?;
+            let block = crate::trust::check_block(&view, &self.chain_id, &tip, &self.producer)?;
             self.read_block(&block).await?;
-            self.store.set_meta_u64("synced_ms", block.timestamp_ms)?;
-            self.store.set_meta_u64("synced_height", next)?;
-            self.synced.send_replace(next);
-            next += 1;
+            tip = crate::trust::Tip::of(&block);
+            let mut batch = sled::Batch::default();
+            batch.insert("synced_ms", &tip.timestamp_ms.to_be_bytes());
+            batch.insert("synced_height", &tip.height.to_be_bytes());
+            batch.insert("synced_hash", &tip.hash.0);
+            self.store.meta.apply_batch(batch)?;
+            *self.tip.lock().expect("tip lock") = tip;
+            self.synced.send_replace(tip.height);
         }
         Ok(())
     }
 
-    async fn read_block(&self, block: &BlockView) -> anyhow::Result<()> {
-        for (index, tx) in block.txs.iter().enumerate().filter(|(_, tx)| tx.status == 0) {
-            let Some(body) = &tx.body else { continue };
-            let at = At { block, index: index as u32, tx_id: tx.id };
+    /// Reads the applied transactions of a checked block, from their signed bytes.
+    async fn read_block(&self, block: &Block) -> anyhow::Result<()> {
+        let applied =
+            block.txs.iter().zip(&block.outcomes).enumerate().filter(|(_, (_, o))| **o == Outcome::Applied);
+        for (index, (tx, _)) in applied {
+            let Ok(body) = TxBody::decode(&tx.body) else { continue };
+            let at = At {
+                height: block.header.height,
+                timestamp_ms: block.header.timestamp_ms,
+                index: index as u32,
+                tx_id: tx.id(&self.chain_id),
+            };
             match &body.action {
                 Action::Pay { shop, amount, invoice } if self.shop(shop).is_some() => {
                     self.read_payment(&at, *shop, tx.signer, *amount, invoice.as_deref())?;
@@ -97,7 +117,7 @@ impl Merchant {
                     self.read_cash_out(&at, tx.signer, *issue, *amount, fee)?;
                 }
                 Action::SettleCashOuts { cash_outs, transfer_date, .. } => {
-                    self.read_settlement(&at, cash_outs, transfer_date)?;
+                    self.read_settlement(&at, cash_outs, transfer_date).await?;
                 }
                 _ => {}
             }
@@ -108,16 +128,15 @@ impl Merchant {
     fn add_entry(
         &self,
         shop: AccountId,
-        at: &At<'_>,
+        at: &At,
         extra: &[u8],
-        entry_for: impl FnOnce(&At<'_>) -> Entry,
+        entry_for: impl FnOnce(&At) -> Entry,
     ) -> sled::Result<()> {
         // Time first (statements are by month), then chain order.
-        let b = at.block;
         let key = [
             &shop.0[..],
-            &b.timestamp_ms.to_be_bytes(),
-            &b.height.to_be_bytes(),
+            &at.timestamp_ms.to_be_bytes(),
+            &at.height.to_be_bytes(),
             &at.index.to_be_bytes(),
             extra,
         ]
@@ -127,7 +146,7 @@ impl Merchant {
 
     fn read_payment(
         &self,
-        at: &At<'_>,
+        at: &At,
         shop: AccountId,
         resident: AccountId,
         amount: Yen,
@@ -140,8 +159,8 @@ impl Merchant {
                     || invoice.payment.as_ref().is_some_and(|p| p.tx_id == at.tx_id))
         });
         self.add_entry(shop, at, &[], |at| Entry {
-            timestamp_ms: at.block.timestamp_ms,
-            height: at.block.height,
+            timestamp_ms: at.timestamp_ms,
+            height: at.height,
             tx_id: at.tx_id,
             kind: EntryKind::Payment,
             invoice: invoice_id.map(str::to_string),
@@ -152,12 +171,8 @@ impl Merchant {
         })?;
         let Some(invoice) = matched else { return Ok(()) };
         self.store.payments.insert(at.tx_id.0, invoice.id.as_bytes())?;
-        let payment = PaymentInfo {
-            tx_id: at.tx_id,
-            resident,
-            height: at.block.height,
-            timestamp_ms: at.block.timestamp_ms,
-        };
+        let payment =
+            PaymentInfo { tx_id: at.tx_id, resident, height: at.height, timestamp_ms: at.timestamp_ms };
         let Some(paid) = self.update_invoice(&invoice.id, |current| pay(current, &payment))? else {
             return Ok(());
         };
@@ -167,12 +182,12 @@ impl Merchant {
         self.emit("invoice.paid", shop, Some(paid), None)
     }
 
-    fn read_refund(&self, at: &At<'_>, shop: AccountId, payment: TxId, amount: Yen) -> anyhow::Result<()> {
+    fn read_refund(&self, at: &At, shop: AccountId, payment: TxId, amount: Yen) -> anyhow::Result<()> {
         let invoice_id =
             self.store.payments.get(payment.0)?.map(|id| String::from_utf8_lossy(&id).into_owned());
         self.add_entry(shop, at, &[], |at| Entry {
-            timestamp_ms: at.block.timestamp_ms,
-            height: at.block.height,
+            timestamp_ms: at.timestamp_ms,
+            height: at.height,
             tx_id: at.tx_id,
             kind: EntryKind::Refund,
             invoice: invoice_id.clone(),
@@ -182,12 +197,7 @@ impl Merchant {
             net: Yen(0),
         })?;
         let Some(invoice_id) = invoice_id else { return Ok(()) };
-        let refund = RefundInfo {
-            tx_id: at.tx_id,
-            amount,
-            height: at.block.height,
-            timestamp_ms: at.block.timestamp_ms,
-        };
+        let refund = RefundInfo { tx_id: at.tx_id, amount, height: at.height, timestamp_ms: at.timestamp_ms };
         let refunded = self.update_invoice(&invoice_id, |mut invoice| {
             if invoice.refunds.iter().any(|r| r.tx_id == refund.tx_id) {
                 return None;
@@ -208,7 +218,7 @@ impl Merchant {
 
     fn read_cash_out(
         &self,
-        at: &At<'_>,
+        at: &At,
         shop: AccountId,
         issue: u32,
         amount: Yen,
@@ -216,8 +226,8 @@ impl Merchant {
     ) -> anyhow::Result<()> {
         let net = amount.minus(fee);
         self.add_entry(shop, at, &[], |at| Entry {
-            timestamp_ms: at.block.timestamp_ms,
-            height: at.block.height,
+            timestamp_ms: at.timestamp_ms,
+            height: at.height,
             tx_id: at.tx_id,
             kind: EntryKind::CashOut,
             invoice: None,
@@ -237,7 +247,7 @@ impl Merchant {
             fee,
             net,
             status: CashOutStatus::Pending,
-            requested_ms: at.block.timestamp_ms,
+            requested_ms: at.timestamp_ms,
             settlement: None,
             transfer_date: None,
         };
@@ -245,8 +255,12 @@ impl Merchant {
         Ok(())
     }
 
-    fn read_settlement(&self, at: &At<'_>, cash_outs: &[TxId], transfer_date: &str) -> anyhow::Result<()> {
-        let settlement = self.settlements()?.into_iter().find(|s| s.tx_id == at.tx_id).map(|s| s.id);
+    async fn read_settlement(&self, at: &At, cash_outs: &[TxId], transfer_date: &str) -> anyhow::Result<()> {
+        let settlement = self
+            .settlement_on_chain(&at.tx_id, at.height)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?
+            .map(|s| s.id);
         for id in cash_outs {
             let Some(mut cash_out) = get_json::<CashOut>(&self.store.cash_outs, id.0) else { continue };
             if cash_out.status == CashOutStatus::Paid {
@@ -256,8 +270,8 @@ impl Merchant {
             cash_out.settlement = settlement.clone();
             cash_out.transfer_date = Some(transfer_date.to_string());
             self.add_entry(cash_out.shop, at, &id.0, |at| Entry {
-                timestamp_ms: at.block.timestamp_ms,
-                height: at.block.height,
+                timestamp_ms: at.timestamp_ms,
+                height: at.height,
                 tx_id: at.tx_id,
                 kind: EntryKind::CashOutPaid,
                 invoice: None,

@@ -22,6 +22,7 @@ mod reservations;
 mod secrets;
 mod store;
 mod town_bank;
+mod trust;
 mod zengin;
 
 use std::future::Future;

@@ -23,6 +23,7 @@ use crate::model::{
 };
 use crate::secrets::{new_token, random_id, token_hash, Sealer};
 use crate::store::{read_all, write_durable, Store};
+use crate::trust::Tip;
 use crate::zengin::Originator;
 
 /// Time-to-live of the transactions this service signs.
@@ -79,14 +80,22 @@ pub struct Merchant {
     tokens: RwLock<HashMap<Hash32, TokenRecord>>,
     issues: Mutex<HashMap<u32, IssueParams>>,
     pub(crate) events: broadcast::Sender<ShopEvent>,
+    /// The block producer that genesis names: every block must carry its signature.
+    pub(crate) producer: AccountId,
+    /// The last block the follower has read.
+    pub(crate) tip: Mutex<Tip>,
     /// Height of the last block the follower has read.
     pub(crate) synced: watch::Sender<u64>,
+    /// Why the follower stopped: the node served a block that failed its checks.
+    halted: Mutex<Option<String>>,
     pub(crate) wake: Notify,
     /// Becomes true when the server starts shutting down: event streams end then.
     pub(crate) closing: watch::Sender<bool>,
     /// Serialises check-then-create of idempotent requests and pay codes.
     pub(crate) create_lock: Mutex<()>,
     pub(crate) settle_lock: tokio::sync::Mutex<()>,
+    /// Held briefly around each change of a settlement (never across a call to the node).
+    pub(crate) settlements: tokio::sync::Mutex<crate::money::Settlements>,
     /// One request at a time per Idempotency-Key of a refund or cash-out.
     pub(crate) key_locks: crate::reservations::KeyLocks,
     pub(crate) pay_limiter: Mutex<crate::limiter::Limiter>,
@@ -111,7 +120,14 @@ impl Merchant {
             shops.insert(record.account, Arc::new(Shop { record, key }));
         }
         let tokens = read_all::<TokenRecord>(&store.tokens_dir())?.into_iter().map(|t| (t.hash, t)).collect();
-        let synced = store.meta_u64("synced_height");
+        let town_account = AccountId(config.town_key.verifying_key().to_bytes());
+        let (genesis, producer) = crate::trust::genesis(&node, &chain_id, &town_account)
+            .await
+            .context("refusing to follow the node's chain")?;
+        let tip = start_tip(&store, &node, genesis, &producer).await?;
+        let synced = tip.height;
+        let settlements =
+            crate::money::Settlements::load(&store.settlements_dir(), store.meta_u64("settlement_seq"))?;
         let merchant = Arc::new(Merchant {
             store,
             node,
@@ -125,11 +141,15 @@ impl Merchant {
             tokens: RwLock::new(tokens),
             issues: Mutex::new(HashMap::new()),
             events: broadcast::channel(EVENTS_BUFFER).0,
+            producer,
+            tip: Mutex::new(tip),
             synced: watch::channel(synced).0,
+            halted: Mutex::new(None),
             wake: Notify::new(),
             closing: watch::Sender::new(false),
             create_lock: Mutex::new(()),
             settle_lock: tokio::sync::Mutex::new(()),
+            settlements: tokio::sync::Mutex::new(settlements),
             key_locks: Default::default(),
             pay_limiter: Mutex::new(crate::limiter::Limiter::default()),
             network,
@@ -185,7 +205,17 @@ impl Merchant {
     pub(crate) async fn wait_synced(&self, height: u64) -> Result<(), ApiError> {
         self.wake.notify_one();
         let mut rx = self.synced.subscribe();
-        let seen = matches!(tokio::time::timeout(SYNC_WAIT, rx.wait_for(|h| *h >= height)).await, Ok(Ok(_)));
+        let reached = rx.wait_for(|h| *h >= height || self.halted().is_some());
+        let seen = matches!(tokio::time::timeout(SYNC_WAIT, reached).await, Ok(Ok(_)));
+        if let Some(problem) = self.halted() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_not_trusted",
+                format!(
+                    "committed at height {height}, but the service has stopped reading the chain: {problem}"
+                ),
+            ));
+        }
         match seen {
             true => Ok(()),
             false => Err(ApiError::new(
@@ -196,6 +226,27 @@ impl Merchant {
                 ),
             )),
         }
+    }
+
+    pub(crate) fn tip(&self) -> Tip {
+        *self.tip.lock().expect("tip lock")
+    }
+
+    /// Why the follower stopped, if it did.
+    pub(crate) fn halted(&self) -> Option<String> {
+        self.halted.lock().expect("halted lock").clone()
+    }
+
+    /// Stops believing the node: called by the follower with the block that failed.
+    pub(crate) fn halt(&self, untrusted: &crate::trust::Untrusted) {
+        tracing::error!(
+            "the node served a block that fails its checks ({untrusted}); the follower has stopped \
+             and reads no more blocks: nothing more is paid, refunded or settled here until the \
+             node's chain is sorted out and the service restarted"
+        );
+        *self.halted.lock().expect("halted lock") = Some(untrusted.to_string());
+        // Wake whoever waits for the follower, so they hear it now.
+        self.synced.send_modify(|_| {});
     }
 
     pub(crate) async fn issue_params(&self, id: u32) -> Result<IssueParams, ApiError> {
@@ -415,6 +466,34 @@ pub(crate) fn node_error(error: ClientError) -> ApiError {
             )
         }
     }
+}
+
+/// Where the follower starts: genesis, or the block it read last. A folder that kept
+/// only the height (no hash) has that block checked by its producer signature instead of
+/// its link; a folder that followed another chain is refused.
+async fn start_tip(store: &Store, node: &Client, genesis: Tip, producer: &AccountId) -> anyhow::Result<Tip> {
+    let kept = store.meta.get("genesis_hash")?;
+    anyhow::ensure!(
+        kept.as_deref().is_none_or(|h| h == genesis.hash.0),
+        "the node serves a chain whose genesis is not the one {} follows",
+        store.dir.display()
+    );
+    store.meta.insert("genesis_hash", &genesis.hash.0)?;
+    let height = store.meta_u64("synced_height");
+    if height == 0 {
+        return Ok(genesis);
+    }
+    if let Some(hash) = store.meta.get("synced_hash")? {
+        let hash = Hash32(hash.as_ref().try_into().context("synced_hash is 32 bytes")?);
+        return Ok(Tip { height, hash, timestamp_ms: store.meta_u64("synced_ms") });
+    }
+    let view = node.block(height).await?;
+    let block = view.to_block().map_err(|e| anyhow::anyhow!("block {height}: {e}"))?;
+    anyhow::ensure!(
+        block.header.producer == *producer && machi_ledger::verify_producer(&block).is_ok(),
+        "block {height} does not carry the producer's signature"
+    );
+    Ok(Tip::of(&block))
 }
 
 async fn wait_for_node(node: &Client) -> anyhow::Result<String> {

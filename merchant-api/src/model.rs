@@ -313,10 +313,14 @@ pub struct SettlementRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SettlementStatus {
-    /// The file is written; the chain has not yet confirmed the settlement.
+    /// The file is written and kept; the chain has not yet confirmed the settlement, so
+    /// the file is not given out. `POST /v1/admin/settlements` sends it again.
     Submitting,
-    /// On chain: the cash-outs are paid.
+    /// On chain: the cash-outs are paid, and the file can be downloaded.
     Recorded,
+    /// The chain recorded the settlement's transaction as rejected (`reason`): it paid
+    /// nothing. The file is kept and never given out; its cash-outs go in a later one.
+    Rejected,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -331,9 +335,18 @@ pub struct Settlement {
     pub total: Yen,
     #[schema(value_type = String)]
     pub file_sha256: Hash32,
+    /// The transaction that records it (the last one signed for it).
     #[schema(value_type = String)]
     pub tx_id: TxId,
+    /// Transactions signed earlier for this same file whose time-to-live ran out before
+    /// they reached the chain; none of them ever can.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub expired_tx_ids: Vec<TxId>,
     pub status: SettlementStatus,
+    /// Why the chain rejected it.
+    #[serde(default)]
+    pub reason: Option<String>,
     pub created_ms: u64,
     pub height: Option<u64>,
     #[serde(skip_serializing)]

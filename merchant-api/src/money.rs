@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use axum::http::StatusCode;
+use machi_ledger::api::TxStatus;
 use machi_ledger::time::{format_jst, format_jst_date, parse_date, start_of_day_jst_ms};
 use machi_ledger::{sha256, AccountId, Action, Kind, Yen, SETTLE_REQUESTS_MAX};
 use machi_node::ApiError;
@@ -13,7 +15,7 @@ use crate::merchant::{node_error, Merchant};
 use crate::model::{
     Balance, BalanceLine, CashOut, CashOutRequest, CashOutStatus, Entry, Settlement, SettlementStatus,
 };
-use crate::store::{get_json, read_all, write_durable};
+use crate::store::{get_json, read_all, write_durable, write_durable_async};
 use crate::zengin::{Transfer, ZenginFile};
 
 /// The first millisecond of a `YYYY-MM` month in JST and of the month after it.
@@ -162,46 +164,81 @@ impl Merchant {
         csv.into_bytes()
     }
 
-    pub(crate) fn settlements(&self) -> anyhow::Result<Vec<Settlement>> {
-        let mut list: Vec<Settlement> = read_all(&self.store.settlements_dir())?;
+    pub(crate) async fn settlements(&self) -> Vec<Settlement> {
+        let mut list: Vec<Settlement> = self.settlements.lock().await.by_id.values().cloned().collect();
         list.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
-        Ok(list)
+        list
     }
 
-    pub(crate) fn settlement(&self, id: &str) -> Result<Settlement, ApiError> {
-        self.settlements()
-            .map_err(|e| ApiError::internal("reading settlements", e))?
-            .into_iter()
-            .find(|s| s.id == id)
-            .ok_or_else(|| ApiError::not_found("settlement"))
+    pub(crate) async fn settlement(&self, id: &str) -> Result<Settlement, ApiError> {
+        self.settlements.lock().await.by_id.get(id).cloned().ok_or_else(|| ApiError::not_found("settlement"))
     }
 
-    pub(crate) fn zengin_file(&self, id: &str) -> Result<Vec<u8>, ApiError> {
-        let settlement = self.settlement(id)?;
-        let bytes = std::fs::read(self.store.settlements_dir().join(format!("{}.zengin", settlement.id)))
+    /// A settlement's Zengin file, given out only once the settlement is on chain: a file
+    /// that has left the building must be the one the chain records.
+    pub(crate) async fn zengin_file(&self, id: &str) -> Result<Vec<u8>, ApiError> {
+        let settlement = self.settlement(id).await?;
+        match settlement.status {
+            SettlementStatus::Recorded => {}
+            SettlementStatus::Submitting => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "settlement_not_recorded",
+                    "the settlement is not on chain yet; its file is given out once it is \
+                     (POST /v1/admin/settlements sends it again)",
+                ))
+            }
+            SettlementStatus::Rejected => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "settlement_rejected",
+                    "the chain rejected this settlement; its file is kept but never given out",
+                ))
+            }
+        }
+        let path = self.store.settlements_dir().join(format!("{}.zengin", settlement.id));
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(|e| ApiError::internal("reading a Zengin file", e))?
             .map_err(|e| ApiError::internal("reading a Zengin file", e))?;
         assert_eq!(sha256(&bytes), settlement.file_sha256, "a stored Zengin file changed on disk");
         Ok(bytes)
     }
 
-    fn save_settlement(&self, settlement: &Settlement, file: Option<&[u8]>) -> Result<(), ApiError> {
+    /// Writes a settlement (and, for a new one, its file) to disk with fsync, then keeps
+    /// it in memory. The caller holds the settlements' lock, so one writer at a time.
+    async fn save_settlement(
+        &self,
+        settlements: &mut Settlements,
+        settlement: &Settlement,
+        file: Option<Vec<u8>>,
+    ) -> Result<(), ApiError> {
         let dir = self.store.settlements_dir();
         let io = |e| ApiError::internal("writing a settlement", e);
         if let Some(file) = file {
-            write_durable(&dir.join(format!("{}.zengin", settlement.id)), file).map_err(io)?;
+            let path = dir.join(format!("{}.zengin", settlement.id));
+            let written = tokio::task::spawn_blocking(move || {
+                assert!(!path.exists(), "settlement ids are never reused: {} exists", path.display());
+                write_durable(&path, &file)
+            });
+            written.await.map_err(|e| ApiError::internal("writing a settlement", e))?.map_err(io)?;
         }
         // The signed transaction is kept (the API never shows it) so it can be re-sent.
         let mut stored = serde_json::to_value(settlement).expect("records encode");
         stored["tx"] = serde_json::to_value(&settlement.tx).expect("records encode");
-        write_durable(&dir.join(format!("{}.json", settlement.id)), stored.to_string().as_bytes()).map_err(io)
+        let path = dir.join(format!("{}.json", settlement.id));
+        write_durable_async(path, stored.to_string().into_bytes()).await.map_err(io)?;
+        settlements.by_id.insert(settlement.id.clone(), settlement.clone());
+        Ok(())
     }
 
     /// Settles every pending cash-out: one Zengin 総合振込 file (one transfer per shop),
-    /// written to disk with fsync, then recorded on chain with its SHA-256.
+    /// written to disk with fsync, then recorded on chain with its SHA-256. A settlement
+    /// still waiting for the chain is sent again first, with the same file.
     pub(crate) async fn settle(&self, transfer_date: &str) -> Result<Settlement, ApiError> {
         let _guard = self.settle_lock.lock().await;
-        if let Some(unfinished) = self.finish_unrecorded().await? {
-            return Ok(unfinished);
+        if let Some(finished) = self.finish_submitting().await? {
+            return Ok(finished);
         }
         let today = format_jst_date(self.now_ms());
         if parse_date(transfer_date).is_none() || transfer_date < today.as_str() {
@@ -217,7 +254,7 @@ impl Merchant {
                 "start machi-merchant with --town-bank FILE to build transfer files",
             ));
         };
-        let pending = self.all_pending_cash_outs();
+        let pending = self.all_pending_cash_outs().await;
         if pending.is_empty() {
             return Err(ApiError::new(StatusCode::CONFLICT, "nothing_to_settle", "no cash-out is pending"));
         }
@@ -231,32 +268,50 @@ impl Merchant {
             transfer_date: transfer_date.to_string(),
             file_sha256,
         });
-        let seq = self.store.meta_u64("settlement_seq") + 1;
-        self.store
-            .set_meta_u64("settlement_seq", seq)
-            .map_err(|e| ApiError::internal("settlement seq", e))?;
-        let mut settlement = Settlement {
-            id: format!("stl_{}_{seq:04}", transfer_date.replace('-', "")),
-            transfer_date: transfer_date.to_string(),
-            cash_outs,
-            transfers: transfers.len() as u32,
-            total,
-            file_sha256,
-            tx_id: tx.id(&self.chain_id),
-            status: SettlementStatus::Submitting,
-            created_ms: self.now_ms(),
-            height: None,
-            tx: Some(tx),
+        let settlement = {
+            let mut settlements = self.settlements.lock().await;
+            let seq = settlements.seq + 1;
+            let settlement = Settlement {
+                id: format!("stl_{}_{seq:04}", transfer_date.replace('-', "")),
+                transfer_date: transfer_date.to_string(),
+                cash_outs,
+                transfers: transfers.len() as u32,
+                total,
+                file_sha256,
+                tx_id: tx.id(&self.chain_id),
+                expired_tx_ids: Vec::new(),
+                status: SettlementStatus::Submitting,
+                reason: None,
+                created_ms: self.now_ms(),
+                height: None,
+                tx: Some(tx),
+            };
+            // The number is taken before anything is written: a failed write leaves a
+            // gap, never a reused id.
+            settlements.seq = seq;
+            self.save_settlement(&mut settlements, &settlement, Some(file)).await?;
+            settlement
         };
-        self.save_settlement(&settlement, Some(&file))?;
-        self.record_settlement(&mut settlement).await?;
-        Ok(settlement)
+        self.send_settlement(settlement).await
     }
 
     /// Pending cash-outs not yet in a settlement, oldest first, at most one file's worth.
-    fn all_pending_cash_outs(&self) -> Vec<CashOut> {
-        let mut pending: Vec<CashOut> =
-            self.all_cash_outs().filter(|c| c.status == CashOutStatus::Pending).collect();
+    /// A cash-out in a settlement the chain has recorded but the follower has not yet
+    /// read is not pending any more.
+    async fn all_pending_cash_outs(&self) -> Vec<CashOut> {
+        let settled: std::collections::HashSet<machi_ledger::TxId> = self
+            .settlements
+            .lock()
+            .await
+            .by_id
+            .values()
+            .filter(|s| s.status != SettlementStatus::Rejected)
+            .flat_map(|s| s.cash_outs.iter().copied())
+            .collect();
+        let mut pending: Vec<CashOut> = self
+            .all_cash_outs()
+            .filter(|c| c.status == CashOutStatus::Pending && !settled.contains(&c.id))
+            .collect();
         pending.sort_by_key(|c| c.requested_ms);
         pending.truncate(SETTLE_REQUESTS_MAX);
         pending
@@ -294,39 +349,132 @@ impl Merchant {
         Ok((transfers, pending.iter().map(|c| c.id).collect(), total))
     }
 
-    /// Sends a settlement's transaction (again, if it was sent before: the chain answers a
-    /// repeat with the first result) and records the outcome.
-    async fn record_settlement(&self, settlement: &mut Settlement) -> Result<(), ApiError> {
+    /// A settlement still waiting for the chain (the node was down, or its answer was
+    /// lost) is sent again before a new one is built. `None` if there is none, or the
+    /// chain rejected it.
+    async fn finish_submitting(&self) -> Result<Option<Settlement>, ApiError> {
+        let waiting = self
+            .settlements
+            .lock()
+            .await
+            .by_id
+            .values()
+            .find(|s| s.status == SettlementStatus::Submitting)
+            .cloned();
+        let Some(settlement) = waiting else { return Ok(None) };
+        let sent = self.send_settlement(settlement).await?;
+        Ok((sent.status == SettlementStatus::Recorded).then_some(sent))
+    }
+
+    /// Sends a settlement's transaction (again, if it was sent before: the chain answers
+    /// a repeat with the first result) and records the outcome. The settlement and its
+    /// file are never withdrawn: if the transaction's time-to-live ran out before it
+    /// reached the chain (the node says `ttl_expired`, so it never will), the same
+    /// cash-outs, transfer date and file hash are signed again and sent.
+    async fn send_settlement(&self, settlement: Settlement) -> Result<Settlement, ApiError> {
         let tx = settlement.tx.clone().expect("unrecorded settlements keep their transaction");
-        match self.submit_applied(&tx).await {
-            Ok(result) => {
-                settlement.status = SettlementStatus::Recorded;
-                settlement.height = result.height;
-                self.save_settlement(settlement, None)?;
-                self.wait_synced(result.height.expect("applied transactions have a height")).await
+        let mut result = self.node.submit(&tx).await.map_err(node_error)?;
+        let mut settlement = settlement;
+        if result.status == TxStatus::Refused && result.reason.as_deref() == Some("ttl_expired") {
+            settlement = self.sign_settlement_again(settlement).await?;
+            let tx = settlement.tx.clone().expect("just signed");
+            result = self.node.submit(&tx).await.map_err(node_error)?;
+        }
+        match result.status {
+            TxStatus::Applied => {
+                let height = result.height.expect("applied transactions have a height");
+                let recorded = self.settlement_on_chain(&result.tx_id, height).await?;
+                self.wait_synced(height).await?;
+                Ok(recorded.unwrap_or(settlement))
             }
-            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => Err(error),
-            Err(error) => {
-                // Never on chain: the settlement and its file are withdrawn.
-                let dir = self.store.settlements_dir();
-                let _ = std::fs::remove_file(dir.join(format!("{}.json", settlement.id)));
-                let _ = std::fs::remove_file(dir.join(format!("{}.zengin", settlement.id)));
-                Err(error)
+            TxStatus::Rejected => {
+                let reason = result.reason.unwrap_or_default();
+                tracing::warn!("the chain rejected settlement {}: {reason}", settlement.id);
+                let mut settlements = self.settlements.lock().await;
+                settlement.status = SettlementStatus::Rejected;
+                settlement.height = result.height;
+                settlement.reason = Some(reason);
+                self.save_settlement(&mut settlements, &settlement, None).await?;
+                Ok(settlement)
+            }
+            TxStatus::Refused => {
+                let code = result.reason.unwrap_or_else(|| "refused".into());
+                let message = result.message.unwrap_or_else(|| "the ledger did not accept it".into());
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &code, message))
             }
         }
     }
 
-    /// A settlement left unrecorded (the node was down) is finished before a new one.
-    async fn finish_unrecorded(&self) -> Result<Option<Settlement>, ApiError> {
-        let list = self.settlements().map_err(|e| ApiError::internal("reading settlements", e))?;
-        let Some(mut settlement) = list.into_iter().find(|s| s.status == SettlementStatus::Submitting) else {
+    /// A new transaction for the same settlement: same cash-outs, transfer date and file
+    /// hash. It is on disk before it is sent.
+    async fn sign_settlement_again(&self, mut settlement: Settlement) -> Result<Settlement, ApiError> {
+        let tx = self.sign_as_town(Action::SettleCashOuts {
+            cash_outs: settlement.cash_outs.clone(),
+            transfer_date: settlement.transfer_date.clone(),
+            file_sha256: settlement.file_sha256,
+        });
+        tracing::info!(
+            "settlement {}: transaction {} expired unsent; signing it again",
+            settlement.id,
+            settlement.tx_id
+        );
+        settlement.expired_tx_ids.push(settlement.tx_id);
+        settlement.tx_id = tx.id(&self.chain_id);
+        settlement.tx = Some(tx);
+        let mut settlements = self.settlements.lock().await;
+        self.save_settlement(&mut settlements, &settlement, None).await?;
+        Ok(settlement)
+    }
+
+    /// The settlement whose transaction `tx_id` is on chain at `height`, marked
+    /// recorded (by the request that sent it, or by the follower that read it).
+    pub(crate) async fn settlement_on_chain(
+        &self,
+        tx_id: &machi_ledger::TxId,
+        height: u64,
+    ) -> Result<Option<Settlement>, ApiError> {
+        let mut settlements = self.settlements.lock().await;
+        let Some(mut settlement) = settlements.by_id.values().find(|s| s.tx_id == *tx_id).cloned() else {
             return Ok(None);
         };
-        match self.record_settlement(&mut settlement).await {
-            Ok(()) => Ok(Some(settlement)),
-            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => Err(error),
-            // Withdrawn (e.g. its transaction outlived its time-to-live): build anew.
-            Err(_) => Ok(None),
+        if settlement.status != SettlementStatus::Recorded {
+            settlement.status = SettlementStatus::Recorded;
+            settlement.height = Some(height);
+            self.save_settlement(&mut settlements, &settlement, None).await?;
         }
+        Ok(Some(settlement))
     }
+}
+
+/// The settlements, kept in memory (a town makes a few a month) and on disk.
+#[derive(Default)]
+pub(crate) struct Settlements {
+    pub(crate) by_id: BTreeMap<String, Settlement>,
+    /// The highest number any settlement id has had; the next one is one more.
+    pub(crate) seq: u64,
+}
+
+impl Settlements {
+    /// Every settlement in `dir`. The next number comes from every file there (a file
+    /// written before a crash kept its settlement from being recorded still holds its
+    /// number) and from what sled kept, so no id is ever used twice.
+    pub(crate) fn load(dir: &Path, seq_in_sled: u64) -> anyhow::Result<Settlements> {
+        let by_id: BTreeMap<String, Settlement> =
+            read_all::<Settlement>(dir)?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let mut seq = seq_in_sled;
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries {
+                let name = entry?.file_name();
+                seq = seq.max(settlement_seq(&name.to_string_lossy()).unwrap_or(0));
+            }
+        }
+        Ok(Settlements { by_id, seq })
+    }
+}
+
+/// The number in a settlement file's name (`stl_YYYYMMDD_NNNN.json`).
+fn settlement_seq(file_name: &str) -> Option<u64> {
+    let stem = file_name.strip_prefix("stl_")?.split('.').next()?;
+    let (_date, seq) = stem.split_once('_')?;
+    seq.parse().ok()
 }

@@ -90,7 +90,8 @@ pub(super) async fn revoke_token(
 }
 
 /// Settle all pending cash-outs: one Zengin 総合振込 file, recorded on chain with its
-/// SHA-256. A settlement left unrecorded because the node was down is finished first.
+/// SHA-256. A settlement not yet on chain (the node was down) is sent again first, with
+/// the same file.
 #[utoipa::path(post, path = "/v1/admin/settlements", tag = "admin", security(("admin" = [])),
     request_body = SettlementRequest,
     responses((status = 201, body = Settlement), (status = 400, description = "bad_transfer_date"),
@@ -111,7 +112,7 @@ pub(super) async fn list_settlements(
     auth: Auth,
 ) -> Result<Json<Vec<Settlement>>, ApiError> {
     auth.admin()?;
-    Ok(Json(m.settlements().map_err(|e| ApiError::internal("reading settlements", e))?))
+    Ok(Json(m.settlements().await))
 }
 
 #[utoipa::path(get, path = "/v1/admin/settlements/{id}", tag = "admin", security(("admin" = [])),
@@ -122,20 +123,22 @@ pub(super) async fn settlement(
     Path(id): Path<String>,
 ) -> Result<Json<Settlement>, ApiError> {
     auth.admin()?;
-    Ok(Json(m.settlement(&id)?))
+    Ok(Json(m.settlement(&id).await?))
 }
 
-/// The settlement's Zengin file, byte for byte as recorded (Shift_JIS, CRLF).
+/// The settlement's Zengin file, byte for byte as recorded (Shift_JIS, CRLF); only once
+/// the settlement is on chain.
 #[utoipa::path(get, path = "/v1/admin/settlements/{id}/zengin", tag = "admin", security(("admin" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, description = "the file", content_type = "text/plain; charset=Shift_JIS"), (status = 404)))]
+    responses((status = 200, description = "the file", content_type = "text/plain; charset=Shift_JIS"), (status = 404),
+        (status = 409, description = "settlement_not_recorded, settlement_rejected")))]
 pub(super) async fn zengin(
     State(m): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.admin()?;
-    let bytes = m.zengin_file(&id)?;
+    let bytes = m.zengin_file(&id).await?;
     let disposition = format!("attachment; filename=\"{id}.txt\"");
     Ok((
         [

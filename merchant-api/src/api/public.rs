@@ -71,15 +71,32 @@ pub(super) struct PayCodeDoc {
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct Health {
+    /// `ok`, or `halted` when the node served a block that failed its checks and the
+    /// service stopped reading the chain.
     status: String,
     chain_id: String,
     /// The last block the service has read from the node.
     synced_height: u64,
+    /// What was wrong with the block, when halted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/health", tag = "public", responses((status = 200, body = Health)))]
-pub(super) async fn health(State(m): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok".into(), chain_id: m.chain_id.clone(), synced_height: *m.synced.borrow() })
+#[utoipa::path(get, path = "/v1/health", tag = "public",
+    responses((status = 200, body = Health), (status = 503, body = Health, description = "halted")))]
+pub(super) async fn health(State(m): State<AppState>) -> (StatusCode, Json<Health>) {
+    let problem = m.halted();
+    let (status, word) = match problem {
+        None => (StatusCode::OK, "ok"),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "halted"),
+    };
+    let health = Health {
+        status: word.into(),
+        chain_id: m.chain_id.clone(),
+        synced_height: *m.synced.borrow(),
+        problem,
+    };
+    (status, Json(health))
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "public", responses((status = 200, description = "this document")))]

@@ -60,6 +60,8 @@ pub(crate) struct Town {
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
     node_task: Option<Running>,
     merchant_task: Option<Running>,
+    /// The running merchant API, to see it gone after a stop (sled allows one opener).
+    merchant: std::sync::Weak<Merchant>,
 }
 
 async fn serve_node(
@@ -120,6 +122,7 @@ impl Town {
             trusted_proxies: Vec::new(),
             node_task: Some(node_task),
             merchant_task: None,
+            merchant: std::sync::Weak::new(),
         };
         if proxied {
             t.proxy = Some(crate::proxy::Proxy::start(&format!("http://{node_addr}")).await);
@@ -199,6 +202,7 @@ impl Town {
         };
         let network = machi_merchant::Network { trusted_proxies: self.trusted_proxies.clone() };
         let merchant = Merchant::open_with(config, network).await.expect("merchant opens");
+        self.merchant = Arc::downgrade(&merchant);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind merchant");
         self.url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -212,10 +216,19 @@ impl Town {
         self.merchant_task = Some(Running { stop, task });
     }
 
+    /// Stops the merchant API and waits until the last connection has let go of it, so
+    /// its sled folder can be opened again.
     pub(crate) async fn stop_merchant(&mut self) {
         if let Some(task) = self.merchant_task.take() {
             task.stop().await;
         }
+        for _ in 0..1_000 {
+            if self.merchant.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the merchant API was still held 10 s after it stopped");
     }
 
     /// Stops the node and starts it again on the same address and folder.

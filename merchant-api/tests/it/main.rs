@@ -3,7 +3,9 @@
 mod auth;
 mod day;
 mod exactly_once;
+mod follower;
 mod harness;
 mod hostile;
 mod proxy;
 mod restart;
+mod settlement;
