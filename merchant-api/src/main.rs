@@ -44,6 +44,11 @@ enum Command {
         /// (see docs/MERCHANT-API.md). Without it, settlements are refused.
         #[arg(long)]
         town_bank: Option<PathBuf>,
+        /// The address of a reverse proxy in front of the service (repeatable). Only
+        /// for requests from these is the client's address taken from
+        /// X-Forwarded-For, for the pay-code look-up limit.
+        #[arg(long = "trusted-proxy", value_name = "ADDR")]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Print a new admin token for the town (only its hash is kept); works while the
     /// service runs.
@@ -83,7 +88,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&machi_merchant::openapi())?);
             Ok(())
         }
-        Command::Run { node, data_dir, listen, town_key, town_bank } => {
+        Command::Run { node, data_dir, listen, town_key, town_bank, trusted_proxies } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let town_bank = town_bank.map(|p| machi_merchant::load_town_bank(&p)).transpose()?;
@@ -94,7 +99,8 @@ fn main() -> anyhow::Result<()> {
                     town_bank,
                     clock: Arc::new(machi_node::SystemClock),
                 };
-                let merchant = machi_merchant::Merchant::open(config).await?;
+                let network = machi_merchant::Network { trusted_proxies };
+                let merchant = machi_merchant::Merchant::open_with(config, network).await?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("listening on {listen}"))?;

@@ -14,6 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::AppState;
+use crate::limiter::client_address;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -23,7 +24,8 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// What a wallet needs to pay an open invoice: shop, class, amount, invoice id, expiry.
-/// Rate-limited per client address (429 `rate_limited` with `Retry-After`).
+/// Rate-limited per client (429 `rate_limited` with `Retry-After`): per IPv4 address or
+/// IPv6 /64, taken from `X-Forwarded-For` only behind a `--trusted-proxy`.
 #[utoipa::path(get, path = "/v1/pay/{code}", tag = "public",
     params(("code" = String, Path, description = "the invoice's 8-digit pay code")),
     responses((status = 200, body = inline(PayCodeDoc)), (status = 404, description = "unknown_pay_code"),
@@ -33,8 +35,9 @@ pub(super) async fn pay_code(
     Path(code): Path<String>,
     request: Request,
 ) -> Response {
-    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if let Some(client) = client {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let trusted = &m.network.trusted_proxies;
+    if let Some(client) = peer.map(|peer| client_address(peer, request.headers(), trusted)) {
         let limited = m.pay_limiter.lock().expect("limiter lock").take(client, m.now_ms());
         if let Err(wait_ms) = limited {
             let retry = wait_ms.div_ceil(1000).to_string();

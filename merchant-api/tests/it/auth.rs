@@ -202,3 +202,56 @@ async fn many_counters_create_invoices_at_once() {
         list.as_array().unwrap().iter().map(|i| i["pay_code"].as_str().unwrap()).collect();
     assert_eq!(codes.len(), 64, "every open invoice has its own pay code");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_token_made_while_the_service_runs_works_at_once() {
+    let town = Town::start().await;
+    assert_eq!(town.call("GET", "/v1/admin/shops", Some(&town.admin), None).await.0, 200);
+    let second = machi_merchant::new_admin_token(&town.merchant_dir).unwrap();
+    assert_eq!(town.call("GET", "/v1/admin/shops", Some(&second), None).await.0, 200);
+    assert_eq!(town.call("GET", "/v1/admin/shops", Some(&town.admin), None).await.0, 200);
+    refused(town.call("GET", "/v1/admin/shops", Some(&format!("{second}0")), None).await, 401, "bad_token");
+}
+
+/// Pay-code look-ups behind the town's reverse proxy: each resident has a bucket of their
+/// own (from `X-Forwarded-For`, believed only from a trusted proxy), an IPv6 client is one
+/// /64, and a client that is not a trusted proxy cannot choose its bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_code_look_ups_are_limited_per_resident_behind_a_trusted_proxy() {
+    let mut town = Town::start().await;
+    let look_ups = |town: &Town, forwarded: &'static str, n: usize| {
+        let (http, url) = (town.http.clone(), town.url.clone());
+        async move {
+            let mut limited = 0;
+            for _ in 0..n {
+                let response = http
+                    .get(format!("{url}/v1/pay/00000000"))
+                    .header("x-forwarded-for", forwarded)
+                    .send()
+                    .await
+                    .unwrap();
+                limited += usize::from(response.status() == 429);
+            }
+            limited
+        }
+    };
+    let burst = 20;
+    // Not behind a trusted proxy: the header is the client's own word, and ignored.
+    assert_eq!(look_ups(&town, "203.0.113.1", burst).await, 0);
+    assert_eq!(look_ups(&town, "203.0.113.2", 1).await, 1, "one bucket for this socket address");
+
+    town.stop_merchant().await;
+    town.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    town.start_merchant().await;
+    assert_eq!(look_ups(&town, "203.0.113.1", burst).await, 0);
+    assert_eq!(look_ups(&town, "203.0.113.1", 1).await, 1, "resident 1's bucket is empty");
+    assert_eq!(look_ups(&town, "203.0.113.2", 1).await, 0, "resident 2 has a bucket of its own");
+    // The rightmost address the trusted proxy did not add is the client; what the
+    // client itself put before it does not choose the bucket.
+    assert_eq!(look_ups(&town, "198.51.100.9, 203.0.113.1", 1).await, 1);
+    assert_eq!(look_ups(&town, "203.0.113.1, 127.0.0.1", 1).await, 1, "trusted hops are skipped");
+    // An IPv6 client is its /64: rotating the low bits does not escape the limit.
+    assert_eq!(look_ups(&town, "2001:db8:1:2::1", burst).await, 0);
+    assert_eq!(look_ups(&town, "2001:db8:1:2:ffff::7", 1).await, 1);
+    assert_eq!(look_ups(&town, "2001:db8:1:3::1", 1).await, 0, "another /64");
+}
