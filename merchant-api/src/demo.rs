@@ -114,9 +114,11 @@ async fn seed_shops(merchant: &Merchant, dir: &Path, node_dir: &Path) -> anyhow:
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
         let pos = merchant
             .create_token(shop.id, Scope::PointOfSale, "counter".into())
+            .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
         let full = merchant
             .create_token(shop.id, Scope::Full, "back office".into())
+            .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
         writeln!(secrets, "shop\t{name}\t{}\t{}\t{}", shop.id, pos.token, full.token)?;
     }
@@ -127,7 +129,7 @@ async fn seed_shops(merchant: &Merchant, dir: &Path, node_dir: &Path) -> anyhow:
         let card = keystore.create(&key, DEMO_PIN, "resident")?;
         writeln!(secrets, "card\t{}", card.display())?;
     }
-    crate::store::write_durable(&dir.join("demo-secrets.txt"), secrets.as_bytes())?;
+    crate::store::write_durable_async(dir.join("demo-secrets.txt"), secrets.into_bytes()).await?;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use crate::model::{
     TokenRecord,
 };
 use crate::secrets::{new_token, random_id, token_hash, Sealer};
-use crate::store::{read_all, write_durable, Store};
+use crate::store::{read_all, write_durable_async, AdminTokens, Store};
 use crate::trust::Tip;
 use crate::zengin::Originator;
 
@@ -78,6 +78,7 @@ pub struct Merchant {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) shops: RwLock<HashMap<AccountId, Arc<Shop>>>,
     tokens: RwLock<HashMap<Hash32, TokenRecord>>,
+    admin_tokens: AdminTokens,
     issues: Mutex<HashMap<u32, IssueParams>>,
     pub(crate) events: broadcast::Sender<ShopEvent>,
     /// The block producer that genesis names: every block must carry its signature.
@@ -139,6 +140,7 @@ impl Merchant {
             clock: config.clock,
             shops: RwLock::new(shops),
             tokens: RwLock::new(tokens),
+            admin_tokens: AdminTokens::new(crate::store::admin_tokens_path(&config.data_dir)),
             issues: Mutex::new(HashMap::new()),
             events: broadcast::channel(EVENTS_BUFFER).0,
             producer,
@@ -324,12 +326,14 @@ impl Merchant {
         };
         let path = self.store.shops_dir().join(format!("{account}.json"));
         let bytes = serde_json::to_vec_pretty(&record).expect("records encode");
-        write_durable(&path, &bytes).map_err(|e| ApiError::internal("writing a shop file", e))?;
+        write_durable_async(path.clone(), bytes)
+            .await
+            .map_err(|e| ApiError::internal("writing a shop file", e))?;
         if let Err(error) = self.submit_applied(&register_tx).await {
             // Not on chain: forget the shop unless the node was only unreachable, in
             // which case the start-up check registers it later.
             if error.status != StatusCode::SERVICE_UNAVAILABLE {
-                let _ = std::fs::remove_file(&path);
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
             }
             return Err(error);
         }
@@ -368,7 +372,7 @@ impl Merchant {
 
     // ---- tokens ----
 
-    pub(crate) fn create_token(
+    pub(crate) async fn create_token(
         &self,
         shop: AccountId,
         scope: Scope,
@@ -393,19 +397,20 @@ impl Merchant {
             created_ms: self.now_ms(),
             revoked_ms: None,
         };
-        self.write_token(&record)?;
+        self.write_token(&record).await?;
         Ok(TokenCreated { id: record.id, token, shop, scope, label })
     }
 
-    fn write_token(&self, record: &TokenRecord) -> Result<(), ApiError> {
+    async fn write_token(&self, record: &TokenRecord) -> Result<(), ApiError> {
         let path = self.store.tokens_dir().join(format!("{}.json", record.id));
-        write_durable(&path, &serde_json::to_vec_pretty(record).expect("records encode"))
+        write_durable_async(path, serde_json::to_vec_pretty(record).expect("records encode"))
+            .await
             .map_err(|e| ApiError::internal("writing a token file", e))?;
         self.tokens.write().expect("tokens lock").insert(record.hash, record.clone());
         Ok(())
     }
 
-    pub(crate) fn revoke_token(&self, id: &str) -> Result<TokenRecord, ApiError> {
+    pub(crate) async fn revoke_token(&self, id: &str) -> Result<TokenRecord, ApiError> {
         let mut record = self
             .tokens
             .read()
@@ -416,7 +421,7 @@ impl Merchant {
             .ok_or_else(|| ApiError::not_found("token"))?;
         if record.revoked_ms.is_none() {
             record.revoked_ms = Some(self.now_ms());
-            self.write_token(&record)?;
+            self.write_token(&record).await?;
         }
         Ok(record)
     }
@@ -432,9 +437,7 @@ impl Merchant {
     pub(crate) fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
         let hash = token_hash(token);
         if token.starts_with("mta_") {
-            let admins =
-                std::fs::read_to_string(crate::store::admin_tokens_path(&self.store.dir)).unwrap_or_default();
-            if admins.lines().any(|line| line.trim() == hash.to_hex()) {
+            if self.admin_tokens.contains(&hash) {
                 return Ok(Caller::Admin);
             }
         } else if let Some(record) = self.tokens.read().expect("tokens lock").get(&hash) {

@@ -11,12 +11,16 @@
 //! - Blocking file I/O and flushes run on tokio's blocking pool (`write_durable_async`,
 //!   `Store::flush`), never on the threads that serve requests.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use anyhow::Context;
+use machi_ledger::Hash32;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -177,10 +181,63 @@ pub(crate) fn admin_tokens_path(dir: &Path) -> PathBuf {
     dir.join("admin-tokens")
 }
 
+/// The admin token hashes, kept in memory and read again only when the file changed
+/// (another file in its place, or a new time or length): `machi-merchant admin-token`
+/// adds one by writing a new file beside it and renaming it over the old one.
+pub(crate) struct AdminTokens {
+    path: PathBuf,
+    cached: Mutex<Option<(FileStamp, HashSet<Hash32>)>>,
+    loads: AtomicU64,
+}
+
+/// What tells one version of a file from another.
+type FileStamp = Option<(u64, Option<std::time::SystemTime>, u64)>;
+
+impl AdminTokens {
+    pub(crate) fn new(path: PathBuf) -> AdminTokens {
+        AdminTokens { path, cached: Mutex::new(None), loads: AtomicU64::new(0) }
+    }
+
+    /// Whether `hash` is an admin token's. One `stat` of the file per call; a read only
+    /// after it changed.
+    pub(crate) fn contains(&self, hash: &Hash32) -> bool {
+        let stamp: FileStamp = fs::metadata(&self.path).ok().map(|m| (m.ino(), m.modified().ok(), m.len()));
+        let mut cached = self.cached.lock().expect("admin tokens lock");
+        if cached.as_ref().is_none_or(|(seen, _)| *seen != stamp) {
+            self.loads.fetch_add(1, Ordering::Relaxed);
+            let text = fs::read_to_string(&self.path).unwrap_or_default();
+            let hashes = text.lines().filter_map(|line| Hash32::from_hex(line.trim())).collect();
+            *cached = Some((stamp, hashes));
+        }
+        cached.as_ref().is_some_and(|(_, hashes)| hashes.contains(hash))
+    }
+}
+
 pub(crate) fn add_admin_token_hash(dir: &Path, hash_hex: &str) -> std::io::Result<()> {
     let path = admin_tokens_path(dir);
     let mut text = fs::read_to_string(&path).unwrap_or_default();
     text.push_str(hash_hex);
     text.push('\n');
     write_durable(&path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_tokens_are_read_again_only_after_the_file_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (machi_ledger::sha256(b"mta_first"), machi_ledger::sha256(b"mta_second"));
+        add_admin_token_hash(dir.path(), &first.to_hex()).unwrap();
+        let tokens = AdminTokens::new(admin_tokens_path(dir.path()));
+        for _ in 0..100 {
+            assert!(tokens.contains(&first));
+            assert!(!tokens.contains(&second));
+        }
+        assert_eq!(tokens.loads.load(Ordering::Relaxed), 1, "read once for 200 checks");
+        add_admin_token_hash(dir.path(), &second.to_hex()).unwrap();
+        assert!(tokens.contains(&second) && tokens.contains(&first));
+        assert_eq!(tokens.loads.load(Ordering::Relaxed), 2);
+    }
 }

@@ -61,7 +61,7 @@ pub(super) async fn create_token(
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     auth.admin()?;
     let shop = parse_account(&shop)?;
-    Ok((StatusCode::CREATED, Json(m.create_token(shop, body.value.scope, body.value.label)?)))
+    Ok((StatusCode::CREATED, Json(m.create_token(shop, body.value.scope, body.value.label).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/admin/shops/{shop}/tokens", tag = "admin", security(("admin" = [])),
@@ -86,7 +86,7 @@ pub(super) async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Json<TokenRecord>, ApiError> {
     auth.admin()?;
-    Ok(Json(m.revoke_token(&id)?))
+    Ok(Json(m.revoke_token(&id).await?))
 }
 
 /// Settle all pending cash-outs: one Zengin 総合振込 file, recorded on chain with its
