@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use machi_ledger::api::{
     AccountView, BlockView, ErrorBody, HeadView, HealthView, IssueView, PayCodeView, SupplyReport,
-    TxResultView,
+    TxResultView, TxStatus,
 };
 use machi_ledger::{AccountId, Action, SignedTx, SigningKey, TxBody, TxId};
 use serde::de::DeserializeOwned;
@@ -15,15 +15,26 @@ use serde::Deserialize;
 
 /// Default time-to-live of transactions built here: long enough for a kiosk queue.
 pub const TTL_MS_DEFAULT: u32 = 10 * 60 * 1000;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one request may take before the client stops waiting for its answer.
+pub const REQUEST_TIMEOUT_S_DEFAULT: u64 = 60;
+/// The first pause of `settle` between two tries; each further pause doubles, up to
+/// `SETTLE_PAUSE_MS_MAX`.
+pub const SETTLE_PAUSE_MS_FIRST: u64 = 250;
+pub const SETTLE_PAUSE_MS_MAX: u64 = 5_000;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// The node answered with an error (`code` is the stable machine-readable code).
     #[error("{code}: {message} (HTTP {status})")]
     Api { status: u16, code: String, message: String },
+    /// No connection could be made: the request never reached the node.
     #[error("the node at {0} could not be reached: {1}")]
     Unreachable(String, String),
+    /// The request may have reached the node, but no answer came back (time-out,
+    /// connection lost, a proxy's gateway error). For a transaction this means its
+    /// outcome is unknown until its id is looked up.
+    #[error("no answer from {0}: {1}")]
+    NoAnswer(String, String),
     #[error("the node's answer was not understood: {0}")]
     Decode(String),
 }
@@ -33,9 +44,23 @@ impl ClientError {
         match self {
             ClientError::Api { code, .. } => code,
             ClientError::Unreachable(..) => "unreachable",
+            ClientError::NoAnswer(..) => "no_answer",
             ClientError::Decode(_) => "bad_response",
         }
     }
+
+    /// Whether the node said it could not take the request now and nothing happened
+    /// (busy, stopping, disk unavailable): the same request may be sent again.
+    fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Api { status: 503, .. })
+    }
+}
+
+/// Whether a result is a refusal that only says "not now" (nothing was committed, and
+/// the same transaction may still commit when sent again).
+pub fn is_transient_refusal(result: &TxResultView) -> bool {
+    result.status == TxStatus::Refused
+        && matches!(result.reason.as_deref(), Some("busy" | "storage_unavailable" | "shutting_down"))
 }
 
 #[derive(Clone)]
@@ -75,8 +100,13 @@ pub fn sign_at(chain_id: &str, key: &SigningKey, action: Action, created_ms: u64
 impl Client {
     /// `base` is like `http://127.0.0.1:7070`.
     pub fn new(base: &str) -> Client {
+        Client::with_timeout(base, Duration::from_secs(REQUEST_TIMEOUT_S_DEFAULT))
+    }
+
+    /// A client that stops waiting for an answer after `timeout`.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Client {
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .pool_max_idle_per_host(1024)
             .build()
             .expect("a client without TLS always builds");
@@ -87,12 +117,20 @@ impl Client {
         &self.base
     }
 
+    /// Sends a request. Only a failure to connect means the request never left; any
+    /// later failure (time-out, connection lost) leaves it unknown whether the node
+    /// acted on it.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), ClientError> {
-        let response =
-            request.send().await.map_err(|e| ClientError::Unreachable(self.base.clone(), e.to_string()))?;
+        let failed = |e: reqwest::Error| {
+            if e.is_connect() {
+                ClientError::Unreachable(self.base.clone(), e.to_string())
+            } else {
+                ClientError::NoAnswer(self.base.clone(), e.to_string())
+            }
+        };
+        let response = request.send().await.map_err(failed)?;
         let status = response.status().as_u16();
-        let body =
-            response.bytes().await.map_err(|e| ClientError::Unreachable(self.base.clone(), e.to_string()))?;
+        let body = response.bytes().await.map_err(failed)?;
         Ok((status, body.to_vec()))
     }
 
@@ -101,9 +139,10 @@ impl Client {
         decode(status, &body)
     }
 
-    /// Submits one transaction and waits until it is in a durable block (or refused).
-    /// Rejections and refusals come back as `Ok` with that status; `Err` means no
-    /// result at all (malformed request, node busy or unreachable).
+    /// Submits one transaction once and waits until it is in a durable block (or
+    /// refused). Rejections and refusals come back as `Ok` with that status; `Err` means
+    /// no result at all: `Unreachable` (it never left), `NoAnswer` (it may have
+    /// committed: `settle` finds out), `Api` (malformed request, node busy).
     pub async fn submit(&self, tx: &SignedTx) -> Result<TxResultView, ClientError> {
         let request = self.http.post(format!("{}/v1/transactions", self.base)).json(tx);
         let (status, body) = self.send(request).await?;
@@ -115,7 +154,94 @@ impl Client {
             Ok(ErrorWithResult { error, .. }) => {
                 Err(ClientError::Api { status, code: error.code, message: error.message })
             }
+            // Not the node's own answer: a proxy in between gave up waiting for it.
+            Err(_) if status >= 500 => {
+                Err(ClientError::NoAnswer(self.base.clone(), format!("HTTP {status}")))
+            }
             Err(e) => Err(ClientError::Decode(e.to_string())),
+        }
+    }
+
+    /// Submits `tx` and, if no answer says what became of it, settles it: the same
+    /// signed bytes are looked up and sent again, never a new signature, so the
+    /// transaction commits at most once. `attempts` bounds the tries after the first.
+    pub async fn submit_settled(
+        &self,
+        tx: &SignedTx,
+        id: &TxId,
+        attempts: u32,
+    ) -> Result<TxResultView, ClientError> {
+        match self.submit(tx).await {
+            Ok(result) if !is_transient_refusal(&result) => Ok(result),
+            Ok(_) => self.settle(tx, id, attempts, false).await,
+            Err(ClientError::NoAnswer(..)) => self.settle(tx, id, attempts, true).await,
+            Err(e) if e.is_transient() || matches!(e, ClientError::Unreachable(..)) => {
+                self.settle(tx, id, attempts, false).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finds out what became of `tx` after an attempt that got no answer: looks its id
+    /// up, and while it is not on the chain sends the same signed bytes again (the node
+    /// answers a transaction it already holds with its first outcome, and one whose
+    /// time-to-live has passed with `ttl_expired`, so every answer is final). Each try
+    /// comes after a pause, growing from `SETTLE_PAUSE_MS_FIRST`. `may_have_arrived` says whether
+    /// an earlier attempt may have reached the node: then an error after the last try
+    /// is `NoAnswer` (outcome unknown) even if the node was merely unreachable since.
+    pub async fn settle(
+        &self,
+        tx: &SignedTx,
+        id: &TxId,
+        attempts: u32,
+        may_have_arrived: bool,
+    ) -> Result<TxResultView, ClientError> {
+        let mut unknown = may_have_arrived;
+        let mut last = ClientError::NoAnswer(self.base.clone(), "no try was made".into());
+        let mut pause_ms = SETTLE_PAUSE_MS_FIRST;
+        for _ in 0..attempts {
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            pause_ms = (pause_ms * 2).min(SETTLE_PAUSE_MS_MAX);
+            if unknown {
+                match self.lookup(id).await {
+                    Ok(Some(result)) => return Ok(result),
+                    Ok(None) => {}
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                }
+            }
+            match self.submit(tx).await {
+                Ok(result) if is_transient_refusal(&result) => {
+                    last = ClientError::Api {
+                        status: 503,
+                        code: result.reason.unwrap_or_default(),
+                        message: result.message.unwrap_or_default(),
+                    };
+                }
+                Ok(result) => return Ok(result),
+                Err(e @ ClientError::NoAnswer(..)) => {
+                    unknown = true;
+                    last = e;
+                }
+                Err(e) if e.is_transient() || matches!(e, ClientError::Unreachable(..)) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        match last {
+            ClientError::NoAnswer(..) => Err(last),
+            other if unknown => Err(ClientError::NoAnswer(self.base.clone(), other.to_string())),
+            other => Err(other),
+        }
+    }
+
+    /// A transaction's result if it is on the chain, `None` if it is not (yet).
+    pub async fn lookup(&self, id: &TxId) -> Result<Option<TxResultView>, ClientError> {
+        match self.get::<TxResultView>(&format!("/v1/transactions/{id}")).await {
+            Ok(result) => Ok(Some(result)),
+            Err(ClientError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

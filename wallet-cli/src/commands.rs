@@ -1,116 +1,46 @@
-//! What each command does: unlock, sign, submit, explain.
+//! What each command does: ask, unlock, sign, submit, explain.
 
 use std::path::Path;
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use machi_client::{sign, Client, ClientError};
+use machi_client::Client;
 use machi_ledger::api::{TxResultView, TxStatus};
-use machi_ledger::{AccountId, Action, Hash32, IssueParams, RateBp, SigningKey, Yen};
+use machi_ledger::{AccountId, Action, Hash32, IssueParams, RateBp, SigningKey, TxId, Yen};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::keystore::{CardNumber, Keystore, KeystoreError, Wallet};
-use crate::text::{kind, reason, t};
-use crate::{Cli, Command, Lang, OperatorCommand, TownCommand};
+use crate::ctx::{action_of, pay_code, receipt_text, user, Ctx, Failure, EXIT_UNKNOWN};
+use crate::keystore::{CardNumber, Keystore, Wallet};
+use crate::pending::{Pending, PendingStore};
+use crate::secrets::Secrets;
+use crate::text::kind;
+use crate::{Cli, Command, OperatorCommand, TownCommand};
 
-pub(crate) const EXIT_USER: i32 = 2;
-pub(crate) const EXIT_REFUSED: i32 = 3;
-pub(crate) const EXIT_UNREACHABLE: i32 = 4;
-
-/// Why a command did not do what was asked, with the exit code that says so.
-pub(crate) struct Failure {
-    pub(crate) code: i32,
-    pub(crate) kind: &'static str,
-    pub(crate) message: String,
-}
-
-pub(crate) fn user(message: impl Into<String>) -> Failure {
-    Failure { code: EXIT_USER, kind: "user_error", message: message.into() }
-}
-
-impl From<KeystoreError> for Failure {
-    fn from(e: KeystoreError) -> Failure {
-        match e {
-            KeystoreError::Io(_) | KeystoreError::Tampered(_) => {
-                Failure { code: 1, kind: "keystore", message: e.to_string() }
-            }
-            _ => user(e.to_string()),
-        }
-    }
-}
-
-impl From<ClientError> for Failure {
-    fn from(e: ClientError) -> Failure {
-        match e {
-            ClientError::Unreachable(..) => {
-                Failure { code: EXIT_UNREACHABLE, kind: "unreachable", message: e.to_string() }
-            }
-            ClientError::Api { status, .. } if (400..500).contains(&status) => {
-                Failure { code: EXIT_REFUSED, kind: "refused", message: e.to_string() }
-            }
-            _ => Failure { code: 1, kind: "node_error", message: e.to_string() },
-        }
-    }
-}
-
-pub(crate) struct Ctx {
-    pub(crate) client: Client,
-    pub(crate) merchant: Client,
-    pub(crate) store: Keystore,
-    pub(crate) lang: Lang,
-    json: bool,
-}
-
-impl Ctx {
-    pub(crate) fn t<'a>(&self, ja: &'a str, en: &'a str) -> &'a str {
-        t(self.lang, ja, en)
-    }
-
-    fn unlock(&self, card: &str, pin: &str) -> Result<Wallet, Failure> {
-        let card = CardNumber::parse(card)?;
-        Ok(self.store.unlock(&card, pin, machi_client::now_ms())?)
-    }
-
-    /// Signs, submits and waits for the durable outcome; a rejection is a failure with
-    /// the ledger's reason in plain words.
-    pub(crate) async fn submit(&self, key: &SigningKey, action: Action) -> Result<TxResultView, Failure> {
-        let chain_id = self.client.head().await?.chain_id;
-        let result = self.client.submit(&sign(&chain_id, key, action)).await?;
-        match result.status {
-            TxStatus::Applied => Ok(result),
-            _ => {
-                let code = result.reason.clone().unwrap_or_default();
-                let fallback = result.message.clone().unwrap_or_else(|| code.clone());
-                Err(Failure {
-                    code: EXIT_REFUSED,
-                    kind: "rejected",
-                    message: format!("{} ({code})", reason(self.lang, &code, &fallback)),
-                })
-            }
-        }
-    }
-
-    fn print(&self, value: Value, text: &str) {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&value).expect("json"));
-        } else {
-            println!("{text}");
-        }
-    }
-}
+/// Most digits a resident number may have.
+pub(crate) const RESIDENT_NUMBER_DIGITS_MAX: usize = 20;
+/// Length bounds of the town's resident-number key (HMAC-SHA256 key).
+pub(crate) const ID_KEY_BYTES_MIN: usize = 16;
+pub(crate) const ID_KEY_BYTES_MAX: usize = 64;
 
 pub(crate) async fn run(cli: Cli) -> i32 {
-    let store = match Keystore::open(&cli.keystore) {
-        Ok(store) => store,
+    let opened = Keystore::open(&cli.keystore).and_then(|store| {
+        let pending = PendingStore::open(&cli.keystore)?;
+        Ok((store, pending))
+    });
+    let (store, pending) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             eprintln!("{e}");
             return 1;
         }
     };
+    let timeout = Duration::from_secs(cli.request_timeout_s);
     let ctx = Ctx {
-        client: Client::new(&cli.node),
-        merchant: Client::new(&cli.merchant),
+        client: Client::with_timeout(&cli.node, timeout),
+        merchant: Client::with_timeout(&cli.merchant, timeout),
         store,
+        pending,
         lang: cli.lang,
         json: cli.json,
     };
@@ -118,7 +48,13 @@ pub(crate) async fn run(cli: Cli) -> i32 {
         Ok(()) => 0,
         Err(failure) => {
             if ctx.json {
-                println!("{}", json!({ "error": { "kind": failure.kind, "message": failure.message } }));
+                let mut out = json!({ "error": { "kind": failure.kind, "message": failure.message } });
+                if let Value::Object(details) = failure.details {
+                    out.as_object_mut().expect("an object").extend(details);
+                }
+                println!("{out}");
+            } else if failure.code == EXIT_UNKNOWN {
+                eprintln!("{}: {}", ctx.t("確認中", "Checking"), failure.message);
             } else {
                 eprintln!("{}: {}", ctx.t("できませんでした", "Not done"), failure.message);
             }
@@ -131,99 +67,137 @@ fn yen(text: &str) -> Result<Yen, Failure> {
     text.parse::<Yen>().map_err(|e| user(e.to_string()))
 }
 
+/// Digits of a rate before and after the point: more cannot be a rate of 0% to 100%
+/// in 0.01% steps, and would overflow the decimal arithmetic.
+const RATE_INTEGER_DIGITS_MAX: usize = 3;
+const RATE_FRACTION_DIGITS_MAX: usize = 6;
+
+/// A fee rate as people write it (`0.5%`, `0.005`), refused with a clear message when it
+/// is not one.
+fn rate(text: &str) -> Result<RateBp, Failure> {
+    let number = text.trim().strip_suffix('%').unwrap_or(text.trim()).trim();
+    let (integer, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |part: &str, max: usize| part.len() <= max && part.bytes().all(|b| b.is_ascii_digit());
+    if integer.len() + fraction.len() == 0
+        || !digits(integer, RATE_INTEGER_DIGITS_MAX)
+        || !digits(fraction, RATE_FRACTION_DIGITS_MAX)
+    {
+        return Err(user(format!(
+            "fee {text:?} is not a rate: write it like 0.5% or 0.005 (0% to 100%, in steps of 0.01%)"
+        )));
+    }
+    text.parse::<RateBp>().map_err(user)
+}
+
 fn account_id(text: &str) -> Result<AccountId, Failure> {
     text.trim().parse().map_err(|_| user("an account id is 64 hex digits"))
 }
 
+fn tx_id(text: &str) -> Result<TxId, Failure> {
+    text.trim().parse().map_err(|_| user("a transaction id is 64 hex digits"))
+}
+
 async fn execute(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Create { pin, label } => {
+        Command::Create { label } => {
+            let pin = Secrets::new(ctx.lang).new_pin()?;
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let card = ctx.store.create(&key, &pin, &label)?;
-            let account = AccountId(key.verifying_key().to_bytes());
-            let text = format!(
-                "{}: {}\n{}: {account}",
-                ctx.t("カード番号", "Card number"),
-                card.display(),
-                ctx.t("アカウント", "Account")
-            );
-            ctx.print(json!({ "card": card.display(), "account": account }), &text);
-            Ok(())
+            new_card(ctx, &key, &pin, &label)
         }
-        Command::Import { key_file, pin, label } => {
+        Command::Import { key_file, label } => {
             let key = read_key(&key_file)?;
-            let card = ctx.store.create(&key, &pin, &label)?;
-            let account = AccountId(key.verifying_key().to_bytes());
-            let text = format!(
-                "{}: {} ({label})\n{}: {account}",
-                ctx.t("カード番号", "Card number"),
-                card.display(),
-                ctx.t("アカウント", "Account")
-            );
-            ctx.print(json!({ "card": card.display(), "account": account }), &text);
-            Ok(())
+            let pin = Secrets::new(ctx.lang).new_pin()?;
+            new_card(ctx, &key, &pin, &label)
         }
-        Command::Balance { card, pin } => balance(ctx, &ctx.unlock(&card, &pin)?).await,
-        Command::Pay { card, pin, code, shop, amount, invoice } => {
-            let wallet = ctx.unlock(&card, &pin)?;
-            let (shop, amount, invoice) = match code {
-                Some(code) => {
-                    let view = pay_code(ctx, &code).await?;
-                    (view.shop, view.amount, Some(view.invoice_id))
-                }
-                None => (
-                    account_id(shop.as_deref().unwrap_or_default())?,
-                    yen(amount.as_deref().unwrap_or_default())?,
-                    invoice,
-                ),
-            };
-            let name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
-            let result = ctx.submit(&wallet.key, Action::Pay { shop, amount, invoice }).await?;
-            let left = ctx.client.account(&wallet.account()).await?.total;
-            let text = format!(
-                "{} {amount} → {name}\n{}: {left}\n{}: {}",
-                ctx.t("支払いが完了しました", "Payment complete:"),
-                ctx.t("残高", "Balance"),
-                ctx.t("取引ID", "Transaction"),
-                result.tx_id
-            );
-            ctx.print(json!({ "tx_id": result.tx_id, "amount": amount, "shop": shop, "shop_name": name, "balance": left, "height": result.height }), &text);
-            Ok(())
+        Command::Balance { card } => balance(ctx, &unlock(ctx, &card)?).await,
+        Command::Pay { card, code, shop, amount, invoice } => {
+            let wallet = unlock(ctx, &card)?;
+            pay(ctx, &wallet, code, shop, amount, invoice).await
         }
         Command::Kiosk { timeout_s, receipts } => {
-            crate::kiosk::run(ctx, std::time::Duration::from_secs(timeout_s.max(1)), &receipts).await
+            crate::kiosk::run(ctx, Duration::from_secs(timeout_s), &receipts).await
         }
-        Command::History { card, pin, limit } => {
-            let wallet = ctx.unlock(&card, &pin)?;
-            let view = ctx.client.account(&wallet.account()).await?;
-            let entries: Vec<_> = view.history.into_iter().take(limit).collect();
-            let text = entries
-                .iter()
-                .map(|h| {
-                    format!(
-                        "{}  {:<18} {:?}  {}",
-                        machi_ledger::time::format_jst(h.timestamp_ms),
-                        h.kind,
-                        h.status,
-                        h.tx_id
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            ctx.print(
-                json!({ "history": entries }),
-                if text.is_empty() {
-                    ctx.t("取引はまだありません", "No transactions yet")
-                } else {
-                    &text
-                },
-            );
-            Ok(())
-        }
-        Command::Receipt { tx_id, out } => receipt(ctx, &tx_id, &out).await,
+        Command::History { card, limit } => history(ctx, &unlock(ctx, &card)?, limit).await,
+        Command::Check { tx_id: id } => check(ctx, &tx_id(&id)?).await,
+        Command::Receipt { tx_id: id, out } => receipt(ctx, &tx_id(&id)?, &out).await,
         Command::Operator(command) => operator(ctx, command).await,
         Command::Town(command) => town(ctx, command).await,
     }
+}
+
+/// Unlocks `card` with the PIN asked for now.
+fn unlock(ctx: &Ctx, card: &str) -> Result<Wallet, Failure> {
+    let card = CardNumber::parse(card)?;
+    let pin = Secrets::new(ctx.lang).pin()?;
+    ctx.unlock(card.digits(), &pin)
+}
+
+fn new_card(ctx: &Ctx, key: &SigningKey, pin: &str, label: &str) -> Result<(), Failure> {
+    let card = ctx.store.create(key, pin, label)?;
+    let account = AccountId(key.verifying_key().to_bytes());
+    let text = format!(
+        "{}: {} ({label})\n{}: {account}",
+        ctx.t("カード番号", "Card number"),
+        card.display(),
+        ctx.t("アカウント", "Account")
+    );
+    ctx.print(json!({ "card": card.display(), "account": account }), &text);
+    Ok(())
+}
+
+async fn pay(
+    ctx: &Ctx,
+    wallet: &Wallet,
+    code: Option<String>,
+    shop: Option<String>,
+    amount: Option<String>,
+    invoice: Option<String>,
+) -> Result<(), Failure> {
+    let (shop, amount, invoice) = match code {
+        Some(code) => {
+            let view = pay_code(ctx, &code).await?;
+            (view.shop, view.amount, Some(view.invoice_id))
+        }
+        None => (
+            account_id(shop.as_deref().unwrap_or_default())?,
+            yen(amount.as_deref().unwrap_or_default())?,
+            invoice,
+        ),
+    };
+    let name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
+    let result = ctx.submit(&wallet.key, Action::Pay { shop, amount, invoice }).await?;
+    let left = ctx.client.account(&wallet.account()).await?.total;
+    let text = format!(
+        "{} {amount} → {name}\n{}: {left}\n{}: {}",
+        ctx.t("支払いが完了しました", "Payment complete:"),
+        ctx.t("残高", "Balance"),
+        ctx.t("取引ID", "Transaction"),
+        result.tx_id
+    );
+    ctx.print(json!({ "status": "applied", "tx_id": result.tx_id, "amount": amount, "shop": shop, "shop_name": name, "balance": left, "height": result.height }), &text);
+    Ok(())
+}
+
+async fn history(ctx: &Ctx, wallet: &Wallet, limit: u64) -> Result<(), Failure> {
+    let view = ctx.client.account(&wallet.account()).await?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let entries: Vec<_> = view.history.into_iter().take(limit).collect();
+    let text = entries
+        .iter()
+        .map(|h| {
+            format!(
+                "{}  {:<18} {:?}  {}",
+                machi_ledger::time::format_jst(h.timestamp_ms),
+                h.kind,
+                h.status,
+                h.tx_id
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let empty = ctx.t("取引はまだありません", "No transactions yet");
+    ctx.print(json!({ "history": entries }), if text.is_empty() { empty } else { &text });
+    Ok(())
 }
 
 async fn balance(ctx: &Ctx, wallet: &Wallet) -> Result<(), Failure> {
@@ -251,48 +225,53 @@ async fn balance(ctx: &Ctx, wallet: &Wallet) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The look-up of a shop's pay code at the merchant API, with plain-language failures.
-pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_ledger::api::PayCodeView, Failure> {
-    let code: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
-    ctx.merchant.pay_code(&code).await.map_err(|e| match &e {
-        ClientError::Api { status: 404, .. } => user(ctx.t(
-            "その支払いコードは見つかりません（期限切れか、番号の間違いです）",
-            "no open payment request has that pay code (expired, or a wrong number)",
-        )),
-        ClientError::Api { status: 429, .. } => user(
-            ctx.t("少し待ってからもう一度お試しください", "too many look-ups; wait a moment and try again"),
-        ),
-        _ => Failure::from(e),
-    })
+/// What became of a transaction: on the chain, or (if this keystore still holds it)
+/// sent again until the node says.
+async fn check(ctx: &Ctx, id: &TxId) -> Result<(), Failure> {
+    let pending = ctx.pending.get(id)?;
+    let found = ctx.client.lookup(id).await?;
+    let result = match (found, pending) {
+        (Some(result), Some(pending)) => ctx.conclude(&pending, Ok(result))?,
+        (Some(result), None) if result.status == TxStatus::Applied => result,
+        (Some(result), None) => return Err(ctx.not_done(&result)),
+        (None, Some(pending)) => {
+            let answer = ctx.client.settle(&pending.tx, id, crate::ctx::SETTLE_ATTEMPTS, true).await;
+            ctx.conclude(&pending, answer)?
+        }
+        (None, None) => {
+            return Err(Failure {
+                code: EXIT_UNKNOWN,
+                kind: "unknown",
+                message: ctx
+                    .t(
+                        "その取引はチェーンにありません。このキーストアには控えがないため、これから記録される可能性があるかは分かりません（署名から10分たてば記録されることはありません）。",
+                        "that transaction is not on the chain, and this keystore holds no copy of it, so whether it may still arrive cannot be told (one signed by machi-wallet can arrive only within 10 minutes of signing)",
+                    )
+                    .to_string(),
+                details: json!({ "status": "not_found", "tx_id": id }),
+            })
+        }
+    };
+    let text = format!(
+        "{} {}: {}\n{}: {}",
+        ctx.t("取引", "Transaction"),
+        id,
+        ctx.t("完了しています", "applied"),
+        ctx.t("ブロック", "Block"),
+        result.height.unwrap_or_default()
+    );
+    ctx.print(json!({ "status": "applied", "tx_id": id, "height": result.height }), &text);
+    Ok(())
 }
 
-async fn receipt(ctx: &Ctx, tx_id: &str, out: &Path) -> Result<(), Failure> {
-    let id: machi_ledger::TxId =
-        tx_id.trim().parse().map_err(|_| user("a transaction id is 64 hex digits"))?;
-    let text = receipt_text(ctx, &id).await?;
+async fn receipt(ctx: &Ctx, id: &TxId, out: &Path) -> Result<(), Failure> {
+    let text = receipt_text(ctx, id).await?;
     std::fs::write(out, &text).map_err(|e| user(format!("{}: {e}", out.display())))?;
     ctx.print(
         json!({ "receipt": out, "tx_id": id }),
         &format!("{} {}", ctx.t("領収書を書き出しました:", "Receipt written to"), out.display()),
     );
     Ok(())
-}
-
-/// A committed payment's receipt as plain text for the kiosk printer.
-pub(crate) async fn receipt_text(ctx: &Ctx, id: &machi_ledger::TxId) -> Result<String, Failure> {
-    let tx = ctx.client.tx(id).await?;
-    let body: machi_ledger::TxBody = serde_json::from_value(tx["body"].clone())
-        .map_err(|_| user("not a transaction this wallet can print"))?;
-    let Action::Pay { shop, amount, invoice } = body.action else {
-        return Err(user(ctx.t("支払いの取引ではありません", "that transaction is not a payment")));
-    };
-    let shop_name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
-    let when = machi_ledger::time::format_jst(tx["timestamp_ms"].as_u64().unwrap_or(0));
-    Ok(format!(
-        "machi プレミアム商品券\nお支払い明細 / Receipt\n------------------------------\n日時 Date   : {when} (JST)\nお店 Shop   : {shop_name}\n金額 Amount : {amount}\n{}取引ID Tx  : {id}\nブロック    : {}\n------------------------------\nおつりは出ません / No change is given\n",
-        invoice.map(|i| format!("請求番号    : {i}\n")).unwrap_or_default(),
-        tx["height"]
-    ))
 }
 
 fn read_key(path: &Path) -> Result<SigningKey, Failure> {
@@ -303,40 +282,84 @@ fn read_key(path: &Path) -> Result<SigningKey, Failure> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// HMAC-SHA256 of the resident number under the town's secret: one resident, one
-/// account, and the number itself never leaves the counter.
-fn resident_hash(id_key: &Path, number: &str) -> Result<Hash32, Failure> {
-    let key = std::fs::read_to_string(id_key).map_err(|e| user(format!("{}: {e}", id_key.display())))?;
-    let key = hex::decode(key.trim()).map_err(|_| user("the resident-number key file must hold hex"))?;
-    let number: String = number.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    if number.is_empty() {
+/// The town's resident-number key from its file: hex, `ID_KEY_BYTES_MIN` to
+/// `ID_KEY_BYTES_MAX` bytes.
+fn read_id_key(path: &Path) -> Result<Vec<u8>, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| user(format!("{}: {e}", path.display())))?;
+    let key = hex::decode(text.trim()).map_err(|_| {
+        user(format!("{}: the resident-number key file must hold hex digits only", path.display()))
+    })?;
+    if !(ID_KEY_BYTES_MIN..=ID_KEY_BYTES_MAX).contains(&key.len()) {
+        return Err(user(format!(
+            "{}: the resident-number key must be {ID_KEY_BYTES_MIN} to {ID_KEY_BYTES_MAX} bytes \
+             ({} to {} hex digits); it holds {} (make one with `openssl rand -hex 32`)",
+            path.display(),
+            ID_KEY_BYTES_MIN * 2,
+            ID_KEY_BYTES_MAX * 2,
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
+/// A resident number's digits: full-width digits become ASCII (as NFKC does), hyphens
+/// and spaces (half or full width) are dropped, and anything else is refused rather than
+/// silently left out.
+pub(crate) fn resident_number_digits(text: &str) -> Result<String, Failure> {
+    let mut digits = String::new();
+    for c in text.trim().chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '０'..='９' => digits.push(char::from(b'0' + (u32::from(c) - u32::from('０')) as u8)),
+            '-' | ' ' | '－' | '　' => {}
+            _ => {
+                return Err(user(format!(
+                    "a resident number is digits, which hyphens or spaces may separate; {c:?} is not allowed"
+                )))
+            }
+        }
+    }
+    if digits.is_empty() {
         return Err(user("the resident number is empty"));
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|_| user("bad resident-number key"))?;
-    mac.update(number.as_bytes());
+    if digits.len() > RESIDENT_NUMBER_DIGITS_MAX {
+        return Err(user(format!("a resident number has at most {RESIDENT_NUMBER_DIGITS_MAX} digits")));
+    }
+    Ok(digits)
+}
+
+/// HMAC-SHA256 of the resident number's digits under the town's secret: one resident,
+/// one account, and the number itself never leaves the counter.
+fn resident_hash(key: &[u8], number: &str) -> Result<Hash32, Failure> {
+    let digits = resident_number_digits(number)?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(digits.as_bytes());
     Ok(Hash32(mac.finalize().into_bytes().into()))
 }
 
 async fn operator(ctx: &Ctx, command: OperatorCommand) -> Result<(), Failure> {
     match command {
-        OperatorCommand::RegisterResident { card, pin, resident_number, id_key, resident_pin, worker } => {
-            let operator = ctx.unlock(&card, &pin)?;
-            let resident_hash = resident_hash(&id_key, &resident_number)?;
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let resident = AccountId(key.verifying_key().to_bytes());
-            ctx.submit(&operator.key, Action::RegisterResident { resident, resident_hash, worker }).await?;
-            let new_card =
-                ctx.store.create(&key, &resident_pin, if worker { "worker" } else { "resident" })?;
+        OperatorCommand::RegisterResident { card, id_key, worker } => {
+            let id_key = read_id_key(&id_key)?;
+            let mut secrets = Secrets::new(ctx.lang);
+            let operator = ctx.unlock(&card, &secrets.pin()?)?;
+            let resident_hash = resident_hash(&id_key, &secrets.resident_number()?)?;
+            let purpose = format!("register-resident:{}", resident_hash.to_hex());
+            let label = if worker { "worker" } else { "resident" };
+            let action = |resident| Action::RegisterResident { resident, resident_hash, worker };
+            let (card, result) =
+                new_card_on_chain(ctx, &mut secrets, &operator, &purpose, label, action).await?;
             let text = format!(
                 "{}: {}",
                 ctx.t("登録しました。新しいカード番号", "Registered. New card number"),
-                new_card.display()
+                card.display()
             );
-            ctx.print(json!({ "card": new_card.display(), "account": resident }), &text);
+            let account = ctx.store.account(&card)?;
+            ctx.print(json!({ "card": card.display(), "account": account, "tx_id": result.tx_id }), &text);
             Ok(())
         }
-        OperatorCommand::Sell { card, pin, resident_card, issue, sets } => {
-            let operator = ctx.unlock(&card, &pin)?;
+        OperatorCommand::Sell { card, resident_card, issue, sets } => {
+            let operator = unlock(ctx, &card)?;
             let resident = ctx.store.account(&CardNumber::parse(&resident_card)?)?;
             let view = ctx.client.issue(issue).await?;
             let cash = view.params.price.checked_mul(u64::from(sets)).ok_or_else(|| user("too many sets"))?;
@@ -356,22 +379,72 @@ async fn operator(ctx: &Ctx, command: OperatorCommand) -> Result<(), Failure> {
             ctx.print(json!({ "tx_id": result.tx_id, "sets": sets, "cash_received": cash, "sets_left": after.sets_left }), &text);
             Ok(())
         }
-        OperatorCommand::ReplaceCard { card, pin, lost_card, new_pin } => {
-            let operator = ctx.unlock(&card, &pin)?;
+        OperatorCommand::ReplaceCard { card, lost_card } => {
+            let mut secrets = Secrets::new(ctx.lang);
+            let operator = ctx.unlock(&card, &secrets.pin()?)?;
             let old = ctx.store.account(&CardNumber::parse(&lost_card)?)?;
-            let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let new = AccountId(key.verifying_key().to_bytes());
-            ctx.submit(&operator.key, Action::ReplaceKey { old, new }).await?;
-            let new_card = ctx.store.create(&key, &new_pin, "resident")?;
+            let purpose = format!("replace-card:{old}");
+            let action = |new| Action::ReplaceKey { old, new };
+            let (card, result) =
+                new_card_on_chain(ctx, &mut secrets, &operator, &purpose, "resident", action).await?;
             let text = format!(
                 "{}: {}",
                 ctx.t("カードを再発行しました。新しいカード番号", "Card replaced. New card number"),
-                new_card.display()
+                card.display()
             );
-            ctx.print(json!({ "card": new_card.display(), "account": new, "revoked": old }), &text);
+            let new = ctx.store.account(&card)?;
+            ctx.print(
+                json!({ "card": card.display(), "account": new, "revoked": old, "tx_id": result.tx_id }),
+                &text,
+            );
             Ok(())
         }
     }
+}
+
+/// A new card whose account a transaction puts on the chain (register-resident,
+/// replace-card). Everything that can go wrong at the counter goes wrong first: the PIN
+/// is asked (twice at a terminal) and the card file written and synced, then the signed
+/// transaction is kept, and only then sent. A second run for the same `purpose` finds the
+/// kept transaction and sends it again for the same card; one that can no longer commit
+/// (its time-to-live passed unsent) is signed anew for the same card.
+async fn new_card_on_chain(
+    ctx: &Ctx,
+    secrets: &mut Secrets,
+    operator: &Wallet,
+    purpose: &str,
+    label: &str,
+    action: impl Fn(AccountId) -> Action,
+) -> Result<(CardNumber, TxResultView), Failure> {
+    let pending = match ctx.pending.find(purpose)? {
+        Some(pending) => pending,
+        None => {
+            let pin = secrets.new_pin()?;
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            let card = ctx.store.create(&key, &pin, label)?;
+            let account = AccountId(key.verifying_key().to_bytes());
+            ctx.prepare(&operator.key, action(account), Some(purpose.to_string()), Some(&card)).await?
+        }
+    };
+    let card = CardNumber::parse(pending.new_card.as_deref().unwrap_or_default())?;
+    let answer = ctx.client.submit_settled(&pending.tx, &pending.tx_id, crate::ctx::SETTLE_ATTEMPTS).await;
+    let pending = match answer {
+        Ok(result) if result.reason.as_deref() == Some("ttl_expired") => {
+            renew(ctx, operator, &pending, &card).await?
+        }
+        answer => return ctx.conclude(&pending, answer).map(|result| (card, result)),
+    };
+    let result = ctx.send(&pending).await?;
+    Ok((card, result))
+}
+
+/// Signs a kept transaction's action anew, for one that can no longer commit: the old
+/// copy is replaced by the new one before it is sent.
+async fn renew(ctx: &Ctx, operator: &Wallet, old: &Pending, card: &CardNumber) -> Result<Pending, Failure> {
+    let action = action_of(old).ok_or_else(|| user("a kept transaction could not be read"))?;
+    let renewed = ctx.prepare(&operator.key, action, old.purpose.clone(), Some(card)).await?;
+    ctx.pending.remove(&old.tx_id)?;
+    Ok(renewed)
 }
 
 fn day(text: &str, end: bool) -> Result<u64, Failure> {
@@ -385,8 +458,7 @@ fn day(text: &str, end: bool) -> Result<u64, Failure> {
 
 async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
     match command {
-        TownCommand::CreateIssue { card, pin, file, flags } => {
-            let town = ctx.unlock(&card, &pin)?;
+        TownCommand::CreateIssue { card, file, flags } => {
             let flags = match file {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
@@ -396,6 +468,7 @@ async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
                 None => flags,
             };
             let issue = issue_params(&flags)?;
+            let town = unlock(ctx, &card)?;
             let (id, name) = (issue.id, issue.name.clone());
             let result = ctx.submit(&town.key, Action::CreateIssue { issue }).await?;
             ctx.print(
@@ -404,9 +477,9 @@ async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        TownCommand::RegisterOperator { card, pin, operator_card, name } => {
-            let town = ctx.unlock(&card, &pin)?;
+        TownCommand::RegisterOperator { card, operator_card, name } => {
             let operator = ctx.store.account(&CardNumber::parse(&operator_card)?)?;
+            let town = unlock(ctx, &card)?;
             let result =
                 ctx.submit(&town.key, Action::RegisterOperator { operator, name: name.clone() }).await?;
             ctx.print(
@@ -415,8 +488,8 @@ async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        TownCommand::Expire { card, pin, issue } => {
-            let town = ctx.unlock(&card, &pin)?;
+        TownCommand::Expire { card, issue } => {
+            let town = unlock(ctx, &card)?;
             let result = ctx.submit(&town.key, Action::ExpireIssue { issue }).await?;
             let supply = ctx.client.issue(issue).await?.supply;
             ctx.print(
@@ -465,6 +538,6 @@ fn issue_params(f: &crate::IssueFlags) -> Result<IssueParams, Failure> {
         sale_end_ms: day(&required(&f.sale_end, "sale-end")?, true)? + 1,
         spend_until_ms: day(&required(&f.spend_until, "spend-until")?, true)?,
         cash_out_deadline_ms: day(&required(&f.cash_out_deadline, "cash-out-deadline")?, true)?,
-        cash_out_fee: f.fee.as_deref().unwrap_or("0%").parse::<RateBp>().map_err(user)?,
+        cash_out_fee: rate(f.fee.as_deref().unwrap_or("0%"))?,
     })
 }

@@ -11,13 +11,15 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use machi_client::ClientError;
 use machi_ledger::api::{AccountView, PayCodeView, TxStatus};
 use machi_ledger::{Action, Kind, ShopClass, TxId, Yen};
 use machi_wallet::screen::{big_digits, fits, wrap, SCREEN_COLUMNS};
 use tokio::sync::mpsc;
 
-use crate::commands::{pay_code, receipt_text, user, Ctx, Failure};
+use crate::ctx::{pay_code, receipt_text, user, Ctx, Failure, EXIT_UNKNOWN, EXIT_USER, SETTLE_ATTEMPTS};
 use crate::keystore::{CardNumber, KeystoreError, Wallet};
+use crate::secrets::EchoOff;
 use crate::text::kind;
 
 const HISTORY_ROWS: usize = 8;
@@ -67,29 +69,6 @@ impl Input {
         let line = self.line().await;
         println!();
         line
-    }
-}
-
-/// Turns the terminal's echo off while alive (when standard input is a terminal).
-struct EchoOff(Option<rustix::termios::Termios>);
-
-impl EchoOff {
-    fn new() -> EchoOff {
-        let stdin = std::io::stdin();
-        let Ok(saved) = rustix::termios::tcgetattr(&stdin) else { return EchoOff(None) };
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
-        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
-        EchoOff(Some(saved))
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        if let Some(saved) = &self.0 {
-            let _ =
-                rustix::termios::tcsetattr(std::io::stdin(), rustix::termios::OptionalActions::Now, saved);
-        }
     }
 }
 
@@ -374,7 +353,7 @@ impl Kiosk<'_> {
             }
             match pay_code(self.ctx, &digits).await {
                 Ok(request) => break request,
-                Err(failure) if failure.code == crate::commands::EXIT_USER => {
+                Err(failure) if failure.code == EXIT_USER => {
                     self.notice = Some(format!(
                         "{} {}",
                         failure.message,
@@ -398,16 +377,78 @@ impl Kiosk<'_> {
             amount: request.amount,
             invoice: Some(request.invoice_id.clone()),
         };
-        let result = match self.ctx.submit(&wallet.key, action).await {
-            Ok(result) if result.status == TxStatus::Applied => result,
-            Ok(_) => return Ok(None),
+        let pending = match self.ctx.prepare(&wallet.key, action, None, None).await {
+            Ok(pending) => pending,
             Err(failure) => {
                 self.trouble(failure);
                 return Ok(None);
             }
         };
-        self.done(&step(3), wallet, &request, result.tx_id).await?;
-        Ok(Some(result.tx_id))
+        let answer = match self.ctx.client.submit(&pending.tx).await {
+            Ok(result) if !machi_client::is_transient_refusal(&result) => Ok(result),
+            first => {
+                // No answer that settles it: say so, then find out with the same
+                // transaction (looked up, sent again), never a new one.
+                let may_have_arrived =
+                    matches!(first, Err(ClientError::NoAnswer(..) | ClientError::Decode(_)));
+                self.checking(&step(3), &request);
+                self.ctx.client.settle(&pending.tx, &pending.tx_id, SETTLE_ATTEMPTS, may_have_arrived).await
+            }
+        };
+        match self.ctx.conclude(&pending, answer) {
+            Ok(result) => {
+                self.done(&step(3), wallet, &request, result.tx_id).await?;
+                Ok(Some(result.tx_id))
+            }
+            Err(failure) if failure.code == EXIT_UNKNOWN => {
+                self.unknown_outcome(&step(3), &request, &pending.tx_id).await?;
+                Ok(None)
+            }
+            Err(failure) => {
+                self.trouble(failure);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Shown while the outcome of a sent payment is being found out.
+    fn checking(&mut self, step: &str, request: &PayCodeView) {
+        let body = [
+            self.t("支払いの結果を確認しています。", "Checking the outcome of the payment.").to_string(),
+            self.t("このままお待ちください。", "Please wait.").to_string(),
+            String::new(),
+            format!("{}: {}", self.t("お店", "Shop"), request.shop_name),
+            format!("{}: {}", self.t("金額", "Amount"), request.amount),
+            String::new(),
+            self.t("同じ支払いが二度行われることはありません。", "The same payment is never made twice.")
+                .to_string(),
+        ];
+        self.draw(step, self.t("確認中", "Checking"), &body, self.t("お待ちください", "Please wait"));
+    }
+
+    /// A payment whose outcome could not be found out in time: not "not done".
+    async fn unknown_outcome(&mut self, step: &str, request: &PayCodeView, tx: &TxId) -> Result<(), End> {
+        let body = [
+            self.t(
+                "支払いが完了したかどうか、まだ確認できません。",
+                "Whether the payment went through is not known yet.",
+            )
+            .to_string(),
+            self.t(
+                "完了している場合があります。もう一度支払わないでください。",
+                "It may have gone through: please do not pay again.",
+            )
+            .to_string(),
+            self.t("係員にお声がけください。", "Please ask the staff.").to_string(),
+            String::new(),
+            format!("{}: {}", self.t("お店", "Shop"), request.shop_name),
+            format!("{}: {}", self.t("金額", "Amount"), request.amount),
+            format!("{}:", self.t("取引ID", "Transaction")),
+            tx.to_hex(),
+            String::new(),
+            format!("{} machi-wallet check {}…", self.t("係員の確認:", "Staff check:"), &tx.to_hex()[..16]),
+        ];
+        self.pause(step, self.t("確認できませんでした", "Outcome not known yet"), &body).await
     }
 
     fn cancelled(&mut self) -> Result<Option<TxId>, End> {

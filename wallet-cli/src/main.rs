@@ -3,13 +3,21 @@
 //! that signs shows what it will do, and answers in Japanese by default
 //! (`--lang en` for English) or as JSON (`--json`).
 //!
+//! PINs and resident numbers are never arguments: they are typed at the terminal (echo
+//! off), piped on standard input, or set in `MACHI_PIN`, `MACHI_NEW_PIN`,
+//! `MACHI_RESIDENT_NUMBER` (see `secrets`).
+//!
 //! Exit codes: 0 done; 2 the input was wrong (card, PIN, amount, locked card);
-//! 3 the ledger refused or rejected the transaction; 4 the node could not be reached;
+//! 3 the ledger refused or rejected the transaction; 4 the node could not be reached
+//! (nothing was sent); 5 sent, but the outcome is unknown (`machi-wallet check TX_ID`);
 //! 1 anything else.
 
 mod commands;
+mod ctx;
 mod kiosk;
 use machi_wallet::keystore;
+mod pending;
+mod secrets;
 mod text;
 
 use std::path::PathBuf;
@@ -19,10 +27,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// machi-wallet: pay, check balances, and run the counter — for residents, counter staff
 /// and the town.
 ///
+/// PINs are asked for (typed with echo off), read from standard input, or taken from
+/// MACHI_PIN (the card's PIN) and MACHI_NEW_PIN (a new card's PIN); never arguments.
+///
 /// Examples:
-///   machi-wallet create --pin 2468
-///   machi-wallet balance --card 1234-5678-9 --pin 2468
-///   machi-wallet pay --card 1234-5678-9 --pin 2468 --code 40789964
+///   machi-wallet create                      # asks for the new card's PIN twice
+///   machi-wallet balance --card 1234-5678-9  # asks for the PIN
+///   machi-wallet pay --card 1234-5678-9 --code 40789964
+///   echo 2468 | machi-wallet --json balance --card 1234-5678-9
+///   machi-wallet check TX_ID                 # what became of a transaction
 ///   machi-wallet kiosk                       # the assisted kiosk at the town hall
 #[derive(Parser)]
 #[command(name = "machi-wallet", version, verbatim_doc_comment)]
@@ -42,9 +55,26 @@ pub(crate) struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Seconds to wait for the node's answer to one request; a transaction that gets no
+    /// answer in time is looked up and sent again (the same one), never signed anew.
+    #[arg(
+        long,
+        global = true,
+        env = "MACHI_REQUEST_TIMEOUT_S",
+        default_value_t = machi_client::REQUEST_TIMEOUT_S_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..=REQUEST_TIMEOUT_S_MAX)
+    )]
+    request_timeout_s: u64,
     #[command(subcommand)]
     command: Command,
 }
+
+/// Longest wait for one request that can be asked for.
+const REQUEST_TIMEOUT_S_MAX: u64 = 3_600;
+/// Longest kiosk time-out that can be asked for.
+const KIOSK_TIMEOUT_S_MAX: u64 = 86_400;
+/// Most history rows shown.
+const HISTORY_ROWS_MAX: u64 = 1_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Lang {
@@ -54,24 +84,19 @@ pub(crate) enum Lang {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Create a new wallet (a new key) protected by a PIN; prints its card number.
+    /// Create a new wallet (a new key) protected by a PIN (asked twice, or MACHI_NEW_PIN);
+    /// prints its card number.
     Create {
         /// 4 to 8 digits.
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         /// Who holds it: resident, operator or town (for people reading the keystore).
         #[arg(long, default_value = "resident")]
         label: String,
     },
     /// Put an existing key file (e.g. DIR/keys/town.key of `machi-node init`) into the
-    /// keystore behind a PIN.
+    /// keystore behind a PIN (asked twice, or MACHI_NEW_PIN).
     Import {
         #[arg(long)]
         key_file: PathBuf,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         #[arg(long, default_value = "town")]
         label: String,
     },
@@ -80,9 +105,6 @@ pub(crate) enum Command {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
     },
     /// Pay a shop from a card: by the pay code the shop shows (looked up at the merchant
     /// API), or by the shop's id and an amount.
@@ -90,9 +112,6 @@ pub(crate) enum Command {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         /// The 8-digit pay code of the shop's payment request.
         #[arg(long, conflicts_with_all = ["shop", "amount", "invoice"])]
         code: Option<String>,
@@ -111,7 +130,7 @@ pub(crate) enum Command {
     /// at any step; after a time without input it goes back to the start.
     Kiosk {
         /// Seconds without input before the kiosk goes back to the first screen.
-        #[arg(long, default_value_t = 90)]
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=KIOSK_TIMEOUT_S_MAX))]
         timeout_s: u64,
         /// Folder where receipts are written for the kiosk printer.
         #[arg(long, default_value = "receipts")]
@@ -122,11 +141,15 @@ pub(crate) enum Command {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=HISTORY_ROWS_MAX))]
+        limit: u64,
+    },
+    /// What became of a transaction: looks its id up on the chain; one this keystore
+    /// still holds unanswered is sent again (the same signed bytes) until the node says.
+    /// Exit 0 applied, 3 refused or rejected, 5 still unknown.
+    Check {
+        /// The transaction id (64 hex digits) that a command or the kiosk printed.
+        tx_id: String,
     },
     /// Write the receipt of a committed payment as a plain-text file for the kiosk printer.
     Receipt {
@@ -145,24 +168,19 @@ pub(crate) enum Command {
 
 #[derive(Subcommand)]
 pub(crate) enum OperatorCommand {
-    /// Register a resident and give them a new card. Only a keyed hash of the resident
-    /// number goes on the chain.
+    /// Register a resident and give them a new card. Asks for your PIN, the resident
+    /// number (or MACHI_RESIDENT_NUMBER) and the new card's PIN (twice, or MACHI_NEW_PIN);
+    /// the card file is written before anything is sent. Only a keyed hash of the
+    /// resident number goes on the chain. If the outcome is unknown, run the same command
+    /// again: it sends the same transaction for the same new card.
     RegisterResident {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
-        /// The town's resident number (住民番号).
-        #[arg(long)]
-        resident_number: String,
-        /// The town's secret key for hashing resident numbers (a file of hex).
+        /// The town's secret key for hashing resident numbers: a file of 32 to 128 hex
+        /// digits (make one with `openssl rand -hex 32`).
         #[arg(long)]
         id_key: PathBuf,
-        /// The PIN the resident chose for the new card.
-        #[arg(long)]
-        resident_pin: String,
         /// Works in the town but lives elsewhere.
         #[arg(long)]
         worker: bool,
@@ -173,9 +191,6 @@ pub(crate) enum OperatorCommand {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         /// The buyer's card number.
         #[arg(long)]
         resident_card: String,
@@ -184,20 +199,17 @@ pub(crate) enum OperatorCommand {
         #[arg(long)]
         sets: u32,
     },
-    /// Replace a lost card: a new key and card number; balances move, the old key is revoked.
+    /// Replace a lost card: a new key and card number; balances move, the old key is
+    /// revoked. Asks for your PIN and the new card's PIN (twice, or MACHI_NEW_PIN); the new
+    /// card file is written before anything is sent. If the outcome is unknown, run the
+    /// same command again: it sends the same transaction for the same new card.
     ReplaceCard {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         /// The lost card's number.
         #[arg(long)]
         lost_card: String,
-        /// The PIN the resident chose for the new card.
-        #[arg(long)]
-        new_pin: String,
     },
 }
 
@@ -209,9 +221,6 @@ pub(crate) enum TownCommand {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         /// A TOML file holding the issue (then the flags below are not used).
         #[arg(long)]
         file: Option<PathBuf>,
@@ -223,9 +232,6 @@ pub(crate) enum TownCommand {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         #[arg(long)]
         operator_card: String,
         #[arg(long)]
@@ -236,9 +242,6 @@ pub(crate) enum TownCommand {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
         card: String,
-        /// The card's PIN (or set MACHI_PIN).
-        #[arg(long, env = "MACHI_PIN")]
-        pin: String,
         #[arg(long)]
         issue: u32,
     },

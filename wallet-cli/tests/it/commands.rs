@@ -1,7 +1,8 @@
 //! Every scriptable command, its JSON output and its exit codes.
 
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use machi_ledger::{AccountId, Action, ShopClass};
@@ -9,21 +10,31 @@ use serde_json::Value;
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
-struct Run {
-    code: i32,
-    json: Value,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) json: Value,
+    pub(crate) stderr: String,
 }
 
-fn wallet(node: &str, keystore: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_machi-wallet"))
+/// Runs the wallet with `input` on its standard input (the PINs and resident numbers it
+/// asks for, one a line, as a script pipes them).
+pub(crate) fn wallet(node: &str, keystore: &Path, args: &[&str], input: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_machi-wallet"))
         .args(["--node", node, "--keystore"])
         .arg(keystore)
         .args(["--json", "--lang", "en"])
         .args(args)
         .env_remove("MACHI_PIN")
-        .output()
+        .env_remove("MACHI_NEW_PIN")
+        .env_remove("MACHI_RESIDENT_NUMBER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("machi-wallet runs");
+    // A command that fails before it reads its input closes the pipe early.
+    let _ = child.stdin.take().expect("stdin").write_all(input.as_bytes());
+    let output = child.wait_with_output().expect("machi-wallet ends");
     Run {
         code: output.status.code().unwrap_or(-1),
         json: serde_json::from_slice(&output.stdout).unwrap_or(Value::Null),
@@ -32,12 +43,12 @@ fn wallet(node: &str, keystore: &Path, args: &[&str]) -> Run {
 }
 
 #[track_caller]
-fn ok(run: Run) -> Value {
+pub(crate) fn ok(run: Run) -> Value {
     assert_eq!(run.code, 0, "{} {}", run.json, run.stderr);
     run.json
 }
 
-fn card(json: &Value) -> String {
+pub(crate) fn card(json: &Value) -> String {
     json["card"].as_str().expect("a card number").to_string()
 }
 
@@ -54,12 +65,12 @@ async fn residents_operators_and_the_town_through_the_binary() {
     }));
     let ks = dir.path().join("keystore");
     let url = url.as_str();
-    let w = |args: &[&str]| {
-        let (url, ks) = (url.to_string(), ks.clone());
+    let w = |args: &[&str], input: &str| {
+        let (url, ks, input) = (url.to_string(), ks.clone(), input.to_string());
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         async move {
             tokio::task::spawn_blocking(move || {
-                wallet(&url, &ks, &args.iter().map(String::as_str).collect::<Vec<_>>())
+                wallet(&url, &ks, &args.iter().map(String::as_str).collect::<Vec<_>>(), &input)
             })
             .await
             .unwrap()
@@ -67,53 +78,91 @@ async fn residents_operators_and_the_town_through_the_binary() {
     };
 
     let town_key = dir.path().join("keys/town.key");
-    let town = card(&ok(w(&["import", "--key-file", town_key.to_str().unwrap(), "--pin", "1111"]).await));
-    let operator = card(&ok(w(&["create", "--pin", "2222", "--label", "operator"]).await));
-    ok(w(&[
-        "town",
-        "register-operator",
-        "--card",
-        &town,
-        "--pin",
-        "1111",
-        "--operator-card",
-        &operator,
-        "--name",
-        "1番窓口",
-    ])
+    let town = card(&ok(w(&["import", "--key-file", town_key.to_str().unwrap()], "1111\n").await));
+    let operator = card(&ok(w(&["create", "--label", "operator"], "2222\n").await));
+    ok(w(
+        &["town", "register-operator", "--card", &town, "--operator-card", &operator, "--name", "1番窓口"],
+        "1111\n",
+    )
     .await);
 
     let now = machi_client::now_ms();
     let date = |ms: u64| machi_ledger::time::format_jst_date(ms);
     let (today, tomorrow, later, latest) =
         (date(now), date(now + DAY_MS), date(now + 30 * DAY_MS), date(now + 60 * DAY_MS));
-    ok(w(&[
-        "town",
-        "create-issue",
-        "--card",
-        &town,
-        "--pin",
-        "1111",
-        "--id",
-        "1",
-        "--name",
-        "第1回",
-        "--sets",
-        "5",
-        "--cap",
-        "2",
-        "--sale-start",
-        &today,
-        "--sale-end",
-        &tomorrow,
-        "--spend-until",
-        &later,
-        "--cash-out-deadline",
-        &latest,
-        "--fee",
-        "0.5%",
-    ])
+    ok(w(
+        &[
+            "town",
+            "create-issue",
+            "--card",
+            &town,
+            "--id",
+            "1",
+            "--name",
+            "第1回",
+            "--sets",
+            "5",
+            "--cap",
+            "2",
+            "--sale-start",
+            &today,
+            "--sale-end",
+            &tomorrow,
+            "--spend-until",
+            &later,
+            "--cash-out-deadline",
+            &latest,
+            "--fee",
+            "0.5%",
+        ],
+        "1111\n",
+    )
     .await);
+
+    // Numbers no rate or amount can be are refused with a message (exit 2), never a panic.
+    let huge = "79228162514264337593543950335";
+    for (flag, value, words) in [
+        ("--fee", huge, "not a rate"),
+        ("--fee", "1e3%", "not a rate"),
+        ("--fee", "-1%", "not a rate"),
+        ("--fee", "150%", "between 0% and 100%"),
+        ("--fee", "0.001%", "finer than 0.01%"),
+        ("--price", huge, "too large"),
+        ("--price", "7922816251426433759354395033500", "not a number"),
+        ("--common", "18446744073709551616", "too large"),
+    ] {
+        let args = [
+            "town",
+            "create-issue",
+            "--card",
+            &town,
+            "--id",
+            "9",
+            "--name",
+            "x",
+            "--sets",
+            "1",
+            "--cap",
+            "1",
+            "--sale-start",
+            &today,
+            "--sale-end",
+            &tomorrow,
+            "--spend-until",
+            &later,
+            "--cash-out-deadline",
+            &latest,
+            &format!("{flag}={value}"),
+        ];
+        let refused = w(&args, "1111\n").await;
+        assert_eq!(refused.code, 2, "{flag} {value}: {} {}", refused.json, refused.stderr);
+        let message = refused.json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(words), "{flag} {value}: {message:?}");
+    }
+    for (flag, value) in [("--sets", "99999999999"), ("--cap", "-1"), ("--id", "4294967296")] {
+        let args = ["town", "create-issue", "--card", &town, flag, value];
+        assert_eq!(w(&args, "1111\n").await.code, 2, "{flag} {value}");
+    }
 
     let id_key = dir.path().join("id.key");
     std::fs::write(&id_key, "00112233445566778899aabbccddeeff").unwrap();
@@ -122,56 +171,48 @@ async fn residents_operators_and_the_town_through_the_binary() {
         let operator = operator.clone();
         let w = &w;
         async move {
-            w(&[
-                "operator",
-                "register-resident",
-                "--card",
-                &operator,
-                "--pin",
-                "2222",
-                "--resident-number",
-                number,
-                "--id-key",
-                &id_key,
-                "--resident-pin",
-                pin,
-            ])
+            w(
+                &["operator", "register-resident", "--card", &operator, "--id-key", &id_key],
+                &format!("2222\n{number}\n{pin}\n"),
+            )
             .await
         }
     };
     let resident = card(&ok(register("1001", "2468").await));
     let again = register("1001", "9999").await;
     assert_eq!(again.code, 3, "one resident number, one account: {}", again.json);
-    let sold = ok(w(&[
-        "operator",
-        "sell",
-        "--card",
-        &operator,
-        "--pin",
-        "2222",
-        "--resident-card",
-        &resident,
-        "--issue",
-        "1",
-        "--sets",
-        "2",
-    ])
+    let sold = ok(w(
+        &[
+            "operator",
+            "sell",
+            "--card",
+            &operator,
+            "--resident-card",
+            &resident,
+            "--issue",
+            "1",
+            "--sets",
+            "2",
+        ],
+        "2222\n",
+    )
     .await);
     assert_eq!((sold["cash_received"].as_u64(), sold["sets_left"].as_u64()), (Some(20_000), Some(3)));
-    let over_cap = w(&[
-        "operator",
-        "sell",
-        "--card",
-        &operator,
-        "--pin",
-        "2222",
-        "--resident-card",
-        &resident,
-        "--issue",
-        "1",
-        "--sets",
-        "1",
-    ])
+    let over_cap = w(
+        &[
+            "operator",
+            "sell",
+            "--card",
+            &operator,
+            "--resident-card",
+            &resident,
+            "--issue",
+            "1",
+            "--sets",
+            "1",
+        ],
+        "2222\n",
+    )
     .await;
     assert_eq!(over_cap.code, 3, "{}", over_cap.json);
     assert!(over_cap.json["error"]["message"].as_str().unwrap().contains("over_cap"));
@@ -184,35 +225,40 @@ async fn residents_operators_and_the_town_through_the_binary() {
     let action = Action::RegisterShop { shop: shop_id, name: "山田商店".into(), class: ShopClass::Local };
     client.submit(&machi_client::sign("wallet-town", &town_signing, action)).await.unwrap();
 
-    let balance = ok(w(&["balance", "--card", &resident, "--pin", "2468"]).await);
+    let balance = ok(w(&["balance", "--card", &resident], "2468\n").await);
     assert_eq!(balance["total"], 25_000);
-    let paid = ok(w(&[
-        "pay",
-        "--card",
-        &resident,
-        "--pin",
-        "2468",
-        "--shop",
-        &shop_id.to_hex(),
-        "--amount",
-        "¥1,200",
-        "--invoice",
-        "INV-9",
-    ])
+    let paid = ok(w(
+        &[
+            "pay",
+            "--card",
+            &resident,
+            "--shop",
+            &shop_id.to_hex(),
+            "--amount",
+            "¥1,200",
+            "--invoice",
+            "INV-9",
+        ],
+        "2468\n",
+    )
     .await);
     assert_eq!((paid["balance"].as_u64(), paid["shop_name"].as_str()), (Some(23_800), Some("山田商店")));
     let too_much =
-        w(&["pay", "--card", &resident, "--pin", "2468", "--shop", &shop_id.to_hex(), "--amount", "30000"])
-            .await;
+        w(&["pay", "--card", &resident, "--shop", &shop_id.to_hex(), "--amount", "30000"], "2468\n").await;
     assert_eq!(too_much.code, 3, "{}", too_much.json);
     let decimal =
-        w(&["pay", "--card", &resident, "--pin", "2468", "--shop", &shop_id.to_hex(), "--amount", "12.5"])
-            .await;
+        w(&["pay", "--card", &resident, "--shop", &shop_id.to_hex(), "--amount", "12.5"], "2468\n").await;
     assert_eq!(decimal.code, 2, "a fraction of a yen is a user error");
-    let history = ok(w(&["history", "--card", &resident, "--pin", "2468"]).await);
+    for amount in [huge, "7922816251426433759354395033500", "１８４４６７４４０７３７０９５５１６１６"]
+    {
+        let args = ["pay", "--card", &resident, "--shop", &shop_id.to_hex(), "--amount", amount];
+        let refused = w(&args, "2468\n").await;
+        assert_eq!(refused.code, 2, "{amount}: {}", refused.json);
+    }
+    let history = ok(w(&["history", "--card", &resident], "2468\n").await);
     assert_eq!(history["history"][0]["kind"], "pay");
     let receipt_path = dir.path().join("receipt.txt");
-    ok(w(&["receipt", paid["tx_id"].as_str().unwrap(), "--out", receipt_path.to_str().unwrap()]).await);
+    ok(w(&["receipt", paid["tx_id"].as_str().unwrap(), "--out", receipt_path.to_str().unwrap()], "").await);
     let receipt = std::fs::read_to_string(&receipt_path).unwrap();
     assert!(
         receipt.contains("¥1,200") && receipt.contains("山田商店") && receipt.contains("INV-9"),
@@ -221,40 +267,26 @@ async fn residents_operators_and_the_town_through_the_binary() {
 
     // Wrong PINs: plain errors, then the card locks.
     for _ in 0..4 {
-        assert_eq!(w(&["balance", "--card", &resident, "--pin", "0000"]).await.code, 2);
+        assert_eq!(w(&["balance", "--card", &resident], "0000\n").await.code, 2);
     }
-    let locked = w(&["balance", "--card", &resident, "--pin", "0000"]).await;
+    let locked = w(&["balance", "--card", &resident], "0000\n").await;
     assert_eq!(locked.code, 2);
     assert!(locked.json["error"]["message"].as_str().unwrap().contains("locked"), "{}", locked.json);
-    assert_eq!(
-        w(&["balance", "--card", &resident, "--pin", "2468"]).await.code,
-        2,
-        "locked even for the right PIN"
-    );
+    assert_eq!(w(&["balance", "--card", &resident], "2468\n").await.code, 2, "locked even for the right PIN");
 
     // A lost card is replaced: the new card holds the balance, the old key is revoked.
-    let replaced = ok(w(&[
-        "operator",
-        "replace-card",
-        "--card",
-        &operator,
-        "--pin",
-        "2222",
-        "--lost-card",
-        &resident,
-        "--new-pin",
-        "1357",
-    ])
-    .await);
+    let replaced =
+        ok(w(&["operator", "replace-card", "--card", &operator, "--lost-card", &resident], "2222\n1357\n")
+            .await);
     let new_card = card(&replaced);
-    assert_eq!(ok(w(&["balance", "--card", &new_card, "--pin", "1357"]).await)["total"], 23_800);
+    assert_eq!(ok(w(&["balance", "--card", &new_card], "1357\n").await)["total"], 23_800);
 
-    assert_eq!(w(&["balance", "--card", "1234-5678-0", "--pin", "1357"]).await.code, 2, "bad check digit");
-    let status = ok(w(&["town", "sale-status", "--issue", "1"]).await);
+    assert_eq!(w(&["balance", "--card", "1234-5678-0"], "1357\n").await.code, 2, "bad check digit");
+    let status = ok(w(&["town", "sale-status", "--issue", "1"], "").await);
     assert_eq!((status["sets_sold"].as_u64(), status["sets_left"].as_u64()), (Some(2), Some(3)));
-    let early = w(&["town", "expire", "--card", &town, "--pin", "1111", "--issue", "1"]).await;
+    let early = w(&["town", "expire", "--card", &town, "--issue", "1"], "1111\n").await;
     assert_eq!(early.code, 3, "not before spend-until");
-    let unreachable = wallet("http://127.0.0.1:9", &ks, &["town", "sale-status", "--issue", "1"]);
+    let unreachable = wallet("http://127.0.0.1:9", &ks, &["town", "sale-status", "--issue", "1"], "");
     assert_eq!(unreachable.code, 4);
 
     // An issue from a TOML file (the names of the flags).
@@ -264,15 +296,15 @@ async fn residents_operators_and_the_town_through_the_binary() {
          sale_end = \"{tomorrow}\"\nspend_until = \"{later}\"\ncash_out_deadline = \"{latest}\"\nfee = \"1%\"\n"
     );
     std::fs::write(&toml, file).unwrap();
-    let create = ["town", "create-issue", "--card", &town, "--pin", "1111", "--file", toml.to_str().unwrap()];
-    assert_eq!(ok(w(&create).await)["issue"], 2);
+    let create = ["town", "create-issue", "--card", &town, "--file", toml.to_str().unwrap()];
+    assert_eq!(ok(w(&create, "1111\n").await)["issue"], 2);
     let issue = machi_client::Client::new(url).issue(2).await.unwrap();
     assert_eq!(
         (issue.params.total_sets, issue.params.max_sets_per_resident, issue.params.cash_out_fee.0),
         (40, 3, 100)
     );
     std::fs::write(&toml, "id = 3\nname = \"x\"\nsets = 1\ncap = 1\nsale_start = \"soon\"\n").unwrap();
-    assert_eq!(w(&create).await.code, 2, "a bad file is the user's error");
+    assert_eq!(w(&create, "1111\n").await.code, 2, "a bad file is the user's error");
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();

@@ -16,30 +16,36 @@ use machi_wallet::keystore::Keystore;
 use machi_wallet::screen::big_digits;
 use serde_json::{json, Value};
 
+use crate::faults::{Fault, Proxy};
+
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-const PIN: &str = "2468";
+pub(crate) const PIN: &str = "2468";
+/// The PIN of the counter operator's card.
+pub(crate) const OPERATOR_PIN: &str = "1111";
 
 fn id(key: &SigningKey) -> AccountId {
     AccountId(key.verifying_key().to_bytes())
 }
 
-struct Town {
-    _dir: tempfile::TempDir,
-    node: Client,
-    node_url: String,
-    merchant_url: String,
-    keystore: PathBuf,
+pub(crate) struct Town {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) node: Client,
+    pub(crate) node_url: String,
+    pub(crate) merchant_url: String,
+    pub(crate) keystore: PathBuf,
     receipts: PathBuf,
     admin: String,
     http: reqwest::Client,
     /// Card number and account of each resident.
-    cards: Vec<(String, AccountId)>,
+    pub(crate) cards: Vec<(String, AccountId)>,
     residents: Vec<SigningKey>,
     chain_id: String,
+    /// The counter operator's card (PIN `OPERATOR_PIN`).
+    pub(crate) operator_card: String,
 }
 
 impl Town {
-    async fn start() -> Town {
+    pub(crate) async fn start() -> Town {
         let dir = tempfile::tempdir().unwrap();
         let node_dir = dir.path().join("node");
         machi_node::init(&node_dir, "kiosk-town").unwrap();
@@ -107,9 +113,11 @@ impl Town {
             submit(&operator, sell).await;
             cards.push((store.create(resident, PIN, "resident").unwrap().display(), id(resident)));
         }
+        let operator_card = store.create(&operator, OPERATOR_PIN, "operator").unwrap().display();
         Town {
             receipts: dir.path().join("receipts"),
-            _dir: dir,
+            dir,
+            operator_card,
             node: client,
             node_url,
             merchant_url,
@@ -136,7 +144,7 @@ impl Town {
     }
 
     /// Registers a shop and returns (shop id, point-of-sale token).
-    async fn shop(&self, name: &str, class: &str) -> (String, String) {
+    pub(crate) async fn shop(&self, name: &str, class: &str) -> (String, String) {
         let bank = json!({"bank_code": "0126", "branch_code": "101", "account_type": "ordinary",
                           "account_number": "0012345", "holder_kana": "テスト"});
         let body = json!({"name": name, "kana_name": "テスト", "class": class, "bank": bank});
@@ -149,13 +157,13 @@ impl Town {
     }
 
     /// An invoice: (id, pay code).
-    async fn invoice(&self, token: &str, amount: u64) -> (String, String) {
+    pub(crate) async fn invoice(&self, token: &str, amount: u64) -> (String, String) {
         let invoice =
             self.call(reqwest::Method::POST, "/v1/invoices", token, json!({"amount": amount})).await;
         (invoice["id"].as_str().unwrap().to_string(), invoice["pay_code"].as_str().unwrap().to_string())
     }
 
-    async fn invoice_status(&self, token: &str, id: &str) -> String {
+    pub(crate) async fn invoice_status(&self, token: &str, id: &str) -> String {
         let response = self
             .http
             .get(format!("{}/v1/invoices/{id}", self.merchant_url))
@@ -168,7 +176,7 @@ impl Town {
 
     /// Waits for the merchant API's `invoice.paid` event for `id` (replayed from the
     /// start, so an event that came first is not missed).
-    async fn paid_event(&self, token: &str, id: &str) {
+    pub(crate) async fn paid_event(&self, token: &str, id: &str) {
         let url = format!("{}/v1/events", self.merchant_url);
         let mut response =
             self.http.get(url).bearer_auth(token).header("Last-Event-ID", "0").send().await.unwrap();
@@ -188,36 +196,77 @@ impl Town {
         tokio::time::timeout(Duration::from_secs(20), wait).await.expect("invoice.paid event");
     }
 
-    async fn total(&self, account: &AccountId) -> u64 {
+    pub(crate) async fn total(&self, account: &AccountId) -> u64 {
         self.node.account(account).await.unwrap().total.0
     }
 
     fn kiosk(&self, timeout_s: u64) -> Kiosk {
+        self.kiosk_via(&self.node_url, timeout_s, machi_client::REQUEST_TIMEOUT_S_DEFAULT)
+    }
+
+    /// The kiosk talking to the node at `node_url` (e.g. a faulty proxy), waiting at most
+    /// `request_timeout_s` for each answer.
+    fn kiosk_via(&self, node_url: &str, timeout_s: u64, request_timeout_s: u64) -> Kiosk {
         let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
         command
-            .args(["--node", &self.node_url, "--merchant", &self.merchant_url, "--keystore"])
+            .args(["--node", node_url, "--merchant", &self.merchant_url, "--keystore"])
             .arg(&self.keystore)
+            .args(["--request-timeout-s", &request_timeout_s.to_string()])
             .args(["kiosk", "--timeout-s", &timeout_s.to_string(), "--receipts"])
             .arg(&self.receipts)
             .env("COLUMNS", "80")
             .env("LINES", "24");
-        let mut session = Session::spawn(command).expect("kiosk starts in a pseudo-terminal");
-        session.set_expect_timeout(Some(Duration::from_secs(20)));
-        Kiosk(session)
+        Kiosk(terminal(command))
+    }
+
+    /// A machi-wallet command run in a pseudo-terminal, as a person at the counter runs it.
+    pub(crate) fn at_terminal(&self, args: &[&str]) -> Kiosk {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
+        command
+            .args(["--node", &self.node_url, "--merchant", &self.merchant_url, "--keystore"])
+            .arg(&self.keystore)
+            .args(args)
+            .env_remove("MACHI_PIN")
+            .env_remove("MACHI_NEW_PIN")
+            .env_remove("MACHI_RESIDENT_NUMBER");
+        Kiosk(terminal(command))
     }
 }
 
-struct Kiosk(Session);
+fn terminal(command: Command) -> Session {
+    let mut session = Session::spawn(command).expect("starts in a pseudo-terminal");
+    session.set_expect_timeout(Some(Duration::from_secs(20)));
+    session
+}
+
+/// A program in a pseudo-terminal: what it shows, what is typed.
+pub(crate) struct Kiosk(Session);
 
 impl Kiosk {
     #[track_caller]
-    fn sees(&mut self, text: &str) {
-        if let Err(e) = self.0.expect(text) {
-            panic!("the kiosk never showed {text:?}: {e}");
+    pub(crate) fn sees(&mut self, text: &str) {
+        self.sees_after(text);
+    }
+
+    /// Waits for `text` and returns everything shown before it since the last wait.
+    #[track_caller]
+    pub(crate) fn sees_after(&mut self, text: &str) -> String {
+        match self.0.expect(text) {
+            Ok(found) => String::from_utf8_lossy(found.before()).to_string(),
+            Err(e) => panic!("the terminal never showed {text:?}: {e}"),
         }
     }
 
-    fn types(&mut self, line: &str) {
+    /// The program's exit code, once it ends.
+    pub(crate) fn exit_code(mut self) -> Option<i32> {
+        let _ = self.0.expect(expectrl::Eof);
+        match self.0.get_process_mut().wait() {
+            Ok(expectrl::WaitStatus::Exited(_, code)) => Some(code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn types(&mut self, line: &str) {
         self.0.send_line(line).expect("typing into the kiosk");
     }
 
@@ -232,7 +281,7 @@ impl Kiosk {
 }
 
 /// Runs blocking PTY steps off the async runtime that serves node and merchant API.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("kiosk steps")
 }
 
@@ -384,10 +433,10 @@ async fn pay_by_code_from_a_script() {
     let wallet = |args: Vec<String>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
         command.args(["--node", &town.node_url, "--merchant", &town.merchant_url, "--json", "--keystore"]);
-        command.arg(&town.keystore).args(args);
+        command.arg(&town.keystore).args(args).env("MACHI_PIN", PIN);
         async move { tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap() }
     };
-    let args = |code: &str| ["pay", "--card", &card, "--pin", PIN, "--code", code].map(String::from).to_vec();
+    let args = |code: &str| ["pay", "--card", &card, "--code", code].map(String::from).to_vec();
     let unknown = wallet(args("00000000")).await;
     assert_eq!(unknown.status.code(), Some(2), "an unknown pay code is the user's error");
     let paid = wallet(args(&code)).await;
@@ -399,4 +448,39 @@ async fn pay_by_code_from_a_script() {
     let again = wallet(args(&code)).await;
     assert_eq!(again.status.code(), Some(2), "a paid invoice's code no longer pays");
     assert_eq!(town.total(&account).await, 25_000 - 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_answer_is_lost_shows_checking_then_the_real_outcome() {
+    let town = Town::start().await;
+    let (_, pos) = town.shop("山田商店", "local").await;
+    // The node commits the payment, then the answer is dropped (0) or held past the
+    // kiosk's 1-second wait (1).
+    for (i, fault) in [Fault::DropAnswer, Fault::HoldAnswer].into_iter().enumerate() {
+        let proxy = Proxy::start(&town.node_url, fault, 1).await;
+        let (invoice, code) = town.invoice(&pos, 1_000).await;
+        let (card, account) = town.cards[i].clone();
+        let mut kiosk = town.kiosk_via(&proxy.url, 90, 1);
+        let shown = blocking(move || {
+            kiosk.signs_in(&card);
+            kiosk.types("2");
+            kiosk.sees("8けたの「支払いコード」");
+            kiosk.types(&code);
+            kiosk.sees("¥1,000 を支払いますか");
+            kiosk.types("1");
+            let before_checking = kiosk.sees_after("確認中");
+            let before_done = kiosk.sees_after("支払いが完了しました");
+            kiosk.sees("残高: ¥24,000");
+            format!("{before_checking}{before_done}")
+        })
+        .await;
+        for never in ["できませんでした", "お金は動いていません", "Not done"] {
+            assert!(!shown.contains(never), "{fault:?}: the kiosk said {never:?}:\n{shown}");
+        }
+        assert_eq!(town.total(&account).await, 25_000 - 1_000, "{fault:?}: paid exactly once");
+        let history = town.node.account(&account).await.unwrap().history;
+        assert_eq!(history.iter().filter(|h| h.kind == "pay").count(), 1, "{fault:?}: one payment on chain");
+        town.paid_event(&pos, &invoice).await;
+        assert_eq!(town.invoice_status(&pos, &invoice).await, "paid");
+    }
 }

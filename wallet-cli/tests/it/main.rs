@@ -2,4 +2,6 @@
 //! against a real node and merchant API on loopback.
 
 mod commands;
+mod faults;
 mod kiosk;
+mod recovery;

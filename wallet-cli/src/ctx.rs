@@ -1,0 +1,239 @@
+//! What every command and the kiosk share: the clients, the keystore, the language,
+//! failures with their exit codes, and sending a transaction so that it commits at most
+//! once and its outcome is never guessed.
+
+use machi_client::{sign, Client, ClientError};
+use machi_ledger::api::{TxResultView, TxStatus};
+use machi_ledger::{Action, SigningKey, TxBody};
+use serde_json::{json, Value};
+
+use crate::keystore::{CardNumber, Keystore, KeystoreError, Wallet};
+use crate::pending::{Pending, PendingStore};
+use crate::text::{reason, t};
+use crate::Lang;
+
+pub(crate) const EXIT_USER: i32 = 2;
+pub(crate) const EXIT_REFUSED: i32 = 3;
+pub(crate) const EXIT_UNREACHABLE: i32 = 4;
+/// The transaction was sent but no answer said what became of it: it may have committed.
+pub(crate) const EXIT_UNKNOWN: i32 = 5;
+/// Tries after a first attempt that got no answer (each after a growing pause).
+pub(crate) const SETTLE_ATTEMPTS: u32 = 6;
+
+/// Why a command did not do what was asked, with the exit code that says so.
+pub(crate) struct Failure {
+    pub(crate) code: i32,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
+    /// Fields for `--json` beside `error` (e.g. `status` and `tx_id` of an unknown outcome).
+    pub(crate) details: Value,
+}
+
+pub(crate) fn user(message: impl Into<String>) -> Failure {
+    Failure { code: EXIT_USER, kind: "user_error", message: message.into(), details: Value::Null }
+}
+
+impl From<KeystoreError> for Failure {
+    fn from(e: KeystoreError) -> Failure {
+        match e {
+            KeystoreError::Io(_) | KeystoreError::Tampered(_) => {
+                Failure { code: 1, kind: "keystore", message: e.to_string(), details: Value::Null }
+            }
+            _ => user(e.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::from(KeystoreError::Io(e))
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        let (code, kind) = match e {
+            ClientError::Unreachable(..) | ClientError::NoAnswer(..) => (EXIT_UNREACHABLE, "unreachable"),
+            ClientError::Api { status, .. } if (400..500).contains(&status) => (EXIT_REFUSED, "refused"),
+            _ => (1, "node_error"),
+        };
+        Failure { code, kind, message: e.to_string(), details: Value::Null }
+    }
+}
+
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) merchant: Client,
+    pub(crate) store: Keystore,
+    pub(crate) pending: PendingStore,
+    pub(crate) lang: Lang,
+    pub(crate) json: bool,
+}
+
+impl Ctx {
+    pub(crate) fn t<'a>(&self, ja: &'a str, en: &'a str) -> &'a str {
+        t(self.lang, ja, en)
+    }
+
+    pub(crate) fn unlock(&self, card: &str, pin: &str) -> Result<Wallet, Failure> {
+        let card = CardNumber::parse(card)?;
+        Ok(self.store.unlock(&card, pin, machi_client::now_ms())?)
+    }
+
+    pub(crate) fn print(&self, value: Value, text: &str) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// Signs `action` and keeps the signed transaction in the pending folder before
+    /// anything is sent.
+    pub(crate) async fn prepare(
+        &self,
+        key: &SigningKey,
+        action: Action,
+        purpose: Option<String>,
+        new_card: Option<&CardNumber>,
+    ) -> Result<Pending, Failure> {
+        let chain_id = self.client.head().await?.chain_id;
+        let tx = sign(&chain_id, key, action);
+        let pending = Pending {
+            tx_id: tx.id(&chain_id),
+            chain_id,
+            tx,
+            purpose,
+            new_card: new_card.map(|c| c.digits().to_string()),
+        };
+        self.pending.save(&pending)?;
+        Ok(pending)
+    }
+
+    /// Signs, keeps, sends and waits for the durable outcome; a rejection is a failure
+    /// with the ledger's reason in plain words.
+    pub(crate) async fn submit(&self, key: &SigningKey, action: Action) -> Result<TxResultView, Failure> {
+        let pending = self.prepare(key, action, None, None).await?;
+        self.send(&pending).await
+    }
+
+    /// Sends a kept transaction (again) until an answer says what became of it.
+    pub(crate) async fn send(&self, pending: &Pending) -> Result<TxResultView, Failure> {
+        let answer = self.client.submit_settled(&pending.tx, &pending.tx_id, SETTLE_ATTEMPTS).await;
+        self.conclude(pending, answer)
+    }
+
+    /// What an answer (or the lack of one) means for a kept transaction: applied, not
+    /// done (the pending copy and any card made for it are removed), or unknown (both
+    /// stay, and the failure says how to find out).
+    pub(crate) fn conclude(
+        &self,
+        pending: &Pending,
+        answer: Result<TxResultView, ClientError>,
+    ) -> Result<TxResultView, Failure> {
+        match answer {
+            Ok(result) if result.status == TxStatus::Applied => {
+                self.pending.remove(&pending.tx_id)?;
+                Ok(result)
+            }
+            Ok(result) => {
+                self.forget(pending)?;
+                Err(self.not_done(&result))
+            }
+            Err(e @ (ClientError::NoAnswer(..) | ClientError::Decode(_))) => Err(self.unknown(pending, &e)),
+            Err(e @ (ClientError::Unreachable(..) | ClientError::Api { status: 503, .. })) => {
+                // It never got in: a command that made a card keeps both for its retry.
+                if pending.purpose.is_none() {
+                    self.pending.remove(&pending.tx_id)?;
+                }
+                Err(Failure::from(e))
+            }
+            Err(e) => {
+                self.forget(pending)?;
+                Err(Failure::from(e))
+            }
+        }
+    }
+
+    /// Removes a transaction that can never commit, and the card made for it.
+    pub(crate) fn forget(&self, pending: &Pending) -> Result<(), Failure> {
+        if let Some(card) = &pending.new_card {
+            match self.store.remove(&CardNumber::parse(card)?) {
+                Err(KeystoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        self.pending.remove(&pending.tx_id)?;
+        Ok(())
+    }
+
+    /// A ledger's refusal or rejection in plain words.
+    pub(crate) fn not_done(&self, result: &TxResultView) -> Failure {
+        let code = result.reason.clone().unwrap_or_default();
+        let fallback = result.message.clone().unwrap_or_else(|| code.clone());
+        let status = if result.status == TxStatus::Rejected { "rejected" } else { "refused" };
+        Failure {
+            code: EXIT_REFUSED,
+            kind: "rejected",
+            message: format!("{} ({code})", reason(self.lang, &code, &fallback)),
+            details: json!({ "status": status, "tx_id": result.tx_id }),
+        }
+    }
+
+    /// An outcome nobody knows yet: never "not done".
+    pub(crate) fn unknown(&self, pending: &Pending, e: &ClientError) -> Failure {
+        let id = pending.tx_id;
+        let message = match self.lang {
+            Lang::Ja => format!(
+                "結果を確認できませんでした（{e}）。取引は完了している可能性があります。もう一度行う前に \
+                 `machi-wallet check {id}` で確認してください。"
+            ),
+            Lang::En => format!(
+                "the outcome is not known ({e}); the transaction may have committed. Before doing it \
+                 again, check with `machi-wallet check {id}`."
+            ),
+        };
+        let mut details = json!({ "status": "unknown", "tx_id": id });
+        if let Some(card) = &pending.new_card {
+            details["card"] = CardNumber::parse(card).map(|c| c.display()).unwrap_or_default().into();
+        }
+        Failure { code: EXIT_UNKNOWN, kind: "unknown", message, details }
+    }
+}
+
+/// The action of a kept transaction (to sign it anew once it can no longer commit).
+pub(crate) fn action_of(pending: &Pending) -> Option<Action> {
+    TxBody::decode(&pending.tx.body).ok().map(|body| body.action)
+}
+
+/// The look-up of a shop's pay code at the merchant API, with plain-language failures.
+pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_ledger::api::PayCodeView, Failure> {
+    let code: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    ctx.merchant.pay_code(&code).await.map_err(|e| match &e {
+        ClientError::Api { status: 404, .. } => user(ctx.t(
+            "その支払いコードは見つかりません（期限切れか、番号の間違いです）",
+            "no open payment request has that pay code (expired, or a wrong number)",
+        )),
+        ClientError::Api { status: 429, .. } => user(
+            ctx.t("少し待ってからもう一度お試しください", "too many look-ups; wait a moment and try again"),
+        ),
+        _ => Failure::from(e),
+    })
+}
+
+/// A committed payment's receipt as plain text for the kiosk printer.
+pub(crate) async fn receipt_text(ctx: &Ctx, id: &machi_ledger::TxId) -> Result<String, Failure> {
+    let tx = ctx.client.tx(id).await?;
+    let body: machi_ledger::TxBody = serde_json::from_value(tx["body"].clone())
+        .map_err(|_| user("not a transaction this wallet can print"))?;
+    let Action::Pay { shop, amount, invoice } = body.action else {
+        return Err(user(ctx.t("支払いの取引ではありません", "that transaction is not a payment")));
+    };
+    let shop_name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
+    let when = machi_ledger::time::format_jst(tx["timestamp_ms"].as_u64().unwrap_or(0));
+    Ok(format!(
+        "machi プレミアム商品券\nお支払い明細 / Receipt\n------------------------------\n日時 Date   : {when} (JST)\nお店 Shop   : {shop_name}\n金額 Amount : {amount}\n{}取引ID Tx  : {id}\nブロック    : {}\n------------------------------\nおつりは出ません / No change is given\n",
+        invoice.map(|i| format!("請求番号    : {i}\n")).unwrap_or_default(),
+        tx["height"]
+    ))
+}
