@@ -135,3 +135,21 @@ async fn forged_blocks_stop_the_follower_and_pay_nothing() {
         check(forgery).await;
     }
 }
+
+/// The anchor is the town's own key: a node whose genesis another key signed is not
+/// followed at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_whose_genesis_another_town_signed_is_refused() {
+    let town = Town::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = machi_merchant::Config {
+        data_dir: dir.path().to_path_buf(),
+        node_url: town.node.base().to_string(),
+        town_key: machi_node::generate_key(),
+        town_bank: None,
+        clock: town.clock.clone(),
+    };
+    let error = machi_merchant::Merchant::open(config).await.err().expect("refused");
+    let error = format!("{error:#}");
+    assert!(error.contains("refusing to follow") && error.contains("not the town's"), "{error}");
+}
