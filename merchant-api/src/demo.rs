@@ -190,7 +190,7 @@ async fn guide(
     writeln!(g, "                                                  # the kiosk: card {}, PIN {DEMO_PIN}, pay code {code}", cards.first().cloned().unwrap_or_default())?;
     writeln!(
         g,
-        "  {wallet} pay --card {} --pin {DEMO_PIN} --code {code}",
+        "  MACHI_PIN={DEMO_PIN} {wallet} pay --card {} --code {code}",
         cards.first().cloned().unwrap_or_default()
     )?;
     writeln!(g, "  curl -H 'Authorization: Bearer {}' {merchant_url}/v1/invoices/{}", yamada[2], invoice.id)?;

@@ -446,7 +446,7 @@ impl Kiosk<'_> {
             format!("{}:", self.t("取引ID", "Transaction")),
             tx.to_hex(),
             String::new(),
-            format!("{} machi-wallet check {}…", self.t("係員の確認:", "Staff check:"), &tx.to_hex()[..16]),
+            self.t("係員の確認: machi-wallet check 取引ID", "Staff: machi-wallet check TX_ID").to_string(),
         ];
         self.pause(step, self.t("確認できませんでした", "Outcome not known yet"), &body).await
     }
