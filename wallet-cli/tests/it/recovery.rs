@@ -267,3 +267,40 @@ async fn resident_numbers_and_id_keys_are_checked() {
     assert_eq!(same.code, 3, "１2345 and 1-2345 are one resident: {}", same.json);
     ok(register(key, "2345").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_replacement_that_expired_unsent_is_signed_anew_for_the_same_card() {
+    use machi_wallet::keystore::{CardNumber, Keystore};
+    let town = Town::start().await;
+    let (lost, old) = town.cards[2].clone();
+    let store = Keystore::open(&town.keystore).unwrap();
+    let now = machi_client::now_ms();
+    let operator = store.unlock(&CardNumber::parse(&town.operator_card).unwrap(), OPERATOR_PIN, now).unwrap();
+    // What a run that died before sending leaves behind, long enough ago that its
+    // transaction can no longer commit: the new card, and the signed replacement.
+    let key = machi_node::generate_key();
+    let new_card = store.create(&key, "1357", "resident").unwrap();
+    let new = machi_ledger::AccountId(key.verifying_key().to_bytes());
+    let chain_id = town.node.head().await.unwrap().chain_id;
+    let created = now - u64::from(machi_client::TTL_MS_DEFAULT) - 60_000;
+    let stale = machi_client::sign_at(
+        &chain_id,
+        &operator.key,
+        machi_ledger::Action::ReplaceKey { old, new },
+        created,
+    );
+    let stale_id = stale.id(&chain_id);
+    let kept = serde_json::json!({
+        "tx_id": stale_id, "chain_id": chain_id, "tx": stale,
+        "purpose": format!("replace-card:{old}"), "new_card": new_card.digits(),
+    });
+    std::fs::create_dir_all(town.keystore.join("pending")).unwrap();
+    std::fs::write(town.keystore.join(format!("pending/{stale_id}.json")), kept.to_string()).unwrap();
+
+    let args = ["operator", "replace-card", "--card", &town.operator_card, "--lost-card", &lost];
+    let done = ok(run(&town.node_url, &town.keystore, &args, &format!("{OPERATOR_PIN}\n")).await);
+    assert_eq!(text(&done, "card"), new_card.display(), "the card the resident already holds");
+    assert_ne!(text(&done, "tx_id"), stale_id.to_hex(), "signed anew");
+    assert_eq!(town.total(&new).await, 25_000);
+    assert_eq!(pending_files(&town.keystore), 0);
+}
