@@ -628,4 +628,26 @@ mod tests {
         assert!(matches!(store.unlock(&card, "2468", 1), Err(KeystoreError::Locked { .. })));
         assert!(store.unlock(&card, "2468", LOCK_MS + 2).is_ok(), "usable again after the lock time");
     }
+
+    #[test]
+    fn a_file_of_the_first_format_is_not_unlocked_but_can_be_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Keystore::open(dir.path()).unwrap();
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let card = store.create(&key, "2468", "resident").unwrap();
+        // Format 1 kept an unauthenticated count at the top level.
+        let mut file: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(store.path(&card)).unwrap()).unwrap();
+        file["version"] = 1.into();
+        file["wrong_pins"] = 0.into();
+        file["locked_until_ms"] = 0.into();
+        file.as_object_mut().unwrap().remove("lockout");
+        fs::write(store.path(&card), file.to_string()).unwrap();
+        assert!(matches!(store.unlock(&card, "2468", 0), Err(KeystoreError::OldFormat(_))));
+        assert_eq!(
+            store.account(&card).unwrap(),
+            AccountId(key.verifying_key().to_bytes()),
+            "staff can still replace it"
+        );
+    }
 }
