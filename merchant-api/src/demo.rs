@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use machi_ledger::{ShopClass, Yen};
+use machi_ledger::api::TxStatus;
+use machi_ledger::{AccountId, Action, Delegation, ShopClass, Yen};
 use machi_wallet::keystore::Keystore;
 
 use crate::merchant::{Config, Merchant};
@@ -44,8 +45,11 @@ pub async fn run_demo(
         machi_node::init(&node_dir, "machi-demo")?;
     }
     let node = machi_node::Node::open(&node_dir)?;
+    let town_key = machi_node::read_key(&node_dir.join("keys/town.key"))?;
+    let keys_dir = dir.join("merchant-keys");
     if fresh {
         machi_node::seed_demo_town(&node, &node_dir, false).await?;
+        delegate_to_the_merchant_api(&node, &town_key, &keys_dir).await?;
     }
     let node_listener = tokio::net::TcpListener::bind(&options.node_listen)
         .await
@@ -62,7 +66,9 @@ pub async fn run_demo(
     let merchant = Merchant::open(Config {
         data_dir: dir.join("merchant"),
         node_url: node_url.clone(),
-        town_key: machi_node::read_key(&node_dir.join("keys/town.key"))?,
+        town: AccountId(town_key.verifying_key().to_bytes()),
+        registrar_key: machi_node::read_key(&keys_dir.join(crate::merchant::REGISTRAR_KEY_FILE))?,
+        settler_key: machi_node::read_key(&keys_dir.join(crate::merchant::SETTLER_KEY_FILE))?,
         town_bank: Some(crate::town_bank::load_town_bank(&bank_path)?),
         clock: Arc::new(machi_node::SystemClock),
     })
@@ -82,6 +88,30 @@ pub async fn run_demo(
     let _ = stop.send(true);
     node_task.await.context("node task")??;
     served.context("serving the merchant API")
+}
+
+/// The town gives the merchant API its two delegated keys, as it would at the town office
+/// with `machi-wallet town register-delegate`.
+async fn delegate_to_the_merchant_api(
+    node: &machi_node::Node,
+    town: &machi_ledger::SigningKey,
+    keys_dir: &Path,
+) -> anyhow::Result<()> {
+    let (registrar, settler) = crate::merchant::generate_delegate_keys(keys_dir)?;
+    let chain_id = node.shared.chain_id.clone();
+    let txs = [(registrar, Delegation::ShopRegistrar), (settler, Delegation::Settler)].map(
+        |(delegate, delegation)| {
+            machi_client::sign(
+                &chain_id,
+                town,
+                Action::RegisterDelegate { delegate, name: "merchant API".into(), delegation },
+            )
+        },
+    );
+    for result in node.submit(txs.to_vec()).await? {
+        anyhow::ensure!(result.status == TxStatus::Applied, "delegating to the merchant API: {result:?}");
+    }
+    Ok(())
 }
 
 async fn wait_for(mut stopped: tokio::sync::watch::Receiver<bool>) {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use machi_ledger::{AccountId, Action, Block, Outcome, TxBody, TxId, Yen};
+use machi_ledger::{AccountId, Action, Block, Outcome, RateBp, TxBody, TxId, Yen};
 use tokio::sync::watch;
 
 use crate::invoices::pay;
@@ -108,12 +108,9 @@ impl Merchant {
                     self.read_refund(&at, tx.signer, *payment, *amount)?;
                 }
                 Action::RequestCashOut { issue, amount } if self.shop(&tx.signer).is_some() => {
-                    let fee = self
-                        .issue_params(*issue)
-                        .await
-                        .map_err(|e| anyhow::anyhow!(e.message))?
-                        .cash_out_fee
-                        .fee_on(*amount);
+                    let rate =
+                        self.issue_params(*issue).await.map_err(|e| anyhow::anyhow!(e.message))?.cash_out_fee;
+                    let fee = self.cash_out_fee(tx.signer, *issue, *amount, rate, at.tx_id);
                     self.read_cash_out(&at, tx.signer, *issue, *amount, fee)?;
                 }
                 Action::SettleCashOuts { cash_outs, transfer_date, .. } => {
@@ -214,6 +211,22 @@ impl Merchant {
         })?;
         let Some(invoice) = refunded else { return Ok(()) };
         self.emit("refund.done", shop, Some(invoice), None)
+    }
+
+    /// The fee the ledger charged: on the shop's running total for the issue
+    /// (docs/RULES.md), which is every cash-out of it read before this one. A block read
+    /// again finds its own record.
+    fn cash_out_fee(&self, shop: AccountId, issue: u32, amount: Yen, rate: RateBp, id: TxId) -> Yen {
+        let mut before = Yen::ZERO;
+        for cash_out in self.all_cash_outs() {
+            if cash_out.id == id {
+                return cash_out.fee;
+            }
+            if cash_out.shop == shop && cash_out.issue == issue {
+                before = before.plus(cash_out.amount);
+            }
+        }
+        rate.fee_on(before.plus(amount)).minus(rate.fee_on(before))
     }
 
     fn read_cash_out(

@@ -31,7 +31,9 @@ use std::sync::Arc;
 
 pub use bank::{half_width_kana, Bank, BankError, Banks};
 pub use demo::{run_demo, DemoOptions, DEMO_PIN};
-pub use merchant::{new_admin_token, Config, Merchant, Network};
+pub use merchant::{
+    generate_delegate_keys, new_admin_token, Config, Merchant, Network, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE,
+};
 pub use model::*;
 pub use town_bank::load_town_bank;
 pub use zengin::{Originator, Transfer, ZenginError, ZenginFile, RECORD_BYTES, TRANSFERS_MAX};

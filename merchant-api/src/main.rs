@@ -11,11 +11,13 @@ use clap::{Parser, Subcommand};
 /// statements, and settlement by Zengin bank-transfer file.
 ///
 /// Start here:
-///   machi-merchant demo                      # a whole local town: node + merchant API
+///   machi-demo                               # a whole local town: node + merchant API
 /// Or beside a running node:
+///   machi-merchant keygen --dir merchant-keys   # the town then registers the two keys
 ///   machi-merchant admin-token --data-dir merchant-data
 ///   machi-merchant run --node http://127.0.0.1:7070 --data-dir merchant-data \
-///       --town-key node-data/keys/town.key --town-bank town-bank.toml
+///       --town <town account> --registrar-key merchant-keys/registrar.key \
+///       --settler-key merchant-keys/settler.key --town-bank town-bank.toml
 #[derive(Parser)]
 #[command(name = "machi-merchant", version, verbatim_doc_comment)]
 struct Cli {
@@ -36,10 +38,18 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7071")]
         listen: String,
-        /// The town's key file (DIR/keys/town.key of `machi-node init`): registrations
-        /// and settlements are signed with it, and shop keys are sealed under it.
+        /// The town's account (64 hex digits, printed by `machi-node init`): the chain the
+        /// node serves must begin with a genesis the town signed.
         #[arg(long)]
-        town_key: PathBuf,
+        town: machi_ledger::AccountId,
+        /// The town's delegated shop-registrar key file (from `machi-merchant keygen`,
+        /// registered on chain by the town): shops are registered with it and their keys
+        /// sealed under it. The town's own key is never needed here.
+        #[arg(long)]
+        registrar_key: PathBuf,
+        /// The town's delegated settler key file: settlements are recorded with it.
+        #[arg(long)]
+        settler_key: PathBuf,
         /// TOML file with the town's own bank account, for settlement files
         /// (see docs/MERCHANT-API.md). Without it, settlements are refused.
         #[arg(long)]
@@ -49,6 +59,12 @@ enum Command {
         /// X-Forwarded-For, for the pay-code look-up limit.
         #[arg(long = "trusted-proxy", value_name = "ADDR")]
         trusted_proxies: Vec<std::net::IpAddr>,
+    },
+    /// Create the service's two delegated keys (a shop registrar and a settler) in DIR,
+    /// and print their accounts and the commands the town runs to register them.
+    Keygen {
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Print a new admin token for the town (only its hash is kept); works while the
     /// service runs.
@@ -84,18 +100,45 @@ fn main() -> anyhow::Result<()> {
             println!("{}", machi_merchant::new_admin_token(&data_dir)?);
             Ok(())
         }
+        Command::Keygen { dir } => {
+            let (registrar, settler) = machi_merchant::generate_delegate_keys(&dir)?;
+            println!(
+                "shop registrar: {registrar}  ({})",
+                dir.join(machi_merchant::REGISTRAR_KEY_FILE).display()
+            );
+            println!("settler:        {settler}  ({})", dir.join(machi_merchant::SETTLER_KEY_FILE).display());
+            println!();
+            println!("The town registers them, with the town's key, at the town office:");
+            for (delegation, account) in [("shop-registrar", registrar), ("settler", settler)] {
+                println!(
+                    "  machi-wallet town register-delegate --delegation {delegation} --account {account} \\\n      --name \"merchant API\""
+                );
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&machi_merchant::openapi())?);
             Ok(())
         }
-        Command::Run { node, data_dir, listen, town_key, town_bank, trusted_proxies } => {
+        Command::Run {
+            node,
+            data_dir,
+            listen,
+            town,
+            registrar_key,
+            settler_key,
+            town_bank,
+            trusted_proxies,
+        } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async move {
                 let town_bank = town_bank.map(|p| machi_merchant::load_town_bank(&p)).transpose()?;
                 let config = machi_merchant::Config {
                     data_dir,
                     node_url: node,
-                    town_key: machi_node::read_key(&town_key)?,
+                    town,
+                    registrar_key: machi_node::read_key(&registrar_key)?,
+                    settler_key: machi_node::read_key(&settler_key)?,
                     town_bank,
                     clock: Arc::new(machi_node::SystemClock),
                 };

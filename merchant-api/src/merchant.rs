@@ -1,6 +1,7 @@
 //! `Merchant`: the service's state and its town-side operations (shops, tokens), plus
-//! the plumbing every operation shares: signing as a shop or the town, submitting to the
-//! node, and waiting for the chain follower to have read the block.
+//! the plumbing every operation shares: signing as a shop or with the town's delegated
+//! keys, submitting to the node, and waiting for the chain follower to have read the
+//! block.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,7 +40,13 @@ const EVENTS_BUFFER: usize = 1_024;
 pub struct Config {
     pub data_dir: PathBuf,
     pub node_url: String,
-    pub town_key: SigningKey,
+    /// The town's account: the genesis block the node serves must be signed by it.
+    pub town: AccountId,
+    /// The town's delegated shop registrar (docs/RULES.md): shops are registered with it,
+    /// and their keys are sealed under it. It can do nothing else on chain.
+    pub registrar_key: SigningKey,
+    /// The town's delegated settler: settlements are recorded with it, and nothing else.
+    pub settler_key: SigningKey,
     /// The town's own bank account, for settlement files; without it settlements are
     /// refused with `town_bank_not_configured`.
     pub town_bank: Option<Originator>,
@@ -71,7 +78,8 @@ pub struct Merchant {
     pub(crate) store: Store,
     pub(crate) node: Client,
     pub(crate) chain_id: String,
-    town: SigningKey,
+    registrar: SigningKey,
+    settler: SigningKey,
     sealer: Sealer,
     pub(crate) banks: Banks,
     pub(crate) town_bank: Option<Originator>,
@@ -114,15 +122,16 @@ impl Merchant {
         let store = Store::open(&config.data_dir)?;
         let node = Client::new(&config.node_url);
         let chain_id = wait_for_node(&node).await?;
-        let sealer = Sealer::new(&config.town_key);
+        check_delegate(&node, &config.registrar_key, "shop_registrar", "shop-registrar").await?;
+        check_delegate(&node, &config.settler_key, "settler", "settler").await?;
+        let sealer = Sealer::new(&config.registrar_key);
         let mut shops = HashMap::new();
         for record in read_all::<ShopRecord>(&store.shops_dir())? {
             let key = sealer.open(&record.account, &record.key_nonce, &record.key_sealed)?;
             shops.insert(record.account, Arc::new(Shop { record, key }));
         }
         let tokens = read_all::<TokenRecord>(&store.tokens_dir())?.into_iter().map(|t| (t.hash, t)).collect();
-        let town_account = AccountId(config.town_key.verifying_key().to_bytes());
-        let (genesis, producer) = crate::trust::genesis(&node, &chain_id, &town_account)
+        let (genesis, producer) = crate::trust::genesis(&node, &chain_id, &config.town)
             .await
             .context("refusing to follow the node's chain")?;
         let tip = start_tip(&store, &node, genesis, &producer).await?;
@@ -133,7 +142,8 @@ impl Merchant {
             store,
             node,
             chain_id,
-            town: config.town_key,
+            registrar: config.registrar_key,
+            settler: config.settler_key,
             sealer,
             banks: Banks::load(),
             town_bank: config.town_bank,
@@ -179,8 +189,16 @@ impl Merchant {
         SignedTx::sign(&self.chain_id, key, &body)
     }
 
-    pub(crate) fn sign_as_town(&self, action: Action) -> SignedTx {
-        self.sign(&self.town, action)
+    /// Signs a shop registration with the town's delegated registrar.
+    pub(crate) fn sign_as_registrar(&self, action: Action) -> SignedTx {
+        debug_assert!(matches!(action, Action::RegisterShop { .. }));
+        self.sign(&self.registrar, action)
+    }
+
+    /// Signs a settlement with the town's delegated settler.
+    pub(crate) fn sign_as_settler(&self, action: Action) -> SignedTx {
+        debug_assert!(matches!(action, Action::SettleCashOuts { .. }));
+        self.sign(&self.settler, action)
     }
 
     pub(crate) fn shop(&self, id: &AccountId) -> Option<Arc<Shop>> {
@@ -308,7 +326,7 @@ impl Merchant {
         let key = machi_node::generate_key();
         let account = AccountId(key.verifying_key().to_bytes());
         let (key_nonce, key_sealed) = self.sealer.seal(&account, &key);
-        let register_tx = self.sign_as_town(Action::RegisterShop {
+        let register_tx = self.sign_as_registrar(Action::RegisterShop {
             shop: account,
             name: name.clone(),
             class: request.class,
@@ -351,7 +369,7 @@ impl Merchant {
                 continue;
             }
             let r = &shop.record;
-            let tx = self.sign_as_town(Action::RegisterShop {
+            let tx = self.sign_as_registrar(Action::RegisterShop {
                 shop: r.account,
                 name: r.name.clone(),
                 class: r.class,
@@ -498,6 +516,44 @@ async fn start_tip(store: &Store, node: &Client, genesis: Tip, producer: &Accoun
     );
     Ok(Tip::of(&block))
 }
+
+/// A delegated key is of use only once the town registered it with that power and has not
+/// frozen (revoked) it: refuse to start otherwise, saying what the town must sign.
+async fn check_delegate(node: &Client, key: &SigningKey, role: &str, flag: &str) -> anyhow::Result<()> {
+    let account = AccountId(key.verifying_key().to_bytes());
+    let how = format!(
+        "the town registers it at the town office with\n  machi-wallet town register-delegate --delegation {flag} \
+         --account {account} --name \"merchant API\""
+    );
+    match node.account(&account).await {
+        Ok(view) if view.role == role && !view.frozen => Ok(()),
+        Ok(view) if view.role == role => {
+            anyhow::bail!("the town froze (revoked) the {flag} key {account}; the service needs a new one")
+        }
+        Ok(view) => anyhow::bail!("the {flag} key {account} is registered as {}, not {role}", view.role),
+        Err(e) if e.code() == "not_found" => {
+            anyhow::bail!("the {flag} key {account} is not registered on chain: {how}")
+        }
+        Err(e) => Err(e).with_context(|| format!("looking up the {flag} key {account}")),
+    }
+}
+
+/// Creates the service's two delegated keys in `dir` (mode 0600) and returns their
+/// accounts: (shop registrar, settler).
+pub fn generate_delegate_keys(dir: &Path) -> anyhow::Result<(AccountId, AccountId)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut accounts = Vec::new();
+    for name in [REGISTRAR_KEY_FILE, SETTLER_KEY_FILE] {
+        let key = machi_node::generate_key();
+        machi_node::write_key(&dir.join(name), &key)?;
+        accounts.push(AccountId(key.verifying_key().to_bytes()));
+    }
+    Ok((accounts[0], accounts[1]))
+}
+
+/// File names `machi-merchant keygen` writes.
+pub const REGISTRAR_KEY_FILE: &str = "registrar.key";
+pub const SETTLER_KEY_FILE: &str = "settler.key";
 
 async fn wait_for_node(node: &Client) -> anyhow::Result<String> {
     let mut last = None;

@@ -64,7 +64,7 @@ impl Merchant {
     }
 
     /// Every cash-out request of our shops (a town has hundreds of shops, so a scan is fine).
-    fn all_cash_outs(&self) -> impl Iterator<Item = CashOut> + '_ {
+    pub(crate) fn all_cash_outs(&self) -> impl Iterator<Item = CashOut> + '_ {
         self.store
             .cash_outs
             .iter()
@@ -263,7 +263,7 @@ impl Merchant {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_transfer_file", e.to_string())
         })?;
         let file_sha256 = sha256(&file);
-        let tx = self.sign_as_town(Action::SettleCashOuts {
+        let tx = self.sign_as_settler(Action::SettleCashOuts {
             cash_outs: cash_outs.clone(),
             transfer_date: transfer_date.to_string(),
             file_sha256,
@@ -408,7 +408,7 @@ impl Merchant {
     /// A new transaction for the same settlement: same cash-outs, transfer date and file
     /// hash. It is on disk before it is sent.
     async fn sign_settlement_again(&self, mut settlement: Settlement) -> Result<Settlement, ApiError> {
-        let tx = self.sign_as_town(Action::SettleCashOuts {
+        let tx = self.sign_as_settler(Action::SettleCashOuts {
             cash_outs: settlement.cash_outs.clone(),
             transfer_date: settlement.transfer_date.clone(),
             file_sha256: settlement.file_sha256,

@@ -37,19 +37,23 @@ pub(crate) fn new_pay_code() -> String {
 }
 
 /// Seals and opens shop keys. The sealing key is HMAC-SHA256 of a fixed label under the
-/// town's secret key: whoever can run the service as the town can open them, a copy of
-/// the data folder alone cannot.
+/// secret key of the town's delegated shop registrar (`--registrar-key`), which is kept
+/// outside the data folder: whoever runs the service with that key can open them, a copy
+/// of the data folder alone cannot. A new registrar key needs the shops' keys re-sealed.
 pub(crate) struct Sealer {
     cipher: ChaCha20Poly1305,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("a shop key file does not open with this town key (wrong --town-key, or the file was changed)")]
+#[error(
+    "a shop key file does not open with this registrar key (wrong --registrar-key, or the file was changed)"
+)]
 pub(crate) struct SealError;
 
 impl Sealer {
-    pub(crate) fn new(town: &SigningKey) -> Sealer {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&town.to_bytes()).expect("HMAC takes any key");
+    pub(crate) fn new(registrar: &SigningKey) -> Sealer {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&registrar.to_bytes()).expect("HMAC takes any key");
         mac.update(b"machi-merchant shop-key sealing v1");
         let key: [u8; 32] = mac.finalize().into_bytes().into();
         Sealer { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)) }
@@ -95,7 +99,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sealed_keys_open_only_with_the_same_town_key_and_shop() {
+    fn sealed_keys_open_only_with_the_same_registrar_key_and_shop() {
         let town = SigningKey::from_bytes(&[7; 32]);
         let shop_key = SigningKey::from_bytes(&[9; 32]);
         let shop = AccountId(shop_key.verifying_key().to_bytes());

@@ -1,5 +1,5 @@
 //! What the follower believes of the node. The anchor is the genesis block: it must be
-//! signed by the town's own key (the `--town-key` the service runs with) and name the
+//! signed by the town's key (the `--town` account the service runs with) and name the
 //! block producer. Every later block must link to the one read before it (height,
 //! `prev_hash`, time), hash to what the node says, have the roots of its transactions
 //! and outcomes, and carry the named producer's signature over its hash. A node that
@@ -65,7 +65,7 @@ pub(crate) fn check_genesis(
         return Err(untrusted(0, "the first transaction is not a genesis transaction"));
     };
     if named != *town || tx.signed.signer != *town {
-        return Err(untrusted(0, "the genesis transaction is not the town's (another --town-key?)"));
+        return Err(untrusted(0, "the genesis transaction is not the town's (another --town?)"));
     }
     verify_one(&tx).map_err(|e| untrusted(0, format!("the town's signature on genesis: {e}")))?;
     check_contents(&block, &producer)?;

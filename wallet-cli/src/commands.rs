@@ -488,6 +488,37 @@ async fn town(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
+        TownCommand::RegisterDelegate { card, delegation, account, name } => {
+            let town = unlock(ctx, &card)?;
+            let action = Action::RegisterDelegate {
+                delegate: account,
+                name: name.clone(),
+                delegation: delegation.into(),
+            };
+            let result = ctx.submit(&town.key, action).await?;
+            ctx.print(
+                json!({ "tx_id": result.tx_id, "delegate": account }),
+                &format!(
+                    "{}: {name} ({account})",
+                    ctx.t("町の鍵の委任を登録しました", "Delegated key registered")
+                ),
+            );
+            Ok(())
+        }
+        TownCommand::Freeze { card, account } => {
+            let town = unlock(ctx, &card)?;
+            let result = ctx.submit(&town.key, Action::Freeze { account }).await?;
+            let done = ctx.t("凍結しました", "Frozen");
+            ctx.print(json!({ "tx_id": result.tx_id, "account": account }), &format!("{done}: {account}"));
+            Ok(())
+        }
+        TownCommand::Unfreeze { card, account } => {
+            let town = unlock(ctx, &card)?;
+            let result = ctx.submit(&town.key, Action::Unfreeze { account }).await?;
+            let done = ctx.t("凍結を解除しました", "Unfrozen");
+            ctx.print(json!({ "tx_id": result.tx_id, "account": account }), &format!("{done}: {account}"));
+            Ok(())
+        }
         TownCommand::Expire { card, issue } => {
             let town = unlock(ctx, &card)?;
             let result = ctx.submit(&town.key, Action::ExpireIssue { issue }).await?;

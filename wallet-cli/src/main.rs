@@ -23,6 +23,7 @@ mod text;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use machi_ledger::AccountId;
 
 /// machi-wallet: pay, check balances, and run the counter — for residents, counter staff
 /// and the town.
@@ -237,6 +238,41 @@ pub(crate) enum TownCommand {
         #[arg(long)]
         name: String,
     },
+    /// Give a service one narrow power of the town's, so the town's own key can stay
+    /// offline: a shop registrar (the merchant API registers shops) or a settler (it
+    /// records settlements). `machi-merchant keygen` prints the accounts to register.
+    RegisterDelegate {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
+        #[arg(long)]
+        card: String,
+        #[arg(long, value_enum)]
+        delegation: DelegationArg,
+        /// The delegated key's account (64 hex digits).
+        #[arg(long)]
+        account: AccountId,
+        /// Who holds it, e.g. "merchant API".
+        #[arg(long)]
+        name: String,
+    },
+    /// Freeze an account: it can sign nothing and receive no payments. Freezing a
+    /// delegated key revokes it. Only the town lifts a freeze the town set.
+    Freeze {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
+        #[arg(long)]
+        card: String,
+        /// The account to freeze (64 hex digits).
+        #[arg(long)]
+        account: AccountId,
+    },
+    /// Lift a freeze.
+    Unfreeze {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
+        #[arg(long)]
+        card: String,
+        /// The account to unfreeze (64 hex digits).
+        #[arg(long)]
+        account: AccountId,
+    },
     /// Expire what residents did not spend of an issue (after its spend-until day).
     Expire {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
@@ -253,6 +289,24 @@ pub(crate) enum TownCommand {
         #[arg(long)]
         watch: bool,
     },
+}
+
+/// The powers the town can delegate.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum DelegationArg {
+    /// May register shops, nothing else.
+    ShopRegistrar,
+    /// May record settlements of shops' cash-outs, nothing else.
+    Settler,
+}
+
+impl From<DelegationArg> for machi_ledger::Delegation {
+    fn from(arg: DelegationArg) -> machi_ledger::Delegation {
+        match arg {
+            DelegationArg::ShopRegistrar => machi_ledger::Delegation::ShopRegistrar,
+            DelegationArg::Settler => machi_ledger::Delegation::Settler,
+        }
+    }
 }
 
 /// An issue's parameters as flags (all needed unless `--file` is given).

@@ -237,3 +237,27 @@ fn check_zengin(file: &[u8], transfer_date: &str, payees: &[(&str, u64)]) {
     assert_eq!(end[0], b'9');
     assert!(end[1..120].iter().all(|&b| b == b' '));
 }
+
+/// The ledger charges the cash-out fee on the shop's running total for the issue; the
+/// merchant API's records say the same fee as the chain for each request. Three cash-outs
+/// of ¥50 at 1%: ¥0, ¥1 (1% of ¥100), ¥0 (1% of ¥150 is still ¥1 in all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cash_out_fees_follow_the_running_total() {
+    let town = Town::start().await;
+    let shop = town.register_shop("八百屋", "local", "ヤオヤ").await;
+    let full = town.token(&shop, "full").await;
+    town.pay(0, &shop, 150, "paid-at-the-counter").await;
+    let mut fees = Vec::new();
+    for _ in 0..3 {
+        let (status, cash_out) =
+            town.call("POST", "/v1/cashouts", Some(&full), Some(json!({"issue": 1, "amount": 50}))).await;
+        assert_eq!(status, 201, "{cash_out}");
+        fees.push(cash_out["fee"].as_u64().unwrap());
+    }
+    assert_eq!(fees, [0, 1, 0]);
+    let supply = town.node.supply().await.unwrap();
+    assert_eq!(supply.issues[0].fees.0, 1, "the chain charged ¥1 in all");
+    let (_, listed) = town.call("GET", "/v1/cashouts", Some(&full), None).await;
+    let listed: Vec<u64> = listed.as_array().unwrap().iter().map(|c| c["fee"].as_u64().unwrap()).collect();
+    assert_eq!(listed.iter().sum::<u64>(), 1);
+}

@@ -145,11 +145,49 @@ async fn a_chain_whose_genesis_another_town_signed_is_refused() {
     let config = machi_merchant::Config {
         data_dir: dir.path().to_path_buf(),
         node_url: town.node.base().to_string(),
-        town_key: machi_node::generate_key(),
+        town: crate::harness::id(&machi_node::generate_key()),
+        registrar_key: town.registrar.clone(),
+        settler_key: town.settler.clone(),
         town_bank: None,
         clock: town.clock.clone(),
     };
     let error = machi_merchant::Merchant::open(config).await.err().expect("refused");
     let error = format!("{error:#}");
     assert!(error.contains("refusing to follow") && error.contains("not the town's"), "{error}");
+}
+
+/// The service holds only the town's delegated keys, and only ones the town registered
+/// with that power and has not revoked: otherwise it does not start, and says what the
+/// town must sign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegated_keys_must_be_registered_with_their_power() {
+    let town = Town::start().await;
+    let stranger = machi_node::generate_key();
+    let open = |registrar: &machi_ledger::SigningKey, settler: &machi_ledger::SigningKey| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = machi_merchant::Config {
+            data_dir: dir.path().to_path_buf(),
+            node_url: town.node.base().to_string(),
+            town: crate::harness::id(&town.town),
+            registrar_key: registrar.clone(),
+            settler_key: settler.clone(),
+            town_bank: None,
+            clock: town.clock.clone(),
+        };
+        async move {
+            let opened = machi_merchant::Merchant::open(config).await;
+            drop(dir);
+            opened.err().map(|e| format!("{e:#}"))
+        }
+    };
+    let error = open(&stranger, &town.settler).await.expect("refused");
+    assert!(error.contains("not registered on chain") && error.contains("register-delegate"), "{error}");
+    let error = open(&town.settler, &town.settler).await.expect("refused");
+    assert!(error.contains("registered as settler, not shop_registrar"), "{error}");
+    let error = open(&town.town, &town.settler).await.expect("refused");
+    assert!(error.contains("registered as town"), "{error}");
+    town.submit(&town.town, machi_ledger::Action::Freeze { account: crate::harness::id(&town.settler) })
+        .await;
+    let error = open(&town.registrar, &town.settler).await.expect("refused");
+    assert!(error.contains("froze (revoked) the settler key"), "{error}");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use machi_client::{sign_at, Client};
 use machi_ledger::api::{TxResultView, TxStatus};
-use machi_ledger::{AccountId, Action, IssueParams, RateBp, SignedTx, SigningKey, Yen};
+use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SignedTx, SigningKey, Yen};
 use machi_merchant::{Config, Merchant};
 use machi_node::{ManualClock, Node};
 use serde_json::{json, Value};
@@ -49,6 +49,9 @@ pub(crate) struct Town {
     pub(crate) url: String,
     pub(crate) chain_id: String,
     pub(crate) town: SigningKey,
+    /// The town's delegated keys that the merchant API runs with.
+    pub(crate) registrar: SigningKey,
+    pub(crate) settler: SigningKey,
     pub(crate) operator: SigningKey,
     pub(crate) residents: Vec<SigningKey>,
     pub(crate) clock: Arc<ManualClock>,
@@ -113,6 +116,8 @@ impl Town {
             node_addr,
             url: String::new(),
             town,
+            registrar: machi_node::generate_key(),
+            settler: machi_node::generate_key(),
             operator: machi_node::generate_key(),
             residents: (0..3).map(|_| machi_node::generate_key()).collect(),
             clock,
@@ -169,6 +174,13 @@ impl Town {
         )
         .await;
         self.submit(&self.town, Action::CreateIssue { issue }).await;
+        for (delegate, delegation) in
+            [(&self.registrar, Delegation::ShopRegistrar), (&self.settler, Delegation::Settler)]
+        {
+            let action =
+                Action::RegisterDelegate { delegate: id(delegate), name: "merchant API".into(), delegation };
+            self.submit(&self.town, action).await;
+        }
         for (i, resident) in self.residents.iter().enumerate() {
             let resident_hash = machi_ledger::sha256(format!("resident-{i}").as_bytes());
             self.submit(
@@ -196,7 +208,9 @@ impl Town {
                 Some(proxy) => proxy.url.clone(),
                 None => format!("http://{}", self.node_addr),
             },
-            town_key: self.town.clone(),
+            town: id(&self.town),
+            registrar_key: self.registrar.clone(),
+            settler_key: self.settler.clone(),
             town_bank: Some(machi_merchant::load_town_bank(&town_bank).expect("town bank")),
             clock: self.clock.clone(),
         };

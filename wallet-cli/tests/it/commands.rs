@@ -86,6 +86,23 @@ async fn residents_operators_and_the_town_through_the_binary() {
     )
     .await);
 
+    // A delegated key for the merchant API, then revoked by a freeze only the town lifts.
+    let registrar = machi_node::generate_key();
+    let registrar_id = machi_ledger::AccountId(registrar.verifying_key().to_bytes()).to_string();
+    let delegate = ["town", "register-delegate", "--card", &town, "--delegation", "shop-registrar"];
+    let delegated =
+        ok(w(&[&delegate[..], &["--account", &registrar_id, "--name", "merchant API"]].concat(), "1111\n")
+            .await);
+    assert_eq!(delegated["delegate"], registrar_id.as_str());
+    let account = machi_client::Client::new(url).account(&registrar_id.parse().unwrap()).await.unwrap();
+    assert_eq!((account.role.as_str(), account.frozen), ("shop_registrar", false));
+    ok(w(&["town", "freeze", "--card", &town, "--account", &registrar_id], "1111\n").await);
+    let account = machi_client::Client::new(url).account(&registrar_id.parse().unwrap()).await.unwrap();
+    assert!(account.frozen);
+    let not_hex = w(&["town", "freeze", "--card", &town, "--account", "xyz"], "1111\n").await;
+    assert_eq!(not_hex.code, 2, "{}", not_hex.stderr);
+    ok(w(&["town", "unfreeze", "--card", &town, "--account", &registrar_id], "1111\n").await);
+
     let now = machi_client::now_ms();
     let date = |ms: u64| machi_ledger::time::format_jst_date(ms);
     let (today, tomorrow, later, latest) =

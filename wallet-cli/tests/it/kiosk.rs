@@ -11,7 +11,7 @@ use std::time::Duration;
 use expectrl::Session;
 use machi_client::{sign, Client};
 use machi_ledger::api::TxStatus;
-use machi_ledger::{AccountId, Action, IssueParams, RateBp, SigningKey, Yen};
+use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SigningKey, Yen};
 use machi_wallet::keystore::Keystore;
 use machi_wallet::screen::big_digits;
 use serde_json::{json, Value};
@@ -56,10 +56,23 @@ impl Town {
         let town = machi_node::read_key(&node_dir.join("keys/town.key")).unwrap();
         let merchant_dir = dir.path().join("merchant");
         let admin = machi_merchant::new_admin_token(&merchant_dir).unwrap();
+        // The merchant API runs with the town's delegated keys, not the town's own.
+        let (registrar, settler) = (machi_node::generate_key(), machi_node::generate_key());
+        let delegates = [(&registrar, Delegation::ShopRegistrar), (&settler, Delegation::Settler)];
+        let setup = Client::new(&node_url);
+        let chain_id = setup.head().await.unwrap().chain_id;
+        for (key, delegation) in delegates {
+            let delegate = AccountId(key.verifying_key().to_bytes());
+            let action = Action::RegisterDelegate { delegate, name: "merchant API".into(), delegation };
+            let result = setup.submit(&sign(&chain_id, &town, action)).await.unwrap();
+            assert_eq!(result.status, TxStatus::Applied, "{result:?}");
+        }
         let config = machi_merchant::Config {
             data_dir: merchant_dir,
             node_url: node_url.clone(),
-            town_key: town.clone(),
+            town: AccountId(town.verifying_key().to_bytes()),
+            registrar_key: registrar,
+            settler_key: settler,
             town_bank: None,
             clock: Arc::new(machi_node::SystemClock),
         };
