@@ -151,13 +151,15 @@ impl FromStr for RateBp {
             None => (text, Decimal::ONE),
         };
         let value = Decimal::from_str(number).map_err(|_| format!("rate {text:?} is not a number"))?;
-        let bp = value / scale * Decimal::from(10_000);
+        let out_of_range = || format!("rate {text:?} must be between 0% and 100%");
+        // Checked: a number near Decimal's limit (about 7.9e28) would overflow.
+        let bp = (value / scale).checked_mul(Decimal::from(10_000)).ok_or_else(out_of_range)?;
         if bp.fract() != Decimal::ZERO {
             return Err(format!("rate {text:?} is finer than 0.01%"));
         }
         match bp.to_u32() {
             Some(bp) if bp <= RateBp::MAX.0 => Ok(RateBp(bp)),
-            _ => Err(format!("rate {text:?} must be between 0% and 100%")),
+            _ => Err(out_of_range()),
         }
     }
 }
@@ -204,6 +206,10 @@ mod tests {
         assert_eq!("0.012".parse::<RateBp>(), Ok(RateBp(120)));
         assert!("0.001%".parse::<RateBp>().is_err());
         assert!("101%".parse::<RateBp>().is_err());
+        // Near Decimal's limit: a clear error, not an overflow panic.
+        assert!("79228162514264337593543950335".parse::<RateBp>().is_err());
+        assert!("79228162514264337593543950335%".parse::<RateBp>().is_err());
+        assert!("-0.5%".parse::<RateBp>().is_err());
     }
 
     #[test]
