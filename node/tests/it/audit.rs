@@ -217,3 +217,36 @@ async fn audit_of_a_multi_issue_chain_names_the_tampered_block() {
     let err = machi_node::audit_data_dir(copy.path()).unwrap_err().to_string();
     assert!(err.contains(&format!("block {pay_height}")), "{err}");
 }
+
+/// An export line whose chain id is far longer than any chain id (past the 65,535 bytes a
+/// transaction id's length prefix can hold) is refused by `machi-node verify` with exit
+/// code 1 and a message naming the line, never a panic.
+#[tokio::test]
+async fn verify_refuses_an_export_line_with_a_huge_chain_id() {
+    let node = TestNode::start().await;
+    let town = node.town.clone();
+    node.ok(&town, Action::RegisterShop { shop: id(&new_key()), name: "店".into(), class: ShopClass::Local })
+        .await;
+    let out = node.path().join("chain.jsonl");
+    machi_node::export(node.path(), &out).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let huge = "x".repeat(70_000);
+    for line in [0, 1] {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let quoted = format!("\"{}\"", node.chain_id);
+        assert!(lines[line].contains(&quoted), "line {line} names the chain");
+        lines[line] = lines[line].replace(&quoted, &format!("\"{huge}\""));
+        let path = node.path().join(format!("huge-chain-id-{line}.jsonl"));
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_machi-node"))
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "line {line}: {stderr}");
+        assert!(!stderr.contains("panicked"), "line {line}: {stderr}");
+        assert!(stderr.contains("chain id"), "line {line}: {stderr}");
+        assert!(stderr.contains(&format!("line {}", line + 1)), "line {line}: {stderr}");
+    }
+}
