@@ -25,4 +25,4 @@ pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};
 pub use node::{init, init_log, shutdown_signal, Node, ReopenLog, Shared};
-pub use storage::{BlockLog, DiskFile, LogFile, MemFile};
+pub use storage::{BlockLog, DiskFile, LogFile, LogFormat, MemFile};

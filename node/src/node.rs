@@ -119,6 +119,18 @@ impl Node {
     pub fn open_with_clock(data_dir: &Path, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
         let producer = crate::keys::read_key(&data_dir.join("keys").join("producer.key"))?;
         let log = chain::log_path(data_dir);
+        let converting = std::time::Instant::now();
+        if let Some(blocks) = crate::storage::convert_v1(&log)
+            .with_context(|| format!("converting {} to block log format 2", log.display()))?
+        {
+            tracing::warn!(
+                "converted the block log {} from format 1 to format 2 ({blocks} blocks in {:?}): records are \
+                 now framed so that no payload can pass for a record; the format-1 file is kept as {}",
+                log.display(),
+                converting.elapsed(),
+                log.with_extension("log.v1").display()
+            );
+        }
         let reopen: ReopenLog = Box::new(move || Ok(Box::new(DiskFile::open(&log)?) as Box<dyn LogFile>));
         Node::open_with(reopen, &chain::index_path(data_dir), producer, clock)
     }
@@ -132,6 +144,9 @@ impl Node {
     ) -> anyhow::Result<Node> {
         let index = Index::open(index_path)?;
         let chain = Chain::open(reopen_log()?, Some(&index))?;
+        if chain.log.format() != crate::storage::LogFormat::V2 {
+            bail!("the block log is format 1, which is only read: `Node::open` (machi-node run) converts it");
+        }
         let producer_id = machi_ledger::AccountId(producer.verifying_key().to_bytes());
         if chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");

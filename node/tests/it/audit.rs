@@ -80,24 +80,10 @@ fn flip_hex(hex: &str) -> String {
 /// Rewrites one block's record in a copy of the log, with a correct checksum, as someone
 /// with write access to the disk could; returns what `machi-node audit` says.
 fn audit_tampered(dir: &std::path::Path, height: usize, tamper: impl Fn(&mut Vec<u8>)) -> (bool, String) {
-    let log = std::fs::read(machi_node::log_path(dir)).unwrap();
-    let mut out = log[..8].to_vec();
-    let mut offset = 8;
-    let mut index = 0;
-    while offset < log.len() {
-        let len = u32::from_le_bytes(log[offset..offset + 4].try_into().unwrap()) as usize;
-        let mut payload = log[offset + 8..offset + 8 + len].to_vec();
-        if index == height {
-            tamper(&mut payload);
-        }
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
-        offset += 8 + len;
-        index += 1;
-    }
+    let mut records = log_records(dir);
+    tamper(&mut records[height]);
     let copy = tempfile::tempdir().unwrap();
-    std::fs::write(machi_node::log_path(copy.path()), out).unwrap();
+    write_log(copy.path(), &records);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_machi-node"))
         .args(["audit", "--data-dir"])
         .arg(copy.path())
@@ -106,7 +92,59 @@ fn audit_tampered(dir: &std::path::Path, height: usize, tamper: impl Fn(&mut Vec
     (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+/// The payload of every record of a block log (format 2 of docs/FORMAT.md, decoded here
+/// independently of the node's code: `COBS(u32le(len) || u32le(crc) || payload) || 0x00`).
+pub(crate) fn log_records(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let log = std::fs::read(machi_node::log_path(dir)).unwrap();
+    assert_eq!(&log[..8], b"machilg2");
+    log[8..]
+        .split(|b| *b == 0)
+        .filter(|frame| !frame.is_empty())
+        .map(|frame| {
+            let mut plain = Vec::new();
+            let mut at = 0;
+            while at < frame.len() {
+                let code = frame[at] as usize;
+                plain.extend_from_slice(&frame[at + 1..at + code]);
+                at += code;
+                if code < 0xff && at < frame.len() {
+                    plain.push(0);
+                }
+            }
+            let len = u32::from_le_bytes(plain[..4].try_into().unwrap()) as usize;
+            assert_eq!(u32::from_le_bytes(plain[4..8].try_into().unwrap()), crc32(&plain[8..]));
+            assert_eq!(len, plain.len() - 8);
+            plain.split_off(8)
+        })
+        .collect()
+}
+
+/// Writes records as a format-2 block log.
+pub(crate) fn write_log(dir: &std::path::Path, records: &[Vec<u8>]) {
+    let mut out = b"machilg2".to_vec();
+    for payload in records {
+        let mut plain = (payload.len() as u32).to_le_bytes().to_vec();
+        plain.extend_from_slice(&crc32(payload).to_le_bytes());
+        plain.extend_from_slice(payload);
+        let mut code_at = out.len();
+        out.push(0);
+        for byte in plain {
+            if byte != 0 {
+                out.push(byte);
+            }
+            if byte == 0 || out.len() - code_at == 0xff {
+                out[code_at] = (out.len() - code_at) as u8;
+                code_at = out.len();
+                out.push(0);
+            }
+        }
+        out[code_at] = (out.len() - code_at) as u8;
+        out.push(0);
+    }
+    std::fs::write(machi_node::log_path(dir), out).unwrap();
+}
+
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     // The block log's checksum (CRC-32/ISO-HDLC), computed bit by bit here on purpose so
     // the test does not share code with what it checks.
     let mut crc = 0xffff_ffffu32;
@@ -208,10 +246,17 @@ async fn audit_of_a_multi_issue_chain_names_the_tampered_block() {
         assert!(!ok, "{what}: audit must fail");
         assert!(stderr.contains(&format!("block {pay_height}")), "{what}: {stderr}");
     }
-    // A flipped byte without a fixed checksum is caught as damage at that block.
+    // A flipped byte without a fixed checksum is caught as damage at that block: flip a
+    // data byte (not a stuffing code) in the middle of that block's frame.
     let mut log = std::fs::read(machi_node::log_path(&dir)).unwrap();
-    let at = find(&log, &signature);
-    log[at] ^= 0x80;
+    let frame_start = 8 + log[8..].split(|b| *b == 0).take(pay_height).map(|f| f.len() + 1).sum::<usize>();
+    let frame_len = log[frame_start..].iter().position(|b| *b == 0).unwrap();
+    let mut codes = vec![frame_start];
+    while let Some(&last) = codes.last().filter(|&&c| c < frame_start + frame_len) {
+        codes.push(last + log[last] as usize);
+    }
+    let at = (frame_start + frame_len / 2..).find(|i| !codes.contains(i)).unwrap();
+    log[at] ^= if log[at] == 0x80 { 0x40 } else { 0x80 };
     let copy = tempfile::tempdir().unwrap();
     std::fs::write(machi_node::log_path(copy.path()), log).unwrap();
     let err = machi_node::audit_data_dir(copy.path()).unwrap_err().to_string();

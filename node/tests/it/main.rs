@@ -6,3 +6,4 @@ mod audit;
 mod crash;
 mod harness;
 mod sale_day;
+mod storage;
