@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, BlockHeader};
 use crate::hash::{AccountId, Hash32, TxId};
+use crate::issue::{IssueId, Kind};
 use crate::issue::{IssueParams, Supply};
 use crate::reason::{Outcome, Reason, Refusal};
-use crate::tx::{IssueId, Kind, SignedTx, TxBody};
+use crate::tx::{SignedTx, TxBody};
 use crate::yen::Yen;
 
 /// Most transactions one `POST /v1/transactions` may carry.

@@ -2,8 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::tx::{IssueId, Kind, NAME_CHARS_MAX};
 use crate::yen::{RateBp, Yen};
+
+/// Longest name of an issue, a shop or an operator, in characters.
+pub const NAME_CHARS_MAX: usize = 100;
+
+pub type IssueId = u32;
+
+/// Which shops may take a lot of value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// 共通: any shop.
+    Common,
+    /// 地元専用: local shops only.
+    Local,
+}
 
 /// What the town fixes when it creates an issue. Times are milliseconds since the Unix
 /// epoch; "valid until 2027-01-31" is the end of that day in JST.

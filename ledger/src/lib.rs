@@ -29,14 +29,14 @@ pub use hash::{
     chain_id_is_valid, merkle_root, outcome_record, sha256, tx_id, AccountId, Hash32, TxId,
     CHAIN_ID_BYTES_MAX,
 };
-pub use issue::{IssueParams, IssueState, Supply};
+pub use issue::{IssueId, IssueParams, IssueState, Kind, Supply, NAME_CHARS_MAX};
 pub use reason::{Outcome, Reason, Refusal};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
 pub use tx::{
-    decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, IssueId, Kind, ShopClass,
-    SignedTx, TxBody, TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX,
-    NAME_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX,
+    decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, ShopClass, SignedTx, TxBody,
+    TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, SETTLE_REQUESTS_MAX,
+    TTL_MS_MAX,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

@@ -5,7 +5,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{tx_id, AccountId, Hash32, TxId};
-use crate::issue::IssueParams;
+use crate::issue::{IssueId, IssueParams};
 use crate::signature::{self, KeyCache};
 use crate::yen::Yen;
 
@@ -14,21 +14,8 @@ pub const BODY_BYTES_MAX: usize = 4 * 1024;
 pub const TTL_MS_MAX: u32 = 24 * 60 * 60 * 1000;
 /// How far a transaction's creation time may run ahead of the block's clock.
 pub const CLOCK_SKEW_MS_MAX: u64 = 60 * 1000;
-pub const NAME_CHARS_MAX: usize = 100;
 pub const INVOICE_CHARS_MAX: usize = 64;
 pub const SETTLE_REQUESTS_MAX: usize = 1_000;
-
-pub type IssueId = u32;
-
-/// Which shops may take a lot of value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// 共通: any shop.
-    Common,
-    /// 地元専用: local shops only.
-    Local,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
