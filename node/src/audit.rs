@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 use machi_ledger::api::{BlockView, IssueSupplyView};
-use machi_ledger::{replay, Block, BlockHeader, Hash32, Outcome, SignatureCheck, State};
+use machi_ledger::{replay, Block, BlockHeader, ChainError, Hash32, Outcome, SignatureCheck, State};
 use serde::{Deserialize, Serialize};
 
 use crate::storage::BlockLog;
@@ -24,9 +24,18 @@ pub struct AuditReport {
     pub txs_rejected: u64,
     /// The per-issue supply invariant held after every block.
     pub invariant_held_every_block: bool,
+    /// Where it first did not, and how: every rule replayed, yet the books did not
+    /// balance (a ledger bug where the chain was made, or here).
+    pub invariant_broken: Option<InvariantBroken>,
     pub issues: Vec<IssueSupplyView>,
     /// Sets sold per issue and sale day (JST), from the applied sales on the chain.
     pub sales_by_day: Vec<SalesDay>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvariantBroken {
+    pub height: u64,
+    pub what: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +118,7 @@ impl Auditor {
             txs_applied: 0,
             txs_rejected: 0,
             invariant_held_every_block: true,
+            invariant_broken: None,
             issues: Vec::new(),
             sales_by_day: Vec::new(),
         };
@@ -170,9 +180,17 @@ impl Auditor {
     fn replay_one(&mut self, block: &Block) -> anyhow::Result<()> {
         let state = self.state.get_or_insert_with(|| State::new(&block.header.chain_id));
         // Signatures were checked in parallel by `flush`; everything else is checked here.
-        replay(state, self.prev.as_ref(), block, SignatureCheck::Skip)?;
+        // A broken invariant is reported (the block was replayed in full) and the audit
+        // goes on, so the report shows the figures as the chain has them.
         let r = &mut self.report;
-        r.invariant_held_every_block &= state.issues.values().all(|i| i.supply.invariant_holds());
+        match replay(state, self.prev.as_ref(), block, SignatureCheck::Skip) {
+            Ok(()) => {}
+            Err(ChainError::InvariantBroken { height, what }) => {
+                r.invariant_held_every_block = false;
+                r.invariant_broken.get_or_insert(InvariantBroken { height, what });
+            }
+            Err(e) => return Err(e.into()),
+        }
         r.blocks += 1;
         r.txs += block.txs.len() as u64;
         r.txs_applied += block.outcomes.iter().filter(|o| **o == Outcome::Applied).count() as u64;
@@ -217,7 +235,12 @@ impl Auditor {
     fn finish(mut self) -> anyhow::Result<AuditReport> {
         self.drain()?;
         let (Some(state), Some(head)) = (self.state, self.prev) else { bail!("the chain has no blocks") };
-        state.check_full().map_err(|e| anyhow!("final state is inconsistent: {e}"))?;
+        if let Err(e) = state.check_full() {
+            // Expected once the running totals went wrong: that is already in the report.
+            if self.report.invariant_broken.is_none() {
+                bail!("final state is inconsistent: {e}");
+            }
+        }
         let r = &mut self.report;
         r.chain_id = head.chain_id.clone();
         r.height = head.height;
@@ -322,7 +345,10 @@ pub fn report_text(r: &AuditReport) -> String {
         r.chain_id, r.blocks, r.txs, r.txs_applied, r.txs_rejected
     );
     let _ = writeln!(out, "head: height {} hash {}", r.height, r.head_hash);
-    let held = if r.invariant_held_every_block { "held at every block" } else { "BROKEN" };
+    let held = match &r.invariant_broken {
+        None => "held at every block".to_string(),
+        Some(b) => format!("BROKEN after block {}: {}", b.height, b.what),
+    };
     let _ = writeln!(out, "supply invariant: {held}");
     if !r.sales_by_day.is_empty() {
         let _ = writeln!(out, "\nsales by day (JST):");
@@ -391,4 +417,83 @@ pub fn report_csv(r: &AuditReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use machi_ledger::{
+        decode, genesis, produce, AccountId, Action, IssueParams, RateBp, SignedTx, SigningKey, TxBody, Yen,
+    };
+
+    use super::*;
+
+    const CHAIN: &str = "audit-unit";
+    const T0: u64 = 1_799_074_800_000;
+
+    fn tx(key: &SigningKey, nonce: u64, action: Action) -> machi_ledger::VerifiedTx {
+        let body = TxBody { chain_id: CHAIN.into(), created_ms: T0, ttl_ms: 60_000, nonce, action };
+        decode(CHAIN, SignedTx::sign(CHAIN, key, &body)).unwrap()
+    }
+
+    /// Genesis, then an issue, then an operator: three blocks.
+    fn chain() -> Vec<Block> {
+        let (town, producer) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        let id = |k: &SigningKey| AccountId(k.verifying_key().to_bytes());
+        let mut state = State::new(CHAIN);
+        let g = genesis(
+            &mut state,
+            tx(&town, 0, Action::Genesis { town: id(&town), producer: id(&producer) }),
+            T0,
+            &producer,
+        );
+        let issue = IssueParams {
+            id: 1,
+            name: "第1回".into(),
+            price: Yen(10_000),
+            common_per_set: Yen(6_250),
+            local_per_set: Yen(6_250),
+            total_sets: 10,
+            max_sets_per_resident: 2,
+            workers_may_buy: false,
+            sale_start_ms: T0,
+            sale_end_ms: T0 + 1,
+            spend_until_ms: T0 + 2,
+            cash_out_deadline_ms: T0 + 3,
+            cash_out_fee: RateBp(0),
+        };
+        let (b1, _) =
+            produce(&mut state, &g.header, T0, vec![tx(&town, 1, Action::CreateIssue { issue })], &producer);
+        let operator = Action::RegisterOperator {
+            operator: id(&SigningKey::from_bytes(&[3; 32])),
+            name: "窓口".into(),
+        };
+        let (b2, _) = produce(&mut state, &b1.header, T0, vec![tx(&town, 2, operator)], &producer);
+        vec![g, b1, b2]
+    }
+
+    /// An auditor whose replayed books stop balancing (the running totals altered between
+    /// blocks, as a ledger bug would) gets a report naming the block, not a panic, and the
+    /// text report says BROKEN.
+    #[test]
+    fn a_broken_invariant_is_reported_with_its_block() {
+        let mut auditor = Auditor::new();
+        let mut blocks = chain().into_iter();
+        for block in blocks.by_ref().take(2) {
+            auditor.push(block).unwrap();
+        }
+        auditor.drain().unwrap();
+        auditor.state.as_mut().unwrap().issues.get_mut(&1).unwrap().supply.expired = Yen(1);
+        for block in blocks {
+            auditor.push(block).unwrap();
+        }
+        let report = auditor.finish().expect("a report, not an error");
+        assert!(!report.invariant_held_every_block);
+        let broken = report.invariant_broken.clone().expect("named");
+        assert_eq!(broken.height, 2);
+        assert!(report_text(&report).contains("BROKEN after block 2"), "{}", report_text(&report));
+
+        let clean = chain().into_iter().try_fold(Auditor::new(), |mut a, b| a.push(b).map(|()| a)).unwrap();
+        let report = clean.finish().unwrap();
+        assert!(report.invariant_held_every_block && report.invariant_broken.is_none());
+    }
 }

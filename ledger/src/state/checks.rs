@@ -3,20 +3,34 @@
 use super::*;
 
 impl State {
-    /// The per-issue supply invariant, from the running totals. Cheap: run after every
-    /// block. A failure is a bug in the ledger, never bad input.
-    pub fn assert_supply_invariant(&self) {
+    /// The per-issue supply invariant, from the running totals: face value issued is all
+    /// accounted for, no issue sold beyond its cap, and cash received is sets sold × price.
+    /// Cheap: run after every block.
+    pub fn supply_invariant(&self) -> Result<(), String> {
         for (id, issue) in &self.issues {
             let s = &issue.supply;
-            assert!(
-                s.invariant_holds(),
-                "supply invariant broken for issue {id}: issued {} != accounted {}",
-                s.issued(),
-                s.accounted()
-            );
-            assert!(s.sets_sold <= issue.params.total_sets, "issue {id} sold beyond its cap");
-            let price = issue.params.price.checked_mul(u64::from(s.sets_sold)).expect("checked");
-            assert_eq!(s.cash_received, price, "issue {id}: cash received != sets sold x price");
+            if !s.invariant_holds() {
+                return Err(format!("issue {id}: issued {} != accounted {}", s.issued(), s.accounted()));
+            }
+            if s.sets_sold > issue.params.total_sets {
+                return Err(format!(
+                    "issue {id} sold {} sets beyond its cap {}",
+                    s.sets_sold, issue.params.total_sets
+                ));
+            }
+            let price = issue.params.price.checked_mul(u64::from(s.sets_sold));
+            if price != Some(s.cash_received) {
+                return Err(format!("issue {id}: cash received {} != sets sold × price", s.cash_received));
+            }
+        }
+        Ok(())
+    }
+
+    /// The invariant where this node made the block: a failure is a bug in the ledger,
+    /// never bad input, and stops the producer.
+    pub fn assert_supply_invariant(&self) {
+        if let Err(broken) = self.supply_invariant() {
+            panic!("supply invariant broken: {broken}");
         }
     }
 
