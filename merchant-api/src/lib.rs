@@ -26,7 +26,6 @@ mod trust;
 mod zengin;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use bank::{half_width_kana, Bank, BankError, Banks};
@@ -61,8 +60,9 @@ pub async fn serve(
         shutdown.await;
         closing.closing.send_replace(true);
     };
-    let service = api::app(merchant).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    // The node's serve: connection cap, header and request time limits, client address.
+    let limits = machi_node::ServeLimits::default();
+    let result = machi_node::serve(listener, api::app(merchant), limits, shutdown).await;
     let _ = stop.send(true);
     let _ = follower.await;
     result

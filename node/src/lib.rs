@@ -15,6 +15,7 @@ mod keys;
 mod metrics;
 mod node;
 mod producer;
+mod serve;
 mod storage;
 mod verify;
 
@@ -25,4 +26,5 @@ pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};
 pub use node::{init, init_log, shutdown_signal, Node, ReopenLog, Shared};
+pub use serve::{serve, ServeLimits, CONNECTIONS_MAX, HEADER_READ_TIMEOUT, REQUEST_TIMEOUT};
 pub use storage::{BlockLog, DiskFile, LogFile, LogFormat, MemFile};

@@ -35,6 +35,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7070")]
         listen: String,
+        /// Connections served at once; more wait until one closes.
+        #[arg(long, default_value_t = machi_node::CONNECTIONS_MAX)]
+        connections_max: usize,
     },
     /// Start a working local demo town: creates DIR (a chain with an operator, two shops,
     /// an issue on sale and three residents who bought sets) if needed, then serves it.
@@ -97,12 +100,15 @@ fn main() -> anyhow::Result<()> {
             println!("next: machi-node run --data-dir {}", data_dir.display());
             Ok(())
         }
-        Command::Run { data_dir, listen } => run(data_dir, listen, false),
+        Command::Run { data_dir, listen, connections_max } => {
+            let limits = machi_node::ServeLimits { connections_max, ..Default::default() };
+            run(data_dir, listen, false, limits)
+        }
         Command::Demo { data_dir, listen } => {
             if !machi_node::log_path(&data_dir).exists() {
                 machi_node::init(&data_dir, "machi-demo")?;
             }
-            run(data_dir, listen, true)
+            run(data_dir, listen, true, machi_node::ServeLimits::default())
         }
         Command::Export { data_dir, out } => {
             let blocks = machi_node::export(&data_dir, &out)?;
@@ -143,7 +149,7 @@ fn report(result: anyhow::Result<machi_node::AuditReport>, format: Format) -> an
     Ok(())
 }
 
-fn run(data_dir: PathBuf, listen: String, demo: bool) -> anyhow::Result<()> {
+fn run(data_dir: PathBuf, listen: String, demo: bool, limits: machi_node::ServeLimits) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let node = machi_node::Node::open(&data_dir)?;
@@ -165,7 +171,7 @@ fn run(data_dir: PathBuf, listen: String, demo: bool) -> anyhow::Result<()> {
         }
         use std::io::Write as _;
         std::io::stdout().flush()?;
-        node.serve(listener, machi_node::shutdown_signal()).await
+        node.serve_with(listener, limits, machi_node::shutdown_signal()).await
     })
 }
 

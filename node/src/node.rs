@@ -196,11 +196,21 @@ impl Node {
         })
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the producer
-    /// (which writes a state checkpoint) and the indexer.
+    /// Serves HTTP on `listener` with the default limits until `shutdown` resolves, then
+    /// stops the producer (which writes a state checkpoint) and the indexer.
     pub async fn serve(
         self,
         listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.serve_with(listener, crate::ServeLimits::default(), shutdown).await
+    }
+
+    /// `serve` within the given connection and time limits.
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        limits: crate::ServeLimits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
@@ -209,7 +219,7 @@ impl Node {
             shutdown.await;
             shared.closing.send_replace(true);
         };
-        let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let result = crate::serve(listener, router, limits, shutdown).await;
         self.stop();
         result.context("serving HTTP")
     }

@@ -22,6 +22,8 @@ mod events;
 mod issues;
 pub(crate) mod transactions;
 
+pub(crate) use chain::HEAD_WAIT_MS_MAX;
+
 /// Largest request body accepted (a full batch of typical transactions fits easily).
 pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 

@@ -38,6 +38,21 @@ impl TestNode {
     }
 
     pub(crate) async fn open(dir: tempfile::TempDir, clock: Arc<ManualClock>) -> TestNode {
+        TestNode::open_with(dir, clock, machi_node::ServeLimits::default()).await
+    }
+
+    /// A fresh chain served within `limits`.
+    pub(crate) async fn start_with(limits: machi_node::ServeLimits) -> TestNode {
+        let dir = tempfile::tempdir().expect("temp dir");
+        machi_node::init(dir.path(), "test-town").expect("init");
+        TestNode::open_with(dir, Arc::new(ManualClock::new(machi_node::now_ms())), limits).await
+    }
+
+    pub(crate) async fn open_with(
+        dir: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        limits: machi_node::ServeLimits,
+    ) -> TestNode {
         let town = machi_node::read_key(&dir.path().join("keys/town.key")).expect("town key");
         let node = Node::open_with_clock(dir.path(), clock.clone()).expect("node opens");
         let chain_id = node.shared.chain_id.clone();
@@ -45,7 +60,7 @@ impl TestNode {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            node.serve(listener, async {
+            node.serve_with(listener, limits, async {
                 let _ = stopped.await;
             })
             .await

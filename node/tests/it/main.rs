@@ -5,5 +5,6 @@ mod api;
 mod audit;
 mod crash;
 mod harness;
+mod limits;
 mod sale_day;
 mod storage;
