@@ -26,6 +26,70 @@ pub fn index_path(data_dir: &Path) -> PathBuf {
     data_dir.join("index")
 }
 
+/// Recently decoded blocks, shared with readers that work outside the chain's lock.
+type BlockCache = Arc<Mutex<VecDeque<(u64, Arc<Block>)>>>;
+
+fn cached(cache: &BlockCache, height: u64) -> Option<Arc<Block>> {
+    let cache = cache.lock().expect("block cache poisoned");
+    cache.iter().find(|(h, _)| *h == height).map(|(_, block)| block.clone())
+}
+
+fn cache_block(cache: &BlockCache, height: u64, block: Arc<Block>) {
+    let mut cache = cache.lock().expect("block cache poisoned");
+    if cache.iter().any(|(h, _)| *h == height) {
+        return;
+    }
+    if cache.len() == BLOCK_CACHE_BLOCKS {
+        cache.pop_front();
+    }
+    cache.push_back((height, block));
+}
+
+fn decode_block(bytes: &[u8]) -> std::io::Result<Block> {
+    Block::decode(bytes)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "block record does not decode"))
+}
+
+/// Blocks to read without holding the chain's lock: where each record is in the log,
+/// copied under the lock. Blocks never change once written, so the records are read
+/// and decoded afterwards, from a handle of the log file's own, while the producer
+/// goes on committing.
+pub(crate) struct BlockReads {
+    format: crate::storage::LogFormat,
+    /// Each wanted location with its record's start and the next record's start.
+    wanted: Vec<(TxLoc, u64, u64)>,
+    cache: BlockCache,
+}
+
+impl BlockReads {
+    /// The blocks holding each wanted location, in order; `open` gives a handle on the
+    /// log file (opened only when a block is not in the cache).
+    pub(crate) fn read(
+        self,
+        open: impl Fn() -> std::io::Result<Box<dyn LogFile>>,
+    ) -> std::io::Result<Vec<(TxLoc, Arc<Block>)>> {
+        let mut file = None;
+        let mut blocks = Vec::with_capacity(self.wanted.len());
+        for (loc, start, next) in self.wanted {
+            let block = match cached(&self.cache, loc.height) {
+                Some(block) => block,
+                None => {
+                    let file = match &mut file {
+                        Some(file) => file,
+                        None => file.insert(open()?),
+                    };
+                    let bytes = crate::storage::read_located(file.as_ref(), self.format, start, next)?;
+                    let block = Arc::new(decode_block(&bytes)?);
+                    cache_block(&self.cache, loc.height, block.clone());
+                    block
+                }
+            };
+            blocks.push((loc, block));
+        }
+        Ok(blocks)
+    }
+}
+
 /// Where a transaction is on the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxLoc {
@@ -42,7 +106,7 @@ pub struct Chain {
     /// Every account's transactions, in chain order.
     pub history: HashMap<AccountId, Vec<TxLoc>>,
     pub(crate) log: BlockLog,
-    cache: Mutex<VecDeque<(u64, Arc<Block>)>>,
+    cache: BlockCache,
     pub(crate) txs_since_checkpoint: u64,
 }
 
@@ -53,20 +117,28 @@ impl Chain {
 
     /// A block from the log, through a small cache of decoded blocks.
     pub fn block(&self, height: u64) -> std::io::Result<Arc<Block>> {
-        let mut cache = self.cache.lock().expect("block cache poisoned");
-        if let Some((_, block)) = cache.iter().find(|(h, _)| *h == height) {
-            return Ok(block.clone());
+        if let Some(block) = cached(&self.cache, height) {
+            return Ok(block);
         }
-        let bytes = self.log.read(height)?;
-        let block = Block::decode(&bytes).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "block record does not decode")
-        })?;
-        let block = Arc::new(block);
-        if cache.len() == BLOCK_CACHE_BLOCKS {
-            cache.pop_front();
-        }
-        cache.push_back((height, block.clone()));
+        let block = Arc::new(decode_block(&self.log.read(height)?)?);
+        cache_block(&self.cache, height, block.clone());
         Ok(block)
+    }
+
+    /// The newest `limit` transactions of an account, newest first, as reads to do after
+    /// the chain's lock is released.
+    pub(crate) fn history_reads(&self, id: &AccountId, limit: usize) -> BlockReads {
+        let wanted = self
+            .history
+            .get(id)
+            .into_iter()
+            .flat_map(|locations| locations.iter().rev().take(limit))
+            .filter_map(|loc| {
+                let (start, next) = self.log.locate(loc.height)?;
+                Some((*loc, start, next))
+            })
+            .collect();
+        BlockReads { format: self.log.format(), wanted, cache: self.cache.clone() }
     }
 
     /// Creates a new chain's log with its genesis block.
@@ -109,7 +181,7 @@ impl Chain {
             txs_total: 0,
             history: HashMap::new(),
             log: opened.log,
-            cache: Mutex::new(VecDeque::new()),
+            cache: BlockCache::default(),
             txs_since_checkpoint: 0,
         };
         let mut prev: Option<BlockHeader> = None;

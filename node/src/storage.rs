@@ -238,7 +238,12 @@ impl BlockLog {
 
 /// Reads the record between `start` and `next` (from `BlockLog::locate`) from any handle
 /// on the same file.
-fn read_located(file: &dyn LogFile, format: LogFormat, start: u64, next: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_located(
+    file: &dyn LogFile,
+    format: LogFormat,
+    start: u64,
+    next: u64,
+) -> io::Result<Vec<u8>> {
     let changed = || io::Error::new(io::ErrorKind::InvalidData, "block record changed on disk");
     match format {
         LogFormat::V1 => read_record(file, start, next)?.ok_or_else(changed),

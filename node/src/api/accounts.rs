@@ -6,7 +6,8 @@ use axum::{Json, Router};
 use machi_ledger::api::{AccountView, BalanceView, HistoryEntry, SetsBoughtView, TxStatus};
 use machi_ledger::{Outcome, TxBody};
 
-use crate::chain::Chain;
+use crate::chain::{BlockReads, Chain};
+use crate::node::Shared;
 use machi_ledger::time::format_jst_date;
 use machi_ledger::AccountId;
 
@@ -30,7 +31,23 @@ async fn account(
         None => HISTORY_ENTRIES_DEFAULT,
     };
     let limit = usize::min(limit, HISTORY_ENTRIES_MAX);
-    let chain = state.shared.chain.read().await;
+    let (mut view, reads) = {
+        let chain = state.shared.chain.read().await;
+        (account_view(&chain, id)?, chain.history_reads(&id, limit))
+    };
+    // Blocks are read and decoded after the lock is released: the producer never waits
+    // for a long history.
+    let shared = state.shared.clone();
+    let chain_id = state.shared.chain_id.clone();
+    view.history = tokio::task::spawn_blocking(move || history(reads, &shared, &chain_id))
+        .await
+        .map_err(|e| ApiError::internal("reading history", e))?
+        .map_err(|e| ApiError::internal("reading history", e))?;
+    Ok(Json(view))
+}
+
+/// Everything but the history, under the chain's lock.
+fn account_view(chain: &Chain, id: AccountId) -> Result<AccountView, ApiError> {
     let account = chain.state.accounts.get(&id).ok_or_else(|| ApiError::not_found("account"))?;
     let balances = account
         .lots
@@ -60,17 +77,16 @@ async fn account(
             .iter()
             .map(|(issue, sets)| SetsBoughtView { issue: *issue, sets: *sets })
             .collect(),
-        history: history(&chain, &id, limit).map_err(|e| ApiError::internal("reading history", e))?,
+        history: Vec::new(),
     };
-    Ok(Json(view))
+    Ok(view)
 }
 
-/// The newest `limit` transactions of an account, newest first.
-fn history(chain: &Chain, id: &AccountId, limit: usize) -> std::io::Result<Vec<HistoryEntry>> {
-    let Some(locations) = chain.history.get(id) else { return Ok(Vec::new()) };
-    let mut entries = Vec::with_capacity(limit.min(locations.len()));
-    for loc in locations.iter().rev().take(limit) {
-        let block = chain.block(loc.height)?;
+/// The history entries of `reads`, newest first (blocking: reads the block log).
+fn history(reads: BlockReads, shared: &Shared, chain_id: &str) -> std::io::Result<Vec<HistoryEntry>> {
+    let blocks = reads.read(|| (shared.reopen_log)())?;
+    let mut entries = Vec::with_capacity(blocks.len());
+    for (loc, block) in blocks {
         let tx = &block.txs[loc.index as usize];
         let outcome = block.outcomes[loc.index as usize];
         let body = TxBody::decode(&tx.body).ok();
@@ -79,7 +95,7 @@ fn history(chain: &Chain, id: &AccountId, limit: usize) -> std::io::Result<Vec<H
             Outcome::Rejected(r) => (TxStatus::Rejected, Some(r.name().to_string())),
         };
         entries.push(HistoryEntry {
-            tx_id: tx.id(chain.chain_id()),
+            tx_id: tx.id(chain_id),
             height: loc.height,
             timestamp_ms: block.header.timestamp_ms,
             kind: body.as_ref().map_or("unknown", |b| b.action.kind_name()).to_string(),

@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod crash;
 mod harness;
+mod history;
 mod limits;
 mod sale_day;
 mod storage;
