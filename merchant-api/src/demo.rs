@@ -67,8 +67,8 @@ pub async fn run_demo(
         data_dir: dir.join("merchant"),
         node_url: node_url.clone(),
         town: AccountId(town_key.verifying_key().to_bytes()),
-        registrar_key: machi_node::read_key(&keys_dir.join(crate::merchant::REGISTRAR_KEY_FILE))?,
-        settler_key: machi_node::read_key(&keys_dir.join(crate::merchant::SETTLER_KEY_FILE))?,
+        registrar_key: machi_node::read_key(&keys_dir.join(crate::delegates::REGISTRAR_KEY_FILE))?,
+        settler_key: machi_node::read_key(&keys_dir.join(crate::delegates::SETTLER_KEY_FILE))?,
         town_bank: Some(crate::town_bank::load_town_bank(&bank_path)?),
         clock: Arc::new(machi_node::SystemClock),
     })
@@ -97,7 +97,7 @@ async fn delegate_to_the_merchant_api(
     town: &machi_ledger::SigningKey,
     keys_dir: &Path,
 ) -> anyhow::Result<()> {
-    let (registrar, settler) = crate::merchant::generate_delegate_keys(keys_dir)?;
+    let (registrar, settler) = crate::delegates::generate_delegate_keys(keys_dir)?;
     let chain_id = node.shared.chain_id.clone();
     let txs = [(registrar, Delegation::ShopRegistrar), (settler, Delegation::Settler)].map(
         |(delegate, delegation)| {
@@ -152,7 +152,7 @@ async fn seed_shops(merchant: &Merchant, dir: &Path, node_dir: &Path) -> anyhow:
             .map_err(|e| anyhow::anyhow!(e.message))?;
         writeln!(secrets, "shop\t{name}\t{}\t{}\t{}", shop.id, pos.token, full.token)?;
     }
-    writeln!(secrets, "admin\t{}", crate::merchant::new_admin_token(&dir.join("merchant"))?)?;
+    writeln!(secrets, "admin\t{}", crate::tokens::new_admin_token(&dir.join("merchant"))?)?;
     let keystore = Keystore::open(&dir.join("keystore"))?;
     for i in 1..=machi_node::DEMO_RESIDENTS {
         let key = machi_node::read_key(&node_dir.join(format!("keys/resident-{i}.key")))?;

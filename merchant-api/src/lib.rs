@@ -10,7 +10,9 @@
 //! `demo` (a seeded local town). It reaches the ledger only through the node's HTTP API.
 
 mod api;
+mod auth;
 mod bank;
+mod delegates;
 mod demo;
 mod follower;
 mod invoices;
@@ -20,7 +22,9 @@ mod model;
 mod money;
 mod reservations;
 mod secrets;
+mod shops;
 mod store;
+mod tokens;
 mod town_bank;
 mod trust;
 mod zengin;
@@ -29,11 +33,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use bank::{half_width_kana, Bank, BankError, Banks};
+pub use delegates::{generate_delegate_keys, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE};
 pub use demo::{run_demo, DemoOptions, DEMO_PIN};
-pub use merchant::{
-    generate_delegate_keys, new_admin_token, Config, Merchant, Network, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE,
-};
+pub use merchant::{Config, Merchant, Network};
 pub use model::*;
+pub use tokens::new_admin_token;
 pub use town_bank::load_town_bank;
 pub use zengin::{Originator, Transfer, ZenginError, ZenginFile, RECORD_BYTES, TRANSFERS_MAX};
 

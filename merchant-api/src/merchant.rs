@@ -1,7 +1,8 @@
-//! `Merchant`: the service's state and its town-side operations (shops, tokens), plus
-//! the plumbing every operation shares: signing as a shop or with the town's delegated
-//! keys, submitting to the node, and waiting for the chain follower to have read the
-//! block.
+//! `Merchant`: the service's state, how it opens (node reached, delegated keys checked,
+//! shops' keys unsealed, the follower's starting block), and the plumbing every
+//! operation shares: signing, submitting to the node, waiting for the chain follower to
+//! have read the block. The operations live beside it: `shops`, `tokens`, `auth`,
+//! `delegates`, `invoices`, `money`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,13 +18,12 @@ use machi_ledger::{AccountId, Action, Hash32, IssueParams, SignedTx, SigningKey,
 use machi_node::{ApiError, Clock};
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::bank::{half_width_kana, Banks};
-use crate::model::{
-    BankAccount, BankAccountInput, RegisterShopRequest, Scope, ShopEvent, ShopRecord, ShopView, TokenCreated,
-    TokenRecord,
-};
-use crate::secrets::{new_token, random_id, token_hash, Sealer};
-use crate::store::{read_all, write_durable_async, AdminTokens, Store};
+use crate::bank::Banks;
+use crate::delegates::check_delegate;
+use crate::model::{ShopEvent, ShopRecord, TokenRecord};
+use crate::secrets::Sealer;
+use crate::shops::Shop;
+use crate::store::{read_all, AdminTokens, Store};
 use crate::trust::Tip;
 use crate::zengin::Originator;
 
@@ -31,9 +31,7 @@ use crate::zengin::Originator;
 pub(crate) const TX_TTL_MS: u32 = 10 * 60 * 1000;
 /// How long an operation waits for the follower to read its block before answering.
 const SYNC_WAIT: Duration = Duration::from_secs(20);
-const NAME_CHARS_MAX: usize = machi_ledger::NAME_CHARS_MAX;
-/// 口座名義 in a Zengin data record is 30 half-width characters.
-const HOLDER_CHARS_MAX: usize = 30;
+pub(crate) const NAME_CHARS_MAX: usize = machi_ledger::NAME_CHARS_MAX;
 const EVENTS_BUFFER: usize = 1_024;
 
 /// How the service is started.
@@ -61,32 +59,19 @@ pub struct Network {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
-/// A registered shop with its opened key.
-pub(crate) struct Shop {
-    pub(crate) record: ShopRecord,
-    pub(crate) key: SigningKey,
-}
-
-/// Who is calling.
-#[derive(Clone, Debug)]
-pub(crate) enum Caller {
-    Admin,
-    Shop { shop: AccountId, scope: Scope },
-}
-
 pub struct Merchant {
     pub(crate) store: Store,
     pub(crate) node: Client,
     pub(crate) chain_id: String,
-    registrar: SigningKey,
-    settler: SigningKey,
-    sealer: Sealer,
+    pub(crate) registrar: SigningKey,
+    pub(crate) settler: SigningKey,
+    pub(crate) sealer: Sealer,
     pub(crate) banks: Banks,
     pub(crate) town_bank: Option<Originator>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) shops: RwLock<HashMap<AccountId, Arc<Shop>>>,
-    tokens: RwLock<HashMap<Hash32, TokenRecord>>,
-    admin_tokens: AdminTokens,
+    pub(crate) tokens: RwLock<HashMap<Hash32, TokenRecord>>,
+    pub(crate) admin_tokens: AdminTokens,
     issues: Mutex<HashMap<u32, IssueParams>>,
     pub(crate) events: broadcast::Sender<ShopEvent>,
     /// The block producer that genesis names: every block must carry its signature.
@@ -189,18 +174,6 @@ impl Merchant {
         SignedTx::sign(&self.chain_id, key, &body)
     }
 
-    /// Signs a shop registration with the town's delegated registrar.
-    pub(crate) fn sign_as_registrar(&self, action: Action) -> SignedTx {
-        debug_assert!(matches!(action, Action::RegisterShop { .. }));
-        self.sign(&self.registrar, action)
-    }
-
-    /// Signs a settlement with the town's delegated settler.
-    pub(crate) fn sign_as_settler(&self, action: Action) -> SignedTx {
-        debug_assert!(matches!(action, Action::SettleCashOuts { .. }));
-        self.sign(&self.settler, action)
-    }
-
     pub(crate) fn shop(&self, id: &AccountId) -> Option<Arc<Shop>> {
         self.shops.read().expect("shops lock").get(id).cloned()
     }
@@ -280,196 +253,6 @@ impl Merchant {
         self.issues.lock().expect("issues lock").insert(id, view.params.clone());
         Ok(view.params)
     }
-
-    // ---- shops ----
-
-    fn check_bank(&self, input: &BankAccountInput) -> Result<BankAccount, ApiError> {
-        let bad = |message: String| ApiError::bad_request("bad_bank_account", message);
-        let bank = self.banks.bank(&input.bank_code).map_err(|e| bad(e.to_string()))?;
-        let branch =
-            self.banks.branch(&input.bank_code, &input.branch_code).map_err(|e| bad(e.to_string()))?;
-        if input.account_number.len() != 7 || !input.account_number.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad(format!("account number {:?} must be 7 digits", input.account_number)));
-        }
-        let holder = half_width_kana(input.holder_kana.trim()).map_err(|e| bad(e.to_string()))?;
-        if holder.is_empty() || holder.chars().count() > HOLDER_CHARS_MAX {
-            return Err(bad(format!(
-                "the holder's name must be 1 to {HOLDER_CHARS_MAX} half-width characters"
-            )));
-        }
-        Ok(BankAccount {
-            bank_code: bank.code.clone(),
-            bank_name: bank.name.clone(),
-            bank_kana: bank.kana.clone(),
-            branch_code: branch.code.clone(),
-            branch_name: branch.name.clone(),
-            branch_kana: branch.kana.clone(),
-            account_type: input.account_type,
-            account_number: input.account_number.clone(),
-            holder_kana: holder,
-        })
-    }
-
-    /// Registers a shop: checks its bank account, makes and seals its key, writes it to
-    /// disk with fsync, and registers it on chain.
-    pub(crate) async fn register_shop(&self, request: RegisterShopRequest) -> Result<ShopView, ApiError> {
-        let name = request.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
-            return Err(ApiError::bad_request(
-                "bad_name",
-                format!("a name is 1 to {NAME_CHARS_MAX} characters"),
-            ));
-        }
-        let kana_name = half_width_kana(request.kana_name.trim())
-            .map_err(|e| ApiError::bad_request("bad_kana_name", e.to_string()))?;
-        let bank = self.check_bank(&request.bank)?;
-        let key = machi_node::generate_key();
-        let account = AccountId(key.verifying_key().to_bytes());
-        let (key_nonce, key_sealed) = self.sealer.seal(&account, &key);
-        let register_tx = self.sign_as_registrar(Action::RegisterShop {
-            shop: account,
-            name: name.clone(),
-            class: request.class,
-        });
-        let record = ShopRecord {
-            account,
-            name,
-            kana_name,
-            class: request.class,
-            bank,
-            created_ms: self.now_ms(),
-            key_nonce,
-            key_sealed,
-            register_tx: register_tx.clone(),
-        };
-        let path = self.store.shops_dir().join(format!("{account}.json"));
-        let bytes = serde_json::to_vec_pretty(&record).expect("records encode");
-        write_durable_async(path.clone(), bytes)
-            .await
-            .map_err(|e| ApiError::internal("writing a shop file", e))?;
-        if let Err(error) = self.submit_applied(&register_tx).await {
-            // Not on chain: forget the shop unless the node was only unreachable, in
-            // which case the start-up check registers it later.
-            if error.status != StatusCode::SERVICE_UNAVAILABLE {
-                let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
-            }
-            return Err(error);
-        }
-        let view = ShopView::new(&record);
-        self.shops.write().expect("shops lock").insert(account, Arc::new(Shop { record, key }));
-        Ok(view)
-    }
-
-    /// Shops written to disk whose registration never reached the chain (the node was
-    /// down) are registered now.
-    async fn reconcile_shops(&self) {
-        let shops: Vec<Arc<Shop>> = self.shops.read().expect("shops lock").values().cloned().collect();
-        for shop in shops {
-            if self.node.account(&shop.record.account).await.is_ok() {
-                continue;
-            }
-            let r = &shop.record;
-            let tx = self.sign_as_registrar(Action::RegisterShop {
-                shop: r.account,
-                name: r.name.clone(),
-                class: r.class,
-            });
-            match self.submit_applied(&tx).await {
-                Ok(_) => tracing::info!("registered shop {} on chain", r.name),
-                Err(e) => tracing::warn!("shop {} is not on chain yet: {}", r.name, e.message),
-            }
-        }
-    }
-
-    pub(crate) fn shop_views(&self) -> Vec<ShopView> {
-        let mut views: Vec<ShopView> =
-            self.shops.read().expect("shops lock").values().map(|s| ShopView::new(&s.record)).collect();
-        views.sort_by_key(|v| v.created_ms);
-        views
-    }
-
-    // ---- tokens ----
-
-    pub(crate) async fn create_token(
-        &self,
-        shop: AccountId,
-        scope: Scope,
-        label: String,
-    ) -> Result<TokenCreated, ApiError> {
-        if self.shop(&shop).is_none() {
-            return Err(ApiError::not_found("shop"));
-        }
-        if label.chars().count() > NAME_CHARS_MAX {
-            return Err(ApiError::bad_request(
-                "bad_label",
-                format!("a label is at most {NAME_CHARS_MAX} characters"),
-            ));
-        }
-        let token = new_token("mst");
-        let record = TokenRecord {
-            id: random_id("tok"),
-            hash: token_hash(&token),
-            shop,
-            scope,
-            label: label.clone(),
-            created_ms: self.now_ms(),
-            revoked_ms: None,
-        };
-        self.write_token(&record).await?;
-        Ok(TokenCreated { id: record.id, token, shop, scope, label })
-    }
-
-    async fn write_token(&self, record: &TokenRecord) -> Result<(), ApiError> {
-        let path = self.store.tokens_dir().join(format!("{}.json", record.id));
-        write_durable_async(path, serde_json::to_vec_pretty(record).expect("records encode"))
-            .await
-            .map_err(|e| ApiError::internal("writing a token file", e))?;
-        self.tokens.write().expect("tokens lock").insert(record.hash, record.clone());
-        Ok(())
-    }
-
-    pub(crate) async fn revoke_token(&self, id: &str) -> Result<TokenRecord, ApiError> {
-        let mut record = self
-            .tokens
-            .read()
-            .expect("tokens lock")
-            .values()
-            .find(|t| t.id == id)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found("token"))?;
-        if record.revoked_ms.is_none() {
-            record.revoked_ms = Some(self.now_ms());
-            self.write_token(&record).await?;
-        }
-        Ok(record)
-    }
-
-    pub(crate) fn shop_tokens(&self, shop: &AccountId) -> Vec<TokenRecord> {
-        let mut list: Vec<TokenRecord> =
-            self.tokens.read().expect("tokens lock").values().filter(|t| t.shop == *shop).cloned().collect();
-        list.sort_by_key(|t| t.created_ms);
-        list
-    }
-
-    /// The caller behind a bearer token.
-    pub(crate) fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
-        let hash = token_hash(token);
-        if token.starts_with("mta_") {
-            if self.admin_tokens.contains(&hash) {
-                return Ok(Caller::Admin);
-            }
-        } else if let Some(record) = self.tokens.read().expect("tokens lock").get(&hash) {
-            if record.revoked_ms.is_some() {
-                return Err(unauthorized("token_revoked", "this token was revoked"));
-            }
-            return Ok(Caller::Shop { shop: record.shop, scope: record.scope });
-        }
-        Err(unauthorized("bad_token", "the bearer token is not known"))
-    }
-}
-
-pub(crate) fn unauthorized(code: &str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
 /// The node did not give an answer: 503, or its own error passed on.
@@ -517,44 +300,6 @@ async fn start_tip(store: &Store, node: &Client, genesis: Tip, producer: &Accoun
     Ok(Tip::of(&block))
 }
 
-/// A delegated key is of use only once the town registered it with that power and has not
-/// frozen (revoked) it: refuse to start otherwise, saying what the town must sign.
-async fn check_delegate(node: &Client, key: &SigningKey, role: &str, flag: &str) -> anyhow::Result<()> {
-    let account = AccountId(key.verifying_key().to_bytes());
-    let how = format!(
-        "the town registers it at the town office with\n  machi-wallet town register-delegate --delegation {flag} \
-         --account {account} --name \"merchant API\""
-    );
-    match node.account(&account).await {
-        Ok(view) if view.role == role && !view.frozen => Ok(()),
-        Ok(view) if view.role == role => {
-            anyhow::bail!("the town froze (revoked) the {flag} key {account}; the service needs a new one")
-        }
-        Ok(view) => anyhow::bail!("the {flag} key {account} is registered as {}, not {role}", view.role),
-        Err(e) if e.code() == "not_found" => {
-            anyhow::bail!("the {flag} key {account} is not registered on chain: {how}")
-        }
-        Err(e) => Err(e).with_context(|| format!("looking up the {flag} key {account}")),
-    }
-}
-
-/// Creates the service's two delegated keys in `dir` (mode 0600) and returns their
-/// accounts: (shop registrar, settler).
-pub fn generate_delegate_keys(dir: &Path) -> anyhow::Result<(AccountId, AccountId)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut accounts = Vec::new();
-    for name in [REGISTRAR_KEY_FILE, SETTLER_KEY_FILE] {
-        let key = machi_node::generate_key();
-        machi_node::write_key(&dir.join(name), &key)?;
-        accounts.push(AccountId(key.verifying_key().to_bytes()));
-    }
-    Ok((accounts[0], accounts[1]))
-}
-
-/// File names `machi-merchant keygen` writes.
-pub const REGISTRAR_KEY_FILE: &str = "registrar.key";
-pub const SETTLER_KEY_FILE: &str = "settler.key";
-
 async fn wait_for_node(node: &Client) -> anyhow::Result<String> {
     let mut last = None;
     for _ in 0..120 {
@@ -565,12 +310,4 @@ async fn wait_for_node(node: &Client) -> anyhow::Result<String> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(last.expect("tried at least once")).with_context(|| format!("reaching the node at {}", node.base()))
-}
-
-/// Creates a new admin token in `data_dir` and returns it (only its hash is kept).
-pub fn new_admin_token(data_dir: &Path) -> anyhow::Result<String> {
-    let token = new_token("mta");
-    crate::store::add_admin_token_hash(data_dir, &token_hash(&token).to_hex())
-        .with_context(|| format!("writing {}", crate::store::admin_tokens_path(data_dir).display()))?;
-    Ok(token)
 }

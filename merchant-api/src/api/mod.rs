@@ -14,7 +14,8 @@ use machi_ledger::AccountId;
 use machi_node::{ApiError, JsonBody};
 use serde::de::DeserializeOwned;
 
-use crate::merchant::{unauthorized, Caller, Merchant};
+use crate::auth::{unauthorized, Caller};
+use crate::merchant::Merchant;
 use crate::model::Scope;
 
 mod admin;

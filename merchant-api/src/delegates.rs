@@ -1,0 +1,68 @@
+//! The town's delegated keys the service runs with (docs/RULES.md): a shop registrar that
+//! can only register shops and a settler that can only record settlements. The town's own
+//! key is never here.
+
+use std::path::Path;
+
+use anyhow::Context;
+use machi_client::Client;
+use machi_ledger::{AccountId, Action, SignedTx, SigningKey};
+
+use crate::merchant::Merchant;
+
+/// File names `machi-merchant keygen` writes.
+pub const REGISTRAR_KEY_FILE: &str = "registrar.key";
+pub const SETTLER_KEY_FILE: &str = "settler.key";
+
+impl Merchant {
+    /// Signs a shop registration with the town's delegated registrar.
+    pub(crate) fn sign_as_registrar(&self, action: Action) -> SignedTx {
+        debug_assert!(matches!(action, Action::RegisterShop { .. }));
+        self.sign(&self.registrar, action)
+    }
+
+    /// Signs a settlement with the town's delegated settler.
+    pub(crate) fn sign_as_settler(&self, action: Action) -> SignedTx {
+        debug_assert!(matches!(action, Action::SettleCashOuts { .. }));
+        self.sign(&self.settler, action)
+    }
+}
+
+/// A delegated key is of use only once the town registered it with that power and has not
+/// frozen (revoked) it: refuse to start otherwise, saying what the town must sign.
+pub(crate) async fn check_delegate(
+    node: &Client,
+    key: &SigningKey,
+    role: &str,
+    flag: &str,
+) -> anyhow::Result<()> {
+    let account = AccountId(key.verifying_key().to_bytes());
+    let how = format!(
+        "the town registers it at the town office with\n  machi-wallet town register-delegate --delegation {flag} \
+         --account {account} --name \"merchant API\""
+    );
+    match node.account(&account).await {
+        Ok(view) if view.role == role && !view.frozen => Ok(()),
+        Ok(view) if view.role == role => {
+            anyhow::bail!("the town froze (revoked) the {flag} key {account}; the service needs a new one")
+        }
+        Ok(view) => anyhow::bail!("the {flag} key {account} is registered as {}, not {role}", view.role),
+        Err(e) if e.code() == "not_found" => {
+            anyhow::bail!("the {flag} key {account} is not registered on chain: {how}")
+        }
+        Err(e) => Err(e).with_context(|| format!("looking up the {flag} key {account}")),
+    }
+}
+
+/// Creates the service's two delegated keys in `dir` (mode 0600) and returns their
+/// accounts: (shop registrar, settler).
+pub fn generate_delegate_keys(dir: &Path) -> anyhow::Result<(AccountId, AccountId)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut accounts = Vec::new();
+    for name in [REGISTRAR_KEY_FILE, SETTLER_KEY_FILE] {
+        let key = machi_node::generate_key();
+        machi_node::write_key(&dir.join(name), &key)?;
+        accounts.push(AccountId(key.verifying_key().to_bytes()));
+    }
+    Ok((accounts[0], accounts[1]))
+}
