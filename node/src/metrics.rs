@@ -17,6 +17,10 @@ pub struct Metrics {
     pub http_requests: AtomicU64,
     pub http_client_errors: AtomicU64,
     pub submissions_busy: AtomicU64,
+    /// Transactions refused before their signature was checked: the signer is unknown.
+    pub unknown_signers: AtomicU64,
+    /// Signature checks done by the verifier threads.
+    pub verify: std::sync::Arc<crate::verify::VerifyCounts>,
 }
 
 impl Metrics {
@@ -64,6 +68,21 @@ impl Metrics {
                 "machi_submissions_busy_total",
                 "Submissions refused because the queue was full.",
                 &self.submissions_busy,
+            ),
+            (
+                "machi_unknown_signers_total",
+                "Transactions refused before any signature check: the signer is not a registered account.",
+                &self.unknown_signers,
+            ),
+            (
+                "machi_signatures_batched_total",
+                "Signatures checked in a batch that passed.",
+                &self.verify.batched,
+            ),
+            (
+                "machi_signatures_single_total",
+                "Signatures checked one at a time (alone, or after their batch failed).",
+                &self.verify.single,
             ),
         ];
         for (name, help, value) in counters {

@@ -171,7 +171,7 @@ impl Node {
                 .spawn(move || crate::producer::run(shared, producer, submissions))?
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let verifier = crate::verify::Verifier::start(cores)?;
+        let verifier = crate::verify::Verifier::start(cores, shared.metrics.verify.clone())?;
         Ok(Node { shared, submit, verifier, threads: vec![producer_thread] })
     }
 

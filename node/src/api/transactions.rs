@@ -81,7 +81,7 @@ async fn submit(State(state): State<AppState>, JsonBody(request): JsonBody<Submi
 pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<Vec<TxResultView>, ApiError> {
     let chain_id = state.shared.chain_id.clone();
     let mut results: Vec<Option<TxResultView>> = vec![None; txs.len()];
-    let mut fresh: Vec<(usize, VerifiedTx)> = Vec::with_capacity(txs.len());
+    let mut decoded: Vec<(usize, VerifiedTx)> = Vec::with_capacity(txs.len());
     for (i, signed) in txs.into_iter().enumerate() {
         let id = signed.id(&chain_id);
         match decode(&chain_id, signed) {
@@ -93,10 +93,30 @@ pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<V
                 );
                 results[i] = Some(TxResultView::refused(id, "wrong_chain", message));
             }
-            Ok(tx) => match replayed(state, &tx).await {
+            Ok(tx) => decoded.push((i, tx)),
+        }
+    }
+    let mut fresh: Vec<(usize, VerifiedTx)> = Vec::with_capacity(decoded.len());
+    if !decoded.is_empty() {
+        // One short read of the chain for the whole request: signers it does not know are
+        // refused before any signature is checked, and replays are answered.
+        let chain = state.shared.chain.read().await;
+        let mut named = std::collections::HashSet::new();
+        for (i, tx) in decoded {
+            let signer = tx.signed.signer;
+            if !chain.state.accounts.contains_key(&signer) && !named.contains(&signer) {
+                state.shared.metrics.unknown_signers.fetch_add(1, Ordering::Relaxed);
+                results[i] = Some(TxResultView::from_refusal(tx.id, machi_ledger::Refusal::UnknownSigner));
+                continue;
+            }
+            match replayed(&chain, &tx) {
                 Some(view) => results[i] = Some(view),
-                None => fresh.push((i, tx)),
-            },
+                None => {
+                    // An account registered earlier in the same request may sign after it.
+                    named.extend(tx.body.action.counterparties());
+                    fresh.push((i, tx));
+                }
+            }
         }
     }
     let (indices, txs): (Vec<usize>, Vec<VerifiedTx>) = fresh.into_iter().unzip();
@@ -161,8 +181,7 @@ fn tx_error_code(e: machi_ledger::TxError) -> &'static str {
 
 /// A transaction already on the chain gets its first result; the same id with another
 /// signature is a conflict.
-async fn replayed(state: &AppState, tx: &VerifiedTx) -> Option<TxResultView> {
-    let chain = state.shared.chain.read().await;
+fn replayed(chain: &crate::chain::Chain, tx: &VerifiedTx) -> Option<TxResultView> {
     let record = *chain.state.txs.get(&tx.id)?;
     let block = chain.block(record.height).ok()?;
     let stored = block.txs.get(record.index as usize)?;

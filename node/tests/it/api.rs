@@ -240,3 +240,59 @@ async fn the_head_can_be_waited_for() {
     let bad = reqwest::get(format!("{}/v1/chain/head?after=x&wait_ms=1", node.url)).await.unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in metrics"))
+}
+
+/// A flood from keys the chain does not know is refused before any signature is checked;
+/// an account registered earlier in the same request may still sign after it.
+#[tokio::test]
+async fn unknown_signers_are_refused_before_any_signature_check() {
+    let node = TestNode::start().await;
+    let town = node.town.clone();
+    let metrics =
+        || async { reqwest::get(format!("{}/metrics", node.url)).await.unwrap().text().await.unwrap() };
+    let before = metrics().await;
+    let flood: Vec<SignedTx> = (0..200)
+        .map(|i| {
+            let mut tx = node.sign(
+                &new_key(),
+                Action::RegisterShop {
+                    shop: id(&new_key()),
+                    name: format!("店{i}"),
+                    class: ShopClass::Local,
+                },
+            );
+            tx.signature[3] ^= (i % 2) as u8; // half also carry a bad signature
+            tx
+        })
+        .collect();
+    let results = node.client.submit_batch(&flood).await.unwrap();
+    assert!(results.iter().all(|r| r.reason.as_deref() == Some("unknown_signer")), "{:?}", results[0]);
+    let after = metrics().await;
+    for name in ["machi_signatures_batched_total", "machi_signatures_single_total"] {
+        assert_eq!(metric(&after, name), metric(&before, name), "{name}: no signature was checked");
+    }
+    assert_eq!(
+        metric(&after, "machi_unknown_signers_total"),
+        metric(&before, "machi_unknown_signers_total") + 200
+    );
+
+    let operator = new_key();
+    let together = [
+        node.sign(&town, Action::RegisterOperator { operator: id(&operator), name: "窓口".into() }),
+        node.sign(
+            &operator,
+            Action::RegisterResident {
+                resident: id(&new_key()),
+                resident_hash: machi_ledger::Hash32([4; 32]),
+                worker: false,
+            },
+        ),
+    ];
+    let results = node.client.submit_batch(&together).await.unwrap();
+    assert!(results.iter().all(|r| r.status == TxStatus::Applied), "{results:?}");
+}
