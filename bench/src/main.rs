@@ -127,6 +127,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Goodput under a flood of bad signatures: residents' payments (single requests)
+    /// alone, then while other clients send payments with bad signatures, half naming
+    /// registered residents and half from unknown keys.
+    Flood {
+        #[command(flatten)]
+        common: Common,
+        /// Connections sending good payments.
+        #[arg(long, default_value_t = 128)]
+        concurrency: usize,
+        /// Connections sending bad signatures.
+        #[arg(long, default_value_t = 128)]
+        bad_concurrency: usize,
+        /// Good payments signed in advance (half for each phase).
+        #[arg(long, default_value_t = 200_000)]
+        pool: usize,
+    },
     /// An issue of 2,000 sets opens and 20,000 purchase attempts from 50 operators arrive.
     SaleOpen {
         #[command(flatten)]
@@ -291,6 +307,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let load =
                 Load { mode, concurrency, batch_size, duration: Duration::from_secs(common.duration), rate };
             let (outcome, results) = scenarios::payments(&client, &town, &load, pool).await;
+            (common, outcome, results)
+        }
+        Command::Flood { common, concurrency, bad_concurrency, pool } => {
+            let client = machi_client::Client::new(&common.node);
+            let size = TownSize {
+                operators: 2,
+                shops: common.shops,
+                residents: common.residents,
+                sets_each: 10,
+                total_sets: (common.residents * 10) as u32,
+                cap: 10,
+            };
+            let town = town::setup(&client, read_key(&common.town_key)?, &size).await?;
+            let load = Load {
+                mode: Mode::Single,
+                concurrency,
+                batch_size: 1,
+                duration: Duration::from_secs(common.duration),
+                rate: None,
+            };
+            let (outcome, results) = scenarios::flood(&client, &town, &load, bad_concurrency, pool).await;
             (common, outcome, results)
         }
         Command::SaleOpen { common, sets, attempts, operators } => {

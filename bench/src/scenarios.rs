@@ -260,3 +260,76 @@ pub(crate) fn print(o: &Outcome, batch_verify_per_s: f64) {
         println!("  {note}");
     }
 }
+
+/// Goodput under a flood of bad signatures: residents pay shops (single requests, `good`
+/// load) alone, then again while `bad_concurrency` other clients send payments whose
+/// signatures are bad, half naming registered residents as signers and half from keys
+/// the chain does not know. The outcome is the good payments' during the flood; the
+/// notes give the rate without it and what the flood got.
+pub(crate) async fn flood(
+    client: &Client,
+    town: &Town,
+    good: &Load,
+    bad_concurrency: usize,
+    pool: usize,
+) -> (Outcome, Vec<TxResultView>) {
+    let payment = |i: usize| {
+        let resident = town.residents[i % town.residents.len()].clone();
+        let shop = id(&town.shops[rand::random::<usize>() % town.shops.len()]);
+        (resident, Action::Pay { shop, amount: Yen(1 + rand::random::<u64>() % 100), invoice: None })
+    };
+    let mut quiet = sign_all(&town.chain_id, (0..pool).map(payment).collect());
+    let loud = quiet.split_off(pool / 2);
+    let (alone, _) = drive(client, quiet, good, "payments alone").await;
+
+    // Bad requests, sent over and over: refused ones are never stored, so each is
+    // checked afresh every time.
+    let strangers: Vec<_> =
+        (0..64).map(|_| machi_ledger::SigningKey::generate(&mut rand::rngs::OsRng)).collect();
+    let bad_work = (0..2_000)
+        .map(|i| {
+            let (resident, action) = payment(i);
+            let signer = if i % 2 == 0 { resident } else { strangers[i % strangers.len()].clone() };
+            (signer, action)
+        })
+        .collect();
+    let mut bad = sign_all(&town.chain_id, bad_work);
+    for tx in &mut bad {
+        tx.signature[7] ^= 0x10;
+    }
+    let bad = Arc::new(bad);
+    let deadline = Instant::now() + good.duration;
+    let reasons = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
+    let mut flooders = tokio::task::JoinSet::new();
+    for worker in 0..bad_concurrency {
+        let (client, bad, reasons) = (client.clone(), bad.clone(), reasons.clone());
+        flooders.spawn(async move {
+            let mut i = worker;
+            while Instant::now() < deadline {
+                let reason = match client.submit(&bad[i % bad.len()]).await {
+                    Ok(r) => r.reason.unwrap_or_else(|| format!("{:?}", r.status)),
+                    Err(e) => e.to_string().split(':').next().unwrap_or("error").to_string(),
+                };
+                *reasons.lock().expect("poisoned").entry(reason).or_default() += 1;
+                i += bad_concurrency;
+            }
+        });
+    }
+    let (mut outcome, results) = drive(client, loud, good, "flood").await;
+    while flooders.join_next().await.is_some() {}
+    let reasons = Arc::try_unwrap(reasons).ok().expect("flooders done").into_inner().expect("poisoned");
+    let bad_total: u64 = reasons.values().sum();
+    outcome.notes.push(format!(
+        "good payments alone: {:.0} tx/s (p99 {:.1} ms); during the flood {:.0} tx/s = {:.2} × alone",
+        alone.committed_tx_per_s,
+        alone.p99_ms,
+        outcome.committed_tx_per_s,
+        outcome.committed_tx_per_s / alone.committed_tx_per_s
+    ));
+    outcome.notes.push(format!(
+        "bad requests answered: {bad_total} ({:.0}/s) from {bad_concurrency} clients; {}",
+        bad_total as f64 / outcome.elapsed_s,
+        reasons.iter().map(|(r, n)| format!("{r} {n}")).collect::<Vec<_>>().join(", ")
+    ));
+    (outcome, results)
+}
