@@ -317,7 +317,7 @@ pub(crate) async fn flood(
     }
     let (mut outcome, results) = drive(client, loud, good, "flood").await;
     while flooders.join_next().await.is_some() {}
-    let reasons = Arc::try_unwrap(reasons).ok().expect("flooders done").into_inner().expect("poisoned");
+    let reasons = Arc::try_unwrap(reasons).expect("flooders done").into_inner().expect("poisoned");
     let bad_total: u64 = reasons.values().sum();
     outcome.notes.push(format!(
         "good payments alone: {:.0} tx/s (p99 {:.1} ms); during the flood {:.0} tx/s = {:.2} × alone",
