@@ -19,6 +19,13 @@ pub struct Metrics {
     pub submissions_busy: AtomicU64,
     /// Transactions refused before their signature was checked: the signer is unknown.
     pub unknown_signers: AtomicU64,
+    /// Blocks whose time was held back because the system clock ran ahead.
+    pub blocks_clock_bounded: AtomicU64,
+    /// How far the system clock is ahead of block times now (0: in step).
+    pub clock_ahead_ms: AtomicU64,
+    /// How far the chain's head was ahead of the clock when the node started, until the
+    /// clock passes it (0: not ahead).
+    pub head_ahead_of_clock_ms: AtomicU64,
     /// Signature checks done by the verifier threads.
     pub verify: std::sync::Arc<crate::verify::VerifyCounts>,
 }
@@ -70,6 +77,11 @@ impl Metrics {
                 &self.submissions_busy,
             ),
             (
+                "machi_blocks_clock_bounded_total",
+                "Blocks whose time was held back because the system clock ran ahead of the monotonic clock.",
+                &self.blocks_clock_bounded,
+            ),
+            (
                 "machi_unknown_signers_total",
                 "Transactions refused before any signature check: the signer is not a registered account.",
                 &self.unknown_signers,
@@ -95,6 +107,16 @@ impl Metrics {
         let gauges = [
             ("machi_chain_height", "Height of the chain head.", height),
             ("machi_chain_txs", "Transactions on the chain.", txs_total),
+            (
+                "machi_clock_ahead_ms",
+                "How far the system clock is ahead of block times (0: in step; alarm above 0).",
+                self.clock_ahead_ms.load(Ordering::Relaxed),
+            ),
+            (
+                "machi_head_ahead_of_clock_ms",
+                "How far the chain's head was ahead of the clock at start, until the clock passes it.",
+                self.head_ahead_of_clock_ms.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");

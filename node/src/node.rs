@@ -151,6 +151,7 @@ impl Node {
         if chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");
         }
+        let head_ms = chain.head.timestamp_ms;
         let (events, _) = broadcast::channel(EVENTS_QUEUE_MAX);
         let shared = Arc::new(Shared {
             chain_id: chain.chain_id().to_string(),
@@ -164,11 +165,12 @@ impl Node {
             clock,
         });
         let (submit, submissions) = sync_channel::<Submission>(SUBMIT_QUEUE_MAX);
+        let block_clock = crate::producer::BlockClock::start(&shared, head_ms);
         let producer_thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("producer".into())
-                .spawn(move || crate::producer::run(shared, producer, submissions))?
+                .spawn(move || crate::producer::run(shared, producer, submissions, block_clock))?
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let verifier = crate::verify::Verifier::start(cores, shared.metrics.verify.clone())?;

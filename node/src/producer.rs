@@ -27,6 +27,70 @@ const CHECKPOINT_IDLE: Duration = Duration::from_secs(5);
 /// a restart after a crash never replays more than this.
 pub(crate) const CHECKPOINT_TXS_MAX: u64 = 2_000_000;
 
+/// How far the wall clock may run ahead of the last block's time plus the time the
+/// monotonic clock measured since, before block times stop following it (an NTP step
+/// of a second or two is normal; a jump of hours is not).
+pub(crate) const CLOCK_AHEAD_ALLOWANCE_MS: u64 = 2_000;
+
+/// Block times: the wall clock, but never further ahead of the last block's time than
+/// the monotonic time elapsed since plus `CLOCK_AHEAD_ALLOWANCE_MS`. A wall clock that
+/// jumps forward would otherwise put a block, and so the chain's time for good, in the
+/// future (block times never go back): expiring balances and closing sales early.
+/// While the wall clock is ahead, block times advance at the monotonic rate from the
+/// last good one, and the node alarms (error log, `machi_clock_ahead_ms`, `/v1/health`).
+pub(crate) struct BlockClock {
+    last_ms: u64,
+    last_monotonic_ms: u64,
+}
+
+impl BlockClock {
+    /// Anchors at the wall clock (the node may have been stopped for days), or at the
+    /// head when the head is later, and alarms when it is later by more than the allowance
+    /// (an earlier jump left the chain's time in the future, or the clock went back).
+    pub(crate) fn start(shared: &Shared, head_ms: u64) -> BlockClock {
+        let wall = shared.clock.now_ms();
+        let behind = head_ms.saturating_sub(wall);
+        if behind > CLOCK_AHEAD_ALLOWANCE_MS {
+            tracing::error!(
+                "the chain's head is {behind} ms ahead of this machine's clock: either the clock is wrong or \
+                 an earlier clock jump put the chain's time in the future; block times stay at the head's \
+                 until the clock passes it"
+            );
+            shared.metrics.head_ahead_of_clock_ms.store(behind, Ordering::Relaxed);
+        }
+        BlockClock { last_ms: wall.max(head_ms), last_monotonic_ms: shared.clock.monotonic_ms() }
+    }
+
+    /// The time for the next block.
+    pub(crate) fn next(&mut self, shared: &Shared) -> u64 {
+        let (wall, monotonic) = (shared.clock.now_ms(), shared.clock.monotonic_ms());
+        let expected = self.last_ms.saturating_add(monotonic.saturating_sub(self.last_monotonic_ms));
+        let metrics = &shared.metrics;
+        let time = if wall > expected.saturating_add(CLOCK_AHEAD_ALLOWANCE_MS) {
+            let ahead = wall - expected;
+            if metrics.clock_ahead_ms.swap(ahead, Ordering::Relaxed) == 0 {
+                tracing::error!(
+                    "the system clock jumped {ahead} ms ahead of the time elapsed since the last block; block \
+                     times follow the monotonic clock from the last block until the system clock is corrected"
+                );
+            }
+            metrics.blocks_clock_bounded.fetch_add(1, Ordering::Relaxed);
+            expected
+        } else {
+            if metrics.clock_ahead_ms.swap(0, Ordering::Relaxed) != 0 {
+                tracing::warn!("the system clock is back in step with block times");
+            }
+            wall
+        };
+        if time >= self.last_ms {
+            metrics.head_ahead_of_clock_ms.store(0, Ordering::Relaxed);
+        }
+        self.last_ms = self.last_ms.max(time);
+        self.last_monotonic_ms = monotonic;
+        time
+    }
+}
+
 /// One client request's worth of verified transactions waiting for a block.
 pub(crate) struct Submission {
     pub(crate) txs: Vec<VerifiedTx>,
@@ -60,7 +124,12 @@ fn hand_over_checkpoint(chain: &mut Chain, writer: &SyncSender<Checkpoint>) {
     }
 }
 
-pub(crate) fn run(shared: Arc<Shared>, producer: SigningKey, rx: Receiver<Submission>) {
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    producer: SigningKey,
+    rx: Receiver<Submission>,
+    mut clock: BlockClock,
+) {
     let (checkpoints, writer) = start_checkpoint_writer(shared.clone());
     let mut last_block = Instant::now();
     loop {
@@ -89,7 +158,8 @@ pub(crate) fn run(shared: Arc<Shared>, producer: SigningKey, rx: Receiver<Submis
                 Err(_) => break,
             }
         }
-        produce_one(&shared, &producer, batch, &checkpoints);
+        let now_ms = clock.next(&shared);
+        produce_one(&shared, &producer, batch, now_ms, &checkpoints);
         last_block = Instant::now();
     }
     drop(checkpoints);
@@ -102,6 +172,7 @@ fn produce_one(
     shared: &Shared,
     producer: &SigningKey,
     batch: Vec<Submission>,
+    now_ms: u64,
     checkpoints: &SyncSender<Checkpoint>,
 ) {
     let started = Instant::now();
@@ -115,8 +186,7 @@ fn produce_one(
     let ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
     let mut chain = shared.chain.blocking_write();
     let prev = chain.head.clone();
-    let (block, results) =
-        machi_ledger::produce(&mut chain.state, &prev, shared.clock.now_ms(), txs, producer);
+    let (block, results) = machi_ledger::produce(&mut chain.state, &prev, now_ms, txs, producer);
     if block.txs.is_empty() {
         // Everything was refused or already on the chain: nothing to write.
         let views = views_of(&chain, &ids, &results, None);

@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod clock;
 mod crash;
 mod harness;
 mod history;
