@@ -1,6 +1,9 @@
 //! A corpus of hostile requests against a running node: each gets its documented 4xx
-//! JSON error, the node stays up, and the chain does not change.
+//! JSON error, the node stays up, and the chain does not change; all of it while slow
+//! clients that send half a request head and stall hold connections, which the node
+//! closes after its header time-out.
 
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use machi_client::{sign, sign_at, Client};
@@ -37,9 +40,22 @@ async fn hostile_requests_get_documented_errors_and_change_nothing() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let client = Client::new(&url);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(node.serve(listener, async {
+    let limits = machi_node::ServeLimits {
+        connections_max: 8,
+        header_read_timeout: std::time::Duration::from_millis(500),
+        request_timeout: std::time::Duration::from_secs(5),
+    };
+    let server = tokio::spawn(node.serve_with(listener, limits, async {
         let _ = stopped.await;
     }));
+    // Twice as many slow clients as the node serves at once.
+    let stalled: Vec<std::net::TcpStream> = (0..2 * limits.connections_max)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+            stream.write_all(b"POST /v1/transactions HTTP/1.1\r\nHost: machi\r\nContent-Le").unwrap();
+            stream
+        })
+        .collect();
 
     // A registered operator and resident, so role abuse can be tried.
     let (op, resident) = (machi_node::generate_key(), machi_node::generate_key());
@@ -95,6 +111,18 @@ async fn hostile_requests_get_documented_errors_and_change_nothing() {
     let future = sign_at(chain, &town, shop(), machi_client::now_ms() + 3_600_000);
     let other_chain = sign("another-town", &town, shop());
     let stranger = sign(chain, &machi_node::generate_key(), shop());
+    let mut forged_stranger = sign(chain, &machi_node::generate_key(), shop());
+    forged_stranger.signature[9] ^= 0x01;
+    let long_chain_id = {
+        let body = machi_ledger::TxBody {
+            chain_id: "x".repeat(70_000),
+            created_ms: machi_client::now_ms(),
+            ttl_ms: 60_000,
+            nonce: 1,
+            action: shop(),
+        };
+        SignedTx::sign(chain, &town, &body)
+    };
     let to_vec = |v: &Value| serde_json::to_vec(v).unwrap();
 
     let cases = vec![
@@ -117,8 +145,16 @@ async fn hostile_requests_get_documented_errors_and_change_nothing() {
         case("created in the future", serde_json::to_vec(&future).unwrap(), 400, "not_yet_valid"),
         case("forged signature", serde_json::to_vec(&forged).unwrap(), 401, "bad_signature"),
         case("swapped signatures", serde_json::to_vec(&a).unwrap(), 401, "bad_signature"),
-        case("small-order signer key", serde_json::to_vec(&weak).unwrap(), 401, "bad_key"),
+        // No account has a small-order key, so it is refused as unknown before any check.
+        case("small-order signer key", serde_json::to_vec(&weak).unwrap(), 401, "unknown_signer"),
         case("unknown signer", serde_json::to_vec(&stranger).unwrap(), 401, "unknown_signer"),
+        case(
+            "unknown signer, forged signature",
+            serde_json::to_vec(&forged_stranger).unwrap(),
+            401,
+            "unknown_signer",
+        ),
+        case("chain id of 70,000 bytes", serde_json::to_vec(&long_chain_id).unwrap(), 400, "body_too_large"),
         case("resident signing as a shop", serde_json::to_vec(&as_shop).unwrap(), 403, "wrong_role"),
         case("operator acting as the town", serde_json::to_vec(&as_town).unwrap(), 403, "wrong_role"),
     ];
@@ -137,6 +173,17 @@ async fn hostile_requests_get_documented_errors_and_change_nothing() {
     // A replay is answered with the first outcome and commits nothing new.
     assert_eq!(client.submit(&setup[0]).await.unwrap(), replayed);
     assert_eq!(client.head().await.unwrap(), head);
+
+    // The slow clients were closed by the node (a read sees the end of the stream).
+    tokio::task::spawn_blocking(move || {
+        for (i, mut stream) in stalled.into_iter().enumerate() {
+            let mut got = Vec::new();
+            stream.read_to_end(&mut got).unwrap();
+            assert!(got.is_empty() || got.starts_with(b"HTTP/1.1 408"), "slow client {i}: {got:?}");
+        }
+    })
+    .await
+    .unwrap();
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
