@@ -2,7 +2,7 @@
 //! supply report it yields (text, JSON, CSV).
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
@@ -46,6 +46,21 @@ pub struct SalesDay {
     pub cash_received: machi_ledger::Yen,
     /// Purchase attempts recorded as rejected that day (sold out, over cap, ...).
     pub rejected_attempts: u64,
+}
+
+/// Longest line of an export: a block of the most transactions, each of the largest body
+/// (hex and decoded), fits with room to spare.
+const EXPORT_LINE_BYTES_MAX: u64 = 512 * 1024 * 1024;
+
+/// Reads one line into `bytes`; false at the end. A line longer than `max` is refused
+/// before it fills memory.
+fn read_line_bounded(reader: &mut impl BufRead, bytes: &mut Vec<u8>, max: u64) -> anyhow::Result<bool> {
+    bytes.clear();
+    let read = reader.take(max + 1).read_until(b'\n', bytes)?;
+    if read as u64 > max {
+        bail!("longer than {max} bytes, more than any block");
+    }
+    Ok(read > 0)
 }
 
 /// Replays blocks one by one, checking everything.
@@ -303,15 +318,22 @@ pub fn export(data_dir: &Path, out: &Path) -> anyhow::Result<u64> {
 /// checks that the chain reaches that height with that hash (catches deleted blocks).
 pub fn verify_export(path: &Path, expect_head: Option<(u64, Hash32)>) -> anyhow::Result<AuditReport> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = BufReader::new(file);
     let mut auditor = Auditor::new();
     let mut hashes = Vec::new();
-    for (line_no, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("line {}: not readable text", line_no + 1))?;
+    let mut bytes = Vec::new();
+    for line_no in 0.. {
+        if !read_line_bounded(&mut reader, &mut bytes, EXPORT_LINE_BYTES_MAX)
+            .with_context(|| format!("line {}", line_no + 1))?
+        {
+            break;
+        }
+        let line = std::str::from_utf8(&bytes).with_context(|| format!("line {}: not readable text", line_no + 1))?;
         if line.trim().is_empty() {
             continue;
         }
         let view: BlockView =
-            serde_json::from_str(&line).with_context(|| format!("line {}: not a block", line_no + 1))?;
+            serde_json::from_str(line).with_context(|| format!("line {}: not a block", line_no + 1))?;
         let height = view.height;
         let block = match view.to_block() {
             Ok(block) => block,
@@ -469,6 +491,19 @@ mod tests {
         };
         let (b2, _) = produce(&mut state, &b1.header, T0, vec![tx(&town, 2, operator)], &producer);
         vec![g, b1, b2]
+    }
+
+    #[test]
+    fn export_lines_are_read_within_a_bound() {
+        let mut reader = std::io::Cursor::new(b"short\nexactly10\nmuch longer than ten\n".to_vec());
+        let mut bytes = Vec::new();
+        assert!(read_line_bounded(&mut reader, &mut bytes, 10).unwrap());
+        assert_eq!(bytes, b"short\n");
+        assert!(read_line_bounded(&mut reader, &mut bytes, 10).unwrap());
+        assert_eq!(bytes, b"exactly10\n");
+        let err = read_line_bounded(&mut reader, &mut bytes, 10).unwrap_err();
+        assert!(err.to_string().contains("longer than 10 bytes"), "{err}");
+        assert!(bytes.len() <= 11, "no more than the bound was read");
     }
 
     /// An auditor whose replayed books stop balancing (the running totals altered between

@@ -92,10 +92,12 @@ fn main() -> anyhow::Result<()> {
         Command::Init { data_dir, chain_id } => {
             let (town, producer) = machi_node::init(&data_dir, &chain_id)?;
             println!("created chain {chain_id:?} in {}", data_dir.display());
+            let town_account = machi_ledger::AccountId(machi_node::read_key(&town)?.verifying_key().to_bytes());
             println!(
-                "town key:     {}  (keep it safe: it registers shops and creates issues)",
+                "town key:     {}  (keep it offline: it creates issues and registers operators and delegates)",
                 town.display()
             );
+            println!("town account: {town_account}  (services check the chain against it: machi-merchant --town)");
             println!("producer key: {}", producer.display());
             println!("next: machi-node run --data-dir {}", data_dir.display());
             Ok(())
@@ -199,9 +201,10 @@ fn print_demo_guide(data_dir: &std::path::Path, addr: &str) {
     let key = data_dir.join("keys/resident-1.key");
     println!("Act as resident 1 with the wallet (in another terminal):");
     println!(
-        "  cargo run -q -p machi-wallet -- --node http://{addr} import --key-file {} --pin 2468 --label resident",
+        "  cargo run -q -p machi-wallet -- --node http://{addr} import --key-file {} --label resident",
         key.display()
     );
-    println!("  cargo run -q -p machi-wallet -- --node http://{addr} balance --card CARD_NUMBER_PRINTED --pin 2468");
+    println!("                                            # asks for a new PIN twice; prints a card number");
+    println!("  cargo run -q -p machi-wallet -- --node http://{addr} balance --card CARD_NUMBER_PRINTED");
     println!("Stop with Ctrl-C.");
 }

@@ -22,7 +22,6 @@ use crate::storage::{DiskFile, LogFile};
 /// Submissions waiting for the producer; beyond this clients are told the node is busy.
 pub(crate) const SUBMIT_QUEUE_MAX: usize = 4_096;
 const EVENTS_QUEUE_MAX: usize = 1_024;
-pub(crate) const CHAIN_ID_BYTES_MAX: usize = 64;
 
 /// Opens the block log file again (after a failed write the producer rebuilds from it).
 pub type ReopenLog = Box<dyn Fn() -> std::io::Result<Box<dyn LogFile>> + Send + Sync>;
@@ -52,11 +51,9 @@ pub struct Node {
 
 /// Creates a new chain in `data_dir`: keys for the town and the producer, and genesis.
 pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    if chain_id.is_empty()
-        || chain_id.len() > CHAIN_ID_BYTES_MAX
-        || !chain_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
-        bail!("chain id must be 1-{CHAIN_ID_BYTES_MAX} characters of letters, digits, '-', '_' or '.'");
+    if !machi_ledger::chain_id_is_valid(chain_id) {
+        let max = machi_ledger::CHAIN_ID_BYTES_MAX;
+        bail!("chain id must be 1-{max} characters of letters, digits, '-', '_' or '.'");
     }
     if chain::log_path(data_dir).exists() {
         bail!("{} already holds a chain", data_dir.display());
