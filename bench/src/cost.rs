@@ -31,7 +31,7 @@ pub(crate) struct Memory {
 }
 
 fn id(key: &SigningKey) -> AccountId {
-    AccountId(key.verifying_key().to_bytes())
+    AccountId::of(&key)
 }
 
 /// A transaction as if verified, for stages after verification and for memory.

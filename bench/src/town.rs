@@ -18,7 +18,7 @@ pub(crate) struct Town {
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
-    AccountId(key.verifying_key().to_bytes())
+    AccountId::of(&key)
 }
 
 pub(crate) fn keys(n: usize) -> Vec<SigningKey> {

@@ -86,6 +86,13 @@ bytes32!(
     TxId
 );
 
+impl AccountId {
+    /// The account of a signing key: its public key.
+    pub fn of(key: &ed25519_dalek::SigningKey) -> AccountId {
+        AccountId(key.verifying_key().to_bytes())
+    }
+}
+
 pub(crate) const TX_DOMAIN: &[u8] = b"machi.tx.v1";
 pub(crate) const OUTCOME_DOMAIN: &[u8] = b"machi.outcome.v1";
 pub(crate) const BLOCK_DOMAIN: &[u8] = b"machi.block.v1";

@@ -36,7 +36,7 @@ pub(crate) async fn check_delegate(
     role: &str,
     flag: &str,
 ) -> anyhow::Result<()> {
-    let account = AccountId(key.verifying_key().to_bytes());
+    let account = AccountId::of(&key);
     let how = format!(
         "the town registers it at the town office with\n  machi-wallet town register-delegate --delegation {flag} \
          --account {account} --name \"merchant API\""
@@ -62,7 +62,7 @@ pub fn generate_delegate_keys(dir: &Path) -> anyhow::Result<(AccountId, AccountI
     for name in [REGISTRAR_KEY_FILE, SETTLER_KEY_FILE] {
         let key = machi_node::generate_key();
         machi_node::write_key(&dir.join(name), &key)?;
-        accounts.push(AccountId(key.verifying_key().to_bytes()));
+        accounts.push(AccountId::of(&key));
     }
     Ok((accounts[0], accounts[1]))
 }

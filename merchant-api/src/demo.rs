@@ -66,7 +66,7 @@ pub async fn run_demo(
     let merchant = Merchant::open(Config {
         data_dir: dir.join("merchant"),
         node_url: node_url.clone(),
-        town: AccountId(town_key.verifying_key().to_bytes()),
+        town: AccountId::of(&town_key),
         registrar_key: machi_node::read_key(&keys_dir.join(crate::delegates::REGISTRAR_KEY_FILE))?,
         settler_key: machi_node::read_key(&keys_dir.join(crate::delegates::SETTLER_KEY_FILE))?,
         town_bank: Some(crate::town_bank::load_town_bank(&bank_path)?),

@@ -102,7 +102,7 @@ mod tests {
     fn sealed_keys_open_only_with_the_same_registrar_key_and_shop() {
         let town = SigningKey::from_bytes(&[7; 32]);
         let shop_key = SigningKey::from_bytes(&[9; 32]);
-        let shop = AccountId(shop_key.verifying_key().to_bytes());
+        let shop = AccountId::of(&shop_key);
         let (nonce, sealed) = Sealer::new(&town).seal(&shop, &shop_key);
         assert!(!sealed.contains(&hex::encode(shop_key.to_bytes())));
         let opened = Sealer::new(&town).open(&shop, &nonce, &sealed).expect("opens");

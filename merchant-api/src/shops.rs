@@ -64,7 +64,7 @@ impl Merchant {
             .map_err(|e| ApiError::bad_request("bad_kana_name", e.to_string()))?;
         let bank = self.check_bank(&request.bank)?;
         let key = machi_node::generate_key();
-        let account = AccountId(key.verifying_key().to_bytes());
+        let account = AccountId::of(&key);
         let (key_nonce, key_sealed) = self.sealer.seal(&account, &key);
         let register_tx = self.sign_as_registrar(Action::RegisterShop {
             shop: account,

@@ -328,7 +328,8 @@ pub fn verify_export(path: &Path, expect_head: Option<(u64, Hash32)>) -> anyhow:
         {
             break;
         }
-        let line = std::str::from_utf8(&bytes).with_context(|| format!("line {}: not readable text", line_no + 1))?;
+        let line = std::str::from_utf8(&bytes)
+            .with_context(|| format!("line {}: not readable text", line_no + 1))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -460,7 +461,7 @@ mod tests {
     /// Genesis, then an issue, then an operator: three blocks.
     fn chain() -> Vec<Block> {
         let (town, producer) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
-        let id = |k: &SigningKey| AccountId(k.verifying_key().to_bytes());
+        let id = |k: &SigningKey| AccountId::of(&k);
         let mut state = State::new(CHAIN);
         let g = genesis(
             &mut state,

@@ -92,12 +92,14 @@ fn main() -> anyhow::Result<()> {
         Command::Init { data_dir, chain_id } => {
             let (town, producer) = machi_node::init(&data_dir, &chain_id)?;
             println!("created chain {chain_id:?} in {}", data_dir.display());
-            let town_account = machi_ledger::AccountId(machi_node::read_key(&town)?.verifying_key().to_bytes());
+            let town_account = machi_ledger::AccountId::of(&machi_node::read_key(&town)?);
             println!(
                 "town key:     {}  (keep it offline: it creates issues and registers operators and delegates)",
                 town.display()
             );
-            println!("town account: {town_account}  (services check the chain against it: machi-merchant --town)");
+            println!(
+                "town account: {town_account}  (services check the chain against it: machi-merchant --town)"
+            );
             println!("producer key: {}", producer.display());
             println!("next: machi-node run --data-dir {}", data_dir.display());
             Ok(())

@@ -86,8 +86,8 @@ pub(crate) fn genesis_block(
     producer: &SigningKey,
     now_ms: u64,
 ) -> machi_ledger::Block {
-    let town_id = machi_ledger::AccountId(town.verifying_key().to_bytes());
-    let producer_id = machi_ledger::AccountId(producer.verifying_key().to_bytes());
+    let town_id = machi_ledger::AccountId::of(&town);
+    let producer_id = machi_ledger::AccountId::of(&producer);
     let body = TxBody {
         chain_id: chain_id.to_string(),
         created_ms: now_ms,
@@ -144,7 +144,7 @@ impl Node {
         if chain.log.format() != crate::storage::LogFormat::V2 {
             bail!("the block log is format 1, which is only read: `Node::open` (machi-node run) converts it");
         }
-        let producer_id = machi_ledger::AccountId(producer.verifying_key().to_bytes());
+        let producer_id = machi_ledger::AccountId::of(&producer);
         if chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");
         }

@@ -16,7 +16,7 @@ fn key(i: u8) -> SigningKey {
 }
 
 fn id(i: u8) -> AccountId {
-    AccountId(key(i).verifying_key().to_bytes())
+    AccountId::of(&key(i))
 }
 
 fn actions() -> Vec<(u8, Action)> {

@@ -47,7 +47,7 @@ fn each_crafted_signature_gets_its_verdict() {
     for seed in 0..8 {
         let message = [seed as u8; 32];
         let signature = crate::crafted::mixed_order_signature(&key, &message, seed);
-        let signer = AccountId(key.verifying_key().to_bytes());
+        let signer = AccountId::of(&key);
         assert_eq!(machi_ledger::verify_signature(&signer, &signature, &message), Ok(()), "seed {seed}");
     }
 }

@@ -15,7 +15,7 @@ pub(crate) fn key(seed: u8) -> SigningKey {
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
-    AccountId(key.verifying_key().to_bytes())
+    AccountId::of(&key)
 }
 
 pub(crate) fn issue_params(id: u32) -> IssueParams {

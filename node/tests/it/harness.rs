@@ -23,7 +23,7 @@ pub(crate) struct TestNode {
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
-    AccountId(key.verifying_key().to_bytes())
+    AccountId::of(&key)
 }
 
 pub(crate) fn new_key() -> SigningKey {

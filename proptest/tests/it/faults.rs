@@ -46,7 +46,7 @@ impl LogFile for FaultyFile {
 }
 
 fn id(key: &machi_ledger::SigningKey) -> AccountId {
-    AccountId(key.verifying_key().to_bytes())
+    AccountId::of(&key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

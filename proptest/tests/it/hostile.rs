@@ -12,7 +12,7 @@ use machi_node::{Node, SystemClock};
 use serde_json::{json, Value};
 
 fn id(key: &machi_ledger::SigningKey) -> AccountId {
-    AccountId(key.verifying_key().to_bytes())
+    AccountId::of(&key)
 }
 
 struct Case {

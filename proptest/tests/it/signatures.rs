@@ -19,7 +19,7 @@ const CHAIN: &str = "crafted-town";
 
 fn register_shop(town: &SigningKey, name: &str) -> SignedTx {
     let shop = machi_node::generate_key();
-    let shop = AccountId(shop.verifying_key().to_bytes());
+    let shop = AccountId::of(&shop);
     sign(CHAIN, town, Action::RegisterShop { shop, name: name.into(), class: ShopClass::Local })
 }
 
