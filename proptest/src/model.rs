@@ -1,89 +1,251 @@
 //! A plain reference model of the money rules: maps of balances and counters, written
-//! from SPEC §2-3 without reusing the ledger's code. The simulation compares every
-//! outcome and every balance of the real ledger with it.
+//! from docs/RULES.md without reusing the ledger's code. The state-machine test
+//! (`crate::machine`) compares every outcome and every balance of the real ledger with it.
+//!
+//! Accounts are numbered keys (`Acct`); payments and cash-outs are named by the nonce of
+//! the transaction that made them (`Ref`), so a test sequence can say "refund payment 17"
+//! before anything is signed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use machi_ledger::{IssueParams, Kind, Reason, Refusal, ShopClass, TxId};
+use machi_ledger::{IssueParams, Kind, Reason, Refusal, ShopClass, NAME_CHARS_MAX};
 
-pub(crate) type Acct = usize;
+/// A key, by number: the test's key table turns it into an account id.
+pub type Acct = usize;
+
+/// A transaction by its nonce (unique within a test sequence).
+pub type Ref = u64;
+
+/// Longest invoice a payment may carry, in characters (docs/RULES.md, "pay").
+const INVOICE_CHARS_MAX: usize = 64;
+/// Most cash-outs one settlement may mark paid.
+const SETTLE_REQUESTS_MAX: usize = 1_000;
+/// The largest cash-out fee: 100%, in basis points.
+const FEE_BP_MAX: u64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MRole {
+pub enum MRole {
     Town,
     Operator,
     Shop(ShopClass),
-    Resident,
+    Resident {
+        worker: bool,
+    },
+    /// A delegated town key that may only register shops.
+    ShopRegistrar,
     /// A delegated town key that may only settle cash-outs.
     Settler,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct MAccount {
-    pub(crate) role: MRole,
-    pub(crate) frozen: bool,
+pub struct MAccount {
+    pub role: MRole,
+    pub frozen: bool,
     /// Frozen by the town: only the town lifts it, and a new card keeps it.
-    pub(crate) town_froze: bool,
-    pub(crate) replaced_by: Option<Acct>,
+    pub town_froze: bool,
+    pub replaced_by: Option<Acct>,
 }
 
 impl MAccount {
-    pub(crate) fn new(role: MRole) -> MAccount {
+    pub fn new(role: MRole) -> MAccount {
         MAccount { role, frozen: false, town_froze: false, replaced_by: None }
     }
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct MIssue {
-    pub(crate) params: IssueParams,
-    pub(crate) sold: u32,
-    pub(crate) residents_expired: bool,
-    pub(crate) shops_expired: bool,
+pub struct MIssue {
+    pub params: IssueParams,
+    pub sold: u32,
+    pub residents_expired: bool,
+    pub shops_expired: bool,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct MPayment {
-    pub(crate) payer: Acct,
-    pub(crate) shop: Acct,
-    pub(crate) amount: u64,
-    pub(crate) takes: Vec<(u32, Kind, u64)>,
-    pub(crate) refunded: u64,
+pub struct MPayment {
+    pub payer: Acct,
+    pub shop: Acct,
+    pub amount: u64,
+    pub takes: Vec<(u32, Kind, u64)>,
+    pub refunded: u64,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct MCashOut {
-    pub(crate) issue: u32,
-    pub(crate) net: u64,
-    pub(crate) pending: bool,
+pub struct MCashOut {
+    pub issue: u32,
+    pub net: u64,
+    pub pending: bool,
 }
 
-/// What the model expects of one transaction.
-pub(crate) type Expect = Result<Option<Reason>, Refusal>;
+/// The part of a transaction around its action: one defect each, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Envelope {
+    Fresh,
+    /// Created more than its time-to-live before the block.
+    Stale,
+    /// Created further ahead of the block than the clock skew allows.
+    Early,
+    /// A time-to-live over 24 h.
+    LongTtl,
+    /// Names another chain.
+    OtherChain,
+}
 
-#[derive(Default)]
-pub(crate) struct Model {
-    pub(crate) accounts: BTreeMap<Acct, MAccount>,
-    pub(crate) balances: BTreeMap<(Acct, u32, Kind), u64>,
-    pub(crate) bought: BTreeMap<(Acct, u32), u32>,
-    pub(crate) issues: BTreeMap<u32, MIssue>,
-    pub(crate) payments: BTreeMap<TxId, MPayment>,
-    pub(crate) cash_outs: BTreeMap<TxId, MCashOut>,
-    pub(crate) expired: BTreeMap<u32, u64>,
-    pub(crate) fees: BTreeMap<u32, u64>,
+/// The invoice a payment carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invoice {
+    None,
+    Good,
+    Empty,
+    TooLong,
+}
+
+impl Invoice {
+    /// The text the test signs, and whether the rules accept it.
+    pub fn text(self) -> (Option<String>, bool) {
+        match self {
+            Invoice::None => (None, true),
+            Invoice::Good => (Some("inv-0001".into()), true),
+            Invoice::Empty => (Some(String::new()), false),
+            Invoice::TooLong => (Some("x".repeat(INVOICE_CHARS_MAX + 1)), false),
+        }
+    }
+}
+
+/// What a transaction asks, in the model's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MAction {
+    Sell {
+        issue: u32,
+        resident: Acct,
+        sets: u32,
+        cash: u64,
+    },
+    Pay {
+        shop: Acct,
+        amount: u64,
+        invoice: Invoice,
+    },
+    Refund {
+        payment: Ref,
+        amount: u64,
+    },
+    CashOut {
+        issue: u32,
+        amount: u64,
+    },
+    /// `real_date`: the transfer date is a day of the calendar.
+    Settle {
+        cash_outs: Vec<Ref>,
+        real_date: bool,
+    },
+    Expire {
+        issue: u32,
+    },
+    Freeze {
+        account: Acct,
+    },
+    Unfreeze {
+        account: Acct,
+    },
+    ReplaceKey {
+        old: Acct,
+        new: Acct,
+    },
+    /// `number`: the resident number, as the test's stand-in for its keyed hash.
+    RegisterResident {
+        resident: Acct,
+        number: u8,
+        worker: bool,
+    },
+    /// `named`: the shop has a name (a blank name is refused).
+    RegisterShop {
+        shop: Acct,
+        class: ShopClass,
+        named: bool,
+    },
+    CreateIssue {
+        issue: IssueParams,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MTx {
+    pub nonce: Ref,
+    pub signer: Acct,
+    pub envelope: Envelope,
+    pub action: MAction,
+}
+
+/// What the model expects of one transaction: refused, or in a block applied (`None`)
+/// or rejected with a reason.
+pub type Expect = Result<Option<Reason>, Refusal>;
+
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub accounts: BTreeMap<Acct, MAccount>,
+    pub balances: BTreeMap<(Acct, u32, Kind), u64>,
+    pub bought: BTreeMap<(Acct, u32), u32>,
+    pub resident_numbers: BTreeSet<u8>,
+    pub issues: BTreeMap<u32, MIssue>,
+    pub payments: BTreeMap<Ref, MPayment>,
+    pub cash_outs: BTreeMap<Ref, MCashOut>,
+    pub expired: BTreeMap<u32, u64>,
+    pub fees: BTreeMap<u32, u64>,
     /// Everything each shop asked to cash out, per issue: the fee is on this total.
-    pub(crate) cashed_out: BTreeMap<(Acct, u32), u64>,
-    pub(crate) pending: BTreeMap<u32, u64>,
-    pub(crate) paid: BTreeMap<u32, u64>,
-    pub(crate) seen: BTreeSet<TxId>,
+    pub cashed_out: BTreeMap<(Acct, u32), u64>,
+    pub pending: BTreeMap<u32, u64>,
+    pub paid: BTreeMap<u32, u64>,
+}
+
+/// Whether `role` may sign `action` (docs/RULES.md §1). `target` is the role of the
+/// account a freeze names, if it has one; `signer` and `town` say whether a freeze names
+/// the town.
+fn may_sign(role: MRole, action: &MAction, target: Option<MRole>, names_town: bool) -> bool {
+    match action {
+        MAction::CreateIssue { .. } | MAction::Expire { .. } => role == MRole::Town,
+        MAction::RegisterShop { .. } => matches!(role, MRole::Town | MRole::ShopRegistrar),
+        MAction::Settle { .. } => matches!(role, MRole::Town | MRole::Settler),
+        MAction::RegisterResident { .. } | MAction::Sell { .. } | MAction::ReplaceKey { .. } => {
+            role == MRole::Operator
+        }
+        MAction::Pay { .. } => matches!(role, MRole::Resident { .. }),
+        MAction::Refund { .. } | MAction::CashOut { .. } => matches!(role, MRole::Shop(_)),
+        MAction::Freeze { .. } | MAction::Unfreeze { .. } => match role {
+            MRole::Town => !names_town,
+            MRole::Operator => matches!(target, Some(MRole::Resident { .. })),
+            _ => false,
+        },
+    }
+}
+
+/// The coherence rules for an issue (docs/RULES.md §2).
+fn coherent(p: &IssueParams) -> bool {
+    let Some(face) = p.common_per_set.0.checked_add(p.local_per_set.0) else { return false };
+    let name_chars = p.name.chars().count();
+    !p.name.trim().is_empty()
+        && name_chars <= NAME_CHARS_MAX
+        && p.price.0 > 0
+        && face > 0
+        && p.total_sets > 0
+        && p.max_sets_per_resident > 0
+        && p.max_sets_per_resident <= p.total_sets
+        && p.sale_start_ms < p.sale_end_ms
+        && p.sale_end_ms <= p.spend_until_ms
+        && p.spend_until_ms <= p.cash_out_deadline_ms
+        && u64::from(p.cash_out_fee.0) <= FEE_BP_MAX
+        && face.checked_mul(u64::from(p.total_sets)).is_some()
+        && p.price.0.checked_mul(u64::from(p.total_sets)).is_some()
 }
 
 impl Model {
-    pub(crate) fn balance(&self, acct: Acct, issue: u32, kind: Kind) -> u64 {
+    pub fn balance(&self, acct: Acct, issue: u32, kind: Kind) -> u64 {
         self.balances.get(&(acct, issue, kind)).copied().unwrap_or(0)
     }
 
     fn add(&mut self, acct: Acct, issue: u32, kind: Kind, amount: u64) {
-        *self.balances.entry((acct, issue, kind)).or_default() += amount;
+        if amount > 0 {
+            *self.balances.entry((acct, issue, kind)).or_default() += amount;
+        }
     }
 
     fn sub(&mut self, acct: Acct, issue: u32, kind: Kind, amount: u64) {
@@ -94,79 +256,167 @@ impl Model {
         }
     }
 
-    /// Signer checks that refuse a transaction: unknown, revoked, wrong role.
-    pub(crate) fn admit(&self, signer: Acct, allowed: impl Fn(MRole) -> bool) -> Result<(), Refusal> {
-        let account = self.accounts.get(&signer).ok_or(Refusal::UnknownSigner)?;
-        if account.replaced_by.is_some() {
-            return Err(Refusal::KeyRevoked);
-        }
-        if !allowed(account.role) {
-            return Err(Refusal::WrongRole);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn frozen(&self, acct: Acct) -> bool {
+    pub fn frozen(&self, acct: Acct) -> bool {
         self.accounts.get(&acct).is_some_and(|a| a.frozen)
     }
 
-    pub(crate) fn sell(
-        &mut self,
-        resident: Acct,
-        issue_id: u32,
-        sets: u32,
-        cash: u64,
-        now: u64,
-    ) -> Option<Reason> {
-        let Some(issue) = self.issues.get(&issue_id) else { return Some(Reason::UnknownIssue) };
-        let p = issue.params.clone();
-        if now < p.sale_start_ms || now >= p.sale_end_ms {
-            return Some(Reason::SaleNotOpen);
+    /// Every account of a role matching `role`, revoked ones included.
+    pub fn with_role(&self, role: impl Fn(MRole) -> bool) -> Vec<Acct> {
+        self.accounts.iter().filter(|(_, a)| role(a.role)).map(|(k, _)| *k).collect()
+    }
+
+    /// The whole of one transaction: refusals in the ledger's order, then the frozen
+    /// signer, then the action's own rules. Changes the model only when it applies.
+    pub fn expect(&mut self, tx: &MTx, now: u64) -> Expect {
+        match tx.envelope {
+            Envelope::Fresh => {}
+            Envelope::OtherChain => return Err(Refusal::WrongChain),
+            Envelope::LongTtl => return Err(Refusal::TtlTooLong),
+            Envelope::Early => return Err(Refusal::NotYetValid),
+            Envelope::Stale => return Err(Refusal::TtlExpired),
         }
-        let Some(account) = self.accounts.get(&resident) else { return Some(Reason::UnknownAccount) };
-        if account.role != MRole::Resident {
-            return Some(Reason::NotAResident);
-        }
+        let account = self.accounts.get(&tx.signer).ok_or(Refusal::UnknownSigner)?;
         if account.replaced_by.is_some() {
-            return Some(Reason::AccountRevoked);
+            return Err(Refusal::KeyRevoked);
+        }
+        let (target, names_town) = match tx.action {
+            MAction::Freeze { account } | MAction::Unfreeze { account } => {
+                (self.accounts.get(&account).map(|a| a.role), self.town() == Some(account))
+            }
+            _ => (None, false),
+        };
+        if !may_sign(account.role, &tx.action, target, names_town) {
+            return Err(Refusal::WrongRole);
         }
         if account.frozen {
-            return Some(Reason::AccountFrozen);
+            return Ok(Some(Reason::AccountFrozen));
+        }
+        let by_town = account.role == MRole::Town;
+        Ok(self.rule(tx, by_town, now).err())
+    }
+
+    fn town(&self) -> Option<Acct> {
+        self.accounts.iter().find(|(_, a)| a.role == MRole::Town).map(|(k, _)| *k)
+    }
+
+    fn rule(&mut self, tx: &MTx, by_town: bool, now: u64) -> Result<(), Reason> {
+        let signer = tx.signer;
+        match &tx.action {
+            MAction::Sell { issue, resident, sets, cash } => self.sell(*resident, *issue, *sets, *cash, now),
+            MAction::Pay { shop, amount, invoice } => {
+                self.pay(tx.nonce, signer, *shop, *amount, *invoice, now)
+            }
+            MAction::Refund { payment, amount } => self.refund(signer, *payment, *amount),
+            MAction::CashOut { issue, amount } => self.cash_out(tx.nonce, signer, *issue, *amount, now),
+            MAction::Settle { cash_outs, real_date } => self.settle(cash_outs, *real_date),
+            MAction::Expire { issue } => self.expire(*issue, now),
+            MAction::Freeze { account } => self.set_frozen(by_town, *account, true),
+            MAction::Unfreeze { account } => self.set_frozen(by_town, *account, false),
+            MAction::ReplaceKey { old, new } => self.replace(*old, *new),
+            MAction::RegisterResident { resident, number, worker } => {
+                self.register_resident(*resident, *number, *worker)
+            }
+            MAction::RegisterShop { shop, class, named } => self.register_shop(*shop, *class, *named),
+            MAction::CreateIssue { issue } => self.create_issue(issue),
+        }
+    }
+
+    fn register_resident(&mut self, resident: Acct, number: u8, worker: bool) -> Result<(), Reason> {
+        if self.accounts.contains_key(&resident) {
+            return Err(Reason::AccountExists);
+        }
+        if !self.resident_numbers.insert(number) {
+            return Err(Reason::ResidentAlreadyRegistered);
+        }
+        self.accounts.insert(resident, MAccount::new(MRole::Resident { worker }));
+        Ok(())
+    }
+
+    fn register_shop(&mut self, shop: Acct, class: ShopClass, named: bool) -> Result<(), Reason> {
+        if !named {
+            return Err(Reason::InvalidParameters);
+        }
+        if self.accounts.contains_key(&shop) {
+            return Err(Reason::AccountExists);
+        }
+        self.accounts.insert(shop, MAccount::new(MRole::Shop(class)));
+        Ok(())
+    }
+
+    fn create_issue(&mut self, params: &IssueParams) -> Result<(), Reason> {
+        if !coherent(params) {
+            return Err(Reason::InvalidParameters);
+        }
+        if self.issues.contains_key(&params.id) {
+            return Err(Reason::IssueExists);
+        }
+        let issue =
+            MIssue { params: params.clone(), sold: 0, residents_expired: false, shops_expired: false };
+        self.issues.insert(params.id, issue);
+        Ok(())
+    }
+
+    fn sell(&mut self, resident: Acct, issue_id: u32, sets: u32, cash: u64, now: u64) -> Result<(), Reason> {
+        let issue = self.issues.get(&issue_id).ok_or(Reason::UnknownIssue)?;
+        let p = issue.params.clone();
+        if now < p.sale_start_ms || now >= p.sale_end_ms {
+            return Err(Reason::SaleNotOpen);
+        }
+        let account = self.accounts.get(&resident).ok_or(Reason::UnknownAccount)?;
+        let MRole::Resident { worker } = account.role else { return Err(Reason::NotAResident) };
+        if account.replaced_by.is_some() {
+            return Err(Reason::AccountRevoked);
+        }
+        if account.frozen {
+            return Err(Reason::AccountFrozen);
+        }
+        if worker && !p.workers_may_buy {
+            return Err(Reason::WorkersNotEligible);
         }
         if sets == 0 {
-            return Some(Reason::InvalidParameters);
+            return Err(Reason::InvalidParameters);
         }
         let left = p.total_sets - issue.sold;
         if left == 0 {
-            return Some(Reason::SoldOut);
+            return Err(Reason::SoldOut);
         }
         if sets > left {
-            return Some(Reason::NotEnoughSetsLeft);
+            return Err(Reason::NotEnoughSetsLeft);
         }
         let bought = self.bought.get(&(resident, issue_id)).copied().unwrap_or(0);
         if bought + sets > p.max_sets_per_resident {
-            return Some(Reason::OverCap);
+            return Err(Reason::OverCap);
         }
         if cash != p.price.0 * u64::from(sets) {
-            return Some(Reason::CashMismatch);
+            return Err(Reason::CashMismatch);
         }
         self.issues.get_mut(&issue_id).expect("exists").sold += sets;
         *self.bought.entry((resident, issue_id)).or_default() += sets;
         self.add(resident, issue_id, Kind::Common, p.common_per_set.0 * u64::from(sets));
         self.add(resident, issue_id, Kind::Local, p.local_per_set.0 * u64::from(sets));
-        None
+        Ok(())
     }
 
-    pub(crate) fn pay(&mut self, id: TxId, payer: Acct, shop: Acct, amount: u64, now: u64) -> Option<Reason> {
+    fn pay(
+        &mut self,
+        id: Ref,
+        payer: Acct,
+        shop: Acct,
+        amount: u64,
+        invoice: Invoice,
+        now: u64,
+    ) -> Result<(), Reason> {
         if amount == 0 {
-            return Some(Reason::ZeroAmount);
+            return Err(Reason::ZeroAmount);
         }
-        let class = match self.accounts.get(&shop).map(|a| a.role) {
-            Some(MRole::Shop(class)) => class,
-            _ => return Some(Reason::NotAShop),
+        if !invoice.text().1 {
+            return Err(Reason::InvalidParameters);
+        }
+        let Some(MRole::Shop(class)) = self.accounts.get(&shop).map(|a| a.role) else {
+            return Err(Reason::NotAShop);
         };
         if self.frozen(shop) {
-            return Some(Reason::PayeeFrozen);
+            return Err(Reason::PayeeFrozen);
         }
         // Spending order: local value first (local shops only), then common; within a
         // kind the issue whose spend-until comes first (then the lower id).
@@ -185,7 +435,7 @@ impl Model {
         lots.sort();
         let available: u64 = lots.iter().map(|l| l.4).sum();
         if available < amount {
-            return Some(Reason::InsufficientBalance);
+            return Err(Reason::InsufficientBalance);
         }
         let mut left = amount;
         let mut takes = Vec::new();
@@ -200,7 +450,7 @@ impl Model {
             takes.push((issue, kind, take));
         }
         self.payments.insert(id, MPayment { payer, shop, amount, takes, refunded: 0 });
-        None
+        Ok(())
     }
 
     fn current(&self, mut acct: Acct) -> Acct {
@@ -210,16 +460,16 @@ impl Model {
         acct
     }
 
-    pub(crate) fn refund(&mut self, shop: Acct, payment: TxId, amount: u64) -> Option<Reason> {
+    fn refund(&mut self, shop: Acct, payment: Ref, amount: u64) -> Result<(), Reason> {
         if amount == 0 {
-            return Some(Reason::ZeroAmount);
+            return Err(Reason::ZeroAmount);
         }
-        let Some(p) = self.payments.get(&payment).cloned() else { return Some(Reason::UnknownPayment) };
+        let p = self.payments.get(&payment).cloned().ok_or(Reason::UnknownPayment)?;
         if p.shop != shop {
-            return Some(Reason::NotYourPayment);
+            return Err(Reason::NotYourPayment);
         }
         if amount > p.amount - p.refunded {
-            return Some(Reason::RefundExceedsPayment);
+            return Err(Reason::RefundExceedsPayment);
         }
         // Refunds give back the last-spent value first.
         let mut skip = p.refunded;
@@ -236,10 +486,10 @@ impl Model {
         }
         for &(issue, kind, give) in &restores {
             if self.issues[&issue].residents_expired {
-                return Some(Reason::IssueExpired);
+                return Err(Reason::IssueExpired);
             }
             if self.balance(shop, issue, kind) < give {
-                return Some(Reason::ShopBalanceInsufficient);
+                return Err(Reason::ShopBalanceInsufficient);
             }
         }
         let resident = self.current(p.payer);
@@ -248,29 +498,22 @@ impl Model {
             self.add(resident, issue, kind, give);
         }
         self.payments.get_mut(&payment).expect("exists").refunded += amount;
-        None
+        Ok(())
     }
 
-    pub(crate) fn cash_out(
-        &mut self,
-        id: TxId,
-        shop: Acct,
-        issue_id: u32,
-        amount: u64,
-        now: u64,
-    ) -> Option<Reason> {
+    fn cash_out(&mut self, id: Ref, shop: Acct, issue_id: u32, amount: u64, now: u64) -> Result<(), Reason> {
         if amount == 0 {
-            return Some(Reason::ZeroAmount);
+            return Err(Reason::ZeroAmount);
         }
-        let Some(issue) = self.issues.get(&issue_id) else { return Some(Reason::UnknownIssue) };
+        let issue = self.issues.get(&issue_id).ok_or(Reason::UnknownIssue)?;
         if now > issue.params.cash_out_deadline_ms || issue.shops_expired {
-            return Some(Reason::CashOutDeadlinePassed);
+            return Err(Reason::CashOutDeadlinePassed);
         }
         let bp = u64::from(issue.params.cash_out_fee.0);
         let local = self.balance(shop, issue_id, Kind::Local);
         let common = self.balance(shop, issue_id, Kind::Common);
         if local + common < amount {
-            return Some(Reason::InsufficientBalance);
+            return Err(Reason::InsufficientBalance);
         }
         let from_local = local.min(amount);
         if from_local > 0 {
@@ -283,22 +526,22 @@ impl Model {
         let before = self.cashed_out.get(&(shop, issue_id)).copied().unwrap_or(0);
         let after = before + amount;
         self.cashed_out.insert((shop, issue_id), after);
-        let fee = after * bp / 10_000 - before * bp / 10_000;
+        let fee = after * bp / FEE_BP_MAX - before * bp / FEE_BP_MAX;
         *self.fees.entry(issue_id).or_default() += fee;
         *self.pending.entry(issue_id).or_default() += amount - fee;
         self.cash_outs.insert(id, MCashOut { issue: issue_id, net: amount - fee, pending: true });
-        None
+        Ok(())
     }
 
-    pub(crate) fn settle(&mut self, ids: &[TxId]) -> Option<Reason> {
-        let distinct: BTreeSet<&TxId> = ids.iter().collect();
-        if ids.is_empty() || distinct.len() != ids.len() {
-            return Some(Reason::InvalidParameters);
+    fn settle(&mut self, ids: &[Ref], real_date: bool) -> Result<(), Reason> {
+        let distinct: BTreeSet<&Ref> = ids.iter().collect();
+        if ids.is_empty() || ids.len() > SETTLE_REQUESTS_MAX || distinct.len() != ids.len() || !real_date {
+            return Err(Reason::InvalidParameters);
         }
         for id in ids {
             match self.cash_outs.get(id) {
-                None => return Some(Reason::UnknownCashOut),
-                Some(c) if !c.pending => return Some(Reason::CashOutNotPending),
+                None => return Err(Reason::UnknownCashOut),
+                Some(c) if !c.pending => return Err(Reason::CashOutNotPending),
                 Some(_) => {}
             }
         }
@@ -308,18 +551,18 @@ impl Model {
             *self.pending.get_mut(&c.issue).expect("pending") -= c.net;
             *self.paid.entry(c.issue).or_default() += c.net;
         }
-        None
+        Ok(())
     }
 
-    pub(crate) fn expire(&mut self, issue_id: u32, now: u64) -> Option<Reason> {
-        let Some(issue) = self.issues.get(&issue_id).cloned() else { return Some(Reason::UnknownIssue) };
+    fn expire(&mut self, issue_id: u32, now: u64) -> Result<(), Reason> {
+        let issue = self.issues.get(&issue_id).cloned().ok_or(Reason::UnknownIssue)?;
         if now <= issue.params.spend_until_ms {
-            return Some(Reason::IssueNotEnded);
+            return Err(Reason::IssueNotEnded);
         }
         let residents = !issue.residents_expired;
         let shops = !issue.shops_expired && now > issue.params.cash_out_deadline_ms;
         if !residents && !shops {
-            return Some(Reason::AlreadyExpired);
+            return Err(Reason::AlreadyExpired);
         }
         let doomed: Vec<(Acct, u32, Kind)> = self
             .balances
@@ -327,7 +570,7 @@ impl Model {
             .filter(|(a, i, _)| {
                 *i == issue_id
                     && match self.accounts[a].role {
-                        MRole::Resident => residents,
+                        MRole::Resident { .. } => residents,
                         MRole::Shop(_) => shops,
                         _ => false,
                     }
@@ -341,19 +584,17 @@ impl Model {
         let issue = self.issues.get_mut(&issue_id).expect("exists");
         issue.residents_expired = true;
         issue.shops_expired |= shops;
-        None
+        Ok(())
     }
 
-    pub(crate) fn replace(&mut self, old: Acct, new: Acct) -> Option<Reason> {
-        let Some(account) = self.accounts.get(&old).cloned() else { return Some(Reason::UnknownAccount) };
-        if account.role != MRole::Resident {
-            return Some(Reason::NotAResident);
-        }
+    fn replace(&mut self, old: Acct, new: Acct) -> Result<(), Reason> {
+        let account = self.accounts.get(&old).cloned().ok_or(Reason::UnknownAccount)?;
+        let MRole::Resident { worker } = account.role else { return Err(Reason::NotAResident) };
         if account.replaced_by.is_some() {
-            return Some(Reason::AccountRevoked);
+            return Err(Reason::AccountRevoked);
         }
         if self.accounts.contains_key(&new) {
-            return Some(Reason::AccountExists);
+            return Err(Reason::AccountExists);
         }
         let moved: Vec<((Acct, u32, Kind), u64)> =
             self.balances.iter().filter(|((a, _, _), _)| *a == old).map(|(k, v)| (*k, *v)).collect();
@@ -369,26 +610,24 @@ impl Model {
         }
         self.accounts.get_mut(&old).expect("exists").replaced_by = Some(new);
         let town_froze = account.town_froze;
-        self.accounts.insert(
-            new,
-            MAccount { role: MRole::Resident, frozen: town_froze, town_froze, replaced_by: None },
-        );
-        None
+        let role = MRole::Resident { worker };
+        self.accounts.insert(new, MAccount { role, frozen: town_froze, town_froze, replaced_by: None });
+        Ok(())
     }
 
-    pub(crate) fn set_frozen(&mut self, by_town: bool, target: Acct, frozen: bool) -> Option<Reason> {
-        let Some(account) = self.accounts.get_mut(&target) else { return Some(Reason::UnknownAccount) };
+    fn set_frozen(&mut self, by_town: bool, target: Acct, frozen: bool) -> Result<(), Reason> {
+        let account = self.accounts.get_mut(&target).ok_or(Reason::UnknownAccount)?;
         if frozen && by_town && account.town_froze {
-            return Some(Reason::NoChange);
+            return Err(Reason::NoChange);
         }
         if (!frozen || !by_town) && account.frozen == frozen {
-            return Some(Reason::NoChange);
+            return Err(Reason::NoChange);
         }
         if !frozen && !by_town && account.town_froze {
-            return Some(Reason::FrozenByTown);
+            return Err(Reason::FrozenByTown);
         }
         account.frozen = frozen;
         account.town_froze = frozen && by_town;
-        None
+        Ok(())
     }
 }
