@@ -4,7 +4,9 @@
 mod blocks;
 mod crafted;
 mod format_doc;
+mod formats;
 mod rules;
 mod signatures;
 mod town;
 mod vectors;
+mod yen_text;
