@@ -84,6 +84,8 @@ const SEMI: &str = "パピプペポ";
 const SEMI_BASE: &str = "ハヒフヘホ";
 const SMALL: &str = "ァィゥェォッャュョヮ";
 const SMALL_BASE: &str = "アイウエオツヤユヨワ";
+const HALF_SMALL: &str = "ｧｨｩｪｫｬｭｮｯ";
+const HALF_SMALL_LARGE: &str = "ｱｲｳｴｵﾔﾕﾖﾂ";
 
 fn nth_index(set: &str, c: char) -> Option<usize> {
     set.chars().position(|x| x == c)
@@ -95,7 +97,8 @@ fn half_of(base: char) -> char {
 
 /// Full-width katakana (and hiragana, digits, Latin letters) to the half-width katakana of
 /// Zengin records: voiced kana become two characters (ｶﾞ), small kana large (ｯ → ﾂ, as
-/// banks register names), the long vowel ｰ, Latin upper case.
+/// banks register names, also when typed half-width), the long vowel a hyphen, Latin
+/// upper case.
 pub fn half_width_kana(text: &str) -> Result<String, BankError> {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -131,6 +134,11 @@ pub fn half_width_kana(text: &str) -> Result<String, BankError> {
                 }
                 '0'..='9' | 'A'..='Z' => out.push(c),
                 'a'..='z' => out.push(c.to_ascii_uppercase()),
+                'ｰ' => out.push('-'),
+                'ｧ'..='ｯ' => {
+                    let i = nth_index(HALF_SMALL, c).expect("small half-width kana");
+                    out.push(HALF_SMALL_LARGE.chars().nth(i).expect("same length"))
+                }
                 'ｦ'..='ﾟ' => out.push(c),
                 _ => return Err(BankError::NotKana(text.to_string())),
             }
@@ -150,6 +158,7 @@ mod tests {
         assert_eq!(half_width_kana("パン　ショップ").unwrap(), "ﾊﾟﾝ ｼﾖﾂﾌﾟ");
         assert_eq!(half_width_kana("やまだ").unwrap(), "ﾔﾏﾀﾞ");
         assert_eq!(half_width_kana("ＡＢＣ１２３").unwrap(), "ABC123");
+        assert_eq!(half_width_kana("ｼｮｯﾌﾟｰ").unwrap(), "ｼﾖﾂﾌﾟ-");
         assert!(half_width_kana("山田").is_err());
     }
 
@@ -163,5 +172,71 @@ mod tests {
         assert!(matches!(banks.branch("0001", "99"), Err(BankError::BranchCodeFormat(_))));
         assert!(matches!(banks.branch("0001", "998"), Err(BankError::UnknownBranch { .. })));
         assert!(banks.banks.len() > 1_000 && banks.branches.len() > 25_000);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use proptest::test_runner::{FileFailurePersistence, RngSeed};
+
+        use super::super::*;
+
+        fn config() -> ProptestConfig {
+            let cases =
+                std::env::var("MACHI_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1024);
+            ProptestConfig {
+                cases,
+                rng_seed: RngSeed::Fixed(0x6d61_6368_692d_6b6e),
+                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/regressions/bank.txt"
+                )))),
+                ..ProptestConfig::default()
+            }
+        }
+
+        /// What a Zengin name field may hold: half-width katakana without the small ones
+        /// (banks register ﾂ for ッ), the voicing marks, upper-case letters, digits, space
+        /// and `( ) - . /`.
+        fn allowed(c: char) -> bool {
+            matches!(c, 'ｦ' | 'ｱ'..='ﾝ' | 'ﾞ' | 'ﾟ' | 'A'..='Z' | '0'..='9' | ' ' | '(' | ')' | '-' | '.' | '/')
+        }
+
+        /// Names as shops type them: katakana (full- and half-width, voiced, small),
+        /// hiragana, letters and digits of both widths, the symbols names use, and now
+        /// and then something no Zengin record can hold.
+        fn name() -> impl Strategy<Value = String> {
+            let kana: Vec<char> =
+                (FULL.to_string() + VOICED + SEMI + SMALL + "ヴー" + HALF + "ｧｨｩｪｫｬｭｮｯｰﾞﾟ").chars().collect();
+            let other: Vec<char> = "ぁあがぱゃんＡＺａｚ０９AZaz09　 （）()．./／－-‐—".chars().collect();
+            let bad: Vec<char> = "山田商店、。！!?é＆&｡｢｣､･\u{0}".chars().collect();
+            let c = prop_oneof![
+                12 => prop::sample::select(kana),
+                6 => prop::sample::select(other),
+                1 => prop::sample::select(bad),
+            ];
+            prop::collection::vec(c, 0..40).prop_map(|cs| cs.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// The conversion gives only characters a Zengin record holds, or an error
+            /// naming the text; what it gives converts to itself; and it is never shorter
+            /// than the text (voiced kana take two characters, nothing is dropped).
+            #[test]
+            fn half_width_kana_is_zengin_text(text in name()) {
+                match half_width_kana(&text) {
+                    Ok(half) => {
+                        prop_assert!(half.chars().all(allowed), "{:?} -> {:?}", text, half);
+                        prop_assert_eq!(half_width_kana(&half), Ok(half.clone()), "idempotent");
+                        prop_assert!(half.chars().count() >= text.chars().count());
+                        let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&half);
+                        prop_assert!(!unmappable);
+                        prop_assert_eq!(bytes.len(), half.chars().count(), "one Shift_JIS byte each");
+                    }
+                    Err(e) => prop_assert_eq!(e, BankError::NotKana(text)),
+                }
+            }
+        }
     }
 }

@@ -268,4 +268,165 @@ mod tests {
             Err(ZenginError::TextTooLong { .. })
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use proptest::test_runner::{FileFailurePersistence, RngSeed};
+
+        use super::super::*;
+
+        fn config() -> ProptestConfig {
+            let cases =
+                std::env::var("MACHI_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
+            ProptestConfig {
+                cases,
+                rng_seed: RngSeed::Fixed(0x6d61_6368_692d_7a67),
+                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/regressions/zengin.txt"
+                )))),
+                ..ProptestConfig::default()
+            }
+        }
+
+        /// Names in katakana or letters as a shop registers them, of any length up to a
+        /// little past what the field holds once half-width (voiced kana take two).
+        fn kana(chars: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
+            let alphabet: Vec<char> =
+                "アイウカキクガギグパピプッャヴーやまだＡＢ０１AZ09 ()（）-./".chars().collect();
+            prop::collection::vec(prop::sample::select(alphabet), chars)
+                .prop_map(|cs| cs.into_iter().collect())
+        }
+
+        fn digits(width: usize) -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(b"0123456789".to_vec()), 1..=width)
+                .prop_map(|d| String::from_utf8(d).expect("digits"))
+        }
+
+        fn transfer() -> impl Strategy<Value = Transfer> {
+            let bank = (digits(4), kana(1..=20), digits(3), kana(1..=20));
+            let account = (prop::sample::select(vec![1u8, 2, 4]), digits(7), kana(1..=27));
+            let amount = prop_oneof![1..10_000u64, 1..=9_999_999_999u64];
+            let code = "[A-Z0-9]{0,10}";
+            (bank, account, amount, code).prop_map(|(bank, account, amount, customer_code)| Transfer {
+                bank_code: bank.0,
+                bank_kana: bank.1,
+                branch_code: bank.2,
+                branch_kana: bank.3,
+                account_type: account.0,
+                account_number: account.1,
+                holder_kana: account.2,
+                amount: Yen(amount),
+                customer_code,
+            })
+        }
+
+        fn originator() -> impl Strategy<Value = Originator> {
+            let bank = (digits(4), kana(1..=20), digits(3), kana(1..=20));
+            (digits(10), kana(1..=30), bank, digits(7)).prop_map(
+                |(requester_code, name_kana, bank, account_number)| Originator {
+                    requester_code,
+                    name_kana,
+                    bank_code: bank.0,
+                    bank_kana: bank.1,
+                    branch_code: bank.2,
+                    branch_kana: bank.3,
+                    account_type: 1,
+                    account_number,
+                },
+            )
+        }
+
+        fn half_len(text: &str) -> usize {
+            half_width_kana(text).expect("the alphabet converts").chars().count()
+        }
+
+        /// Record `n`'s bytes `[from, from + len)`, decoded.
+        fn field(file: &[u8], n: usize, from: usize, len: usize) -> String {
+            let record = &file[n * 122..n * 122 + 120];
+            encoding_rs::SHIFT_JIS.decode(&record[from..from + len]).0.into_owned()
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// A file is built exactly when every name fits its field; then every record
+            /// is 120 single Shift_JIS bytes (ASCII or half-width katakana) and CRLF, the
+            /// records are header, one per transfer, trailer and end, each data record
+            /// holds its amount and holder, and the trailer's count and total are the
+            /// transfers' count and sum.
+            #[test]
+            fn files_are_fixed_records_with_true_totals(
+                town in originator(),
+                transfers in prop::collection::vec(transfer(), 1..12),
+                day in 1..=28u32,
+            ) {
+                let date = format!("2027-03-{day:02}");
+                let built = ZenginFile::build(&town, &date, &transfers);
+                let too_long = half_len(&town.name_kana) > 40 || transfers.iter().any(|t| half_len(&t.holder_kana) > 30);
+                let file = match built {
+                    Ok(file) => file,
+                    Err(ZenginError::TextTooLong { .. }) if too_long => return Ok(()),
+                    Err(e) => return Err(TestCaseError::fail(format!("{e}"))),
+                };
+                prop_assert!(!too_long, "a name longer than its field was written");
+                let records = transfers.len() + 3;
+                prop_assert_eq!(file.len(), records * (RECORD_BYTES + 2));
+                for n in 0..records {
+                    let record = &file[n * 122..n * 122 + 122];
+                    prop_assert_eq!(&record[120..], b"\r\n");
+                    prop_assert!(
+                        record[..120].iter().all(|&b| (0x20..=0x7e).contains(&b) || (0xa1..=0xdf).contains(&b)),
+                        "record {} holds a byte outside ASCII and half-width katakana", n
+                    );
+                }
+                let kinds: Vec<u8> = (0..records).map(|n| file[n * 122]).collect();
+                let mut expected = vec![b'1'];
+                expected.extend(std::iter::repeat_n(b'2', transfers.len()));
+                expected.extend([b'8', b'9']);
+                prop_assert_eq!(kinds, expected);
+                prop_assert_eq!(field(&file, 0, 54, 4), format!("03{day:02}"));
+                let mut sum = 0u64;
+                for (i, t) in transfers.iter().enumerate() {
+                    let amount: u64 = field(&file, i + 1, 80, 10).parse().unwrap();
+                    prop_assert_eq!(amount, t.amount.0);
+                    sum += amount;
+                    let holder = half_width_kana(&t.holder_kana).unwrap();
+                    let written = field(&file, i + 1, 50, 30);
+                    prop_assert_eq!(written.trim_end(), holder.trim_end());
+                    let bank = half_width_kana(&t.bank_kana).unwrap();
+                    let shown: String = bank.chars().take(15).collect();
+                    let written = field(&file, i + 1, 5, 15);
+                    prop_assert_eq!(written.trim_end(), shown.trim_end(), "bank names are cut at 15");
+                }
+                let count: usize = field(&file, records - 2, 1, 6).parse().unwrap();
+                let total: u64 = field(&file, records - 2, 7, 12).parse().unwrap();
+                prop_assert_eq!(count, transfers.len());
+                prop_assert_eq!(total, sum);
+            }
+
+            /// A text field is its half-width text padded to the width, or, when the text
+            /// is longer, an error (names) or its first characters (bank names).
+            #[test]
+            fn text_fields_fit_their_width_or_are_refused(value in kana(0..=40), width in 1..=40usize) {
+                let half = half_width_kana(&value).unwrap();
+                let fits = half.chars().count() <= width;
+                match text("holder name", &value, width, false) {
+                    Ok(field) => {
+                        prop_assert!(fits);
+                        prop_assert_eq!(field.chars().count(), width);
+                        prop_assert_eq!(field.trim_end_matches(' '), half.trim_end_matches(' '));
+                    }
+                    Err(e) => {
+                        prop_assert!(!fits);
+                        prop_assert_eq!(e, ZenginError::TextTooLong { field: "holder name", value: value.clone(), width });
+                    }
+                }
+                let cut = text("bank name", &value, width, true).unwrap();
+                prop_assert_eq!(cut.chars().count(), width);
+                let first: String = half.chars().take(width).collect();
+                prop_assert_eq!(cut.trim_end_matches(' '), first.trim_end_matches(' '));
+            }
+        }
+    }
 }
