@@ -650,4 +650,89 @@ mod tests {
             "staff can still replace it"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use proptest::test_runner::{FileFailurePersistence, RngSeed};
+
+        use super::super::*;
+
+        /// Few cases: every well-formed PIN tried costs one Argon2id derivation at the
+        /// production parameters.
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("MACHI_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(8);
+            ProptestConfig {
+                cases,
+                rng_seed: RngSeed::Fixed(0x6d61_6368_692d_6b73),
+                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/regressions/keystore.txt"
+                )))),
+                ..ProptestConfig::default()
+            }
+        }
+
+        fn pin() -> impl Strategy<Value = String> {
+            "[0-9]{4,8}"
+        }
+
+        /// A PIN that is not `right`: mostly a near miss (one digit changed, one more or
+        /// one fewer, the digits in full width, spaces around), sometimes anything.
+        fn wrong(right: String) -> impl Strategy<Value = String> {
+            let near = (any::<prop::sample::Index>(), 0..=9u8, 0..6u8).prop_map(move |(at, digit, how)| {
+                let mut pin: Vec<char> = right.chars().collect();
+                let i = at.index(pin.len());
+                match how {
+                    0 => pin[i] = char::from(b'0' + (pin[i] as u8 - b'0' + 1 + digit % 9) % 10),
+                    1 => pin.insert(i, char::from(b'0' + digit)),
+                    2 => {
+                        pin.remove(i);
+                    }
+                    3 => {
+                        pin = pin
+                            .iter()
+                            .map(|&c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap())
+                            .collect()
+                    }
+                    4 => pin.push(' '),
+                    _ => pin.reverse(),
+                }
+                pin.into_iter().collect::<String>()
+            });
+            prop_oneof![4 => near, 1 => pin(), 1 => "\\PC{0,10}"]
+        }
+
+        fn case() -> impl Strategy<Value = (String, Vec<String>, [u8; 32])> {
+            pin().prop_flat_map(|right| {
+                let wrongs = prop::collection::vec(wrong(right.clone()), 0..WRONG_PINS_MAX as usize);
+                (Just(right), wrongs, any::<[u8; 32]>())
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// For any PIN: no other text opens the card, each wrong try says how many are
+            /// left, and the right PIN then opens it with its own key.
+            #[test]
+            fn only_the_right_pin_opens_a_card((right, wrongs, secret) in case()) {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Keystore::open(dir.path()).unwrap();
+                let key = SigningKey::from_bytes(&secret);
+                let card = store.create(&key, &right, "resident").unwrap();
+                let mut tries = 0;
+                for pin in wrongs.iter().filter(|pin| **pin != right) {
+                    tries += 1;
+                    match store.unlock(&card, pin, 0) {
+                        Err(KeystoreError::WrongPin { left }) => prop_assert_eq!(left, WRONG_PINS_MAX - tries),
+                        Err(e) => return Err(TestCaseError::fail(format!("{pin:?}: {e}"))),
+                        Ok(_) => return Err(TestCaseError::fail(format!("{pin:?} opened a card whose PIN is {right:?}"))),
+                    }
+                }
+                let wallet = store.unlock(&card, &right, 0).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(wallet.key.to_bytes(), secret);
+                prop_assert_eq!(wallet.account(), AccountId(key.verifying_key().to_bytes()));
+            }
+        }
+    }
 }
