@@ -31,7 +31,7 @@ pub(crate) struct Memory {
 }
 
 fn id(key: &SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 /// A transaction as if verified, for stages after verification and for memory.

@@ -18,7 +18,7 @@ pub(crate) struct Town {
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 pub(crate) fn keys(n: usize) -> Vec<SigningKey> {

@@ -115,7 +115,7 @@ pub fn genesis(state: &mut State, genesis_tx: VerifiedTx, now_ms: u64, producer:
         tx_count: 1,
         tx_root,
         outcome_root,
-        producer: AccountId::of(&producer),
+        producer: AccountId::of(producer),
     };
     seal(header, producer, vec![genesis_tx.signed], vec![outcome])
 }
@@ -159,7 +159,7 @@ pub fn produce(
         tx_count: u32::try_from(ids.len()).expect("bounded"),
         tx_root,
         outcome_root,
-        producer: AccountId::of(&producer),
+        producer: AccountId::of(producer),
     };
     (seal(header, producer, signed, outcomes), results)
 }

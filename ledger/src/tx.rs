@@ -211,7 +211,7 @@ pub struct SignedTx {
 
 impl SignedTx {
     pub fn sign(chain_id: &str, key: &SigningKey, body: &TxBody) -> SignedTx {
-        let signer = AccountId::of(&key);
+        let signer = AccountId::of(key);
         let bytes = body.encode();
         let id = tx_id(chain_id, &signer, &bytes);
         SignedTx { signer, signature: key.sign(&id.0).to_bytes(), body: bytes }

@@ -36,7 +36,7 @@ pub(crate) async fn check_delegate(
     role: &str,
     flag: &str,
 ) -> anyhow::Result<()> {
-    let account = AccountId::of(&key);
+    let account = AccountId::of(key);
     let how = format!(
         "the town registers it at the town office with\n  machi-wallet town register-delegate --delegation {flag} \
          --account {account} --name \"merchant API\""

@@ -461,7 +461,7 @@ mod tests {
     /// Genesis, then an issue, then an operator: three blocks.
     fn chain() -> Vec<Block> {
         let (town, producer) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
-        let id = |k: &SigningKey| AccountId::of(&k);
+        let id = |k: &SigningKey| AccountId::of(k);
         let mut state = State::new(CHAIN);
         let g = genesis(
             &mut state,

@@ -14,7 +14,7 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub const DEMO_RESIDENTS: usize = 3;
 
 fn id(key: &SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 /// Writes `name`.key under `DIR/keys`, or reads it when a previous demo made it.

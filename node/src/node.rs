@@ -86,8 +86,8 @@ pub(crate) fn genesis_block(
     producer: &SigningKey,
     now_ms: u64,
 ) -> machi_ledger::Block {
-    let town_id = machi_ledger::AccountId::of(&town);
-    let producer_id = machi_ledger::AccountId::of(&producer);
+    let town_id = machi_ledger::AccountId::of(town);
+    let producer_id = machi_ledger::AccountId::of(producer);
     let body = TxBody {
         chain_id: chain_id.to_string(),
         created_ms: now_ms,

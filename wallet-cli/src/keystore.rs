@@ -183,7 +183,7 @@ pub struct Wallet {
 
 impl Wallet {
     pub fn account(&self) -> AccountId {
-        AccountId(self.key.verifying_key().to_bytes())
+        AccountId::of(&self.key)
     }
 }
 
@@ -305,7 +305,7 @@ impl Keystore {
             p: ARGON2_P,
             salt: hex::encode(salt),
         };
-        let account = AccountId(key.verifying_key().to_bytes());
+        let account = AccountId::of(key);
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&derive(pin, &kdf)?));
         let secret = key.to_bytes();
         loop {
@@ -424,7 +424,7 @@ impl Keystore {
         };
         let secret: [u8; 32] = secret.try_into().map_err(|_| KeystoreError::Tampered(card.display()))?;
         let key = SigningKey::from_bytes(&secret);
-        if AccountId(key.verifying_key().to_bytes()) != file.account {
+        if AccountId::of(&key) != file.account {
             return Err(KeystoreError::Tampered(card.display()));
         }
         if file.lockout.wrong_pins != 0 || file.lockout.locked_until_ms != 0 {
@@ -500,10 +500,7 @@ mod tests {
         let text = String::from_utf8_lossy(&bytes);
         assert!(!bytes.windows(32).any(|w| w == key.to_bytes()), "no secret bytes in clear");
         assert!(!text.contains(&hex::encode(key.to_bytes())), "no secret in hex");
-        assert_eq!(
-            store.unlock(&card, "2468", 0).unwrap().account(),
-            AccountId(key.verifying_key().to_bytes())
-        );
+        assert_eq!(store.unlock(&card, "2468", 0).unwrap().account(), AccountId::of(&key));
         for left in (1..WRONG_PINS_MAX).rev() {
             assert!(
                 matches!(store.unlock(&card, "1111", 0), Err(KeystoreError::WrongPin { left: l }) if l == left)
@@ -644,11 +641,7 @@ mod tests {
         file.as_object_mut().unwrap().remove("lockout");
         fs::write(store.path(&card), file.to_string()).unwrap();
         assert!(matches!(store.unlock(&card, "2468", 0), Err(KeystoreError::OldFormat(_))));
-        assert_eq!(
-            store.account(&card).unwrap(),
-            AccountId(key.verifying_key().to_bytes()),
-            "staff can still replace it"
-        );
+        assert_eq!(store.account(&card).unwrap(), AccountId::of(&key), "staff can still replace it");
     }
 
     mod properties {
@@ -731,7 +724,7 @@ mod tests {
                 }
                 let wallet = store.unlock(&card, &right, 0).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(wallet.key.to_bytes(), secret);
-                prop_assert_eq!(wallet.account(), AccountId(key.verifying_key().to_bytes()));
+                prop_assert_eq!(wallet.account(), AccountId::of(&key));
             }
         }
     }

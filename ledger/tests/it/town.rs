@@ -15,7 +15,7 @@ pub(crate) fn key(seed: u8) -> SigningKey {
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 pub(crate) fn issue_params(id: u32) -> IssueParams {

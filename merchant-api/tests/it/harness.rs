@@ -25,7 +25,7 @@ pub(crate) fn month_of(ms: u64) -> (String, u64) {
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 struct Running {

@@ -23,7 +23,7 @@ pub(crate) struct TestNode {
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 pub(crate) fn new_key() -> SigningKey {

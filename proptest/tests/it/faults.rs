@@ -46,7 +46,7 @@ impl LogFile for FaultyFile {
 }
 
 fn id(key: &machi_ledger::SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

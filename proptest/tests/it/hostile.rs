@@ -12,7 +12,7 @@ use machi_node::{Node, SystemClock};
 use serde_json::{json, Value};
 
 fn id(key: &machi_ledger::SigningKey) -> AccountId {
-    AccountId::of(&key)
+    AccountId::of(key)
 }
 
 struct Case {
