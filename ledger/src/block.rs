@@ -81,8 +81,11 @@ impl Block {
         postcard::to_allocvec(self).expect("encoding a block into a Vec cannot fail")
     }
 
+    /// Decodes and insists on the one canonical encoding (no trailing bytes, no overlong
+    /// integers), so a block record has one byte form, as a transaction body does.
     pub fn decode(bytes: &[u8]) -> Option<Block> {
-        postcard::from_bytes(bytes).ok()
+        let block: Block = postcard::from_bytes(bytes).ok()?;
+        (block.encode() == bytes).then_some(block)
     }
 }
 

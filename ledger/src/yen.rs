@@ -92,14 +92,29 @@ impl FromStr for Yen {
         if cleaned.is_empty() {
             return Err(ParseYenError::Empty);
         }
-        let value = Decimal::from_str(&cleaned).map_err(|_| ParseYenError::NotANumber(text.to_string()))?;
-        if value.is_sign_negative() && !value.is_zero() {
+        // Digits only, so no fraction of any length can be rounded away: `12500.00` is
+        // whole yen, `0.9999…` is a fraction however many nines it has.
+        let (negative, digits) = match cleaned.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, cleaned.as_str()),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
+            return Err(ParseYenError::NotANumber(text.to_string()));
+        }
+        let zero = whole.bytes().all(|b| b == b'0') && fraction.bytes().all(|b| b == b'0');
+        if negative && !zero {
             return Err(ParseYenError::Negative(text.to_string()));
         }
-        if value.fract() != Decimal::ZERO {
+        if fraction.bytes().any(|b| b != b'0') {
             return Err(ParseYenError::Fraction(text.to_string()));
         }
-        value.to_u64().map(Yen).ok_or_else(|| ParseYenError::TooLarge(text.to_string()))
+        let whole = whole.trim_start_matches('0');
+        if whole.is_empty() {
+            return Ok(Yen::ZERO);
+        }
+        whole.parse::<u64>().map(Yen).map_err(|_| ParseYenError::TooLarge(text.to_string()))
     }
 }
 
@@ -186,6 +201,16 @@ mod tests {
         check_parse("", Err(()));
         check_parse("abc", Err(()));
         check_parse("99999999999999999999999", Err(()));
+        check_parse("18446744073709551615", Ok(u64::MAX));
+        check_parse("18446744073709551616", Err(()));
+        // A fraction is a fraction however long: none is rounded away.
+        check_parse("0.99999999999999999999999999999", Err(()));
+        check_parse("7923.00000000000000000000000001", Err(()));
+        check_parse("18446744073709551615.0000000001", Err(()));
+        check_parse("12500.000000000000000000000000000000", Ok(12_500));
+        check_parse(".", Err(()));
+        check_parse("1.2.3", Err(()));
+        check_parse("-0", Ok(0));
     }
 
     #[test]

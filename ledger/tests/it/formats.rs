@@ -305,6 +305,20 @@ proptest! {
         prop_assert_eq!(Block::decode(&block.encode()), Some(block));
     }
 
+    /// A block record decodes only from its one canonical encoding: a byte after the end,
+    /// or any edit that still parses but is not how that block encodes, is refused.
+    #[test]
+    fn blocks_decode_only_from_their_canonical_bytes(block in block(), extra in any::<u8>(), edits in prop::collection::vec(edit(), 1..4)) {
+        let bytes = block.encode();
+        let mut trailing = bytes.clone();
+        trailing.push(extra);
+        prop_assert_eq!(Block::decode(&trailing), None);
+        let edited = apply_edits(bytes, &edits);
+        if let Some(decoded) = Block::decode(&edited) {
+            prop_assert_eq!(decoded.encode(), edited);
+        }
+    }
+
     /// An exported block (one JSON line) turns back into the same block: same bytes,
     /// same hash, same transaction ids.
     #[test]

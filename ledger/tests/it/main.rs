@@ -1,5 +1,5 @@
-//! The ledger's one integration-test binary: format vectors and one table of tests per
-//! rule of SPEC §2-3.
+//! The ledger's one integration-test binary: format vectors, one table of tests per
+//! rule of docs/RULES.md, and properties of the formats, yen text and signatures.
 
 mod blocks;
 mod crafted;

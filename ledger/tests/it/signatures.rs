@@ -57,6 +57,10 @@ fn config() -> ProptestConfig {
     ProptestConfig {
         cases,
         rng_seed: proptest::test_runner::RngSeed::Fixed(0x6d61_6368_6973_6967),
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/regressions/signatures.txt"
+        )))),
         ..ProptestConfig::default()
     }
 }
