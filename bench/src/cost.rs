@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
-use machi_ledger::api::TxResultView;
+use machi_api::TxResultView;
 use machi_ledger::{
     decode, verify_batch, AccountId, Action, ApplyAt, Hash32, IssueParams, Outcome, RateBp, ShopClass,
     SignedTx, State, TxBody, VerifiedTx, Yen,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::api::TxStatus;
 use machi_ledger::{Action, Yen};
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
+use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::api::TxStatus;
 use machi_ledger::{Action, Hash32, TxId, Yen};
 use sha2::{Digest, Sha256};
 
@@ -28,7 +28,7 @@ fn phase(name: &str, started: Instant) {
 
 async fn all_applied(client: &Client, txs: &[machi_ledger::SignedTx]) -> anyhow::Result<Vec<TxId>> {
     let mut ids = Vec::with_capacity(txs.len());
-    for chunk in txs.chunks(machi_ledger::api::SUBMIT_TXS_MAX) {
+    for chunk in txs.chunks(machi_api::SUBMIT_TXS_MAX) {
         for r in client.submit_batch(chunk).await? {
             if r.status != TxStatus::Applied {
                 bail!("a transaction was not applied: {r:?}");

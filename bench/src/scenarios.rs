@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use machi_api::{TxResultView, TxStatus, SUBMIT_TXS_MAX};
 use machi_client::Client;
-use machi_ledger::api::{TxResultView, TxStatus, SUBMIT_TXS_MAX};
 
 use machi_ledger::{AccountId, Action, SignedTx, TxBody, TxId, Yen};
 use serde::Serialize;

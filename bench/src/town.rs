@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
+use machi_api::{TxStatus, SUBMIT_TXS_MAX};
 use machi_client::{sign, Client};
-use machi_ledger::api::{TxStatus, SUBMIT_TXS_MAX};
 use machi_ledger::{AccountId, Action, IssueParams, RateBp, ShopClass, SignedTx, Yen};
 
 pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;

@@ -1,17 +1,16 @@
 //! The one typed HTTP client of machi-node's API (and of the merchant API's public
 //! pay-code look-up), used by the wallet, the merchant API,
-//! the load generator and the tests. Request and response types come from
-//! `machi_ledger::api`, so client and server cannot drift apart.
+//! the load generator and the tests. Request and response types come from machi-api,
+//! so client and server cannot drift apart.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use machi_ledger::api::{
+use machi_api::{
     AccountView, BlockView, ErrorBody, HeadView, HealthView, IssueView, PayCodeView, SupplyReport,
-    TxResultView, TxStatus,
+    TxErrorBody, TxResultView, TxStatus, TxView,
 };
 use machi_ledger::{AccountId, Action, SignedTx, SigningKey, TxBody, TxId};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 /// Default time-to-live of transactions built here: long enough for a kiosk queue.
 pub const TTL_MS_DEFAULT: u32 = 10 * 60 * 1000;
@@ -67,13 +66,6 @@ pub fn is_transient_refusal(result: &TxResultView) -> bool {
 pub struct Client {
     base: String,
     http: reqwest::Client,
-}
-
-/// An error body that may also carry the transaction's result (rejections, refusals).
-#[derive(Deserialize)]
-struct ErrorWithResult {
-    error: machi_ledger::api::ErrorDetail,
-    result: Option<TxResultView>,
 }
 
 pub fn now_ms() -> u64 {
@@ -149,9 +141,12 @@ impl Client {
         if status == 200 {
             return decode(status, &body);
         }
-        match serde_json::from_slice::<ErrorWithResult>(&body) {
-            Ok(ErrorWithResult { result: Some(result), .. }) => Ok(result),
-            Ok(ErrorWithResult { error, .. }) => {
+        // A rejection or refusal carries the transaction's result beside the error.
+        if let Ok(TxErrorBody { result, .. }) = serde_json::from_slice(&body) {
+            return Ok(result);
+        }
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(ErrorBody { error }) => {
                 Err(ClientError::Api { status, code: error.code, message: error.message })
             }
             // Not the node's own answer: a proxy in between gave up waiting for it.
@@ -252,7 +247,8 @@ impl Client {
         decode(status, &body)
     }
 
-    pub async fn tx(&self, id: &TxId) -> Result<serde_json::Value, ClientError> {
+    /// A committed transaction: its result, its place in the block, its body.
+    pub async fn tx(&self, id: &TxId) -> Result<TxView, ClientError> {
         self.get(&format!("/v1/transactions/{id}")).await
     }
 

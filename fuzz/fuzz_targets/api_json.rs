@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use machi_ledger::api::{BlockView, SubmitRequest};
+use machi_api::{BlockView, SubmitRequest};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = serde_json::from_slice::<SubmitRequest>(data) {

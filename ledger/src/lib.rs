@@ -4,10 +4,10 @@
 //! `tx` (transaction bodies, encoding), `signature` (the one
 //! Ed25519 acceptance rule, single and batch), `issue` (issues and supply),
 //! `state` (accounts and the state transition `State::apply`), `block` (headers,
-//! production, replay), `reason` (rejection and refusal codes), `time` (JST), and `api`
-//! (the node's HTTP request/response types). No I/O, no clock, no HTTP, no storage:
-//! given the same ordered transactions and block times, every replica computes the same
-//! state.
+//! production, replay), `reason` (rejection and refusal codes) and `time` (JST). No I/O,
+//! no clock, no HTTP, no storage: given the same ordered transactions and block times,
+//! every replica computes the same state. The HTTP contracts built on these types are
+//! machi-api's.
 
 mod block;
 mod hash;
@@ -18,7 +18,6 @@ mod state;
 mod tx;
 mod yen;
 
-pub mod api;
 pub mod time;
 
 pub use block::{

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use machi_ledger::api::TxStatus;
+use machi_api::TxStatus;
 use machi_ledger::{AccountId, Action, Delegation, ShopClass, Yen};
 use machi_wallet::keystore::Keystore;
 

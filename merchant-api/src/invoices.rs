@@ -3,7 +3,7 @@
 //! An invoice becomes paid only in `follower.rs`, from a committed payment.
 
 use axum::http::StatusCode;
-use machi_ledger::api::PayCodeView;
+use machi_api::PayCodeView;
 use machi_ledger::{sha256, AccountId, Action, Hash32, Yen};
 use machi_node::ApiError;
 use serde::{Deserialize, Serialize};

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::StatusCode;
+use machi_api::{TxResultView, TxStatus};
 use machi_client::{Client, ClientError};
-use machi_ledger::api::{TxResultView, TxStatus};
 use machi_ledger::{AccountId, Action, Hash32, IssueParams, SignedTx, SigningKey, TxBody};
 use machi_node::{ApiError, Clock};
 use tokio::sync::{broadcast, watch, Notify};

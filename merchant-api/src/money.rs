@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use axum::http::StatusCode;
-use machi_ledger::api::TxStatus;
+use machi_api::TxStatus;
 use machi_ledger::time::{format_jst, format_jst_date, parse_date, start_of_day_jst_ms};
 use machi_ledger::{sha256, AccountId, Action, Kind, Yen, SETTLE_REQUESTS_MAX};
 use machi_node::ApiError;

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use machi_ledger::api::TxResultView;
+use machi_api::TxResultView;
 use machi_ledger::{sha256, AccountId, Hash32, SignedTx};
 use machi_node::ApiError;
 use serde::{Deserialize, Serialize};

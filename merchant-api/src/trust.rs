@@ -5,8 +5,8 @@
 //! and outcomes, and carry the named producer's signature over its hash. A node that
 //! serves anything else is not believed at all.
 
+use machi_api::BlockView;
 use machi_client::Client;
-use machi_ledger::api::BlockView;
 use machi_ledger::{decode, roots, verify_one, verify_producer, AccountId, Action, Block, Hash32, Outcome};
 
 /// The last block read: the next one must follow it.

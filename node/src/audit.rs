@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use machi_ledger::api::{BlockView, IssueSupplyView};
+use machi_api::{BlockView, IssueSupplyView};
 use machi_ledger::{replay, Block, BlockHeader, ChainError, Hash32, Outcome, SignatureCheck, State};
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use machi_ledger::api::TxStatus;
+use machi_api::TxStatus;
 use machi_ledger::{AccountId, Action, IssueParams, RateBp, ShopClass, SignedTx, SigningKey, TxBody, Yen};
 
 use crate::Node;

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use machi_ledger::api::{TxResultView, TxStatus};
+use machi_api::{TxResultView, TxStatus};
 
 #[derive(Default)]
 pub struct Metrics {

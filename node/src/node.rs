@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
-use machi_ledger::api::TxEvent;
+use machi_api::TxEvent;
 use machi_ledger::{decode, genesis, Action, SignedTx, SigningKey, State, TxBody};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -176,7 +176,7 @@ impl Node {
 
     /// Submits transactions in-process, exactly as `POST /v1/transactions` would, and
     /// waits for their durable outcomes.
-    pub async fn submit(&self, txs: Vec<SignedTx>) -> anyhow::Result<Vec<machi_ledger::api::TxResultView>> {
+    pub async fn submit(&self, txs: Vec<SignedTx>) -> anyhow::Result<Vec<machi_api::TxResultView>> {
         let state = crate::api::AppState {
             shared: self.shared.clone(),
             submit: self.submit.clone(),

@@ -6,7 +6,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use machi_ledger::api::{TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
+use machi_api::{TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
 use machi_ledger::{
     AccountId, Block, Outcome, Refusal, SigningKey, TxBody, TxId, TxResult, VerifiedTx, BLOCK_TXS_MAX,
 };

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use machi_ledger::api::BlockView;
+use machi_api::BlockView;
 use machi_ledger::{
     decode, genesis, produce, AccountId, Action, Hash32, IssueParams, RateBp, ShopClass, SignedTx,
     SigningKey, State, TxBody, TxId, Yen,

@@ -2,8 +2,8 @@
 //! failures with their exit codes, and sending a transaction so that it commits at most
 //! once and its outcome is never guessed.
 
+use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign, Client, ClientError};
-use machi_ledger::api::{TxResultView, TxStatus};
 use machi_ledger::{Action, SigningKey, TxBody};
 use serde_json::{json, Value};
 
@@ -207,7 +207,7 @@ pub(crate) fn action_of(pending: &Pending) -> Option<Action> {
 }
 
 /// The look-up of a shop's pay code at the merchant API, with plain-language failures.
-pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_ledger::api::PayCodeView, Failure> {
+pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_api::PayCodeView, Failure> {
     let code: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     ctx.merchant.pay_code(&code).await.map_err(|e| match &e {
         ClientError::Api { status: 404, .. } => user(ctx.t(
@@ -224,16 +224,15 @@ pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_ledger::api:
 /// A committed payment's receipt as plain text for the kiosk printer.
 pub(crate) async fn receipt_text(ctx: &Ctx, id: &machi_ledger::TxId) -> Result<String, Failure> {
     let tx = ctx.client.tx(id).await?;
-    let body: machi_ledger::TxBody = serde_json::from_value(tx["body"].clone())
-        .map_err(|_| user("not a transaction this wallet can print"))?;
+    let body = tx.body.ok_or_else(|| user("not a transaction this wallet can print"))?;
     let Action::Pay { shop, amount, invoice } = body.action else {
         return Err(user(ctx.t("支払いの取引ではありません", "that transaction is not a payment")));
     };
     let shop_name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
-    let when = machi_ledger::time::format_jst(tx["timestamp_ms"].as_u64().unwrap_or(0));
+    let when = machi_ledger::time::format_jst(tx.timestamp_ms);
     Ok(format!(
         "machi プレミアム商品券\nお支払い明細 / Receipt\n------------------------------\n日時 Date   : {when} (JST)\nお店 Shop   : {shop_name}\n金額 Amount : {amount}\n{}取引ID Tx  : {id}\nブロック    : {}\n------------------------------\nおつりは出ません / No change is given\n",
         invoice.map(|i| format!("請求番号    : {i}\n")).unwrap_or_default(),
-        tx["height"]
+        tx.result.height.unwrap_or_default()
     ))
 }

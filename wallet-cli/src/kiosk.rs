@@ -11,8 +11,8 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use machi_api::{AccountView, PayCodeView, TxStatus};
 use machi_client::ClientError;
-use machi_ledger::api::{AccountView, PayCodeView, TxStatus};
 use machi_ledger::{Action, Kind, ShopClass, TxId, Yen};
 use machi_wallet::screen::{big_digits, fits, wrap, SCREEN_COLUMNS};
 use tokio::sync::mpsc;

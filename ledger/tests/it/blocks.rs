@@ -137,9 +137,9 @@ fn a_broken_supply_invariant_is_reported_with_its_block() {
     assert!(err.to_string().contains("issue 1"), "{err}");
 }
 
-/// A chain id longer than any chain may have, in a block from disk or from an export, is
-/// refused as malformed input, never hashed (its length would not fit the u16 that the
-/// hashes carry).
+/// A chain id longer than any chain may have, in a block from disk, is refused as
+/// malformed input, never hashed (its length would not fit the u16 that the hashes
+/// carry). machi-api's tests refuse the same chain ids in an export's blocks.
 #[test]
 fn overlong_chain_ids_are_refused_where_blocks_are_read() {
     let mut block = chain().remove(1);
@@ -147,24 +147,5 @@ fn overlong_chain_ids_are_refused_where_blocks_are_read() {
         block.header.chain_id = chain_id.clone();
         // Encoding does not hash, so a forged record can be made; reading it back fails.
         assert_eq!(Block::decode(&block.encode()), None, "{}", chain_id.len());
-        let view = serde_json::json!({
-            "chain_id": chain_id,
-            "height": 1,
-            "hash": "00".repeat(32),
-            "prev_hash": "00".repeat(32),
-            "timestamp_ms": 0,
-            "tx_root": "00".repeat(32),
-            "outcome_root": "00".repeat(32),
-            "producer": "00".repeat(32),
-            "signature": "00".repeat(64),
-            "txs": [{
-                "id": "00".repeat(32), "signer": "00".repeat(32), "signature": "00".repeat(64),
-                "body_hex": "00", "status": 0, "reason_code": 0, "reason": null, "body": null
-            }],
-        });
-        let view: machi_ledger::api::BlockView =
-            serde_json::from_value(view).expect("the JSON shape is right");
-        let refused = view.to_block().expect_err("refused");
-        assert!(refused.contains("chain id"), "{refused}");
     }
 }

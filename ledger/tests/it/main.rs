@@ -7,6 +7,7 @@ mod format_doc;
 mod formats;
 mod rules;
 mod signatures;
+mod strategies;
 mod town;
 mod vectors;
 mod yen_text;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ed25519_dalek::Signer as _;
-use machi_ledger::api::BlockView;
+use machi_api::BlockView;
 use machi_ledger::{roots, Action, Block, BlockHeader, Hash32, Outcome, Reason, SigningKey, Yen};
 use serde_json::{json, Value};
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign_at, Client};
-use machi_ledger::api::{TxResultView, TxStatus};
 use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SignedTx, SigningKey, Yen};
 use machi_merchant::{Config, Merchant};
 use machi_node::{ManualClock, Node};

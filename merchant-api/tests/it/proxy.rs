@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use machi_ledger::api::{BlockView, HeadView};
+use machi_api::{BlockView, HeadView};
 use tokio::sync::oneshot;
 
 /// What the stand-in does wrong.

@@ -3,7 +3,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use machi_ledger::api::{AccountView, BalanceView, HistoryEntry, SetsBoughtView, TxStatus};
+use machi_api::{AccountView, BalanceView, HistoryEntry, SetsBoughtView, TxStatus};
 use machi_ledger::{Outcome, TxBody};
 
 use crate::chain::{BlockReads, Chain};

@@ -5,11 +5,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use machi_ledger::api::{BlockView, HeadView, HealthView, IssueSupplyView, SupplyReport};
+use machi_api::{BlockView, ClockView, HeadView, HealthView, IssueSupplyView, SupplyReport};
 
 use std::sync::atomic::Ordering;
-
-use serde::Serialize;
 
 use super::{query_param, ApiError, AppState};
 
@@ -87,28 +85,12 @@ async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
     })
 }
 
-/// `HealthView` and the state of the block clock.
-#[derive(Serialize)]
-struct NodeHealth {
-    #[serde(flatten)]
-    health: HealthView,
-    clock: ClockHealth,
-}
-
-#[derive(Serialize)]
-struct ClockHealth {
-    /// How far the system clock is ahead of block times (block times are held back).
-    ahead_ms: u64,
-    /// How far the chain's head was ahead of the clock at start.
-    head_ahead_ms: u64,
-}
-
 /// `status` is `ok`, or `clock_ahead` while block times are held back from a system
 /// clock that ran ahead, or `head_ahead_of_clock` while the chain's time is later than
 /// the clock.
-async fn health(State(state): State<AppState>) -> Json<NodeHealth> {
+async fn health(State(state): State<AppState>) -> Json<HealthView> {
     let metrics = &state.shared.metrics;
-    let clock = ClockHealth {
+    let clock = ClockView {
         ahead_ms: metrics.clock_ahead_ms.load(Ordering::Relaxed),
         head_ahead_ms: metrics.head_ahead_of_clock_ms.load(Ordering::Relaxed),
     };
@@ -118,12 +100,10 @@ async fn health(State(state): State<AppState>) -> Json<NodeHealth> {
         _ => "clock_ahead",
     };
     let chain = state.shared.chain.read().await;
-    Json(NodeHealth {
-        health: HealthView {
-            status: status.into(),
-            chain_id: chain.chain_id().to_string(),
-            height: chain.head.height,
-        },
+    Json(HealthView {
+        status: status.into(),
+        chain_id: chain.chain_id().to_string(),
+        height: chain.head.height,
         clock,
     })
 }

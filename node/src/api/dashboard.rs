@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
-use machi_ledger::api::IssueSupplyView;
+use machi_api::IssueSupplyView;
 use machi_ledger::time::format_jst;
 use machi_ledger::{group_thousands, Yen};
 

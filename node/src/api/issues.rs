@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use machi_ledger::api::IssueView;
+use machi_api::IssueView;
 use machi_ledger::IssueState;
 
 use super::{ApiError, AppState};

@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use machi_ledger::api::{ErrorBody, ErrorDetail};
+use machi_api::{ErrorBody, ErrorDetail};
 use serde::de::DeserializeOwned;
 
 use crate::node::Shared;

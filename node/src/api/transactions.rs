@@ -9,9 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use machi_ledger::api::{SubmitRequest, TxResultView, TxStatus, SUBMIT_TXS_MAX};
+use machi_api::{ErrorDetail, SubmitRequest, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};
 use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::{parse_hex32, ApiError, AppState, JsonBody};
@@ -36,22 +35,16 @@ fn http_status(view: &TxResultView) -> StatusCode {
 
 /// One transaction's answer: the result itself when applied, else an error body that
 /// also carries the result.
-#[derive(Serialize)]
-struct SingleError<'a> {
-    error: machi_ledger::api::ErrorDetail,
-    result: &'a TxResultView,
-}
-
 fn single_response(view: TxResultView) -> Response {
     let status = http_status(&view);
     if status == StatusCode::OK {
         return Json(view).into_response();
     }
-    let error = machi_ledger::api::ErrorDetail {
+    let error = ErrorDetail {
         code: view.reason.clone().unwrap_or_default(),
         message: view.message.clone().unwrap_or_default(),
     };
-    (status, Json(SingleError { error, result: &view })).into_response()
+    (status, Json(TxErrorBody { error, result: view })).into_response()
 }
 
 async fn submit(State(state): State<AppState>, JsonBody(request): JsonBody<SubmitRequest>) -> Response {
@@ -190,18 +183,6 @@ fn replayed(chain: &crate::chain::Chain, tx: &VerifiedTx) -> Option<TxResultView
         return Some(TxResultView::refused(tx.id, "conflicting_duplicate", message));
     }
     Some(TxResultView::committed(tx.id, record.outcome, record.height, chain.hashes[record.height as usize]))
-}
-
-#[derive(Serialize)]
-struct TxView {
-    #[serde(flatten)]
-    result: TxResultView,
-    index: u32,
-    timestamp_ms: u64,
-    signer: machi_ledger::AccountId,
-    signature: String,
-    body_hex: String,
-    body: Option<TxBody>,
 }
 
 async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TxView>, ApiError> {

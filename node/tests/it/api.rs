@@ -1,7 +1,7 @@
 //! The HTTP API against hostile and repeated input: every refusal is a JSON error with a
 //! stable code and the right status, and nothing is written.
 
-use machi_ledger::api::TxStatus;
+use machi_api::TxStatus;
 use machi_ledger::{Action, ShopClass, SignedTx, TxBody, Yen};
 use serde_json::Value;
 

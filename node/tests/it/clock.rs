@@ -14,7 +14,7 @@ async fn register_shop(node: &TestNode, signed_ms: u64) -> u64 {
     let action = Action::RegisterShop { shop: id(&new_key()), name: "店".into(), class: ShopClass::Local };
     let tx = machi_client::sign_at(&node.chain_id, &node.town, action, signed_ms);
     let result = node.client.submit(&tx).await.unwrap();
-    assert_eq!(result.status, machi_ledger::api::TxStatus::Applied, "{result:?}");
+    assert_eq!(result.status, machi_api::TxStatus::Applied, "{result:?}");
     node.client.block(result.height.unwrap()).await.unwrap().timestamp_ms
 }
 

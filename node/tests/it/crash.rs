@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign, Client};
-use machi_ledger::api::{TxResultView, TxStatus};
 use machi_ledger::{Action, ShopClass, SigningKey};
 
 use crate::harness::{id, new_key};
@@ -119,8 +119,8 @@ async fn kill_9_loses_no_acknowledged_transaction() {
                 .tx(&result.tx_id)
                 .await
                 .unwrap_or_else(|e| panic!("cycle {cycle}: {} lost: {e}", result.tx_id));
-            assert_eq!(tx["status"], "applied");
-            assert_eq!(tx["height"], result.height.unwrap());
+            assert_eq!(tx.result.status, TxStatus::Applied);
+            assert_eq!(tx.result.height, Some(result.height.unwrap()));
         }
         kill9(process);
         let report = machi_node::audit_data_dir(dir.path()).expect("the chain verifies after kill -9");

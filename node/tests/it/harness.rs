@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign_at, Client};
-use machi_ledger::api::{TxResultView, TxStatus};
 use machi_ledger::{AccountId, Action, IssueParams, RateBp, SignedTx, SigningKey, Yen};
 use machi_node::{ManualClock, Node};
 use tokio::sync::oneshot;
@@ -120,7 +120,7 @@ impl TestNode {
 
     /// Submits a batch and insists every one applied.
     pub(crate) async fn ok_batch(&self, txs: Vec<SignedTx>) {
-        for chunk in txs.chunks(machi_ledger::api::SUBMIT_TXS_MAX) {
+        for chunk in txs.chunks(machi_api::SUBMIT_TXS_MAX) {
             let results = self.client.submit_batch(chunk).await.expect("batch answered");
             for r in results {
                 assert_eq!(r.status, TxStatus::Applied, "{r:?}");

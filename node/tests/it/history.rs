@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
+use machi_api::{AccountView, TxStatus};
 use machi_client::{sign, Client};
-use machi_ledger::api::{AccountView, TxStatus};
 use machi_ledger::{Action, ShopClass};
 use machi_node::{DiskFile, LogFile, ManualClock, Node};
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use machi_ledger::api::TxStatus;
+use machi_api::TxStatus;
 use machi_ledger::{Action, Hash32, Kind, ShopClass, Yen};
 
 use crate::harness::{id, new_key, TestNode, DAY_MS};
@@ -98,8 +98,8 @@ async fn sale_day() {
     // Every refused attempt is on the chain with its reason, in order.
     for tx_id in rejected_ids.iter().take(20) {
         let tx = node.client.tx(tx_id).await.unwrap();
-        assert_eq!(tx["status"], "rejected");
-        assert!(tx["height"].as_u64().unwrap() > 0);
+        assert_eq!(tx.result.status, TxStatus::Rejected);
+        assert!(tx.result.height.unwrap() > 0);
     }
     for (i, n) in &bought {
         let account = node.client.account(&id(&residents[*i])).await.unwrap();

@@ -2,7 +2,7 @@
 //! like whole records is cut on restart (never taken for damage in the middle), and a
 //! format-1 log is converted when the node opens it.
 
-use machi_ledger::api::TxStatus;
+use machi_api::TxStatus;
 use machi_ledger::{Action, Hash32, ShopClass, Yen};
 
 use crate::audit::{crc32, log_records};

@@ -6,8 +6,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::api::TxStatus;
 use machi_ledger::{AccountId, Action, ShopClass};
 use machi_node::{LogFile, MemFile, Node, SystemClock};
 

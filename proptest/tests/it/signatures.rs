@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::api::TxStatus;
 use machi_ledger::{AccountId, Action, ShopClass, SignedTx, SigningKey};
 use machi_node::{Node, SystemClock};
 

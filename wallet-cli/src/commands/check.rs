@@ -1,7 +1,7 @@
 //! `check`: what became of a transaction. It is looked up on the chain; one this keystore
 //! still holds unanswered is sent again (the same signed bytes) until the node says.
 
-use machi_ledger::api::TxStatus;
+use machi_api::TxStatus;
 use machi_ledger::TxId;
 use serde_json::json;
 

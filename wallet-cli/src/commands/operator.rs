@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use machi_ledger::api::TxResultView;
+use machi_api::TxResultView;
 use machi_ledger::{AccountId, Action, Hash32, SigningKey};
 use serde_json::json;
 use sha2::Sha256;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use expectrl::Session;
+use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::api::TxStatus;
 use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SigningKey, Yen};
 use machi_wallet::keystore::Keystore;
 use machi_wallet::screen::big_digits;

@@ -1,0 +1,16 @@
+//! The error shape of every machi service: `{"error": {"code": "...", "message": "..."}}`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `not_found`, `bad_query`, or a transaction's code.
+    pub code: String,
+    /// For people; may change between versions.
+    pub message: String,
+}

@@ -1,0 +1,23 @@
+//! machi's HTTP contracts: the request and response types of machi-node's API, and the
+//! merchant API's pay-code view that wallets read. Servers and clients both use these
+//! types, so they cannot drift apart, and the ledger never changes because an endpoint
+//! did.
+//!
+//! Layout by resource: `tx` (submit, results, a committed transaction), `account`,
+//! `issue` (issues and the supply report), `chain` (head, health, blocks as exported,
+//! events), `pay` (the merchant API's pay code), `error` (the error body of every
+//! service). Amounts are integer yen; hashes and keys are lowercase hex.
+
+mod account;
+mod chain;
+mod error;
+mod issue;
+mod pay;
+mod tx;
+
+pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
+pub use chain::{BlockTxView, BlockView, ClockView, HeadView, HealthView, TxEvent};
+pub use error::{ErrorBody, ErrorDetail};
+pub use issue::{IssueSupplyView, IssueView, SupplyReport};
+pub use pay::PayCodeView;
+pub use tx::{SubmitRequest, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};

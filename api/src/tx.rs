@@ -1,0 +1,108 @@
+//! `POST /v1/transactions` (submit one or a batch, each answered with its result) and
+//! `GET /v1/transactions/{id}` (a committed transaction).
+
+use machi_ledger::{AccountId, Hash32, Outcome, Reason, Refusal, SignedTx, TxBody, TxId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorDetail;
+
+/// Most transactions one `POST /v1/transactions` may carry.
+pub const SUBMIT_TXS_MAX: usize = 1_024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In a durable block, applied.
+    Applied,
+    /// In a durable block, rejected by a rule (the reason is recorded on chain).
+    Rejected,
+    /// Not accepted; nothing was written.
+    Refused,
+}
+
+/// The result for one submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxResultView {
+    pub tx_id: TxId,
+    pub status: TxStatus,
+    /// 0 when applied; the on-chain reason code when rejected; 0 when refused.
+    pub reason_code: u16,
+    /// Stable machine-readable name of the reason or refusal.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub height: Option<u64>,
+    pub block_hash: Option<Hash32>,
+}
+
+impl TxResultView {
+    pub fn committed(tx_id: TxId, outcome: Outcome, height: u64, block_hash: Hash32) -> TxResultView {
+        let (status, reason) = match outcome {
+            Outcome::Applied => (TxStatus::Applied, None),
+            Outcome::Rejected(reason) => (TxStatus::Rejected, Some(reason)),
+        };
+        TxResultView {
+            tx_id,
+            status,
+            reason_code: outcome.reason_code(),
+            reason: reason.map(|r| r.name().to_string()),
+            message: reason.map(|r| r.message().to_string()),
+            height: Some(height),
+            block_hash: Some(block_hash),
+        }
+    }
+
+    pub fn refused(tx_id: TxId, code: &str, message: String) -> TxResultView {
+        TxResultView {
+            tx_id,
+            status: TxStatus::Refused,
+            reason_code: 0,
+            reason: Some(code.to_string()),
+            message: Some(message),
+            height: None,
+            block_hash: None,
+        }
+    }
+
+    pub fn from_refusal(tx_id: TxId, refusal: Refusal) -> TxResultView {
+        TxResultView::refused(tx_id, refusal.name(), refusal.to_string())
+    }
+
+    pub fn rejection(&self) -> Option<Reason> {
+        match self.status {
+            TxStatus::Rejected => Reason::from_code(self.reason_code),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /v1/transactions` takes one signed transaction or an array of them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SubmitRequest {
+    One(SignedTx),
+    Many(Vec<SignedTx>),
+}
+
+/// The answer to one submitted transaction that was not applied: the error (its code is
+/// the result's `reason`) and the result itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxErrorBody {
+    pub error: ErrorDetail,
+    pub result: TxResultView,
+}
+
+/// `GET /v1/transactions/{id}`: a committed transaction, its result and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxView {
+    #[serde(flatten)]
+    pub result: TxResultView,
+    /// Its place in the block.
+    pub index: u32,
+    pub timestamp_ms: u64,
+    pub signer: AccountId,
+    /// 128 hex digits.
+    pub signature: String,
+    pub body_hex: String,
+    /// Decoded body, for people.
+    pub body: Option<TxBody>,
+}
