@@ -3,6 +3,7 @@
 use machi_ledger::{AccountId, IssueId, Kind, TxBody, TxId, Yen};
 use serde::{Deserialize, Serialize};
 
+use crate::code::TxCode;
 use crate::tx::TxStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +30,7 @@ pub struct HistoryEntry {
     pub timestamp_ms: u64,
     pub kind: String,
     pub status: TxStatus,
-    pub reason: Option<String>,
+    pub reason: Option<TxCode>,
     pub signer: AccountId,
     /// Decoded body, for people.
     pub body: Option<TxBody>,

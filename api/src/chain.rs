@@ -4,6 +4,7 @@
 use machi_ledger::{AccountId, Block, BlockHeader, Hash32, Outcome, SignedTx, TxBody, TxId};
 use serde::{Deserialize, Serialize};
 
+use crate::code::TxCode;
 use crate::tx::TxStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +44,7 @@ pub struct TxEvent {
     pub timestamp_ms: u64,
     pub kind: String,
     pub status: TxStatus,
-    pub reason: Option<String>,
+    pub reason: Option<TxCode>,
     pub signer: AccountId,
     pub accounts: Vec<AccountId>,
     pub body: TxBody,
@@ -58,7 +59,7 @@ pub struct BlockTxView {
     pub body_hex: String,
     pub status: u8,
     pub reason_code: u16,
-    pub reason: Option<String>,
+    pub reason: Option<TxCode>,
     pub body: Option<TxBody>,
 }
 
@@ -93,7 +94,7 @@ impl BlockView {
                 reason_code: outcome.reason_code(),
                 reason: match outcome {
                     Outcome::Applied => None,
-                    Outcome::Rejected(r) => Some(r.name().to_string()),
+                    Outcome::Rejected(r) => Some(TxCode::from(*r)),
                 },
                 body: TxBody::decode(&tx.body).ok(),
             })

@@ -3,13 +3,15 @@
 //! types, so they cannot drift apart, and the ledger never changes because an endpoint
 //! did.
 //!
-//! Layout by resource: `tx` (submit, results, a committed transaction), `account`,
+//! Layout by resource: `tx` (submit, results, a committed transaction), `code`
+//! (`TxCode`, every code a transaction's result can carry, typed), `account`,
 //! `issue` (issues and the supply report), `chain` (head, health, blocks as exported,
 //! events), `pay` (the merchant API's pay code), `error` (the error body of every
 //! service). Amounts are integer yen; hashes and keys are lowercase hex.
 
 mod account;
 mod chain;
+mod code;
 mod error;
 mod issue;
 mod pay;
@@ -17,6 +19,7 @@ mod tx;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
 pub use chain::{BlockTxView, BlockView, ClockView, HeadView, HealthView, TxEvent};
+pub use code::TxCode;
 pub use error::{ErrorBody, ErrorDetail};
 pub use issue::{IssueSupplyView, IssueView, SupplyReport};
 pub use pay::PayCodeView;

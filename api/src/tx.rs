@@ -4,6 +4,7 @@
 use machi_ledger::{AccountId, Hash32, Outcome, Reason, Refusal, SignedTx, TxBody, TxId};
 use serde::{Deserialize, Serialize};
 
+use crate::code::TxCode;
 use crate::error::ErrorDetail;
 
 /// Most transactions one `POST /v1/transactions` may carry.
@@ -27,8 +28,8 @@ pub struct TxResultView {
     pub status: TxStatus,
     /// 0 when applied; the on-chain reason code when rejected; 0 when refused.
     pub reason_code: u16,
-    /// Stable machine-readable name of the reason or refusal.
-    pub reason: Option<String>,
+    /// Why it was not applied (the stable name of the rule or refusal); none when applied.
+    pub reason: Option<TxCode>,
     pub message: Option<String>,
     pub height: Option<u64>,
     pub block_hash: Option<Hash32>,
@@ -44,19 +45,19 @@ impl TxResultView {
             tx_id,
             status,
             reason_code: outcome.reason_code(),
-            reason: reason.map(|r| r.name().to_string()),
+            reason: reason.map(TxCode::from),
             message: reason.map(|r| r.message().to_string()),
             height: Some(height),
             block_hash: Some(block_hash),
         }
     }
 
-    pub fn refused(tx_id: TxId, code: &str, message: String) -> TxResultView {
+    pub fn refused(tx_id: TxId, code: TxCode, message: String) -> TxResultView {
         TxResultView {
             tx_id,
             status: TxStatus::Refused,
             reason_code: 0,
-            reason: Some(code.to_string()),
+            reason: Some(code),
             message: Some(message),
             height: None,
             block_hash: None,
@@ -64,7 +65,23 @@ impl TxResultView {
     }
 
     pub fn from_refusal(tx_id: TxId, refusal: Refusal) -> TxResultView {
-        TxResultView::refused(tx_id, refusal.name(), refusal.to_string())
+        TxResultView::refused(tx_id, refusal.into(), refusal.to_string())
+    }
+
+    /// The HTTP status this result travels with when it is a request's only one.
+    pub fn http_status(&self) -> u16 {
+        match (self.status, self.reason) {
+            (TxStatus::Applied, _) => 200,
+            (TxStatus::Rejected, _) => 422,
+            (TxStatus::Refused, Some(code)) => code.http_status(),
+            (TxStatus::Refused, None) => 400,
+        }
+    }
+
+    /// Whether this is a refusal that only says "not now" (nothing was committed, and
+    /// the same transaction may still commit when sent again).
+    pub fn is_transient_refusal(&self) -> bool {
+        self.status == TxStatus::Refused && self.reason.is_some_and(TxCode::is_transient)
     }
 
     pub fn rejection(&self) -> Option<Reason> {

@@ -307,7 +307,9 @@ pub(crate) async fn flood(
             let mut i = worker;
             while Instant::now() < deadline {
                 let reason = match client.submit(&bad[i % bad.len()]).await {
-                    Ok(r) => r.reason.unwrap_or_else(|| format!("{:?}", r.status)),
+                    Ok(r) => {
+                        r.reason.map(|code| code.to_string()).unwrap_or_else(|| format!("{:?}", r.status))
+                    }
                     Err(e) => e.to_string().split(':').next().unwrap_or("error").to_string(),
                 };
                 *reasons.lock().expect("poisoned").entry(reason).or_default() += 1;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use machi_api::{
     AccountView, BlockView, ErrorBody, HeadView, HealthView, IssueView, PayCodeView, SupplyReport,
-    TxErrorBody, TxResultView, TxStatus, TxView,
+    TxErrorBody, TxResultView, TxView,
 };
 use machi_ledger::{AccountId, Action, SignedTx, SigningKey, TxBody, TxId};
 use serde::de::DeserializeOwned;
@@ -53,13 +53,6 @@ impl ClientError {
     fn is_transient(&self) -> bool {
         matches!(self, ClientError::Api { status: 503, .. })
     }
-}
-
-/// Whether a result is a refusal that only says "not now" (nothing was committed, and
-/// the same transaction may still commit when sent again).
-pub fn is_transient_refusal(result: &TxResultView) -> bool {
-    result.status == TxStatus::Refused
-        && matches!(result.reason.as_deref(), Some("busy" | "storage_unavailable" | "shutting_down"))
 }
 
 #[derive(Clone)]
@@ -167,7 +160,7 @@ impl Client {
         attempts: u32,
     ) -> Result<TxResultView, ClientError> {
         match self.submit(tx).await {
-            Ok(result) if !is_transient_refusal(&result) => Ok(result),
+            Ok(result) if !result.is_transient_refusal() => Ok(result),
             Ok(_) => self.settle(tx, id, attempts, false).await,
             Err(ClientError::NoAnswer(..)) => self.settle(tx, id, attempts, true).await,
             Err(e) if e.is_transient() || matches!(e, ClientError::Unreachable(..)) => {
@@ -208,10 +201,10 @@ impl Client {
                 }
             }
             match self.submit(tx).await {
-                Ok(result) if is_transient_refusal(&result) => {
+                Ok(result) if result.is_transient_refusal() => {
                     last = ClientError::Api {
                         status: 503,
-                        code: result.reason.unwrap_or_default(),
+                        code: result.reason.map(|code| code.name().to_string()).unwrap_or_default(),
                         message: result.message.unwrap_or_default(),
                     };
                 }

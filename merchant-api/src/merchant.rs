@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::StatusCode;
-use machi_api::{TxResultView, TxStatus};
+use machi_api::{TxCode, TxResultView, TxStatus};
 use machi_client::{Client, ClientError};
 use machi_ledger::{AccountId, Action, Hash32, IssueParams, SignedTx, SigningKey, TxBody};
 use machi_node::{ApiError, Clock};
@@ -186,9 +186,9 @@ impl Merchant {
         match result.status {
             TxStatus::Applied => Ok(result),
             TxStatus::Rejected | TxStatus::Refused => {
-                let code = result.reason.clone().unwrap_or_else(|| "refused".into());
+                let code = result.reason.map_or("refused", TxCode::name);
                 let message = result.message.clone().unwrap_or_else(|| "the ledger did not accept it".into());
-                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &code, message))
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message))
             }
         }
     }

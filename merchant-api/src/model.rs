@@ -2,6 +2,7 @@
 //! settlements and statement lines. Stored as JSON (in sled or in fsync'd files) and
 //! shown as JSON; amounts are integer yen, ids of chain things are lowercase hex.
 
+use machi_api::TxCode;
 use machi_ledger::{AccountId, Hash32, ShopClass, SignedTx, TxId, Yen};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -346,7 +347,8 @@ pub struct Settlement {
     pub status: SettlementStatus,
     /// Why the chain rejected it.
     #[serde(default)]
-    pub reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<TxCode>,
     pub created_ms: u64,
     pub height: Option<u64>,
     #[serde(skip_serializing)]

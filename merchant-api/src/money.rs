@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use axum::http::StatusCode;
-use machi_api::TxStatus;
+use machi_api::{TxCode, TxStatus};
 use machi_ledger::time::{format_jst, format_jst_date, parse_date, start_of_day_jst_ms};
 use machi_ledger::{sha256, AccountId, Action, Kind, Yen, SETTLE_REQUESTS_MAX};
 use machi_node::ApiError;
@@ -375,7 +375,7 @@ impl Merchant {
         let tx = settlement.tx.clone().expect("unrecorded settlements keep their transaction");
         let mut result = self.node.submit(&tx).await.map_err(node_error)?;
         let mut settlement = settlement;
-        if result.status == TxStatus::Refused && result.reason.as_deref() == Some("ttl_expired") {
+        if result.status == TxStatus::Refused && result.reason == Some(TxCode::TtlExpired) {
             settlement = self.sign_settlement_again(settlement).await?;
             let tx = settlement.tx.clone().expect("just signed");
             result = self.node.submit(&tx).await.map_err(node_error)?;
@@ -388,19 +388,19 @@ impl Merchant {
                 Ok(recorded.unwrap_or(settlement))
             }
             TxStatus::Rejected => {
-                let reason = result.reason.unwrap_or_default();
+                let reason = result.reason.map_or("", TxCode::name);
                 tracing::warn!("the chain rejected settlement {}: {reason}", settlement.id);
                 let mut settlements = self.settlements.lock().await;
                 settlement.status = SettlementStatus::Rejected;
                 settlement.height = result.height;
-                settlement.reason = Some(reason);
+                settlement.reason = result.reason;
                 self.save_settlement(&mut settlements, &settlement, None).await?;
                 Ok(settlement)
             }
             TxStatus::Refused => {
-                let code = result.reason.unwrap_or_else(|| "refused".into());
+                let code = result.reason.map_or("refused", TxCode::name);
                 let message = result.message.unwrap_or_else(|| "the ledger did not accept it".into());
-                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &code, message))
+                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message))
             }
         }
     }

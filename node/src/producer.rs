@@ -6,7 +6,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use machi_api::{TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
+use machi_api::{TxCode, TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
 use machi_ledger::{
     AccountId, Block, Outcome, Refusal, SigningKey, TxBody, TxId, TxResult, VerifiedTx, BLOCK_TXS_MAX,
 };
@@ -255,7 +255,7 @@ fn answer(replies: Vec<oneshot::Sender<Vec<TxResultView>>>, sizes: Vec<usize>, v
 fn storage_failure(id: TxId) -> TxResultView {
     TxResultView::refused(
         id,
-        "storage_unavailable",
+        TxCode::StorageUnavailable,
         "the block could not be written to disk; nothing was committed, try again".to_string(),
     )
 }
@@ -287,7 +287,7 @@ fn publish_events(shared: &Shared, block: &Block, involved: Vec<Vec<AccountId>>)
             let body = TxBody::decode(&tx.body).ok()?;
             let (status, reason) = match outcome {
                 Outcome::Applied => (TxStatus::Applied, None),
-                Outcome::Rejected(r) => (TxStatus::Rejected, Some(r.name().to_string())),
+                Outcome::Rejected(r) => (TxStatus::Rejected, Some(TxCode::from(*r))),
             };
             Some(TxEvent {
                 tx_id: tx.id(&h.chain_id),

@@ -169,13 +169,13 @@ impl Ctx {
 
     /// A ledger's refusal or rejection in plain words.
     pub(crate) fn not_done(&self, result: &TxResultView) -> Failure {
-        let code = result.reason.clone().unwrap_or_default();
-        let fallback = result.message.clone().unwrap_or_else(|| code.clone());
+        let code = result.reason.map(|code| code.name()).unwrap_or_default();
+        let fallback = result.message.clone().unwrap_or_else(|| code.to_string());
         let status = if result.status == TxStatus::Rejected { "rejected" } else { "refused" };
         Failure {
             code: EXIT_REFUSED,
             kind: "rejected",
-            message: format!("{} ({code})", reason(self.lang, &code, &fallback)),
+            message: format!("{} ({code})", reason(self.lang, code, &fallback)),
             details: json!({ "status": status, "tx_id": result.tx_id }),
         }
     }

@@ -385,7 +385,7 @@ impl Kiosk<'_> {
             }
         };
         let answer = match self.ctx.client.submit(&pending.tx).await {
-            Ok(result) if !machi_client::is_transient_refusal(&result) => Ok(result),
+            Ok(result) if !result.is_transient_refusal() => Ok(result),
             first => {
                 // No answer that settles it: say so, then find out with the same
                 // transaction (looked up, sent again), never a new one.

@@ -3,7 +3,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use machi_api::{AccountView, BalanceView, HistoryEntry, SetsBoughtView, TxStatus};
+use machi_api::{AccountView, BalanceView, HistoryEntry, SetsBoughtView, TxCode, TxStatus};
 use machi_ledger::{Outcome, TxBody};
 
 use crate::chain::{BlockReads, Chain};
@@ -92,7 +92,7 @@ fn history(reads: BlockReads, shared: &Shared, chain_id: &str) -> std::io::Resul
         let body = TxBody::decode(&tx.body).ok();
         let (status, reason) = match outcome {
             Outcome::Applied => (TxStatus::Applied, None),
-            Outcome::Rejected(r) => (TxStatus::Rejected, Some(r.name().to_string())),
+            Outcome::Rejected(r) => (TxStatus::Rejected, Some(TxCode::from(r))),
         };
         entries.push(HistoryEntry {
             tx_id: tx.id(chain_id),

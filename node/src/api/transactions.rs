@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use machi_api::{ErrorDetail, SubmitRequest, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};
+use machi_api::{ErrorDetail, SubmitRequest, TxCode, TxErrorBody, TxResultView, TxView, SUBMIT_TXS_MAX};
 use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
 use tokio::sync::oneshot;
 
@@ -20,28 +20,15 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/transactions", post(submit)).route("/v1/transactions/{id}", get(status))
 }
 
-/// The HTTP status a result travels with when it is the only one.
-fn http_status(view: &TxResultView) -> StatusCode {
-    match (view.status, view.reason.as_deref()) {
-        (TxStatus::Applied, _) => StatusCode::OK,
-        (TxStatus::Rejected, _) => StatusCode::UNPROCESSABLE_ENTITY,
-        (TxStatus::Refused, Some("bad_signature" | "bad_key" | "unknown_signer")) => StatusCode::UNAUTHORIZED,
-        (TxStatus::Refused, Some("wrong_role" | "key_revoked")) => StatusCode::FORBIDDEN,
-        (TxStatus::Refused, Some("conflicting_duplicate")) => StatusCode::CONFLICT,
-        (TxStatus::Refused, Some("storage_unavailable" | "busy")) => StatusCode::SERVICE_UNAVAILABLE,
-        (TxStatus::Refused, _) => StatusCode::BAD_REQUEST,
-    }
-}
-
 /// One transaction's answer: the result itself when applied, else an error body that
 /// also carries the result.
 fn single_response(view: TxResultView) -> Response {
-    let status = http_status(&view);
+    let status = StatusCode::from_u16(view.http_status()).expect("a result's status is a valid HTTP status");
     if status == StatusCode::OK {
         return Json(view).into_response();
     }
     let error = ErrorDetail {
-        code: view.reason.clone().unwrap_or_default(),
+        code: view.reason.map(|code| code.name().to_string()).unwrap_or_default(),
         message: view.message.clone().unwrap_or_default(),
     };
     (status, Json(TxErrorBody { error, result: view })).into_response()
@@ -78,13 +65,13 @@ pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<V
     for (i, signed) in txs.into_iter().enumerate() {
         let id = signed.id(&chain_id);
         match decode(&chain_id, signed) {
-            Err(e) => results[i] = Some(TxResultView::refused(id, tx_error_code(e), e.to_string())),
+            Err(e) => results[i] = Some(TxResultView::refused(id, e.into(), e.to_string())),
             Ok(tx) if tx.body.chain_id != chain_id => {
                 let message = format!(
                     "this node serves chain {chain_id:?}, the transaction is for {:?}",
                     tx.body.chain_id
                 );
-                results[i] = Some(TxResultView::refused(id, "wrong_chain", message));
+                results[i] = Some(TxResultView::refused(id, TxCode::WrongChain, message));
             }
             Ok(tx) => decoded.push((i, tx)),
         }
@@ -116,12 +103,14 @@ pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<V
     let verified = state.verifier.verify(txs).await.map_err(|e| match e {
         crate::verify::VerifyError::Busy => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            TxCode::Busy.name(),
             "the node is at capacity; try again shortly",
         ),
-        crate::verify::VerifyError::Stopped => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the node is stopping")
-        }
+        crate::verify::VerifyError::Stopped => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TxCode::ShuttingDown.name(),
+            "the node is stopping",
+        ),
     })?;
     let mut accepted = Vec::with_capacity(indices.len());
     let mut accepted_at = Vec::with_capacity(indices.len());
@@ -131,7 +120,7 @@ pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<V
                 accepted_at.push(i);
                 accepted.push(tx);
             }
-            Err(e) => results[i] = Some(TxResultView::refused(tx.id, tx_error_code(e), e.to_string())),
+            Err(e) => results[i] = Some(TxResultView::refused(tx.id, e.into(), e.to_string())),
         }
     }
     if !accepted.is_empty() {
@@ -142,14 +131,14 @@ pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<V
                 state.shared.metrics.submissions_busy.fetch_add(1, Ordering::Relaxed);
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
+                    TxCode::Busy.name(),
                     "the node is at capacity; try again shortly",
                 ));
             }
             Err(TrySendError::Disconnected(_)) => {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "shutting_down",
+                    TxCode::ShuttingDown.name(),
                     "the node is stopping",
                 ));
             }
@@ -162,16 +151,6 @@ pub(crate) async fn submit_all(state: &AppState, txs: Vec<SignedTx>) -> Result<V
     Ok(results.into_iter().map(|r| r.expect("every transaction has a result")).collect())
 }
 
-fn tx_error_code(e: machi_ledger::TxError) -> &'static str {
-    match e {
-        machi_ledger::TxError::Malformed => "malformed_body",
-        machi_ledger::TxError::NonCanonical => "non_canonical_body",
-        machi_ledger::TxError::BodyTooLarge => "body_too_large",
-        machi_ledger::TxError::BadKey => "bad_key",
-        machi_ledger::TxError::BadSignature => "bad_signature",
-    }
-}
-
 /// A transaction already on the chain gets its first result; the same id with another
 /// signature is a conflict.
 fn replayed(chain: &crate::chain::Chain, tx: &VerifiedTx) -> Option<TxResultView> {
@@ -180,7 +159,7 @@ fn replayed(chain: &crate::chain::Chain, tx: &VerifiedTx) -> Option<TxResultView
     let stored = block.txs.get(record.index as usize)?;
     if stored.signature != tx.signed.signature {
         let message = "a transaction with this id is on the chain with another signature".to_string();
-        return Some(TxResultView::refused(tx.id, "conflicting_duplicate", message));
+        return Some(TxResultView::refused(tx.id, TxCode::ConflictingDuplicate, message));
     }
     Some(TxResultView::committed(tx.id, record.outcome, record.height, chain.hashes[record.height as usize]))
 }

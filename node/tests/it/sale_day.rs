@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use machi_api::TxStatus;
+use machi_api::{TxCode, TxStatus};
 use machi_ledger::{Action, Hash32, Kind, ShopClass, Yen};
 
 use crate::harness::{id, new_key, TestNode, DAY_MS};
@@ -80,7 +80,7 @@ async fn sale_day() {
         match result.status {
             TxStatus::Applied => *bought.entry(i).or_default() += sets,
             TxStatus::Rejected => {
-                *reasons.entry(result.reason.clone().unwrap()).or_default() += 1;
+                *reasons.entry(result.reason.unwrap().name().to_string()).or_default() += 1;
                 rejected_ids.push(result.tx_id);
             }
             TxStatus::Refused => panic!("no attempt may be refused: {result:?}"),
@@ -123,7 +123,11 @@ async fn sale_day() {
     let over = node
         .submit(&residents[payers[0]], Action::Pay { shop: id(&large), amount: Yen(7_501), invoice: None })
         .await;
-    assert_eq!(over.reason.as_deref(), Some("insufficient_balance"), "a large shop takes common value only");
+    assert_eq!(
+        over.reason.map(TxCode::name),
+        Some("insufficient_balance"),
+        "a large shop takes common value only"
+    );
     let payer = node.client.account(&id(&residents[payers[0]])).await.unwrap();
     let held = |kind| payer.balances.iter().filter(|b| b.kind == kind).map(|b| b.amount.0).sum::<u64>();
     assert_eq!((held(Kind::Local), held(Kind::Common)), (5_500, 7_500));
@@ -133,7 +137,7 @@ async fn sale_day() {
     let payment = first_payment.unwrap();
     node.ok(&local, Action::Refund { payment, amount: Yen(2_000) }).await;
     let too_much = node.submit(&local, Action::Refund { payment, amount: Yen(5_001) }).await;
-    assert_eq!(too_much.reason.as_deref(), Some("refund_exceeds_payment"));
+    assert_eq!(too_much.reason.map(TxCode::name), Some("refund_exceeds_payment"));
     let local_cash_out =
         node.ok(&local, Action::RequestCashOut { issue: 1, amount: Yen(68_000) }).await.tx_id;
     let large_cash_out =
@@ -148,7 +152,7 @@ async fn sale_day() {
     // Wrong roles are refused with 403 and write nothing.
     let height = node.client.head().await.unwrap().height;
     let forged = node.submit(&residents[0], Action::ExpireIssue { issue: 1 }).await;
-    assert_eq!((forged.status, forged.reason.as_deref()), (TxStatus::Refused, Some("wrong_role")));
+    assert_eq!((forged.status, forged.reason.map(TxCode::name)), (TxStatus::Refused, Some("wrong_role")));
     assert_eq!(node.client.head().await.unwrap().height, height);
 
     // Spend-until passes; the town expires what residents did not spend.

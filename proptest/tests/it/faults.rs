@@ -6,7 +6,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use machi_api::TxStatus;
+use machi_api::{TxCode, TxStatus};
 use machi_client::{sign, Client};
 use machi_ledger::{AccountId, Action, ShopClass};
 use machi_node::{LogFile, MemFile, Node, SystemClock};
@@ -89,7 +89,7 @@ async fn failed_writes_are_never_acknowledged_and_leave_nothing_behind() {
         let (shop, tx) = register("失敗");
         let refused = client.submit(&tx).await.unwrap();
         assert_eq!(refused.status, TxStatus::Refused, "a failed write is not acknowledged");
-        assert_eq!(refused.reason.as_deref(), Some("storage_unavailable"));
+        assert_eq!(refused.reason.map(TxCode::name), Some("storage_unavailable"));
         assert_eq!(refused.tx_id, tx.id("fault-town"));
         assert_eq!(client.head().await.unwrap(), head, "no block was added");
         assert_eq!(file.inner.bytes.lock().unwrap().len(), log_len, "nothing half-written stays in the log");

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use machi_api::TxStatus;
+use machi_api::{TxCode, TxStatus};
 use machi_client::{sign, Client};
 use machi_ledger::{AccountId, Action, ShopClass, SignedTx, SigningKey};
 use machi_node::{Node, SystemClock};
@@ -70,7 +70,10 @@ async fn mixed_order_signatures_get_one_verdict_in_every_path() {
     let mut bad = register_shop(&town, "小位数");
     bad.signature[..32].copy_from_slice(&curve25519_dalek::constants::EIGHT_TORSION[4].compress().0);
     let refused = client.submit(&bad).await.unwrap();
-    assert_eq!((refused.status, refused.reason.as_deref()), (TxStatus::Refused, Some("bad_signature")));
+    assert_eq!(
+        (refused.status, refused.reason.map(TxCode::name)),
+        (TxStatus::Refused, Some("bad_signature"))
+    );
     assert_eq!(client.head().await.unwrap(), head);
     let _ = stop.send(());
     task.await.unwrap();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use machi_api::TxResultView;
+use machi_api::{TxCode, TxResultView};
 use machi_ledger::{AccountId, Action, Hash32, SigningKey};
 use serde_json::json;
 use sha2::Sha256;
@@ -227,7 +227,7 @@ async fn new_card_on_chain(
     let card = CardNumber::parse(pending.new_card.as_deref().unwrap_or_default())?;
     let answer = ctx.client.submit_settled(&pending.tx, &pending.tx_id, SETTLE_ATTEMPTS).await;
     let pending = match answer {
-        Ok(result) if result.reason.as_deref() == Some("ttl_expired") => {
+        Ok(result) if result.reason == Some(TxCode::TtlExpired) => {
             renew(ctx, operator, &pending, &card).await?
         }
         answer => return ctx.conclude(&pending, answer).map(|result| (card, result)),
