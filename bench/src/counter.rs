@@ -1,14 +1,17 @@
-//! `machi-bench counter`: shops' counters at work through the merchant API. Each worker
+//! `counter`: shops' counters at work through the merchant API. Each worker
 //! is a counter: it creates an invoice, a resident pays it (signed payment to the node,
 //! naming the invoice), and the counter waits for the merchant API's `invoice.paid`
 //! event. Measured per sale: invoice creation, payment commit, commit → paid event, and
 //! the whole sale; plus the public pay-code look-up.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use ed25519_dalek::SigningKey;
 use machi_api::TxStatus;
 use machi_client::{sign, Client};
 use machi_ledger::{Action, Yen};
@@ -17,24 +20,17 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::stats::{median, percentile};
-use crate::town::{setup, Town, TownSize};
-
-pub(crate) struct Plan {
-    pub(crate) shops: usize,
-    pub(crate) residents: usize,
-    pub(crate) counters: usize,
-    pub(crate) duration: Duration,
-}
+use crate::town::{read_key, setup, Town, TownSize};
 
 #[derive(Serialize)]
-pub(crate) struct Outcome {
-    pub(crate) sales: usize,
-    pub(crate) sales_per_s: f64,
-    pub(crate) invoice_ms: [f64; 2],
-    pub(crate) commit_ms: [f64; 2],
-    pub(crate) paid_event_ms: [f64; 2],
-    pub(crate) sale_ms: [f64; 2],
-    pub(crate) pay_code_lookup_ms: [f64; 2],
+struct Outcome {
+    sales: usize,
+    sales_per_s: f64,
+    invoice_ms: [f64; 2],
+    commit_ms: [f64; 2],
+    paid_event_ms: [f64; 2],
+    sale_ms: [f64; 2],
+    pay_code_lookup_ms: [f64; 2],
 }
 
 type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>;
@@ -152,29 +148,62 @@ async fn sell(
     })
 }
 
-pub(crate) async fn run(
-    node: &Client,
-    merchant_url: &str,
-    town_key: ed25519_dalek::SigningKey,
-    admin: &str,
-    plan: &Plan,
-) -> anyhow::Result<Outcome> {
+/// Flags of `counter`.
+#[derive(clap::Args)]
+pub(crate) struct CounterArgs {
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    node: String,
+    #[arg(long, default_value = "http://127.0.0.1:7071")]
+    merchant: String,
+    /// The town's key file (DIR/keys/town.key).
+    #[arg(long)]
+    town_key: PathBuf,
+    /// A town admin token of the merchant API (`machi-merchant admin-token`).
+    #[arg(long)]
+    admin_token: String,
+    #[arg(long, default_value_t = 8)]
+    shops: usize,
+    #[arg(long, default_value_t = 5_000)]
+    residents: usize,
+    /// Counters selling at once.
+    #[arg(long, default_value_t = 32)]
+    counters: usize,
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: CounterArgs) -> anyhow::Result<()> {
+    let limits = crate::limits::measure().await?;
+    let town_key = read_key(&args.town_key)?;
+    let outcome = sales(&args, town_key).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json!({ "limits": limits, "counter": outcome }))?);
+    } else {
+        crate::limits::print(&limits);
+        print(&outcome);
+    }
+    Ok(())
+}
+
+/// Sets up the town and the shops, then lets the counters sell.
+async fn sales(args: &CounterArgs, town_key: SigningKey) -> anyhow::Result<Outcome> {
+    let node = Client::new(&args.node);
     let size = TownSize {
         operators: 1,
         shops: 0,
-        residents: plan.residents,
+        residents: args.residents,
         sets_each: 2,
-        total_sets: (plan.residents * 2) as u32,
+        total_sets: (args.residents * 2) as u32,
         cap: 2,
     };
-    let town = Arc::new(setup(node, town_key, &size).await?);
-    let merchant = Arc::new(Merchant {
-        url: merchant_url.trim_end_matches('/').to_string(),
-        http: reqwest::Client::new(),
-    });
-    let shops = Arc::new(merchant.shops(admin, plan.shops).await?);
+    let town = setup(&node, town_key, &size).await?;
+    let merchant =
+        Merchant { url: args.merchant.trim_end_matches('/').to_string(), http: reqwest::Client::new() };
+    let shops = merchant.shops(&args.admin_token, args.shops).await?;
     let waiting: Waiting = Arc::default();
-    for shop in shops.iter() {
+    for shop in &shops {
         // The service subscribes before it answers, so once the answer's head is here no
         // event can be missed.
         let url = format!("{}/v1/events", merchant.url);
@@ -182,51 +211,66 @@ pub(crate) async fn run(
         tokio::spawn(listen(response, waiting.clone()));
     }
     let lookups = lookups(&merchant, &shops[0].1).await?;
-    let deadline = Instant::now() + plan.duration;
-    let next_resident = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counters = Arc::new(Counters { merchant, node, town, shops, waiting, next: AtomicUsize::new(0) });
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for counter in 0..plan.counters {
-        let (merchant, node, town, shops, waiting, next) = (
-            merchant.clone(),
-            node.clone(),
-            town.clone(),
-            shops.clone(),
-            waiting.clone(),
-            next_resident.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut sales = Vec::new();
-            while Instant::now() < deadline {
-                // Large shops take common value only: each resident pays once, well within it.
-                let resident = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if resident >= town.residents.len() {
-                    break;
+    let sales = counters.sell_until(args.counters, started + Duration::from_secs(args.duration)).await?;
+    Ok(outcome(&sales, started.elapsed().as_secs_f64(), lookups))
+}
+
+/// What every counter shares: where it sells, whose payments it waits for, and the next
+/// resident to come to a counter.
+struct Counters {
+    merchant: Merchant,
+    node: Client,
+    town: Town,
+    shops: Vec<(String, String)>,
+    waiting: Waiting,
+    next: AtomicUsize,
+}
+
+impl Counters {
+    /// `counters` counters sell, each at its shop, until the deadline or until every
+    /// resident has paid once; the sales of all of them.
+    async fn sell_until(self: Arc<Self>, counters: usize, deadline: Instant) -> anyhow::Result<Vec<Sale>> {
+        let mut workers = Vec::new();
+        for counter in 0..counters {
+            let at = self.clone();
+            workers.push(tokio::spawn(async move {
+                let mut sales = Vec::new();
+                while Instant::now() < deadline {
+                    // Large shops take common value only: each resident pays once, well within it.
+                    let resident = at.next.fetch_add(1, Ordering::Relaxed);
+                    if resident >= at.town.residents.len() {
+                        break;
+                    }
+                    let shop = &at.shops[counter % at.shops.len()];
+                    sales.push(sell(&at.merchant, &at.node, &at.town, shop, resident, &at.waiting).await?);
                 }
-                let shop = &shops[counter % shops.len()];
-                sales.push(sell(&merchant, &node, &town, shop, resident, &waiting).await?);
-            }
-            anyhow::Ok(sales)
-        }));
+                anyhow::Ok(sales)
+            }));
+        }
+        let mut sales = Vec::new();
+        for worker in workers {
+            sales.extend(worker.await??);
+        }
+        Ok(sales)
     }
-    let mut sales = Vec::new();
-    for worker in workers {
-        sales.extend(worker.await??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+}
+
+fn outcome(sales: &[Sale], elapsed_s: f64, lookups: [f64; 2]) -> Outcome {
     let figures = |pick: fn(&Sale) -> Duration| {
         let mut ms: Vec<f64> = sales.iter().map(|s| pick(s).as_secs_f64() * 1e3).collect();
         [median(&mut ms), percentile(&mut ms, 99.0)]
     };
-    Ok(Outcome {
+    Outcome {
         sales: sales.len(),
-        sales_per_s: sales.len() as f64 / elapsed,
+        sales_per_s: sales.len() as f64 / elapsed_s,
         invoice_ms: figures(|s| s.invoice),
         commit_ms: figures(|s| s.commit),
         paid_event_ms: figures(|s| s.paid_event),
         sale_ms: figures(|s| s.whole),
         pay_code_lookup_ms: lookups,
-    })
+    }
 }
 
 /// Median and p99 of 10 pay-code look-ups (within the per-client burst of 20; a second
@@ -251,7 +295,7 @@ async fn lookups(merchant: &Merchant, token: &str) -> anyhow::Result<[f64; 2]> {
     Ok([median(&mut ms), percentile(&mut ms, 99.0)])
 }
 
-pub(crate) fn print(o: &Outcome) {
+fn print(o: &Outcome) {
     println!("counter sales through the merchant API: {} sales, {:.0} sales/s", o.sales, o.sales_per_s);
     println!("  {:<34} {:>9} {:>9}", "", "p50 ms", "p99 ms");
     for (what, f) in [

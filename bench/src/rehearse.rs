@@ -2,31 +2,72 @@
 //! paying shops, refunds, cash-outs, the settlement and expiry, ending with the audit
 //! summary. Counter staff can run it against a practice node before the real day.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
 use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::{Action, Hash32, TxId, Yen};
+use machi_ledger::{Action, Hash32, SignedTx, TxId, Yen};
 use sha2::{Digest, Sha256};
 
-use crate::town::{id, sign_all, submit_all, TownSize};
+use crate::town::{id, read_key, sign_all, submit_all, Town, TownSize};
 
-pub(crate) struct Plan {
-    pub(crate) residents: usize,
-    pub(crate) shops: usize,
-    pub(crate) operators: usize,
-    pub(crate) payments_per_resident: usize,
-    /// How long value may be spent after the sale, in seconds (expiry waits for it).
-    pub(crate) spend_seconds: u64,
+/// Flags of `rehearse`.
+#[derive(clap::Args)]
+pub(crate) struct RehearseArgs {
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    node: String,
+    #[arg(long)]
+    town_key: PathBuf,
+    #[arg(long, default_value_t = 2_000)]
+    residents: usize,
+    #[arg(long, default_value_t = 20)]
+    shops: usize,
+    #[arg(long, default_value_t = 5)]
+    counters: usize,
+    #[arg(long, default_value_t = 5)]
+    payments_per_resident: usize,
+    /// Seconds residents may spend before the issue expires.
+    #[arg(long, default_value_t = 20)]
+    spend_seconds: u64,
+}
+
+/// Of the payments, one in this many is partly refunded.
+const REFUND_EVERY: usize = 20;
+
+pub(crate) async fn run(args: RehearseArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let client = Client::new(&args.node);
+    let town_key = read_key(&args.town_key)?;
+    println!("rehearsal: {} residents, {} shops, {} counters", args.residents, args.shops, args.counters);
+    let size = TownSize {
+        operators: args.counters,
+        shops: args.shops,
+        residents: args.residents,
+        sets_each: 0,
+        total_sets: (args.residents * 2) as u32,
+        cap: 2,
+    };
+    let t = Instant::now();
+    let town = crate::town::setup(&client, town_key.clone(), &size).await?;
+    phase("town set up: counters, shops, residents", t);
+    let day = Day::open(client, town, town_key, args.spend_seconds).await?;
+    day.sale().await?;
+    let payments = day.shopping(args.residents * args.payments_per_resident).await?;
+    day.refunds(&payments).await?;
+    let cash_outs = day.cash_outs().await?;
+    day.settlement(cash_outs).await?;
+    day.expiry().await?;
+    day.summary(started).await
 }
 
 fn phase(name: &str, started: Instant) {
     println!("  ✔ {name:<46} {:>7.2} s", started.elapsed().as_secs_f64());
 }
 
-async fn all_applied(client: &Client, txs: &[machi_ledger::SignedTx]) -> anyhow::Result<Vec<TxId>> {
+async fn all_applied(client: &Client, txs: &[SignedTx]) -> anyhow::Result<Vec<TxId>> {
     let mut ids = Vec::with_capacity(txs.len());
     for chunk in txs.chunks(machi_api::SUBMIT_TXS_MAX) {
         for r in client.submit_batch(chunk).await? {
@@ -39,145 +80,174 @@ async fn all_applied(client: &Client, txs: &[machi_ledger::SignedTx]) -> anyhow:
     Ok(ids)
 }
 
-pub(crate) async fn run(client: &Client, town_key: SigningKey, plan: &Plan) -> anyhow::Result<()> {
-    let day = Instant::now();
-    println!("rehearsal: {} residents, {} shops, {} counters", plan.residents, plan.shops, plan.operators);
-    let size = TownSize {
-        operators: plan.operators,
-        shops: plan.shops,
-        residents: plan.residents,
-        sets_each: 0,
-        total_sets: (plan.residents * 2) as u32,
-        cap: 2,
-    };
-    let mut t = Instant::now();
-    let mut town = crate::town::setup(client, town_key.clone(), &size).await?;
-    phase("town set up: counters, shops, residents", t);
+/// The day being rehearsed: the town and the issue used for it.
+struct Day {
+    client: Client,
+    town: Town,
+    town_key: SigningKey,
+    issue: u32,
+    spend_until_ms: u64,
+}
 
-    // The issue used for the day: on sale now, spendable for `spend_seconds`.
-    t = Instant::now();
-    let now = machi_client::now_ms();
-    let spend_until_ms = now + plan.spend_seconds * 1_000;
-    let mut params = client.issue(town.issue).await?.params;
-    params.id += 1;
-    params.name = format!("リハーサル 第{}回", params.id);
-    params.sale_start_ms = now - 1_000;
-    params.sale_end_ms = spend_until_ms - 1;
-    params.spend_until_ms = spend_until_ms;
-    params.cash_out_deadline_ms = spend_until_ms + 3_600_000;
-    let issue = params.id;
-    all_applied(client, &[sign(&town.chain_id, &town_key, Action::CreateIssue { issue: params })]).await?;
-    town.issue = issue;
-    let sales = town
-        .residents
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let sets = 1 + (i % 2) as u32;
-            let action = Action::SellSets {
-                issue,
-                resident: id(r),
-                sets,
-                cash_received: Yen(10_000 * u64::from(sets)),
-            };
-            (town.operators[i % town.operators.len()].clone(), action)
-        })
-        .collect();
-    let sales = sign_all(&town.chain_id, sales);
-    let mut tasks = tokio::task::JoinSet::new();
-    for tx in sales {
-        let client = client.clone();
-        tasks.spawn(async move { client.submit(&tx).await });
+impl Day {
+    /// Creates the issue used for the day: on sale now, spendable for `spend_seconds`.
+    async fn open(
+        client: Client,
+        mut town: Town,
+        town_key: SigningKey,
+        spend_seconds: u64,
+    ) -> anyhow::Result<Day> {
+        let now = machi_client::now_ms();
+        let spend_until_ms = now + spend_seconds * 1_000;
+        let mut params = client.issue(town.issue).await?.params;
+        params.id += 1;
+        params.name = format!("リハーサル 第{}回", params.id);
+        params.sale_start_ms = now - 1_000;
+        params.sale_end_ms = spend_until_ms - 1;
+        params.spend_until_ms = spend_until_ms;
+        params.cash_out_deadline_ms = spend_until_ms + 3_600_000;
+        let issue = params.id;
+        all_applied(&client, &[sign(&town.chain_id, &town_key, Action::CreateIssue { issue: params })])
+            .await?;
+        town.issue = issue;
+        Ok(Day { client, town, town_key, issue, spend_until_ms })
     }
-    while let Some(result) = tasks.join_next().await {
-        let result = result?.context("a sale was not answered")?;
-        if result.status != TxStatus::Applied {
-            bail!("a sale failed: {result:?}");
-        }
-    }
-    phase("sale: every resident bought at the counter", t);
 
-    t = Instant::now();
-    let payments = (0..plan.residents * plan.payments_per_resident)
-        .map(|i| {
-            let resident = town.residents[i % town.residents.len()].clone();
-            let shop = id(&town.shops[(i * 7 + i / town.residents.len()) % town.shops.len()]);
-            (resident, Action::Pay { shop, amount: Yen(500 + (i as u64 * 37) % 2_000), invoice: None })
-        })
-        .collect();
-    let payment_ids = all_applied(client, &sign_all(&town.chain_id, payments)).await?;
-    phase("shopping: residents paid shops", t);
-
-    t = Instant::now();
-    let refunds: Vec<_> = payment_ids
-        .iter()
-        .enumerate()
-        .step_by(20)
-        .map(|(i, payment)| {
-            let shop = town.shops[(i * 7 + i / town.residents.len()) % town.shops.len()].clone();
-            (shop, Action::Refund { payment: *payment, amount: Yen(100) })
-        })
-        .collect();
-    let refunds = sign_all(&town.chain_id, refunds);
-    submit_all(client, &refunds).await?;
-    phase("refunds: 1 in 20 payments partly refunded", t);
-
-    t = Instant::now();
-    let mut cash_outs = Vec::new();
-    for shop in &town.shops {
-        let held: u64 = client
-            .account(&id(shop))
-            .await?
-            .balances
+    /// Every resident buys one or two sets at a counter, each sale its own request.
+    async fn sale(&self) -> anyhow::Result<()> {
+        let t = Instant::now();
+        let town = &self.town;
+        let sales = town
+            .residents
             .iter()
-            .filter(|b| b.issue == issue)
-            .map(|b| b.amount.0)
-            .sum();
-        if held > 0 {
-            cash_outs.push((shop.clone(), Action::RequestCashOut { issue, amount: Yen(held) }));
+            .enumerate()
+            .map(|(i, r)| {
+                let sets = 1 + (i % 2) as u32;
+                let cash_received = Yen(10_000 * u64::from(sets));
+                let action = Action::SellSets { issue: self.issue, resident: id(r), sets, cash_received };
+                (town.operators[i % town.operators.len()].clone(), action)
+            })
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for tx in sign_all(&town.chain_id, sales) {
+            let client = self.client.clone();
+            tasks.spawn(async move { client.submit(&tx).await });
         }
+        while let Some(result) = tasks.join_next().await {
+            let result = result?.context("a sale was not answered")?;
+            if result.status != TxStatus::Applied {
+                bail!("a sale failed: {result:?}");
+            }
+        }
+        phase("sale: every resident bought at the counter", t);
+        Ok(())
     }
-    let cash_out_ids = all_applied(client, &sign_all(&town.chain_id, cash_outs)).await?;
-    phase("cash-out: every shop asked for its balance", t);
 
-    t = Instant::now();
-    // The rehearsal's transfer list stands in for the Zengin file the merchant API makes.
-    let list: String = cash_out_ids.iter().map(|c| format!("{c}\n")).collect();
-    let file_sha256 = Hash32(Sha256::digest(list.as_bytes()).into());
-    let date = machi_ledger::time::format_jst_date(machi_client::now_ms());
-    let settle = Action::SettleCashOuts { cash_outs: cash_out_ids, transfer_date: date, file_sha256 };
-    all_applied(client, &[sign(&town.chain_id, &town_key, settle)]).await?;
-    phase("settlement: the town paid every cash-out", t);
+    /// The shop that the `i`th payment goes to.
+    fn shop_of_payment(&self, i: usize) -> &SigningKey {
+        let town = &self.town;
+        &town.shops[(i * 7 + i / town.residents.len()) % town.shops.len()]
+    }
 
-    t = Instant::now();
-    let wait = spend_until_ms.saturating_sub(machi_client::now_ms()) + 50;
-    println!("    waiting {:.1} s for the spend-until time to pass...", wait as f64 / 1e3);
-    tokio::time::sleep(Duration::from_millis(wait)).await;
-    all_applied(client, &[sign(&town.chain_id, &town_key, Action::ExpireIssue { issue })]).await?;
-    phase("expiry: unspent resident value expired", t);
+    /// Residents pay shops `payments` times; the payments' ids.
+    async fn shopping(&self, payments: usize) -> anyhow::Result<Vec<TxId>> {
+        let t = Instant::now();
+        let town = &self.town;
+        let payments = (0..payments)
+            .map(|i| {
+                let resident = town.residents[i % town.residents.len()].clone();
+                let shop = id(self.shop_of_payment(i));
+                (resident, Action::Pay { shop, amount: Yen(500 + (i as u64 * 37) % 2_000), invoice: None })
+            })
+            .collect();
+        let payment_ids = all_applied(&self.client, &sign_all(&town.chain_id, payments)).await?;
+        phase("shopping: residents paid shops", t);
+        Ok(payment_ids)
+    }
 
-    let supply = client.supply().await?;
-    let s = supply.issues.iter().find(|i| i.issue == issue).context("the issue is in the supply report")?;
-    println!("\naudit summary for issue {} ({}), chain height {}:", s.issue, s.name, supply.height);
-    println!(
-        "  sets sold {} / cash received {} / face value issued {} / premium cost {}",
-        s.sets_sold, s.cash_received, s.issued_total, s.premium_cost
-    );
-    println!(
-        "  paid out {} + fees {} + expired {} + still held {}",
-        s.paid_out,
-        s.fees,
-        s.expired,
-        s.residents_common
+    async fn refunds(&self, payments: &[TxId]) -> anyhow::Result<()> {
+        let t = Instant::now();
+        let refunds: Vec<_> = payments
+            .iter()
+            .enumerate()
+            .step_by(REFUND_EVERY)
+            .map(|(i, payment)| {
+                let shop = self.shop_of_payment(i).clone();
+                (shop, Action::Refund { payment: *payment, amount: Yen(100) })
+            })
+            .collect();
+        submit_all(&self.client, &sign_all(&self.town.chain_id, refunds)).await?;
+        phase("refunds: 1 in 20 payments partly refunded", t);
+        Ok(())
+    }
+
+    /// Every shop asks to cash out what it holds of the day's issue; the cash-outs' ids.
+    async fn cash_outs(&self) -> anyhow::Result<Vec<TxId>> {
+        let t = Instant::now();
+        let mut cash_outs = Vec::new();
+        for shop in &self.town.shops {
+            let account = self.client.account(&id(shop)).await?;
+            let held: u64 =
+                account.balances.iter().filter(|b| b.issue == self.issue).map(|b| b.amount.0).sum();
+            if held > 0 {
+                cash_outs
+                    .push((shop.clone(), Action::RequestCashOut { issue: self.issue, amount: Yen(held) }));
+            }
+        }
+        let cash_out_ids = all_applied(&self.client, &sign_all(&self.town.chain_id, cash_outs)).await?;
+        phase("cash-out: every shop asked for its balance", t);
+        Ok(cash_out_ids)
+    }
+
+    async fn settlement(&self, cash_outs: Vec<TxId>) -> anyhow::Result<()> {
+        let t = Instant::now();
+        // The rehearsal's transfer list stands in for the Zengin file the merchant API makes.
+        let list: String = cash_outs.iter().map(|c| format!("{c}\n")).collect();
+        let file_sha256 = Hash32(Sha256::digest(list.as_bytes()).into());
+        let date = machi_ledger::time::format_jst_date(machi_client::now_ms());
+        let settle = Action::SettleCashOuts { cash_outs, transfer_date: date, file_sha256 };
+        all_applied(&self.client, &[sign(&self.town.chain_id, &self.town_key, settle)]).await?;
+        phase("settlement: the town paid every cash-out", t);
+        Ok(())
+    }
+
+    /// Waits for the spend-until time to pass, then expires the unspent value.
+    async fn expiry(&self) -> anyhow::Result<()> {
+        let t = Instant::now();
+        let wait = self.spend_until_ms.saturating_sub(machi_client::now_ms()) + 50;
+        println!("    waiting {:.1} s for the spend-until time to pass...", wait as f64 / 1e3);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let expire = Action::ExpireIssue { issue: self.issue };
+        all_applied(&self.client, &[sign(&self.town.chain_id, &self.town_key, expire)]).await?;
+        phase("expiry: unspent resident value expired", t);
+        Ok(())
+    }
+
+    /// The audit summary of the day's issue; an error if the supply invariant broke.
+    async fn summary(&self, started: Instant) -> anyhow::Result<()> {
+        let supply = self.client.supply().await?;
+        let s = supply
+            .issues
+            .iter()
+            .find(|i| i.issue == self.issue)
+            .context("the issue is in the supply report")?;
+        println!("\naudit summary for issue {} ({}), chain height {}:", s.issue, s.name, supply.height);
+        println!(
+            "  sets sold {} / cash received {} / face value issued {} / premium cost {}",
+            s.sets_sold, s.cash_received, s.issued_total, s.premium_cost
+        );
+        let held = s
+            .residents_common
             .plus(s.residents_local)
             .plus(s.shops_common)
             .plus(s.shops_local)
-            .plus(s.pending_cash_out)
-    );
-    println!("  supply invariant: {}", if s.invariant_holds { "holds" } else { "BROKEN" });
-    println!("whole day rehearsed in {:.1} s", day.elapsed().as_secs_f64());
-    if !s.invariant_holds {
-        bail!("the supply invariant does not hold");
+            .plus(s.pending_cash_out);
+        println!("  paid out {} + fees {} + expired {} + still held {}", s.paid_out, s.fees, s.expired, held);
+        println!("  supply invariant: {}", if s.invariant_holds { "holds" } else { "BROKEN" });
+        println!("whole day rehearsed in {:.1} s", started.elapsed().as_secs_f64());
+        if !s.invariant_holds {
+            bail!("the supply invariant does not hold");
+        }
+        Ok(())
     }
-    Ok(())
 }

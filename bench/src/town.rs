@@ -1,5 +1,5 @@
-//! Sets up a town on a running node with the town's key: an operator, shops, an issue on
-//! sale, and residents who have bought sets.
+//! Sets up a town on a running node with the town's key (read from its key file):
+//! operators, shops, an issue on sale, and residents who have bought sets.
 
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
@@ -15,6 +15,15 @@ pub(crate) struct Town {
     pub(crate) shops: Vec<SigningKey>,
     pub(crate) residents: Vec<SigningKey>,
     pub(crate) issue: u32,
+}
+
+/// Reads a key file: the 32-byte seed as 64 hex digits.
+pub(crate) fn read_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed)
+        .with_context(|| format!("{} does not hold 64 hex digits", path.display()))?;
+    Ok(SigningKey::from_bytes(&seed))
 }
 
 pub(crate) fn id(key: &SigningKey) -> AccountId {
