@@ -4,7 +4,8 @@
 //! did.
 //!
 //! Layout by resource: `tx` (submit, results, a committed transaction), `code`
-//! (`TxCode`, every code a transaction's result can carry, typed), `account`,
+//! (`TxCode`, every code a transaction's result can carry, typed), `explain` (every
+//! code in plain Japanese and English, the one source of those words), `account`,
 //! `issue` (issues and the supply report), `chain` (head, health, blocks as exported,
 //! events), `pay` (the merchant API's pay code), `error` (the error body of every
 //! service). Amounts are integer yen; hashes and keys are lowercase hex.
@@ -13,6 +14,7 @@ mod account;
 mod chain;
 mod code;
 mod error;
+mod explain;
 mod issue;
 mod pay;
 mod tx;
@@ -21,6 +23,7 @@ pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
 pub use chain::{BlockTxView, BlockView, ClockView, HeadView, HealthView, TxEvent};
 pub use code::TxCode;
 pub use error::{ErrorBody, ErrorDetail};
+pub use explain::{explain, Lang};
 pub use issue::{IssueSupplyView, IssueView, SupplyReport};
 pub use pay::PayCodeView;
 pub use tx::{SubmitRequest, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};

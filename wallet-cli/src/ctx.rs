@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::keystore::{CardNumber, Keystore, KeystoreError, Wallet};
 use crate::pending::{Pending, PendingStore};
-use crate::text::{reason, t};
+use crate::text::{explain, t};
 use crate::Lang;
 
 pub(crate) const EXIT_USER: i32 = 2;
@@ -169,13 +169,15 @@ impl Ctx {
 
     /// A ledger's refusal or rejection in plain words.
     pub(crate) fn not_done(&self, result: &TxResultView) -> Failure {
-        let code = result.reason.map(|code| code.name()).unwrap_or_default();
-        let fallback = result.message.clone().unwrap_or_else(|| code.to_string());
+        let message = match result.reason {
+            Some(code) => format!("{} ({code})", explain(self.lang, code)),
+            None => result.message.clone().unwrap_or_default(),
+        };
         let status = if result.status == TxStatus::Rejected { "rejected" } else { "refused" };
         Failure {
             code: EXIT_REFUSED,
             kind: "rejected",
-            message: format!("{} ({code})", reason(self.lang, code, &fallback)),
+            message,
             details: json!({ "status": status, "tx_id": result.tx_id }),
         }
     }

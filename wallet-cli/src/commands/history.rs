@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::unlock;
 use crate::ctx::{Ctx, Failure};
+use crate::text::explain;
 
 /// Most history rows shown.
 const HISTORY_ROWS_MAX: u64 = 1_000;
@@ -26,8 +27,10 @@ pub(crate) async fn run(ctx: &Ctx, args: HistoryArgs) -> Result<(), Failure> {
     let text = entries
         .iter()
         .map(|h| {
+            // A rejected transaction says why, in words.
+            let why = h.reason.map(|code| format!("\n    {}", explain(ctx.lang, code))).unwrap_or_default();
             format!(
-                "{}  {:<18} {:?}  {}",
+                "{}  {:<18} {:?}  {}{why}",
                 machi_ledger::time::format_jst(h.timestamp_ms),
                 h.kind,
                 h.status,

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use machi_api::{Lang, TxCode};
 use machi_ledger::{AccountId, Action, ShopClass};
 use serde_json::Value;
 
@@ -145,7 +146,7 @@ async fn residents_operators_and_the_town_through_the_binary() {
         ("--fee", "150%", "between 0% and 100%"),
         ("--fee", "0.001%", "finer than 0.01%"),
         ("--price", huge, "too large"),
-        ("--price", "7922816251426433759354395033500", "not a number"),
+        ("--price", "7922816251426433759354395033500", "too large"),
         ("--common", "18446744073709551616", "too large"),
     ] {
         let args = [
@@ -232,7 +233,9 @@ async fn residents_operators_and_the_town_through_the_binary() {
     )
     .await;
     assert_eq!(over_cap.code, 3, "{}", over_cap.json);
-    assert!(over_cap.json["error"]["message"].as_str().unwrap().contains("over_cap"));
+    let message = over_cap.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("over_cap"));
+    assert!(message.contains(machi_api::explain(TxCode::OverCap, Lang::En)), "explained in words: {message}");
 
     // A shop, registered with the town's key (shops normally come through the merchant API).
     let shop = machi_node::generate_key();
