@@ -2,12 +2,14 @@
 
 use machi_ledger::{AccountId, IssueId, Kind, TxBody, TxId, Yen};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::code::TxCode;
 use crate::tx::TxStatus;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BalanceView {
+    #[schema(inline)]
     pub issue: IssueId,
     pub kind: Kind,
     pub amount: Yen,
@@ -17,13 +19,14 @@ pub struct BalanceView {
     pub expired: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SetsBoughtView {
+    #[schema(inline)]
     pub issue: IssueId,
     pub sets: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     pub tx_id: TxId,
     pub height: u64,
@@ -36,7 +39,7 @@ pub struct HistoryEntry {
     pub body: Option<TxBody>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccountView {
     pub id: AccountId,
     pub role: String,

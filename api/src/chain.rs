@@ -3,11 +3,12 @@
 
 use machi_ledger::{AccountId, Block, BlockHeader, Hash32, Outcome, SignedTx, TxBody, TxId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::code::TxCode;
 use crate::tx::TxStatus;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HeadView {
     pub chain_id: String,
     pub height: u64,
@@ -17,7 +18,7 @@ pub struct HeadView {
 }
 
 /// `GET /v1/health`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthView {
     /// `ok`, or `clock_ahead` while block times are held back from a system clock that
     /// ran ahead, or `head_ahead_of_clock` while the chain's time is later than the clock.
@@ -28,7 +29,7 @@ pub struct HealthView {
 }
 
 /// The state of the node's block clock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ClockView {
     /// How far the system clock is ahead of block times (block times are held back).
     pub ahead_ms: u64,
@@ -37,7 +38,7 @@ pub struct ClockView {
 }
 
 /// A committed transaction, as the event stream tells it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TxEvent {
     pub tx_id: TxId,
     pub height: u64,
@@ -51,7 +52,7 @@ pub struct TxEvent {
 }
 
 /// One transaction in a block, as exported (docs/FORMAT.md).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlockTxView {
     pub id: TxId,
     pub signer: AccountId,
@@ -64,7 +65,7 @@ pub struct BlockTxView {
 }
 
 /// One block, as exported: one JSON line per block (docs/FORMAT.md).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BlockView {
     pub chain_id: String,
     pub height: u64,

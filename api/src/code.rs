@@ -186,6 +186,22 @@ impl From<TxError> for TxCode {
     }
 }
 
+/// In the OpenAPI document: a string, one of the names.
+impl utoipa::PartialSchema for TxCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(TxCode::ALL.iter().map(|code| code.name())))
+            .description(Some(
+                "Why a transaction was not applied: a rule of the ledger (rejected, recorded on chain), a \
+                 refusal (nothing written), a body or signature that does not hold, or the node's own reason.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TxCode {}
+
 impl fmt::Display for TxCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

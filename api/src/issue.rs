@@ -3,8 +3,9 @@
 
 use machi_ledger::{Hash32, IssueId, IssueParams, Supply, Yen};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IssueView {
     pub params: IssueParams,
     pub sets_sold: u32,
@@ -16,8 +17,9 @@ pub struct IssueView {
 }
 
 /// One issue's figures in the supply report (docs/AUDIT.md defines each).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IssueSupplyView {
+    #[schema(inline)]
     pub issue: IssueId,
     pub name: String,
     pub total_sets: u32,
@@ -65,7 +67,7 @@ impl IssueSupplyView {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SupplyReport {
     pub chain_id: String,
     pub height: u64,

@@ -26,4 +26,4 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use explain::{explain, Lang};
 pub use issue::{IssueSupplyView, IssueView, SupplyReport};
 pub use pay::PayCodeView;
-pub use tx::{SubmitRequest, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};
+pub use tx::{SubmitRequest, SubmitResponse, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};

@@ -4,8 +4,10 @@
 
 use machi_ledger::{AccountId, ShopClass, Yen};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An open invoice as a wallet sees it before paying: which shop, how much, until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayCodeView {
     pub pay_code: String,

@@ -3,6 +3,7 @@
 
 use machi_ledger::{AccountId, Hash32, Outcome, Reason, Refusal, SignedTx, TxBody, TxId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::code::TxCode;
 use crate::error::ErrorDetail;
@@ -10,7 +11,7 @@ use crate::error::ErrorDetail;
 /// Most transactions one `POST /v1/transactions` may carry.
 pub const SUBMIT_TXS_MAX: usize = 1_024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     /// In a durable block, applied.
@@ -22,7 +23,7 @@ pub enum TxStatus {
 }
 
 /// The result for one submitted transaction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TxResultView {
     pub tx_id: TxId,
     pub status: TxStatus,
@@ -93,23 +94,32 @@ impl TxResultView {
 }
 
 /// `POST /v1/transactions` takes one signed transaction or an array of them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum SubmitRequest {
     One(SignedTx),
     Many(Vec<SignedTx>),
 }
 
+/// What `POST /v1/transactions` answers when every result is known: the result of the
+/// one transaction sent (applied), or one result per transaction of a batch, in order.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SubmitResponse {
+    One(TxResultView),
+    Many(Vec<TxResultView>),
+}
+
 /// The answer to one submitted transaction that was not applied: the error (its code is
 /// the result's `reason`) and the result itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TxErrorBody {
     pub error: ErrorDetail,
     pub result: TxResultView,
 }
 
 /// `GET /v1/transactions/{id}`: a committed transaction, its result and where it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TxView {
     #[serde(flatten)]
     pub result: TxResultView,

@@ -70,6 +70,21 @@ macro_rules! bytes32 {
                 }
             }
         }
+
+        /// In JSON (and so in OpenAPI) a string of 64 lowercase hex digits.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some("^[0-9a-f]{64}$"))
+                    .description(Some(concat!(stringify!($name), ": 32 bytes as 64 lowercase hex digits")))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
     };
 }
 

@@ -7,10 +7,12 @@ use crate::yen::{RateBp, Yen};
 /// Longest name of an issue, a shop or an operator, in characters.
 pub const NAME_CHARS_MAX: usize = 100;
 
+/// An issue's number (a `u32`; in OpenAPI the fields of this type are inlined as integers).
 pub type IssueId = u32;
 
 /// Which shops may take a lot of value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// 共通: any shop.
@@ -22,7 +24,9 @@ pub enum Kind {
 /// What the town fixes when it creates an issue. Times are milliseconds since the Unix
 /// epoch; "valid until 2027-01-31" is the end of that day in JST.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueParams {
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub id: IssueId,
     pub name: String,
     /// What a resident pays for one set (¥10,000).
@@ -82,6 +86,7 @@ impl IssueParams {
 /// exactly one of these buckets. `issued` is the credit side of the town's issuance
 /// account; the others are debits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Supply {
     pub sets_sold: u32,
     pub cash_received: Yen,

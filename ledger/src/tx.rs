@@ -18,6 +18,7 @@ pub const INVOICE_CHARS_MAX: usize = 64;
 pub const SETTLE_REQUESTS_MAX: usize = 1_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShopClass {
     /// Chains and supermarkets: common value only.
@@ -30,6 +31,7 @@ pub enum ShopClass {
 /// stay offline: a service holding a delegated key can do this one thing and nothing else
 /// (no issues, no expiry, no freezing, no operators).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Delegation {
     /// Registers shops (the merchant API, which keeps their bank accounts).
@@ -41,6 +43,7 @@ pub enum Delegation {
 /// What a signed transaction asks the ledger to do. The variant order is part of the
 /// encoding (postcard writes the index): append new kinds at the end, never reorder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Genesis only: names the town and the block producer. Signed by the town.
@@ -67,6 +70,7 @@ pub enum Action {
         issue: IssueParams,
     },
     SellSets {
+        #[cfg_attr(feature = "openapi", schema(inline))]
         issue: IssueId,
         resident: AccountId,
         sets: u32,
@@ -82,6 +86,7 @@ pub enum Action {
         amount: Yen,
     },
     RequestCashOut {
+        #[cfg_attr(feature = "openapi", schema(inline))]
         issue: IssueId,
         amount: Yen,
     },
@@ -91,6 +96,7 @@ pub enum Action {
         file_sha256: Hash32,
     },
     ExpireIssue {
+        #[cfg_attr(feature = "openapi", schema(inline))]
         issue: IssueId,
     },
     ReplaceKey {
@@ -157,6 +163,7 @@ impl Action {
 /// transaction meant for another chain is named as such instead of failing as a bad
 /// signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxBody {
     pub chain_id: String,
     pub created_ms: u64,
@@ -200,12 +207,17 @@ pub enum TxError {
 
 /// A transaction as it travels and is stored: who signed, what bytes, the signature.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedTx {
     pub signer: AccountId,
+    /// The Ed25519 signature of the transaction id: 128 hex digits in JSON.
     #[serde(with = "sig_serde")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-f]{128}$"))]
     pub signature: [u8; 64],
+    /// The body's canonical encoding (docs/FORMAT.md), in hex.
     #[serde(rename = "body_hex", with = "hex_vec")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^([0-9a-f]{2})*$"))]
     pub body: Vec<u8>,
 }
 

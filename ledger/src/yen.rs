@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// An amount of money in whole yen. Never a float; every sum is checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Yen(pub u64);
 
@@ -130,6 +131,7 @@ fn fold_full_width(c: char) -> char {
 /// A rate in basis points (1 bp = 0.01%), as stored on chain: fixed width, exact.
 /// Arithmetic with it goes through `rust_decimal`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct RateBp(pub u32);
 

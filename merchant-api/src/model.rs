@@ -77,7 +77,6 @@ pub struct RegisterShopRequest {
     pub name: String,
     /// The name in katakana.
     pub kana_name: String,
-    #[schema(value_type = String, example = "local")]
     pub class: ShopClass,
     pub bank: BankAccountInput,
 }
@@ -100,11 +99,9 @@ pub struct ShopRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ShopView {
     /// The shop's account on chain (64 hex digits); also its id here.
-    #[schema(value_type = String)]
     pub id: AccountId,
     pub name: String,
     pub kana_name: String,
-    #[schema(value_type = String)]
     pub class: ShopClass,
     pub bank: BankAccount,
     pub created_ms: u64,
@@ -136,9 +133,7 @@ pub struct CreateTokenRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenRecord {
     pub id: String,
-    #[schema(value_type = String)]
     pub hash: Hash32,
-    #[schema(value_type = String)]
     pub shop: AccountId,
     pub scope: Scope,
     pub label: String,
@@ -151,7 +146,6 @@ pub struct TokenCreated {
     pub id: String,
     /// The bearer token. Shown once; only its hash is kept.
     pub token: String,
-    #[schema(value_type = String)]
     pub shop: AccountId,
     pub scope: Scope,
     pub label: String,
@@ -161,7 +155,6 @@ pub struct TokenCreated {
 #[serde(deny_unknown_fields)]
 pub struct CreateInvoiceRequest {
     /// Whole yen, at least 1.
-    #[schema(value_type = u64)]
     pub amount: Yen,
     #[serde(default)]
     pub memo: String,
@@ -194,9 +187,7 @@ impl InvoiceStatus {
 /// The committed payment that paid an invoice, as read from the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentInfo {
-    #[schema(value_type = String)]
     pub tx_id: TxId,
-    #[schema(value_type = String)]
     pub resident: AccountId,
     pub height: u64,
     pub timestamp_ms: u64,
@@ -204,9 +195,7 @@ pub struct PaymentInfo {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RefundInfo {
-    #[schema(value_type = String)]
     pub tx_id: TxId,
-    #[schema(value_type = u64)]
     pub amount: Yen,
     pub height: u64,
     pub timestamp_ms: u64,
@@ -215,9 +204,7 @@ pub struct RefundInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Invoice {
     pub id: String,
-    #[schema(value_type = String)]
     pub shop: AccountId,
-    #[schema(value_type = u64)]
     pub amount: Yen,
     pub memo: String,
     pub status: InvoiceStatus,
@@ -228,7 +215,6 @@ pub struct Invoice {
     pub created_ms: u64,
     pub expires_ms: u64,
     pub payment: Option<PaymentInfo>,
-    #[schema(value_type = u64)]
     pub refunded: Yen,
     pub refunds: Vec<RefundInfo>,
 }
@@ -237,7 +223,6 @@ pub struct Invoice {
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// Whole yen; at most what the payment took less earlier refunds.
-    #[schema(value_type = u64)]
     pub amount: Yen,
 }
 
@@ -247,7 +232,6 @@ pub struct CashOutRequest {
     /// The issue whose value is cashed out.
     pub issue: u32,
     /// Whole yen; without it, the shop's whole balance of that issue.
-    #[schema(value_type = Option<u64>)]
     pub amount: Option<Yen>,
 }
 
@@ -261,17 +245,12 @@ pub enum CashOutStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CashOut {
     /// The request's transaction id.
-    #[schema(value_type = String)]
     pub id: TxId,
-    #[schema(value_type = String)]
     pub shop: AccountId,
     pub issue: u32,
-    #[schema(value_type = u64)]
     pub amount: Yen,
-    #[schema(value_type = u64)]
     pub fee: Yen,
     /// What the bank transfer pays: amount less fee.
-    #[schema(value_type = u64)]
     pub net: Yen,
     pub status: CashOutStatus,
     pub requested_ms: u64,
@@ -283,13 +262,9 @@ pub struct CashOut {
 pub struct BalanceLine {
     pub issue: u32,
     pub issue_name: String,
-    #[schema(value_type = u64)]
     pub common: Yen,
-    #[schema(value_type = u64)]
     pub local: Yen,
-    #[schema(value_type = u64)]
     pub total: Yen,
-    #[schema(value_type = u64)]
     pub pending_cash_out: Yen,
     pub cash_out_deadline_ms: u64,
     pub cash_out_deadline_jst: String,
@@ -297,9 +272,7 @@ pub struct BalanceLine {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Balance {
-    #[schema(value_type = String)]
     pub shop: AccountId,
-    #[schema(value_type = u64)]
     pub total: Yen,
     pub issues: Vec<BalanceLine>,
 }
@@ -328,26 +301,20 @@ pub enum SettlementStatus {
 pub struct Settlement {
     pub id: String,
     pub transfer_date: String,
-    #[schema(value_type = Vec<String>)]
     pub cash_outs: Vec<TxId>,
     /// Data records in the file: one per shop.
     pub transfers: u32,
-    #[schema(value_type = u64)]
     pub total: Yen,
-    #[schema(value_type = String)]
     pub file_sha256: Hash32,
     /// The transaction that records it (the last one signed for it).
-    #[schema(value_type = String)]
     pub tx_id: TxId,
     /// Transactions signed earlier for this same file whose time-to-live ran out before
     /// they reached the chain; none of them ever can.
     #[serde(default)]
-    #[schema(value_type = Vec<String>)]
     pub expired_tx_ids: Vec<TxId>,
     pub status: SettlementStatus,
     /// Why the chain rejected it.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub reason: Option<TxCode>,
     pub created_ms: u64,
     pub height: Option<u64>,
@@ -398,7 +365,6 @@ pub struct ShopEvent {
     pub seq: u64,
     /// `invoice.paid`, `refund.done` or `cash_out.paid`.
     pub kind: String,
-    #[schema(value_type = String)]
     pub shop: AccountId,
     pub invoice: Option<Invoice>,
     pub cash_out: Option<CashOut>,

@@ -19,6 +19,8 @@ mod serve;
 mod storage;
 mod verify;
 
+/// Every path the HTTP API serves.
+pub use api::paths as api_paths;
 /// The HTTP error shape and JSON extractor, shared with the merchant API so both answer alike.
 pub use api::{ApiError, JsonBody, BODY_BYTES_MAX};
 pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport};
@@ -28,3 +30,8 @@ pub use keys::{generate as generate_key, read_key, write_key};
 pub use node::{init, init_log, shutdown_signal, Node, ReopenLog, Shared};
 pub use serve::{serve, ServeLimits, CONNECTIONS_MAX, HEADER_READ_TIMEOUT, REQUEST_TIMEOUT};
 pub use storage::{BlockLog, DiskFile, LogFile, LogFormat, MemFile};
+
+/// The HTTP API's OpenAPI document (served at `GET /openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <api::ApiDoc as utoipa::OpenApi>::openapi()
+}

@@ -72,6 +72,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Print the HTTP API's OpenAPI document (also served at GET /openapi.json).
+    Openapi,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -123,6 +125,10 @@ fn main() -> anyhow::Result<()> {
         Command::Verify { file, expect_head, format } => {
             let expect = expect_head.map(|s| parse_head(&s)).transpose()?;
             report(machi_node::verify_export(&file, expect), format)
+        }
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&machi_node::openapi())?);
+            Ok(())
         }
     }
 }

@@ -28,7 +28,7 @@ pub(super) fn router() -> Router<AppState> {
 /// IPv6 /64, taken from `X-Forwarded-For` only behind a `--trusted-proxy`.
 #[utoipa::path(get, path = "/v1/pay/{code}", tag = "public",
     params(("code" = String, Path, description = "the invoice's 8-digit pay code")),
-    responses((status = 200, body = inline(PayCodeDoc)), (status = 404, description = "unknown_pay_code"),
+    responses((status = 200, body = PayCodeView), (status = 404, description = "unknown_pay_code"),
         (status = 429, description = "rate_limited")))]
 pub(super) async fn pay_code(
     State(m): State<AppState>,
@@ -53,23 +53,6 @@ pub(super) async fn pay_code(
         Ok(view) => Json::<PayCodeView>(view).into_response(),
         Err(error) => error.into_response(),
     }
-}
-
-/// The shape of `PayCodeView` for the document (it lives in machi-ledger, beside the
-/// node's types, so wallet and merchant API share it).
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub(super) struct PayCodeDoc {
-    pay_code: String,
-    invoice_id: String,
-    /// The shop's account id: the payment goes to it.
-    shop: String,
-    shop_name: String,
-    /// large or local
-    shop_class: String,
-    amount: u64,
-    expires_ms: u64,
-    expires_jst: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -171,6 +171,16 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
+    // Its schemas are the real types: the pay code's answer is machi-api's PayCodeView,
+    // ids are hex strings and amounts whole yen wherever they appear.
+    let pay =
+        &doc["paths"]["/v1/pay/{code}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(pay["$ref"], "#/components/schemas/PayCodeView", "{pay}");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["PayCodeView"]["properties"]["shop"]["$ref"], "#/components/schemas/AccountId");
+    assert_eq!(schemas["Invoice"]["properties"]["amount"]["$ref"], "#/components/schemas/Yen");
+    assert_eq!(schemas["AccountId"]["pattern"], "^[0-9a-f]{64}$");
+    assert_eq!(schemas["ShopClass"]["enum"], json!(["large", "local"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,9 @@
 //! `GET /v1/accounts/{id}`: role, balances by issue and kind, purchases, history.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use machi_api::{AccountView, BalanceView, HistoryEntry, SetsBoughtView, TxCode, TxStatus};
+use axum::routing::{get, MethodRouter};
+use axum::Json;
+use machi_api::{AccountView, BalanceView, ErrorBody, HistoryEntry, SetsBoughtView, TxCode, TxStatus};
 use machi_ledger::{Outcome, TxBody};
 
 use crate::chain::{BlockReads, Chain};
@@ -16,10 +16,17 @@ use super::{parse_hex32, query_param, ApiError, AppState};
 pub(super) const HISTORY_ENTRIES_MAX: usize = 500;
 const HISTORY_ENTRIES_DEFAULT: usize = 50;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/accounts/{id}", get(account))
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/v1/accounts/{id}", get(account))]
 }
 
+/// An account: role, name, balances by issue and kind (with expiry), sets bought, and
+/// its latest transactions, newest first.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "the account id (its public key), 64 hex digits"),
+        ("history" = Option<usize>, Query, description = "history entries, default 50, at most 500")),
+    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody, description = "bad_id, bad_query"),
+        (status = 404, body = ErrorBody, description = "not_found")))]
 async fn account(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -3,23 +3,29 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use machi_api::{BlockView, ClockView, HeadView, HealthView, IssueSupplyView, SupplyReport};
+use axum::routing::{get, MethodRouter};
+use axum::Json;
+use machi_api::{BlockView, ClockView, ErrorBody, HeadView, HealthView, IssueSupplyView, SupplyReport};
 
 use std::sync::atomic::Ordering;
 
 use super::{query_param, ApiError, AppState};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/blocks/{height}", get(block))
-        .route("/v1/chain/head", get(head))
-        .route("/v1/supply", get(supply))
-        .route("/v1/health", get(health))
-        .route("/metrics", get(metrics))
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/blocks/{height}", get(block)),
+        ("/v1/chain/head", get(head)),
+        ("/v1/supply", get(supply)),
+        ("/v1/health", get(health)),
+        ("/metrics", get(metrics)),
+    ]
 }
 
+/// A block as exported (one line of `machi-node export`, docs/FORMAT.md).
+#[utoipa::path(get, path = "/v1/blocks/{height}", tag = "chain",
+    params(("height" = u64, Path, description = "the block's height; 0 is genesis")),
+    responses((status = 200, body = BlockView), (status = 400, body = ErrorBody, description = "bad_height"),
+        (status = 404, body = ErrorBody, description = "not_found: above the head")))]
 async fn block(
     State(state): State<AppState>,
     Path(height): Path<String>,
@@ -40,6 +46,10 @@ pub(crate) const HEAD_WAIT_MS_MAX: u64 = 30_000;
 
 /// The head; with `after=H&wait_ms=M`, waits up to `M` ms for a block above height `H`
 /// (a long poll: followers such as the merchant API learn of a new block at once).
+#[utoipa::path(get, path = "/v1/chain/head", tag = "chain",
+    params(("after" = Option<u64>, Query, description = "with wait_ms: wait for a block above this height"),
+        ("wait_ms" = Option<u64>, Query, description = "with after: wait this long at most (capped at 30,000)")),
+    responses((status = 200, body = HeadView), (status = 400, body = ErrorBody, description = "bad_query")))]
 async fn head(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<HeadView>, ApiError> {
     let number = |name: &str| -> Result<Option<u64>, ApiError> {
         query_param(&query, name)
@@ -75,6 +85,8 @@ async fn head_view(state: &AppState) -> Json<HeadView> {
     })
 }
 
+/// The supply report: per issue, where every issued yen is (docs/AUDIT.md).
+#[utoipa::path(get, path = "/v1/supply", tag = "chain", responses((status = 200, body = SupplyReport)))]
 async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
     let chain = state.shared.chain.read().await;
     Json(SupplyReport {
@@ -88,6 +100,7 @@ async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
 /// `status` is `ok`, or `clock_ahead` while block times are held back from a system
 /// clock that ran ahead, or `head_ahead_of_clock` while the chain's time is later than
 /// the clock.
+#[utoipa::path(get, path = "/v1/health", tag = "chain", responses((status = 200, body = HealthView)))]
 async fn health(State(state): State<AppState>) -> Json<HealthView> {
     let metrics = &state.shared.metrics;
     let clock = ClockView {
@@ -108,6 +121,10 @@ async fn health(State(state): State<AppState>) -> Json<HealthView> {
     })
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "chain",
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4",
+        description = "the Prometheus text format")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (height, txs) = {
         let chain = state.shared.chain.read().await;

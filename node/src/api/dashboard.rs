@@ -8,8 +8,7 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, MethodRouter};
 use machi_api::IssueSupplyView;
 use machi_ledger::time::format_jst;
 use machi_ledger::{group_thousands, Yen};
@@ -18,10 +17,13 @@ use super::AppState;
 
 const RECENT_BLOCKS: u64 = 8;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/", get(page)).route("/dashboard/live", get(live))
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/", get(page)), ("/dashboard/live", get(live))]
 }
 
+/// The town hall screen on sale day (HTML; refreshes itself every two seconds).
+#[utoipa::path(get, path = "/", tag = "dashboard",
+    responses((status = 200, body = String, content_type = "text/html; charset=utf-8", description = "the page")))]
 async fn page(State(state): State<AppState>) -> impl IntoResponse {
     let body = render_body(&*state.shared.chain.read().await);
     let html = format!(
@@ -34,6 +36,8 @@ async fn page(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The page's inner HTML, for the in-place refresh.
+#[utoipa::path(get, path = "/dashboard/live", tag = "dashboard",
+    responses((status = 200, body = String, content_type = "text/html; charset=utf-8", description = "the page's body")))]
 async fn live(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-store")], Html(render_body(&*state.shared.chain.read().await)))
 }

@@ -6,18 +6,26 @@ use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, MethodRouter};
 use futures_util::stream::{self, Stream, StreamExt};
+use machi_api::{ErrorBody, TxEvent};
 use machi_ledger::AccountId;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::{parse_hex32, query_param, ApiError, AppState};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/events", get(events))
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/v1/events", get(events))]
 }
 
+/// Server-sent events: one `tx` event (a TxEvent) per committed transaction that
+/// concerns the account, or every one without `account`; a `lagged` event when a slow
+/// reader missed some. The stream ends when the node stops.
+#[utoipa::path(get, path = "/v1/events", tag = "chain",
+    params(("account" = Option<String>, Query, description = "only this account's transactions (64 hex digits)")),
+    responses((status = 200, body = TxEvent, content_type = "text/event-stream",
+            description = "a stream of `tx` events, each a TxEvent"),
+        (status = 400, body = ErrorBody, description = "bad_id")))]
 async fn events(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,

@@ -1,15 +1,15 @@
 //! `GET /v1/issues` and `GET /v1/issues/{id}`: parameters, sets sold and left, supply.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use machi_api::IssueView;
+use axum::routing::{get, MethodRouter};
+use axum::Json;
+use machi_api::{ErrorBody, IssueView};
 use machi_ledger::IssueState;
 
 use super::{ApiError, AppState};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/issues", get(list)).route("/v1/issues/{id}", get(one))
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/v1/issues", get(list)), ("/v1/issues/{id}", get(one))]
 }
 
 fn view(issue: &IssueState, now_ms: u64) -> IssueView {
@@ -25,12 +25,19 @@ fn view(issue: &IssueState, now_ms: u64) -> IssueView {
     }
 }
 
+/// Every issue: parameters, sets sold and left, whether on sale, supply.
+#[utoipa::path(get, path = "/v1/issues", tag = "issues", responses((status = 200, body = Vec<IssueView>)))]
 async fn list(State(state): State<AppState>) -> Json<Vec<IssueView>> {
     let chain = state.shared.chain.read().await;
     let now = state.shared.clock.now_ms();
     Json(chain.state.issues.values().map(|i| view(i, now)).collect())
 }
 
+/// One issue.
+#[utoipa::path(get, path = "/v1/issues/{id}", tag = "issues",
+    params(("id" = u32, Path, description = "the issue's number")),
+    responses((status = 200, body = IssueView), (status = 400, body = ErrorBody, description = "bad_id"),
+        (status = 404, body = ErrorBody, description = "not_found")))]
 async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<IssueView>, ApiError> {
     let id: u32 = id.parse().map_err(|_| ApiError::bad_request("bad_id", "an issue id is a whole number"))?;
     let chain = state.shared.chain.read().await;

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::{Json, Router};
 use machi_api::{ErrorBody, ErrorDetail};
 use serde::de::DeserializeOwned;
@@ -20,9 +21,11 @@ mod chain;
 mod dashboard;
 mod events;
 mod issues;
+mod openapi;
 pub(crate) mod transactions;
 
 pub(crate) use chain::HEAD_WAIT_MS_MAX;
+pub(crate) use openapi::ApiDoc;
 
 /// Largest request body accepted (a full batch of typical transactions fits easily).
 pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -34,14 +37,32 @@ pub(crate) struct AppState {
     pub verifier: crate::verify::Verifier,
 }
 
+/// Every route: its path and handlers, by resource. The router is built from this one
+/// list, and the OpenAPI test checks that the document describes each path and method.
+fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    [
+        transactions::routes(),
+        accounts::routes(),
+        issues::routes(),
+        chain::routes(),
+        events::routes(),
+        dashboard::routes(),
+        openapi::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The path of every route the API serves, as written in the OpenAPI document.
+pub fn paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
 pub(crate) fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(transactions::router())
-        .merge(accounts::router())
-        .merge(issues::router())
-        .merge(chain::router())
-        .merge(events::router())
-        .merge(dashboard::router())
+    let router =
+        routes().into_iter().fold(Router::new(), |router, (path, methods)| router.route(path, methods));
+    router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))

@@ -7,17 +7,20 @@ use std::sync::mpsc::TrySendError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use machi_api::{ErrorDetail, SubmitRequest, TxCode, TxErrorBody, TxResultView, TxView, SUBMIT_TXS_MAX};
+use axum::routing::{get, post, MethodRouter};
+use axum::Json;
+use machi_api::{
+    ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, TxCode, TxErrorBody, TxResultView, TxView,
+    SUBMIT_TXS_MAX,
+};
 use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
 use tokio::sync::oneshot;
 
 use super::{parse_hex32, ApiError, AppState, JsonBody};
 use crate::producer::Submission;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/transactions", post(submit)).route("/v1/transactions/{id}", get(status))
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/v1/transactions", post(submit)), ("/v1/transactions/{id}", get(status))]
 }
 
 /// One transaction's answer: the result itself when applied, else an error body that
@@ -25,7 +28,7 @@ pub(super) fn router() -> Router<AppState> {
 fn single_response(view: TxResultView) -> Response {
     let status = StatusCode::from_u16(view.http_status()).expect("a result's status is a valid HTTP status");
     if status == StatusCode::OK {
-        return Json(view).into_response();
+        return Json(SubmitResponse::One(view)).into_response();
     }
     let error = ErrorDetail {
         code: view.reason.map(|code| code.name().to_string()).unwrap_or_default(),
@@ -34,6 +37,23 @@ fn single_response(view: TxResultView) -> Response {
     (status, Json(TxErrorBody { error, result: view })).into_response()
 }
 
+/// Submit one signed transaction, or an array of up to 1,024; answers once the block
+/// holding them is durable (a transaction already on the chain gets its first result).
+/// One transaction that is not applied is answered with an error that carries its
+/// result, at the status of its code; a batch is answered 200 with every result in order.
+#[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
+    request_body = SubmitRequest,
+    responses(
+        (status = 200, body = SubmitResponse, description = "applied (one), or every result (a batch)"),
+        (status = 400, body = ErrorBody, description = "invalid_request, malformed_json, empty_batch; or the one \
+            transaction was refused (then a TxErrorBody with its result: wrong_chain, ttl_expired, malformed_body…)"),
+        (status = 401, body = TxErrorBody, description = "bad_signature, bad_key, unknown_signer"),
+        (status = 403, body = TxErrorBody, description = "wrong_role, key_revoked"),
+        (status = 409, body = TxErrorBody, description = "conflicting_duplicate"),
+        (status = 413, body = ErrorBody, description = "body_too_large, batch_too_large"),
+        (status = 422, body = TxErrorBody, description = "rejected by a rule, recorded on chain"),
+        (status = 503, body = ErrorBody, description = "busy, shutting_down; storage_unavailable (a TxErrorBody): \
+            nothing was committed, send the same transaction again")))]
 async fn submit(State(state): State<AppState>, JsonBody(request): JsonBody<SubmitRequest>) -> Response {
     match request {
         SubmitRequest::One(tx) => match submit_all(&state, vec![tx]).await {
@@ -50,7 +70,7 @@ async fn submit(State(state): State<AppState>, JsonBody(request): JsonBody<Submi
         )
         .into_response(),
         SubmitRequest::Many(txs) => match submit_all(&state, txs).await {
-            Ok(views) => Json(views).into_response(),
+            Ok(views) => Json(SubmitResponse::Many(views)).into_response(),
             Err(e) => e.into_response(),
         },
     }
@@ -164,6 +184,11 @@ fn replayed(chain: &crate::chain::Chain, tx: &VerifiedTx) -> Option<TxResultView
     Some(TxResultView::committed(tx.id, record.outcome, record.height, chain.hashes[record.height as usize]))
 }
 
+/// A committed transaction: its result, its block and place in it, its body.
+#[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions",
+    params(("id" = String, Path, description = "the transaction id, 64 hex digits")),
+    responses((status = 200, body = TxView), (status = 400, body = ErrorBody, description = "bad_id"),
+        (status = 404, body = ErrorBody, description = "not_found: not on the chain (yet)")))]
 async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TxView>, ApiError> {
     let id: TxId = parse_hex32(&id, "transaction id")?;
     let chain = state.shared.chain.read().await;

@@ -8,5 +8,6 @@ mod crash;
 mod harness;
 mod history;
 mod limits;
+mod openapi;
 mod sale_day;
 mod storage;

@@ -1,0 +1,47 @@
+//! `GET /openapi.json`: the API's OpenAPI document, made from the handlers' annotations
+//! and machi-api's types (`machi-node openapi` prints it).
+
+use axum::routing::{get, MethodRouter};
+use axum::Json;
+use utoipa::OpenApi;
+
+use super::AppState;
+
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/openapi.json", get(openapi))]
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "chain", responses((status = 200, description = "this document")))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "machi-node",
+        description = "The node of machi's town voucher ledger: submit signed transactions, \
+        read accounts, issues, blocks, the supply report and events. Amounts are integer yen; ids and keys are \
+        64 lowercase hex digits. Errors are {\"error\": {\"code\", \"message\"}}; a transaction that was not \
+        applied also carries its result, whose `reason` is a TxCode."
+    ),
+    paths(
+        super::transactions::submit,
+        super::transactions::status,
+        super::accounts::account,
+        super::issues::list,
+        super::issues::one,
+        super::chain::block,
+        super::chain::head,
+        super::chain::supply,
+        super::chain::health,
+        super::chain::metrics,
+        super::events::events,
+        super::dashboard::page,
+        super::dashboard::live,
+        openapi
+    ),
+    components(schemas(machi_api::TxCode, machi_api::ErrorDetail))
+)]
+pub(crate) struct ApiDoc;
