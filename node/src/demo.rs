@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use machi_api::TxStatus;
 use machi_ledger::{AccountId, Action, IssueParams, RateBp, ShopClass, SignedTx, SigningKey, TxBody, Yen};
 
-use crate::Node;
+use crate::node::Node;
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub const DEMO_RESIDENTS: usize = 3;

@@ -1,10 +1,12 @@
 //! machi-node: the one process that writes the chain.
 //!
 //! Layout: `storage` (the block log: append-only, checksummed, fdatasync'd — the source of
-//! truth), `index` (sled: account history and state checkpoints, rebuildable), `chain`
-//! (state rebuilt from the log, the single-writer block producer and the indexer),
-//! `api` (axum HTTP API), `audit` (replay, export and verify), `keys` (key files), and
-//! `metrics`. `Node::open` + `Node::serve` run it; tests bind `127.0.0.1:0`.
+//! truth), `index` (a state checkpoint and its metadata in sled, rebuildable), `chain`
+//! (state and every account's history, rebuilt from the log), `producer` (the single
+//! writer), `verify` (signature checks in batches), `shared` (what the handlers and the
+//! producer share), `api` (axum HTTP API and its OpenAPI document), `serve`, `audit`
+//! (replay, export and verify), `keys` (key files), and `metrics`. `node` opens and runs
+//! it: `Node::open` + `Node::serve`; tests bind `127.0.0.1:0`.
 
 mod api;
 mod audit;
@@ -16,6 +18,7 @@ mod metrics;
 mod node;
 mod producer;
 mod serve;
+mod shared;
 mod storage;
 mod verify;
 
@@ -27,8 +30,9 @@ pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, 
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};
-pub use node::{init, init_log, shutdown_signal, Node, ReopenLog, Shared};
+pub use node::{init, init_log, shutdown_signal, Node};
 pub use serve::{serve, ServeLimits, CONNECTIONS_MAX, HEADER_READ_TIMEOUT, REQUEST_TIMEOUT};
+pub use shared::{ReopenLog, Shared};
 pub use storage::{BlockLog, DiskFile, LogFile, LogFormat, MemFile};
 
 /// The HTTP API's OpenAPI document (served at `GET /openapi.json`).

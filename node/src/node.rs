@@ -1,4 +1,4 @@
-//! Opening a data folder, starting the producer and indexer threads, and serving HTTP.
+//! Opening a data folder, starting the producer and verifier threads, and serving HTTP.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
-use machi_api::TxEvent;
 use machi_ledger::{decode, genesis, Action, SignedTx, SigningKey, State, TxBody};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -16,31 +15,12 @@ use tokio::sync::broadcast;
 use crate::chain::{self, Chain, Clock, SystemClock};
 use crate::index::Index;
 use crate::metrics::Metrics;
-use crate::producer::Submission;
+use crate::shared::{AppState, ReopenLog, Shared, Submission};
 use crate::storage::{DiskFile, LogFile};
 
 /// Submissions waiting for the producer; beyond this clients are told the node is busy.
 pub(crate) const SUBMIT_QUEUE_MAX: usize = 4_096;
 const EVENTS_QUEUE_MAX: usize = 1_024;
-
-/// Opens the block log file again (after a failed write the producer rebuilds from it).
-pub type ReopenLog = Box<dyn Fn() -> std::io::Result<Box<dyn LogFile>> + Send + Sync>;
-
-/// What the HTTP handlers, the producer and the indexer share.
-pub struct Shared {
-    pub chain_id: String,
-    /// Async-aware: a handler waiting for the producer parks its task, not a worker thread.
-    pub chain: tokio::sync::RwLock<Chain>,
-    pub index: Index,
-    pub events: broadcast::Sender<Arc<Vec<TxEvent>>>,
-    pub metrics: Metrics,
-    pub stopping: AtomicBool,
-    /// Becomes true when the HTTP server starts shutting down: open event streams end
-    /// then, so a graceful shutdown is not held up by subscribers.
-    pub closing: tokio::sync::watch::Sender<bool>,
-    pub reopen_log: ReopenLog,
-    pub clock: Arc<dyn Clock>,
-}
 
 pub struct Node {
     pub shared: Arc<Shared>,
@@ -177,22 +157,17 @@ impl Node {
     /// Submits transactions in-process, exactly as `POST /v1/transactions` would, and
     /// waits for their durable outcomes.
     pub async fn submit(&self, txs: Vec<SignedTx>) -> anyhow::Result<Vec<machi_api::TxResultView>> {
-        let state = crate::api::AppState {
-            shared: self.shared.clone(),
-            submit: self.submit.clone(),
-            verifier: self.verifier.clone(),
-        };
-        crate::api::transactions::submit_all(&state, txs)
+        crate::api::transactions::submit_all(&self.app_state(), txs)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
     }
 
     pub fn router(&self) -> axum::Router {
-        crate::api::app(crate::api::AppState {
-            shared: self.shared.clone(),
-            submit: self.submit.clone(),
-            verifier: self.verifier.clone(),
-        })
+        crate::api::app(self.app_state())
+    }
+
+    fn app_state(&self) -> AppState {
+        AppState { shared: self.shared.clone(), submit: self.submit.clone(), verifier: self.verifier.clone() }
     }
 
     /// Serves HTTP on `listener` with the default limits until `shutdown` resolves, then
@@ -202,14 +177,14 @@ impl Node {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.serve_with(listener, crate::ServeLimits::default(), shutdown).await
+        self.serve_with(listener, crate::serve::ServeLimits::default(), shutdown).await
     }
 
     /// `serve` within the given connection and time limits.
     pub async fn serve_with(
         self,
         listener: TcpListener,
-        limits: crate::ServeLimits,
+        limits: crate::serve::ServeLimits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = self.router();
@@ -218,7 +193,7 @@ impl Node {
             shutdown.await;
             shared.closing.send_replace(true);
         };
-        let result = crate::serve(listener, router, limits, shutdown).await;
+        let result = crate::serve::serve(listener, router, limits, shutdown).await;
         self.stop();
         result.context("serving HTTP")
     }

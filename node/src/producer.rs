@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use machi_api::{TxCode, TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
-use machi_ledger::{
-    AccountId, Block, Outcome, Refusal, SigningKey, TxBody, TxId, TxResult, VerifiedTx, BLOCK_TXS_MAX,
-};
+use machi_ledger::{AccountId, Block, Outcome, Refusal, SigningKey, TxBody, TxId, TxResult, BLOCK_TXS_MAX};
 use tokio::sync::oneshot;
 
 use crate::chain::Chain;
 use crate::index::Checkpoint;
-use crate::Shared;
+use crate::shared::{Shared, Submission};
 
 /// A state checkpoint is written when the producer has been idle for a moment and at
 /// least this many transactions came since the last one; writing it while clients wait
@@ -89,12 +87,6 @@ impl BlockClock {
         self.last_monotonic_ms = monotonic;
         time
     }
-}
-
-/// One client request's worth of verified transactions waiting for a block.
-pub(crate) struct Submission {
-    pub(crate) txs: Vec<VerifiedTx>,
-    pub(crate) reply: oneshot::Sender<Vec<TxResultView>>,
 }
 
 /// Writes checkpoints handed over by the producer, so the file write and fsync happen

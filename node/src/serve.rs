@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt as _;
 
-use crate::ApiError;
+use crate::api::ApiError;
 
 /// Connections served at once; more wait in the listen queue until one closes. Well
 /// under the usual 1,024 file descriptors a process may open, with room for the log,

@@ -7,7 +7,7 @@ use machi_api::{AccountView, BalanceView, ErrorBody, HistoryEntry, SetsBoughtVie
 use machi_ledger::{Outcome, TxBody};
 
 use crate::chain::{BlockReads, Chain};
-use crate::node::Shared;
+use crate::shared::Shared;
 use machi_ledger::time::format_jst_date;
 use machi_ledger::AccountId;
 

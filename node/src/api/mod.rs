@@ -1,8 +1,6 @@
 //! The HTTP API (SPEC §5): one router per resource, JSON errors with stable codes.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -13,8 +11,7 @@ use axum::{Json, Router};
 use machi_api::{ErrorBody, ErrorDetail};
 use serde::de::DeserializeOwned;
 
-use crate::node::Shared;
-use crate::producer::Submission;
+pub(crate) use crate::shared::AppState;
 
 mod accounts;
 mod chain;
@@ -29,13 +26,6 @@ pub(crate) use openapi::ApiDoc;
 
 /// Largest request body accepted (a full batch of typical transactions fits easily).
 pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
-
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub shared: Arc<Shared>,
-    pub submit: SyncSender<Submission>,
-    pub verifier: crate::verify::Verifier,
-}
 
 /// Every route: its path and handlers, by resource. The router is built from this one
 /// list, and the OpenAPI test checks that the document describes each path and method.

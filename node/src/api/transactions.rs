@@ -17,7 +17,7 @@ use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
 use tokio::sync::oneshot;
 
 use super::{parse_hex32, ApiError, AppState, JsonBody};
-use crate::producer::Submission;
+use crate::shared::Submission;
 
 pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![("/v1/transactions", post(submit)), ("/v1/transactions/{id}", get(status))]
