@@ -99,7 +99,7 @@ impl Merchant {
             if amount > held {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "insufficient_balance",
+                    TxCode::InsufficientBalance.name(),
                     format!("the shop holds {held} of issue {}", request.issue),
                 ));
             }

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use machi_api::TxResultView;
+use machi_api::{TxCode, TxResultView};
 use machi_ledger::{sha256, AccountId, Hash32, SignedTx};
 use machi_node::ApiError;
 use serde::{Deserialize, Serialize};
@@ -96,7 +96,7 @@ impl Merchant {
             None => self.reserve(&store_key, request_sha256, sign().await?)?,
         };
         match self.submit_reserved(&tx).await {
-            Err(error) if error.code == "ttl_expired" => {
+            Err(error) if error.code == TxCode::TtlExpired.name() => {
                 tracing::info!("transaction {} expired unsent; signing it again", tx.id(&self.chain_id));
                 let tx = self.reserve(&store_key, request_sha256, sign().await?)?;
                 self.submit_reserved(&tx).await
