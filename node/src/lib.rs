@@ -17,6 +17,7 @@ mod keys;
 mod metrics;
 mod node;
 mod producer;
+mod replica;
 mod serve;
 mod shared;
 mod storage;
