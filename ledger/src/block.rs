@@ -5,9 +5,10 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{merkle_root, outcome_record, AccountId, Hash32, TxId, BLOCK_DOMAIN};
+use crate::reason::TxError;
 use crate::reason::{Outcome, Refusal};
 use crate::state::{ApplyAt, State};
-use crate::tx::{decode, verify_batch, SignedTx, TxError, VerifiedTx};
+use crate::tx::{decode, verify_batch, SignedTx, VerifiedTx};
 
 /// Most transactions one block holds.
 pub const BLOCK_TXS_MAX: usize = 8_192;

@@ -12,6 +12,7 @@
 mod block;
 mod hash;
 mod issue;
+mod limits;
 mod reason;
 mod signature;
 mod state;
@@ -29,13 +30,13 @@ pub use hash::{
     CHAIN_ID_BYTES_MAX,
 };
 pub use issue::{IssueId, IssueParams, IssueState, Kind, Supply, NAME_CHARS_MAX};
-pub use reason::{Outcome, Reason, Refusal};
+pub use limits::{BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX};
+pub use reason::{Outcome, Reason, Refusal, TxError};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
 pub use tx::{
     decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, ShopClass, SignedTx, TxBody,
-    TxError, VerifiedTx, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, SETTLE_REQUESTS_MAX,
-    TTL_MS_MAX,
+    VerifiedTx,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

@@ -67,6 +67,22 @@ reasons! {
     FrozenByTown = 31, "frozen_by_town", "the town froze this account; only the town can lift it";
 }
 
+/// What is wrong with a transaction's bytes or signature: it is refused before the ledger
+/// looks at it, and nothing is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("transaction body does not decode")]
+    Malformed,
+    #[error("transaction body is not in canonical encoding")]
+    NonCanonical,
+    #[error("transaction body is larger than {} bytes", crate::limits::BODY_BYTES_MAX)]
+    BodyTooLarge,
+    #[error("signer key is not a valid Ed25519 public key, or is of small order")]
+    BadKey,
+    #[error("signature does not verify for this chain, signer and body")]
+    BadSignature,
+}
+
 /// Why a transaction was refused before it could enter a block. Nothing is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum Refusal {

@@ -25,7 +25,7 @@ use curve25519_dalek::scalar::Scalar;
 use ed25519_zebra::{batch, Signature, VerificationKey, VerificationKeyBytes};
 
 use crate::hash::AccountId;
-use crate::tx::TxError;
+use crate::reason::TxError;
 
 /// One signature to check.
 #[derive(Clone, Copy)]

@@ -6,16 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::{tx_id, AccountId, Hash32, TxId};
 use crate::issue::{IssueId, IssueParams};
+use crate::limits::BODY_BYTES_MAX;
+use crate::reason::TxError;
 use crate::signature::{self, KeyCache};
 use crate::yen::Yen;
-
-/// Upper bounds on what one transaction may carry.
-pub const BODY_BYTES_MAX: usize = 4 * 1024;
-pub const TTL_MS_MAX: u32 = 24 * 60 * 60 * 1000;
-/// How far a transaction's creation time may run ahead of the block's clock.
-pub const CLOCK_SKEW_MS_MAX: u64 = 60 * 1000;
-pub const INVOICE_CHARS_MAX: usize = 64;
-pub const SETTLE_REQUESTS_MAX: usize = 1_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -189,20 +183,6 @@ impl TxBody {
         }
         Ok(body)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TxError {
-    #[error("transaction body does not decode")]
-    Malformed,
-    #[error("transaction body is not in canonical encoding")]
-    NonCanonical,
-    #[error("transaction body is larger than {BODY_BYTES_MAX} bytes")]
-    BodyTooLarge,
-    #[error("signer key is not a valid Ed25519 public key, or is of small order")]
-    BadKey,
-    #[error("signature does not verify for this chain, signer and body")]
-    BadSignature,
 }
 
 /// A transaction as it travels and is stored: who signed, what bytes, the signature.

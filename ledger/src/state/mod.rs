@@ -17,12 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::{AccountId, Hash32, TxId};
 use crate::issue::{IssueId, IssueParams, IssueState, Kind, Supply, NAME_CHARS_MAX};
+use crate::limits::{CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX};
 use crate::reason::{Outcome, Reason, Refusal};
 use crate::signature::check_key;
-use crate::tx::{
-    Action, Delegation, ShopClass, VerifiedTx, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, SETTLE_REQUESTS_MAX,
-    TTL_MS_MAX,
-};
+use crate::tx::{Action, Delegation, ShopClass, VerifiedTx};
 use crate::yen::Yen;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
