@@ -6,27 +6,11 @@ use std::path::Path;
 
 use anyhow::Context;
 use machi_client::Client;
-use machi_ledger::{AccountId, Action, SignedTx, SigningKey};
-
-use crate::merchant::Merchant;
+use machi_ledger::{AccountId, SigningKey};
 
 /// File names `machi-merchant keygen` writes.
 pub const REGISTRAR_KEY_FILE: &str = "registrar.key";
 pub const SETTLER_KEY_FILE: &str = "settler.key";
-
-impl Merchant {
-    /// Signs a shop registration with the town's delegated registrar.
-    pub(crate) fn sign_as_registrar(&self, action: Action) -> SignedTx {
-        debug_assert!(matches!(action, Action::RegisterShop { .. }));
-        self.sign(&self.registrar, action)
-    }
-
-    /// Signs a settlement with the town's delegated settler.
-    pub(crate) fn sign_as_settler(&self, action: Action) -> SignedTx {
-        debug_assert!(matches!(action, Action::SettleCashOuts { .. }));
-        self.sign(&self.settler, action)
-    }
-}
 
 /// A delegated key is of use only once the town registered it with that power and has not
 /// frozen (revoked) it: refuse to start otherwise, saying what the town must sign.

@@ -20,9 +20,9 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use crate::bank::Banks;
 use crate::delegates::check_delegate;
+use crate::model::Shop;
 use crate::model::{ShopEvent, ShopRecord, TokenRecord};
 use crate::secrets::Sealer;
-use crate::shops::Shop;
 use crate::store::{read_all, AdminTokens, Store};
 use crate::trust::Tip;
 use crate::zengin::Originator;
@@ -89,9 +89,9 @@ pub struct Merchant {
     pub(crate) create_lock: Mutex<()>,
     pub(crate) settle_lock: tokio::sync::Mutex<()>,
     /// Held briefly around each change of a settlement (never across a call to the node).
-    pub(crate) settlements: tokio::sync::Mutex<crate::money::Settlements>,
+    pub(crate) settlements: tokio::sync::Mutex<crate::settlements::Settlements>,
     /// One request at a time per Idempotency-Key of a refund or cash-out.
-    pub(crate) key_locks: crate::reservations::KeyLocks,
+    pub(crate) key_locks: crate::key_locks::KeyLocks,
     pub(crate) pay_limiter: Mutex<crate::limiter::Limiter>,
     pub(crate) network: Network,
 }
@@ -121,8 +121,10 @@ impl Merchant {
             .context("refusing to follow the node's chain")?;
         let tip = start_tip(&store, &node, genesis, &producer).await?;
         let synced = tip.height;
-        let settlements =
-            crate::money::Settlements::load(&store.settlements_dir(), store.meta_u64("settlement_seq"))?;
+        let settlements = crate::settlements::Settlements::load(
+            &store.settlements_dir(),
+            store.meta_u64("settlement_seq"),
+        )?;
         let merchant = Arc::new(Merchant {
             store,
             node,
@@ -172,6 +174,18 @@ impl Merchant {
             action,
         };
         SignedTx::sign(&self.chain_id, key, &body)
+    }
+
+    /// Signs a shop registration with the town's delegated registrar.
+    pub(crate) fn sign_as_registrar(&self, action: Action) -> SignedTx {
+        debug_assert!(matches!(action, Action::RegisterShop { .. }));
+        self.sign(&self.registrar, action)
+    }
+
+    /// Signs a settlement with the town's delegated settler.
+    pub(crate) fn sign_as_settler(&self, action: Action) -> SignedTx {
+        debug_assert!(matches!(action, Action::SettleCashOuts { .. }));
+        self.sign(&self.settler, action)
     }
 
     pub(crate) fn shop(&self, id: &AccountId) -> Option<Arc<Shop>> {

@@ -369,3 +369,9 @@ pub struct ShopEvent {
     pub invoice: Option<Invoice>,
     pub cash_out: Option<CashOut>,
 }
+
+/// A registered shop with its opened key.
+pub(crate) struct Shop {
+    pub(crate) record: ShopRecord,
+    pub(crate) key: machi_ledger::SigningKey,
+}

@@ -5,22 +5,16 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use machi_ledger::{AccountId, Action, SigningKey};
+use machi_ledger::{AccountId, Action};
 use machi_node::ApiError;
 
 use crate::bank::half_width_kana;
 use crate::merchant::{Merchant, NAME_CHARS_MAX};
-use crate::model::{BankAccount, BankAccountInput, RegisterShopRequest, ShopRecord, ShopView};
+use crate::model::{BankAccount, BankAccountInput, RegisterShopRequest, Shop, ShopRecord, ShopView};
 use crate::store::write_durable_async;
 
 /// 口座名義 in a Zengin data record is 30 half-width characters.
 const HOLDER_CHARS_MAX: usize = 30;
-
-/// A registered shop with its opened key.
-pub(crate) struct Shop {
-    pub(crate) record: ShopRecord,
-    pub(crate) key: SigningKey,
-}
 
 impl Merchant {
     pub(crate) fn check_bank(&self, input: &BankAccountInput) -> Result<BankAccount, ApiError> {
