@@ -106,22 +106,34 @@ fn seal(header: BlockHeader, producer: &SigningKey, txs: Vec<SignedTx>, outcomes
 /// The genesis block: height 0, zero previous hash, one transaction naming the town and
 /// the producer, signed by the town.
 pub fn genesis(state: &mut State, genesis_tx: VerifiedTx, now_ms: u64, producer: &SigningKey) -> Block {
+    genesis_with(state, vec![genesis_tx], now_ms, producer)
+}
+
+/// The genesis block with more of the town's transactions after the genesis one (a
+/// cluster's genesis names its replicas). Every one must apply.
+pub fn genesis_with(state: &mut State, txs: Vec<VerifiedTx>, now_ms: u64, producer: &SigningKey) -> Block {
     assert!(state.town.is_none(), "genesis on a chain that has one");
-    let at = ApplyAt { now_ms, height: 0, index: 0 };
-    let outcome = state.apply(&genesis_tx, at).expect("genesis transaction is admitted");
-    assert_eq!(outcome, Outcome::Applied, "genesis transaction applies");
-    let (tx_root, outcome_root) = roots(&[genesis_tx.id], &[outcome]);
+    assert!(matches!(txs.first().map(|t| &t.body.action), Some(crate::tx::Action::Genesis { .. })));
+    let mut outcomes = Vec::with_capacity(txs.len());
+    for (index, tx) in txs.iter().enumerate() {
+        let at = ApplyAt { now_ms, height: 0, index: index as u32 };
+        let outcome = state.apply(tx, at).expect("genesis transactions are admitted");
+        assert_eq!(outcome, Outcome::Applied, "genesis transaction {index} applies");
+        outcomes.push(outcome);
+    }
+    let ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
+    let (tx_root, outcome_root) = roots(&ids, &outcomes);
     let header = BlockHeader {
         chain_id: state.chain_id.clone(),
         height: 0,
         prev_hash: Hash32::default(),
         timestamp_ms: now_ms,
-        tx_count: 1,
+        tx_count: txs.len() as u32,
         tx_root,
         outcome_root,
         producer: AccountId::of(producer),
     };
-    seal(header, producer, vec![genesis_tx.signed], vec![outcome])
+    seal(header, producer, txs.into_iter().map(|t| t.signed).collect(), outcomes)
 }
 
 /// What block production did with one offered transaction.
@@ -248,6 +260,7 @@ pub fn replay(
             }
         }
     }
+    let producers: Vec<AccountId> = producers_in_office(state);
     for (i, (tx, recorded)) in txs.iter().zip(&block.outcomes).enumerate() {
         let at = ApplyAt { now_ms: h.timestamp_ms, height, index: i as u32 };
         match state.apply(tx, at) {
@@ -263,12 +276,23 @@ pub fn replay(
             }
         }
     }
-    let producer = state.producer.ok_or_else(|| bad(height, "no producer named at genesis"))?;
-    if h.producer != producer {
-        return Err(bad(height, "producer is not the chain's producer"));
+    // The producers in office are those named before this block: at genesis, the one the
+    // genesis transaction names; later, the voters of the replica set in force.
+    let may_produce =
+        if height == 0 { state.producer == Some(h.producer) } else { producers.contains(&h.producer) };
+    if !may_produce {
+        return Err(bad(height, "producer is not a voting replica named on chain before this block"));
     }
     verify_producer(block).map_err(|_| bad(height, "producer signature does not verify"))?;
     state.supply_invariant().map_err(|what| ChainError::InvariantBroken { height, what })
+}
+
+/// The keys that may sign the next block, as the state stands before it.
+fn producers_in_office(state: &State) -> Vec<AccountId> {
+    if state.replicas.is_empty() {
+        return state.producer.into_iter().collect();
+    }
+    state.replicas.iter().filter(|r| r.voter).map(|r| r.producer).collect()
 }
 
 pub fn verify_producer(block: &Block) -> Result<(), TxError> {

@@ -22,21 +22,24 @@ mod yen;
 pub mod time;
 
 pub use block::{
-    genesis, produce, replay, roots, verify_producer, Block, BlockHeader, ChainError, SignatureCheck,
-    TxResult, BLOCK_TXS_MAX,
+    genesis, genesis_with, produce, replay, roots, verify_producer, Block, BlockHeader, ChainError,
+    SignatureCheck, TxResult, BLOCK_TXS_MAX,
 };
 pub use hash::{
     chain_id_is_valid, merkle_root, outcome_record, sha256, tx_id, AccountId, Hash32, TxId,
     CHAIN_ID_BYTES_MAX,
 };
 pub use issue::{IssueId, IssueParams, IssueState, Kind, Supply, NAME_CHARS_MAX};
-pub use limits::{BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX};
+pub use limits::{
+    ADDR_BYTES_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, REPLICAS_MAX, SETTLE_REQUESTS_MAX,
+    TTL_MS_MAX,
+};
 pub use reason::{Outcome, Reason, Refusal, TxError};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
 pub use tx::{
-    decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, ShopClass, SignedTx, TxBody,
-    VerifiedTx,
+    decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, Replica, ShopClass, SignedTx,
+    TxBody, VerifiedTx,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

@@ -11,3 +11,7 @@ pub const CLOCK_SKEW_MS_MAX: u64 = 60 * 1000;
 pub const INVOICE_CHARS_MAX: usize = 64;
 /// Most cash-out requests one settlement may settle.
 pub const SETTLE_REQUESTS_MAX: usize = 1_000;
+/// Most replicas a chain may name.
+pub const REPLICAS_MAX: usize = 16;
+/// Longest replica address (`host:port`), in bytes.
+pub const ADDR_BYTES_MAX: usize = 255;

@@ -34,6 +34,25 @@ pub enum Delegation {
     Settler,
 }
 
+/// One replica of the chain (docs/OPERATIONS.md): a party that keeps a copy, verifies
+/// every block, and — if a voter — may lead and sign blocks with its producer key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Replica {
+    /// Unique within the chain; openraft's node id.
+    pub id: u64,
+    pub name: String,
+    /// Where its HTTP API listens, `host:port`.
+    pub api_addr: String,
+    /// Where replica-to-replica traffic reaches it, `host:port`.
+    pub raft_addr: String,
+    /// The key it signs blocks with when it leads.
+    pub producer: AccountId,
+    /// A voter counts for commits and elections and may produce; a learner (an auditor)
+    /// follows and verifies without voting.
+    pub voter: bool,
+}
+
 /// What a signed transaction asks the ledger to do. The variant order is part of the
 /// encoding (postcard writes the index): append new kinds at the end, never reorder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +128,11 @@ pub enum Action {
         name: String,
         delegation: Delegation,
     },
+    /// Town only: the replicas from the next block on (in the genesis block: from block 1).
+    /// The whole set, sorted by id; it replaces the one before.
+    SetReplicas {
+        replicas: Vec<Replica>,
+    },
 }
 
 impl Action {
@@ -129,6 +153,7 @@ impl Action {
             Action::Freeze { .. } => "freeze",
             Action::Unfreeze { .. } => "unfreeze",
             Action::RegisterDelegate { .. } => "register_delegate",
+            Action::SetReplicas { .. } => "set_replicas",
         }
     }
 
@@ -144,6 +169,7 @@ impl Action {
             Action::ReplaceKey { old, new } => vec![*old, *new],
             Action::Freeze { account } | Action::Unfreeze { account } => vec![*account],
             Action::RegisterDelegate { delegate, .. } => vec![*delegate],
+            Action::SetReplicas { .. } => vec![],
             Action::CreateIssue { .. }
             | Action::Refund { .. }
             | Action::RequestCashOut { .. }

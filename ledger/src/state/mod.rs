@@ -9,6 +9,7 @@ mod accounts;
 mod cash_outs;
 mod checks;
 mod payments;
+mod replicas;
 mod sales;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +21,7 @@ use crate::issue::{IssueId, IssueParams, IssueState, Kind, Supply, NAME_CHARS_MA
 use crate::limits::{CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, SETTLE_REQUESTS_MAX, TTL_MS_MAX};
 use crate::reason::{Outcome, Reason, Refusal};
 use crate::signature::check_key;
-use crate::tx::{Action, Delegation, ShopClass, VerifiedTx};
+use crate::tx::{Action, Delegation, Replica, ShopClass, VerifiedTx};
 use crate::yen::Yen;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,7 +191,12 @@ pub struct TxRecord {
 pub struct State {
     pub chain_id: String,
     pub town: Option<AccountId>,
+    /// The producer genesis names: it signs the genesis block, and every block of a chain
+    /// that names no replicas.
     pub producer: Option<AccountId>,
+    /// The replicas, sorted by id, once the town named them (`set_replicas`): then a block
+    /// must be signed by a voter's producer key.
+    pub replicas: Vec<Replica>,
     pub accounts: HashMap<AccountId, Account>,
     pub resident_hashes: HashMap<Hash32, AccountId>,
     pub issues: BTreeMap<IssueId, IssueState>,
@@ -266,7 +272,8 @@ impl State {
                 | Action::CreateIssue { .. }
                 | Action::SettleCashOuts { .. }
                 | Action::ExpireIssue { .. }
-                | Action::RegisterDelegate { .. },
+                | Action::RegisterDelegate { .. }
+                | Action::SetReplicas { .. },
                 Role::Town,
             ) => true,
             (Action::RegisterShop { .. }, Role::ShopRegistrar) => true,
@@ -342,6 +349,7 @@ impl State {
             Action::ReplaceKey { old, new } => self.replace_key(*old, *new),
             Action::Freeze { account } => self.set_frozen(signer, *account, true),
             Action::Unfreeze { account } => self.set_frozen(signer, *account, false),
+            Action::SetReplicas { replicas } => self.set_replicas(replicas),
             Action::RegisterDelegate { delegate, name, delegation } => {
                 let role = match delegation {
                     Delegation::ShopRegistrar => Role::ShopRegistrar,
@@ -350,6 +358,15 @@ impl State {
                 self.register(*delegate, role, name, None)
             }
         }
+    }
+
+    /// Whether `key` may sign the next block: a voter's producer key once the town named
+    /// replicas, else the producer genesis named.
+    pub fn may_produce(&self, key: &AccountId) -> bool {
+        if self.replicas.is_empty() {
+            return self.producer.as_ref() == Some(key);
+        }
+        self.replicas.iter().any(|r| r.voter && r.producer == *key)
     }
 
     /// The account that now holds a resident's identity, following key replacements.

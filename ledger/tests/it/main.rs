@@ -5,6 +5,7 @@ mod blocks;
 mod crafted;
 mod format_doc;
 mod formats;
+mod replicas;
 mod rules;
 mod signatures;
 mod strategies;
