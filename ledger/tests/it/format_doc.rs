@@ -29,6 +29,32 @@ fn sample_body() -> TxBody {
     }
 }
 
+/// The sample replica set of FORMAT.md: the town office and the bank vote, the auditor
+/// follows.
+fn replicas_body() -> TxBody {
+    let replica = |id: u64, name: &str, port: u16, key: u8, voter: bool| machi_ledger::Replica {
+        id,
+        name: name.into(),
+        api_addr: format!("10.0.0.{id}:{port}"),
+        raft_addr: format!("10.0.0.{id}:{}", port + 100),
+        producer: AccountId(h32(&format!("{key:02x}").repeat(32))),
+        voter,
+    };
+    TxBody {
+        chain_id: "bandai-2026".into(),
+        created_ms: 1_782_864_000_000,
+        ttl_ms: 600_000,
+        nonce: 1,
+        action: Action::SetReplicas {
+            replicas: vec![
+                replica(1, "town office", 7101, 0x31, true),
+                replica(2, "bank", 7101, 0x32, true),
+                replica(3, "auditor", 7101, 0x33, false),
+            ],
+        },
+    }
+}
+
 fn compute(kind: &str, args: &[&str]) -> String {
     match (kind, args) {
         ("sha256", [text]) => sha256(text.trim_matches('"').as_bytes()).to_hex(),
@@ -45,6 +71,11 @@ fn compute(kind: &str, args: &[&str]) -> String {
         }
         ("block_hash", [header]) => sha256(&hex::decode(header).unwrap()).to_hex(),
         ("sample_body", []) => hex::encode(sample_body().encode()),
+        ("replicas_body", []) => hex::encode(replicas_body().encode()),
+        ("replicas_tx_id", [seed]) => {
+            let key = SigningKey::from_bytes(&h32(seed));
+            SignedTx::sign("bandai-2026", &key, &replicas_body()).id("bandai-2026").to_hex()
+        }
         ("sample_tx_id", [seed]) => {
             let key = SigningKey::from_bytes(&h32(seed));
             SignedTx::sign("bandai-2026", &key, &sample_body()).id("bandai-2026").to_hex()
