@@ -30,6 +30,19 @@ pub struct AuditReport {
     pub issues: Vec<IssueSupplyView>,
     /// Sets sold per issue and sale day (JST), from the applied sales on the chain.
     pub sales_by_day: Vec<SalesDay>,
+    /// Who could sign blocks, from which height: the producer genesis named, then each
+    /// replica set the town put on chain.
+    pub producers: Vec<ProducersFrom>,
+}
+
+/// The keys that may sign blocks from `from_height` on (until the next entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducersFrom {
+    pub from_height: u64,
+    /// The voters' producer keys, or the one producer genesis named.
+    pub producers: Vec<machi_ledger::AccountId>,
+    /// The whole replica set in force (empty for a chain that names none).
+    pub replicas: Vec<machi_ledger::Replica>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +149,7 @@ impl Auditor {
             invariant_broken: None,
             issues: Vec::new(),
             sales_by_day: Vec::new(),
+            producers: Vec::new(),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let keys = (0..cores).map(|_| std::sync::Mutex::default()).collect();
@@ -211,8 +225,23 @@ impl Auditor {
         r.txs_applied += block.outcomes.iter().filter(|o| **o == Outcome::Applied).count() as u64;
         r.txs_rejected += block.outcomes.iter().filter(|o| **o != Outcome::Applied).count() as u64;
         self.count_sales(block);
+        self.note_producers(block.header.height);
         self.prev = Some(block.header.clone());
         Ok(())
+    }
+
+    /// After block `height`: who may sign the next one, recorded when it changed.
+    fn note_producers(&mut self, height: u64) {
+        let state = self.state.as_ref().expect("a block was replayed");
+        let producers: Vec<machi_ledger::AccountId> = if state.replicas.is_empty() {
+            state.producer.into_iter().collect()
+        } else {
+            state.replicas.iter().filter(|r| r.voter).map(|r| r.producer).collect()
+        };
+        let list = &mut self.report.producers;
+        if list.last().is_none_or(|p| p.producers != producers || p.replicas != state.replicas) {
+            list.push(ProducersFrom { from_height: height + 1, producers, replicas: state.replicas.clone() });
+        }
     }
 
     fn count_sales(&mut self, block: &Block) {
@@ -373,6 +402,18 @@ pub fn report_text(r: &AuditReport) -> String {
         Some(b) => format!("BROKEN after block {}: {}", b.height, b.what),
     };
     let _ = writeln!(out, "supply invariant: {held}");
+    let _ = writeln!(out, "\nwho may sign blocks:");
+    for p in &r.producers {
+        let who = if p.replicas.is_empty() {
+            p.producers.iter().map(|k| format!("producer {k}")).collect::<Vec<_>>().join(", ")
+        } else {
+            let name = |r: &machi_ledger::Replica| {
+                format!("{} #{} ({})", r.name, r.id, if r.voter { "voter" } else { "learner" })
+            };
+            p.replicas.iter().map(name).collect::<Vec<_>>().join(", ")
+        };
+        let _ = writeln!(out, "  from block {}: {who}", p.from_height);
+    }
     if !r.sales_by_day.is_empty() {
         let _ = writeln!(out, "\nsales by day (JST):");
         for d in &r.sales_by_day {
@@ -531,5 +572,12 @@ mod tests {
         let clean = chain().into_iter().try_fold(Auditor::new(), |mut a, b| a.push(b).map(|()| a)).unwrap();
         let report = clean.finish().unwrap();
         assert!(report.invariant_held_every_block && report.invariant_broken.is_none());
+        // Who could sign: the producer genesis named, from block 1 (it signed block 0).
+        let producer = AccountId::of(&SigningKey::from_bytes(&[2; 32]));
+        assert_eq!(
+            report.producers,
+            vec![ProducersFrom { from_height: 1, producers: vec![producer], replicas: vec![] }]
+        );
+        assert!(report_text(&report).contains(&format!("from block 1: producer {producer}")));
     }
 }

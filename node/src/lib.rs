@@ -27,7 +27,7 @@ mod verify;
 pub use api::paths as api_paths;
 /// The HTTP error shape and JSON extractor, shared with the merchant API so both answer alike.
 pub use api::{ApiError, JsonBody, BODY_BYTES_MAX};
-pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport};
+pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport, ProducersFrom};
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};
