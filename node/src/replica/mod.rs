@@ -13,6 +13,11 @@
 // The node's producer and API wire replication in next; until then its items are unused.
 #![allow(dead_code)]
 
+pub(crate) mod log_store;
+
+#[cfg(test)]
+mod test_machine;
+
 use machi_ledger::{Block, Hash32};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
@@ -167,7 +172,13 @@ pub(crate) enum ProposeError {
     /// Not the leader, or Raft stopped: the block may or may not commit later (a
     /// `ForwardToLeader` names the leader).
     #[error(transparent)]
-    Raft(#[from] RaftError<ReplicaId, ClientWriteError<ReplicaId, ReplicaNode>>),
+    Raft(Box<RaftError<ReplicaId, ClientWriteError<ReplicaId, ReplicaNode>>>),
+}
+
+impl From<RaftError<ReplicaId, ClientWriteError<ReplicaId, ReplicaNode>>> for ProposeError {
+    fn from(e: RaftError<ReplicaId, ClientWriteError<ReplicaId, ReplicaNode>>) -> ProposeError {
+        ProposeError::Raft(Box::new(e))
+    }
 }
 
 /// Proposes a block through Raft; returns once it is committed on a majority and applied
