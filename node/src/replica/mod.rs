@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod log_store;
+pub(crate) mod network;
 
 #[cfg(test)]
 mod test_machine;
@@ -77,8 +78,9 @@ openraft::declare_raft_types!(
 
 /// Most bytes of one block in one Raft entry. Every AppendEntries must cross the link and
 /// be fdatasynced on the follower within the heartbeat interval (openraft 0.9 uses it as
-/// the AppendEntries timeout), and the largest block of `BLOCK_TXS_MAX` transactions
-/// encodes to well under this.
+/// the AppendEntries timeout). A block of `BLOCK_TXS_MAX` payments (about 200 bytes each)
+/// fits; transaction bodies may be up to 4 KiB, so the producer must also end a block
+/// before its encoding passes this.
 pub(crate) const BLOCK_PROPOSAL_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// Milliseconds between the leader's heartbeats. In openraft 0.9 this is also the timeout

@@ -1,0 +1,532 @@
+//! Replicas on loopback sockets: each with a `RaftLog` in a temp folder, the HTTP network
+//! served by axum on 127.0.0.1, and a test state machine that records what it applies.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use ed25519_dalek::SigningKey;
+use machi_ledger::{AccountId, Action, Block, BlockHeader, Hash32, Outcome, SignedTx, TxBody, Yen};
+use openraft::{Entry, EntryPayload, LogId, ServerState};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::replica::log_store::{LogStats, RaftLog};
+use crate::replica::test_machine::TestMachine;
+use crate::replica::{propose, raft_config, ApplyOutcome, BlockProposal, ProposalError, ProposeError};
+
+/// How long any one wait in these tests may take before it fails.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Blocks as a replica's block log would serve them: proposal `i` is the block at height
+/// `i + 1`.
+struct MachineBlocks(TestMachine);
+
+impl BlockSource for MachineBlocks {
+    fn blocks(&self, from: u64, to: u64, bytes_max: usize) -> io::Result<Vec<Vec<u8>>> {
+        let proposals = self.0.proposals();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0;
+        for height in from.max(1)..=to {
+            let Some(block) = proposals.get(height as usize - 1) else { break };
+            if !out.is_empty() && bytes + block.len() > bytes_max {
+                break;
+            }
+            bytes += block.len();
+            out.push(block.clone());
+        }
+        Ok(out)
+    }
+}
+
+/// Receives a snapshot as the node will: pulls the blocks it lacks from the leader, checks
+/// the last against the tip, then installs the snapshot.
+struct PullingReceiver {
+    raft: Raft<TypeConfig>,
+    machine: TestMachine,
+    network: HttpNetwork,
+}
+
+impl SnapshotReceiver for PullingReceiver {
+    async fn receive(
+        &self,
+        vote: Vote<ReplicaId>,
+        meta: SnapshotMeta<ReplicaId, ReplicaNode>,
+        tip: ChainTip,
+        leader: ReplicaNode,
+    ) -> Result<SnapshotResponse<ReplicaId>, SnapshotRefused> {
+        let refused = |e: String| SnapshotRefused::NotInstalled(e);
+        loop {
+            let have = self.machine.proposals().len() as u64;
+            if have >= tip.height {
+                break;
+            }
+            let blocks = self
+                .network
+                .pull_blocks(&leader, have + 1, tip.height)
+                .await
+                .map_err(|e| refused(e.to_string()))?;
+            if blocks.is_empty() {
+                return Err(refused(format!("the leader holds no block past {have}")));
+            }
+            self.machine.state().proposals.extend(blocks);
+        }
+        let last = self.machine.proposals().get(tip.height as usize - 1).cloned().unwrap_or_default();
+        if machi_ledger::sha256(&last) != tip.hash {
+            return Err(refused("the pulled blocks do not end at the tip".into()));
+        }
+        install(&self.raft, vote, meta, tip).await
+    }
+}
+
+struct Running {
+    raft: Raft<TypeConfig>,
+    machine: TestMachine,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    log: watch::Receiver<LogStats>,
+}
+
+struct Replica {
+    node: ReplicaNode,
+    dir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+struct Cluster {
+    replicas: BTreeMap<ReplicaId, Replica>,
+}
+
+fn node_at(id: ReplicaId, raft_addr: String) -> ReplicaNode {
+    ReplicaNode { name: format!("replica {id}"), api_addr: format!("127.0.0.1:{}", 7100 + id), raft_addr }
+}
+
+async fn run(id: ReplicaId, node: &ReplicaNode, dir: &Path, listener: TcpListener) -> Running {
+    let log = RaftLog::open(dir).expect("the raft log opens");
+    let stats = log.stats();
+    let machine = TestMachine::default();
+    let network = HttpNetwork::new(id, node.clone()).expect("a client");
+    let config = Arc::new(raft_config("machi-test"));
+    let raft = Raft::new(id, config, network.clone(), log, machine.clone()).await.expect("raft starts");
+    let receiver = PullingReceiver { raft: raft.clone(), machine: machine.clone(), network };
+    let app = router(raft.clone(), Arc::new(receiver), Arc::new(MachineBlocks(machine.clone())));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { drop(stopped.await) })
+            .await
+            .expect("serves");
+    });
+    Running { raft, machine, stop, server, log: stats }
+}
+
+impl Cluster {
+    /// `count` replicas, initialized as voters by the first.
+    async fn start(count: u64) -> Cluster {
+        let mut cluster = Cluster { replicas: BTreeMap::new() };
+        let mut listeners = Vec::new();
+        for id in 1..=count {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let node = node_at(id, listener.local_addr().unwrap().to_string());
+            let replica = Replica { node, dir: tempfile::tempdir().unwrap(), running: None };
+            cluster.replicas.insert(id, replica);
+            listeners.push((id, listener));
+        }
+        for (id, listener) in listeners {
+            cluster.serve(id, listener).await;
+        }
+        let members: BTreeMap<ReplicaId, ReplicaNode> =
+            cluster.replicas.iter().map(|(id, r)| (*id, r.node.clone())).collect();
+        cluster.raft(1).initialize(members).await.expect("initializes");
+        cluster
+    }
+
+    async fn serve(&mut self, id: ReplicaId, listener: TcpListener) {
+        let replica = self.replicas.get_mut(&id).unwrap();
+        replica.running = Some(run(id, &replica.node, replica.dir.path(), listener).await);
+    }
+
+    fn running(&self, id: ReplicaId) -> &Running {
+        self.replicas[&id].running.as_ref().expect("running")
+    }
+
+    fn raft(&self, id: ReplicaId) -> &Raft<TypeConfig> {
+        &self.running(id).raft
+    }
+
+    fn running_ids(&self) -> Vec<ReplicaId> {
+        self.replicas.iter().filter(|(_, r)| r.running.is_some()).map(|(id, _)| *id).collect()
+    }
+
+    /// Waits for a leader among the running replicas, other than `not`.
+    async fn leader(&self, not: Option<ReplicaId>) -> ReplicaId {
+        let running = self.running_ids();
+        let watcher = *running.iter().find(|id| Some(**id) != not).expect("a replica runs");
+        let alive = running.clone();
+        let metrics = self
+            .raft(watcher)
+            .wait(Some(WAIT))
+            .metrics(
+                move |m| m.current_leader.is_some_and(|l| Some(l) != not && alive.contains(&l)),
+                "a leader among the running replicas",
+            )
+            .await
+            .expect("a leader is elected");
+        let leader = metrics.current_leader.expect("a leader");
+        self.raft(leader).wait(Some(WAIT)).state(ServerState::Leader, "it leads").await.expect("leads");
+        leader
+    }
+
+    /// Stops a replica's server and Raft, and waits until its log file is closed.
+    async fn stop(&mut self, id: ReplicaId) {
+        let running = self.replicas.get_mut(&id).unwrap().running.take().expect("running");
+        let Running { raft, machine, stop, server, mut log } = running;
+        let _ = stop.send(());
+        raft.shutdown().await.expect("raft shuts down");
+        server.await.expect("the server ends");
+        drop((raft, machine));
+        tokio::time::timeout(WAIT, log.wait_for(|s| s.closed))
+            .await
+            .expect("the log closes")
+            .expect("closes");
+    }
+
+    /// Starts a stopped replica again on the same address and folder.
+    async fn restart(&mut self, id: ReplicaId) {
+        let listener =
+            TcpListener::bind(&self.replicas[&id].node.raft_addr).await.expect("the address is free again");
+        self.serve(id, listener).await;
+    }
+
+    async fn wait_applied(&self, index: u64) {
+        for id in self.running_ids() {
+            self.raft(id)
+                .wait(Some(WAIT))
+                .applied_index_at_least(Some(index), "the block is applied")
+                .await
+                .unwrap_or_else(|e| panic!("replica {id} applies up to {index}: {e}"));
+        }
+    }
+}
+
+fn block_bytes(n: usize, len: usize) -> Vec<u8> {
+    let mut bytes = format!("block {n} ").into_bytes();
+    bytes.resize(len.max(bytes.len()), (n % 251) as u8);
+    bytes
+}
+
+/// Proposes on `leader` and checks the outcome; the log index of the entry.
+async fn commit(raft: &Raft<TypeConfig>, block: Vec<u8>, height: u64) -> u64 {
+    let hash = machi_ledger::sha256(&block);
+    let written = propose(raft, BlockProposal { block }).await.expect("committed");
+    assert_eq!(written.data, ApplyOutcome::Applied { height, hash });
+    written.log_id.index
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_apply_the_same_blocks_in_order_and_fail_over() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+
+    let mut sent = Vec::new();
+    let mut last = 0;
+    for n in 0..50 {
+        let block = block_bytes(n, 1_000);
+        sent.push(block.clone());
+        last = commit(cluster.raft(leader), block, n as u64 + 1).await;
+    }
+    cluster.wait_applied(last).await;
+    for id in cluster.running_ids() {
+        assert_eq!(cluster.running(id).machine.proposals(), sent, "replica {id}");
+    }
+
+    // A follower does not take writes: it names the leader.
+    let follower = *cluster.running_ids().iter().find(|id| **id != leader).unwrap();
+    let refused = propose(cluster.raft(follower), BlockProposal { block: vec![1] }).await.unwrap_err();
+    let ProposeError::Raft(e) = refused else { panic!("not a Raft error: {refused}") };
+    let forward = e.forward_to_leader().expect("forward to the leader");
+    assert_eq!(forward.leader_id, Some(leader));
+    assert_eq!(
+        forward.leader_node.as_ref().map(|n| n.api_addr.clone()),
+        Some(cluster.replicas[&leader].node.api_addr.clone())
+    );
+
+    // The leader goes away: another is elected and commits.
+    cluster.stop(leader).await;
+    let next = cluster.leader(Some(leader)).await;
+    assert_ne!(next, leader);
+    for n in 50..55 {
+        let block = block_bytes(n, 1_000);
+        sent.push(block.clone());
+        last = commit(cluster.raft(next), block, n as u64 + 1).await;
+    }
+    cluster.wait_applied(last).await;
+    for id in cluster.running_ids() {
+        assert_eq!(cluster.running(id).machine.proposals(), sent, "replica {id} after the failover");
+    }
+
+    // A proposal over the cap never reaches the log.
+    let before = cluster.raft(next).metrics().borrow().last_log_index;
+    let over = BlockProposal { block: vec![0; BLOCK_PROPOSAL_BYTES_MAX + 1] };
+    match propose(cluster.raft(next), over).await {
+        Err(ProposeError::Proposal(ProposalError::TooLarge { bytes })) => {
+            assert_eq!(bytes, BLOCK_PROPOSAL_BYTES_MAX + 1)
+        }
+        other => panic!("an oversized proposal is refused, not {other:?}"),
+    }
+    assert_eq!(cluster.raft(next).metrics().borrow().last_log_index, before);
+
+    // The old leader comes back from its raft log and catches up.
+    cluster.restart(leader).await;
+    cluster.wait_applied(last).await;
+    assert_eq!(cluster.running(leader).machine.proposals(), sent, "the restarted replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_learner_catches_up_by_snapshot_and_pulled_blocks() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+    let mut sent = Vec::new();
+    let mut last = 0;
+    for n in 0..30 {
+        let block = block_bytes(n, 3_000);
+        sent.push(block.clone());
+        last = commit(cluster.raft(leader), block, n as u64 + 1).await;
+    }
+    cluster.wait_applied(last).await;
+
+    // Snapshot and purge the log, so the learner cannot be sent entries from the start.
+    let raft = cluster.raft(leader).clone();
+    raft.trigger().snapshot().await.unwrap();
+    raft.wait(Some(WAIT))
+        .metrics(move |m| m.snapshot.is_some_and(|s| s.index >= last), "a snapshot")
+        .await
+        .expect("snapshot taken");
+    raft.trigger().purge_log(last).await.unwrap();
+    raft.wait(Some(WAIT))
+        .metrics(move |m| m.purged.is_some_and(|p| p.index >= last), "purged")
+        .await
+        .expect("log purged");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = node_at(4, listener.local_addr().unwrap().to_string());
+    cluster
+        .replicas
+        .insert(4, Replica { node: node.clone(), dir: tempfile::tempdir().unwrap(), running: None });
+    cluster.serve(4, listener).await;
+    tokio::time::timeout(WAIT, raft.add_learner(4, node, true))
+        .await
+        .expect("in time")
+        .expect("the learner joins");
+
+    let learner = cluster.raft(4);
+    learner
+        .wait(Some(WAIT))
+        .metrics(move |m| m.snapshot.is_some_and(|s| s.index >= last), "the learner installed the snapshot")
+        .await
+        .expect("installed");
+    assert_eq!(cluster.running(4).machine.proposals(), sent, "the learner pulled every block");
+
+    let block = block_bytes(30, 3_000);
+    sent.push(block.clone());
+    let last = commit(&raft, block, 31).await;
+    cluster.wait_applied(last).await;
+    assert_eq!(cluster.running(4).machine.proposals(), sent, "and applies what follows");
+}
+
+/// A connection to `raft_addr` as replica 1 would open it.
+fn connection(raft_addr: String) -> Connection {
+    let network = HttpNetwork::new(1, node_at(1, "127.0.0.1:1".into())).unwrap();
+    Connection { network, target: 2, node: node_at(2, raft_addr) }
+}
+
+fn vote_request() -> VoteRequest<ReplicaId> {
+    VoteRequest::new(Vote::new(9, 1), None)
+}
+
+#[tokio::test]
+async fn rpc_failures_map_to_the_errors_openraft_expects() {
+    // Nothing listens: unreachable (openraft backs off).
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let err =
+        connection(addr).vote(vote_request(), RPCOption::new(Duration::from_secs(2))).await.unwrap_err();
+    assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
+
+    // A peer that accepts and never answers: a timeout at openraft's deadline.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let err =
+        connection(addr).vote(vote_request(), RPCOption::new(Duration::from_millis(200))).await.unwrap_err();
+    assert!(matches!(&err, RPCError::Timeout(t) if t.target == 2 && t.action == RPCTypes::Vote), "{err:?}");
+    holder.abort();
+
+    // A peer that answers something else: a network error (retried at once).
+    let junk = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = junk.local_addr().unwrap().to_string();
+    let app = Router::new().route(paths::VOTE, post(|| async { vec![0xffu8; 40] }));
+    let server = tokio::spawn(async move { axum::serve(junk, app).await.unwrap() });
+    let err =
+        connection(addr).vote(vote_request(), RPCOption::new(Duration::from_secs(2))).await.unwrap_err();
+    assert!(matches!(err, RPCError::Network(_)), "{err:?}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routes_answer_remote_errors_and_refuse_bad_bodies() {
+    let cluster = Cluster::start(1).await;
+    cluster.leader(None).await;
+    let addr = cluster.replicas[&1].node.raft_addr.clone();
+    for n in 0..3 {
+        commit(cluster.raft(1), block_bytes(n, 5 * 1024 * 1024 / 2), n as u64 + 1).await;
+    }
+    let http = reqwest::Client::new();
+
+    // Blocks: capped in bytes, checked in range.
+    let network = HttpNetwork::new(9, node_at(9, "127.0.0.1:1".into())).unwrap();
+    let node = cluster.replicas[&1].node.clone();
+    let pulled = network.pull_blocks(&node, 1, 3).await.unwrap();
+    assert_eq!(pulled.len(), 3, "three 2.5 MiB blocks fit in {BLOCKS_RESPONSE_BYTES_MAX} bytes");
+    assert_eq!(pulled[2], block_bytes(2, 5 * 1024 * 1024 / 2));
+    assert!(network.pull_blocks(&node, 4, 9).await.unwrap().is_empty(), "nothing past the tip");
+    let backwards = http.get(format!("http://{addr}{}?from=3&to=1", paths::BLOCKS)).send().await.unwrap();
+    assert_eq!(backwards.status(), StatusCode::BAD_REQUEST);
+
+    // Bodies that do not decode, or are too large.
+    let garbage =
+        http.post(format!("http://{addr}{}", paths::APPEND)).body(vec![0xff; 64]).send().await.unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+    let huge = http
+        .post(format!("http://{addr}{}", paths::VOTE))
+        .body(vec![0; VOTE_BODY_BYTES_MAX + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let request = AppendEntriesRequest::<TypeConfig> {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: None,
+        leader_commit: None,
+        entries: vec![Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 0),
+            payload: EntryPayload::Normal(BlockProposal { block: vec![0; APPEND_BODY_BYTES_MAX] }),
+        }],
+    };
+    let err = connection(addr.clone())
+        .append_entries(request, RPCOption::new(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, RPCError::Network(e) if e.to_string().contains("413")), "{err:?}");
+
+    // A Raft that has stopped answers with its error, carried back as a remote error.
+    cluster.raft(1).shutdown().await.unwrap();
+    let err =
+        connection(addr).vote(vote_request(), RPCOption::new(Duration::from_secs(2))).await.unwrap_err();
+    assert!(matches!(&err, RPCError::RemoteError(e) if e.target == 2), "{err:?}");
+}
+
+/// A block of `count` payments of about 200 bytes each, as the producer seals them.
+fn payments_block(count: usize) -> Block {
+    let chain = "machi-test";
+    let shop = AccountId::of(&SigningKey::from_bytes(&[7; 32]));
+    let keys: Vec<SigningKey> = (0..16u8).map(|i| SigningKey::from_bytes(&[i + 1; 32])).collect();
+    let txs: Vec<SignedTx> = (0..count)
+        .map(|i| {
+            let body = TxBody {
+                chain_id: chain.into(),
+                created_ms: 1_760_000_000_000 + i as u64,
+                ttl_ms: 60_000,
+                nonce: i as u64,
+                action: Action::Pay {
+                    shop,
+                    amount: Yen(1_000 + i as u64),
+                    invoice: Some(format!("R-{i:06}")),
+                },
+            };
+            SignedTx::sign(chain, &keys[i % keys.len()], &body)
+        })
+        .collect();
+    let header = BlockHeader {
+        chain_id: chain.into(),
+        height: 1_234,
+        prev_hash: Hash32([3; 32]),
+        timestamp_ms: 1_760_000_000_000,
+        tx_count: count as u32,
+        tx_root: Hash32([4; 32]),
+        outcome_root: Hash32([5; 32]),
+        producer: AccountId::of(&keys[0]),
+    };
+    Block { header, signature: [6; 64], txs, outcomes: vec![Outcome::Applied; count] }
+}
+
+#[test]
+fn a_block_of_1000_payments_is_one_small_append_entries() {
+    let block = payments_block(1_000);
+    let proposal = BlockProposal::new(&block).expect("fits in an entry");
+    let block_len = proposal.block.len();
+    assert_eq!(proposal.decode().expect("decodes"), block);
+    let request = AppendEntriesRequest::<TypeConfig> {
+        vote: Vote::new_committed(4, 1),
+        prev_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(4, 1), 1_233)),
+        leader_commit: Some(LogId::new(openraft::CommittedLeaderId::new(4, 1), 1_233)),
+        entries: vec![Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(4, 1), 1_234),
+            payload: EntryPayload::Normal(proposal),
+        }],
+    };
+    let wire = postcard::to_allocvec(&request).unwrap();
+    eprintln!(
+        "a block of 1000 payments: {block_len} bytes; its AppendEntries on the wire: {} bytes",
+        wire.len()
+    );
+    assert!(wire.len() - block_len < 64, "the envelope is {} bytes", wire.len() - block_len);
+    assert!(wire.len() <= APPEND_BODY_BYTES_MAX);
+    let full = BlockProposal::new(&payments_block(machi_ledger::BLOCK_TXS_MAX))
+        .expect("a full block of payments fits");
+    eprintln!("a block of {} payments: {} bytes", machi_ledger::BLOCK_TXS_MAX, full.block.len());
+}
+
+/// Commit time of 64 KiB blocks on three replicas, and failover time (leader stopped to
+/// the new leader's first commit). Failovers: `MACHI_RAFT_FAILOVERS` (default 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_and_failover_timings() {
+    let failovers: u32 = std::env::var("MACHI_RAFT_FAILOVERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut cluster = Cluster::start(3).await;
+    let mut leader = cluster.leader(None).await;
+    let mut height = 0;
+    let started = Instant::now();
+    let mut last = 0;
+    for n in 0..100 {
+        height += 1;
+        last = commit(cluster.raft(leader), block_bytes(n, 64 * 1024), height).await;
+    }
+    let hundred = started.elapsed();
+    cluster.wait_applied(last).await;
+    eprintln!("100 sequential committed 64 KiB proposals on 3 replicas: {hundred:?}");
+
+    for round in 0..failovers {
+        let stopped_at = Instant::now();
+        cluster.stop(leader).await;
+        let next = cluster.leader(Some(leader)).await;
+        height += 1;
+        last = commit(cluster.raft(next), block_bytes(1_000 + round as usize, 1_000), height).await;
+        eprintln!(
+            "failover {round}: leader {leader} stopped, {next} committed after {:?}",
+            stopped_at.elapsed()
+        );
+        cluster.restart(leader).await;
+        cluster.wait_applied(last).await;
+        let proposals = cluster.running(leader).machine.proposals().len() as u64;
+        assert_eq!(proposals, height, "the restarted replica caught up");
+        leader = next;
+    }
+}
