@@ -32,7 +32,10 @@ pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};
 pub use node::{init, init_log, shutdown_signal, Node};
-pub use serve::{serve, ServeLimits, CONNECTIONS_MAX, HEADER_READ_TIMEOUT, REQUEST_TIMEOUT};
+pub use serve::{
+    refuse_oversized, serve, ServeLimits, CONNECTIONS_MAX, DRAIN_BYTES_MAX, HEADER_READ_TIMEOUT,
+    REQUEST_TIMEOUT,
+};
 pub use shared::{ReopenLog, Shared};
 pub use storage::{BlockLog, DiskFile, LogFile, LogFormat, MemFile};
 

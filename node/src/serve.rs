@@ -11,11 +11,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures_util::StreamExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -37,6 +39,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 const _: () = assert!(REQUEST_TIMEOUT.as_millis() > crate::api::HEAD_WAIT_MS_MAX as u128 + 5_000);
+
+/// Bytes of a too-large request body read and thrown away before it is refused. A client
+/// sends its whole body before it reads the answer, so closing the connection mid-body
+/// would show it a broken connection instead of the 413; past this many bytes the node
+/// stops reading and closes anyway.
+pub const DRAIN_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// How long a failed `accept` (e.g. out of file descriptors) waits before the next try.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -136,5 +144,54 @@ async fn time_limit(State(limit): State<Duration>, request: Request, next: Next)
             format!("the request was not complete within {} s", limit.as_secs_f64()),
         )
         .into_response(),
+    }
+}
+
+/// Refuses a request body over `max` bytes with 413 `body_too_large`, having first read
+/// and discarded what the client sends (up to `DRAIN_BYTES_MAX`), so that the client sees
+/// the refusal. A body with a declared length within `max` passes untouched (hyper holds
+/// the client to that length); one without (chunked) is read here, up to `max`, and
+/// passed on whole. Layer it with the state `max` over a router whose handlers read
+/// bodies, e.g. `.layer(from_fn_with_state(BODY_BYTES_MAX, refuse_oversized))`.
+pub async fn refuse_oversized(State(max): State<usize>, request: Request, next: Next) -> Response {
+    let max = max as u64;
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max => {
+            drain(request.into_body(), 0).await;
+            ApiError::body_too_large().into_response()
+        }
+        Some(_) => next.run(request).await,
+        None => {
+            let (parts, body) = request.into_parts();
+            let mut chunks = body.into_data_stream();
+            let mut buffered = Vec::new();
+            while let Some(chunk) = chunks.next().await {
+                let Ok(chunk) = chunk else {
+                    return ApiError::bad_request("bad_body", "the request body could not be read")
+                        .into_response();
+                };
+                buffered.extend_from_slice(&chunk);
+                if buffered.len() as u64 > max {
+                    drain(Body::from_stream(chunks), buffered.len() as u64).await;
+                    return ApiError::body_too_large().into_response();
+                }
+            }
+            next.run(Request::from_parts(parts, Body::from(buffered))).await
+        }
+    }
+}
+
+/// Reads and discards `body` until it ends, fails, or `DRAIN_BYTES_MAX` have been read
+/// (counting `already` read).
+async fn drain(body: Body, already: u64) {
+    let mut read = already;
+    let mut chunks = body.into_data_stream();
+    while read <= DRAIN_BYTES_MAX {
+        match chunks.next().await {
+            Some(Ok(chunk)) => read += chunk.len() as u64,
+            _ => return,
+        }
     }
 }

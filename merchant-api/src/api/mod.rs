@@ -36,6 +36,7 @@ pub(crate) fn app(merchant: Arc<Merchant>) -> Router {
         .merge(public::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(BODY_BYTES_MAX, machi_node::refuse_oversized))
         .with_state(merchant)
 }
 
