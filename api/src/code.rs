@@ -88,6 +88,14 @@ tx_codes! {
     Busy = "busy",
     /// The node is stopping.
     ShuttingDown = "shutting_down",
+    /// This replica does not lead, and no leader is known to forward to.
+    NoLeader = "no_leader",
+    /// The block holding it was proposed but not confirmed by a majority (leadership was
+    /// lost, or replicas did not answer in time): it may still commit; send the same
+    /// transaction again to learn its outcome.
+    Unconfirmed = "unconfirmed",
+    /// This replica halted on a block that does not verify; ask another replica.
+    Halted = "halted",
 }
 
 impl TxCode {
@@ -103,7 +111,12 @@ impl TxCode {
             TxCode::BadSignature | TxCode::BadKey | TxCode::UnknownSigner => 401,
             TxCode::WrongRole | TxCode::KeyRevoked => 403,
             TxCode::ConflictingDuplicate => 409,
-            TxCode::StorageUnavailable | TxCode::Busy | TxCode::ShuttingDown => 503,
+            TxCode::StorageUnavailable
+            | TxCode::Busy
+            | TxCode::ShuttingDown
+            | TxCode::NoLeader
+            | TxCode::Unconfirmed
+            | TxCode::Halted => 503,
             _ => 400,
         }
     }
@@ -312,6 +325,9 @@ mod tests {
             (TxCode::StorageUnavailable, 503),
             (TxCode::Busy, 503),
             (TxCode::ShuttingDown, 503),
+            (TxCode::NoLeader, 503),
+            (TxCode::Unconfirmed, 503),
+            (TxCode::Halted, 503),
             (TxCode::TtlExpired, 400),
             (TxCode::WrongChain, 400),
             (TxCode::MalformedBody, 400),
@@ -320,6 +336,16 @@ mod tests {
             assert_eq!(code.http_status(), status, "{code}");
         }
         let transient: Vec<TxCode> = TxCode::ALL.iter().copied().filter(|c| c.is_transient()).collect();
-        assert_eq!(transient, [TxCode::StorageUnavailable, TxCode::Busy, TxCode::ShuttingDown]);
+        assert_eq!(
+            transient,
+            [
+                TxCode::StorageUnavailable,
+                TxCode::Busy,
+                TxCode::ShuttingDown,
+                TxCode::NoLeader,
+                TxCode::Unconfirmed,
+                TxCode::Halted
+            ]
+        );
     }
 }

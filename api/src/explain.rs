@@ -156,6 +156,18 @@ fn texts(code: TxCode) -> (&'static str, &'static str) {
             "システムが止まるところです。しばらくしてからもう一度お試しください",
             "The system is stopping; please try again shortly.",
         ),
+        TxCode::NoLeader => (
+            "いま台帳の取りまとめ役が決まっていません。少し待ってからもう一度お試しください",
+            "No replica leads the ledger right now; please try again in a moment.",
+        ),
+        TxCode::Unconfirmed => (
+            "まだ確定していません。同じ内容をもう一度送ると結果が分かります（二重にはなりません）",
+            "Not confirmed yet; sending the same transaction again tells its outcome (it is never made twice).",
+        ),
+        TxCode::Halted => (
+            "この台帳の写しは検証できないブロックで止まりました。別の写しでお試しください",
+            "This replica stopped at a block that does not verify; please use another replica.",
+        ),
     }
 }
 

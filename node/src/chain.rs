@@ -222,6 +222,15 @@ impl Chain {
         Ok(chain)
     }
 
+    /// Makes a block that was applied to `state` and appended to the log the head: its
+    /// hash, the head, totals and every account's history. Returns the accounts each
+    /// transaction concerns.
+    pub(crate) fn commit_block(&mut self, block: &Block) -> Vec<Vec<AccountId>> {
+        self.hashes.push(block.hash());
+        self.head = block.header.clone();
+        self.record(block)
+    }
+
     /// Books a block that was applied to `state`: totals and every account's history.
     /// Returns the accounts each transaction concerns.
     pub(crate) fn record(&mut self, block: &Block) -> Vec<Vec<AccountId>> {

@@ -26,6 +26,12 @@ pub struct Metrics {
     /// How far the chain's head was ahead of the clock when the node started, until the
     /// clock passes it (0: not ahead).
     pub head_ahead_of_clock_ms: AtomicU64,
+    /// 1 once this replica refused a committed block that does not verify (it halted).
+    pub halted: AtomicU64,
+    /// 1 while this replica leads (its producer makes blocks), else 0.
+    pub leader: AtomicU64,
+    /// Blocks whose proposal was not confirmed (leadership lost, or no majority in time).
+    pub proposals_unconfirmed: AtomicU64,
     /// Signature checks done by the verifier threads.
     pub verify: std::sync::Arc<crate::verify::VerifyCounts>,
 }
@@ -87,6 +93,11 @@ impl Metrics {
                 &self.unknown_signers,
             ),
             (
+                "machi_proposals_unconfirmed_total",
+                "Blocks proposed but not confirmed by a majority (leadership lost, or not in time).",
+                &self.proposals_unconfirmed,
+            ),
+            (
                 "machi_signatures_batched_total",
                 "Signatures checked in a batch that passed.",
                 &self.verify.batched,
@@ -112,6 +123,12 @@ impl Metrics {
                 "How far the system clock is ahead of block times (0: in step; alarm above 0).",
                 self.clock_ahead_ms.load(Ordering::Relaxed),
             ),
+            (
+                "machi_replica_halted",
+                "1 when this replica refused a committed block that does not verify and applies nothing more.",
+                self.halted.load(Ordering::Relaxed),
+            ),
+            ("machi_replica_leader", "1 while this replica leads and produces blocks.", self.leader.load(Ordering::Relaxed)),
             (
                 "machi_head_ahead_of_clock_ms",
                 "How far the chain's head was ahead of the clock at start, until the clock passes it.",

@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use crate::chain::{self, Chain, Clock, SystemClock};
 use crate::index::Index;
 use crate::metrics::Metrics;
+use crate::replica::replication::{Members, Replication};
 use crate::shared::{AppState, ReopenLog, Shared, Submission};
 use crate::storage::{DiskFile, LogFile};
 
@@ -109,23 +110,28 @@ impl Node {
             );
         }
         let reopen: ReopenLog = Box::new(move || Ok(Box::new(DiskFile::open(&log)?) as Box<dyn LogFile>));
-        Node::open_with(reopen, &chain::index_path(data_dir), producer, clock)
+        Node::open_with(reopen, data_dir, producer, clock)
     }
 
-    /// Opens with any log file (tests use memory and fault injection) and any clock.
+    /// Opens with any block log file (tests use memory and fault injection) and any
+    /// clock; the index and the Raft files go in `data_dir`. Must be called within a tokio
+    /// runtime: replication starts in it a moment later.
     pub fn open_with(
         reopen_log: ReopenLog,
-        index_path: &Path,
+        data_dir: &Path,
         producer: SigningKey,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Node> {
-        let index = Index::open(index_path)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .context("a node is opened within a tokio runtime (replication runs in it)")?;
+        let index = Index::open(&chain::index_path(data_dir))?;
         let chain = Chain::open(reopen_log()?, Some(&index))?;
         if chain.log.format() != crate::storage::LogFormat::V2 {
             bail!("the block log is format 1, which is only read: `Node::open` (machi-node run) converts it");
         }
         let producer_id = machi_ledger::AccountId::of(&producer);
-        if chain.state.producer != Some(producer_id) {
+        let members = Members::of(&chain.state.replicas, &producer_id, "")?;
+        if chain.state.replicas.is_empty() && chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");
         }
         let head_ms = chain.head.timestamp_ms;
@@ -140,6 +146,15 @@ impl Node {
             closing: tokio::sync::watch::Sender::new(false),
             reopen_log,
             clock,
+            own: std::sync::Mutex::new(None),
+            halted: std::sync::Mutex::new(None),
+            replication: std::sync::OnceLock::new(),
+            raft_side: std::sync::OnceLock::new(),
+            replication_started: tokio::sync::Notify::new(),
+            forwarding: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(1))
+                .build()
+                .context("an HTTP client for forwarding writes")?,
         });
         let (submit, submissions) = sync_channel::<Submission>(SUBMIT_QUEUE_MAX);
         let block_clock = crate::producer::BlockClock::start(&shared, head_ms);
@@ -151,12 +166,29 @@ impl Node {
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let verifier = crate::verify::Verifier::start(cores, shared.metrics.verify.clone())?;
+        let raft_base = data_dir.to_path_buf();
+        let starting = shared.clone();
+        runtime.spawn(async move {
+            match Replication::start(starting.clone(), &raft_base, members).await {
+                Ok((replication, side)) => {
+                    let _ = starting.replication.set(replication);
+                    let _ = starting.raft_side.set(side);
+                    starting.replication_started.notify_waiters();
+                }
+                Err(e) => tracing::error!("replication did not start: {e:#}; this node cannot take writes"),
+            }
+        });
         Ok(Node { shared, submit, verifier, threads: vec![producer_thread] })
     }
 
     /// Submits transactions in-process, exactly as `POST /v1/transactions` would, and
     /// waits for their durable outcomes.
     pub async fn submit(&self, txs: Vec<SignedTx>) -> anyhow::Result<Vec<machi_api::TxResultView>> {
+        // This replica must lead: in-process writes are not forwarded.
+        let route = self.shared.route(std::time::Duration::from_secs(5)).await;
+        if !matches!(route, crate::replica::replication::Route::Here) {
+            bail!("this replica does not lead ({route:?}); submit to the leader");
+        }
         crate::api::transactions::submit_all(&self.app_state(), txs)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))

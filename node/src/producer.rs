@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::chain::Chain;
 use crate::index::Checkpoint;
+use crate::replica::replication::Proposed;
 use crate::shared::{Shared, Submission};
 
 /// A state checkpoint is written when the producer has been idle for a moment and at
@@ -24,6 +25,10 @@ const CHECKPOINT_IDLE: Duration = Duration::from_secs(5);
 /// Under unbroken load, a checkpoint is written anyway after this many transactions, so
 /// a restart after a crash never replays more than this.
 pub(crate) const CHECKPOINT_TXS_MAX: u64 = 2_000_000;
+
+/// How long the producer waits for committed blocks to be applied before it makes one;
+/// past it the transactions are refused with `storage_unavailable` (nothing committed).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
 
 /// How far the wall clock may run ahead of the last block's time plus the time the
 /// monotonic clock measured since, before block times stop following it (an NTP step
@@ -176,7 +181,19 @@ fn produce_one(
         replies.push(submission.reply);
     }
     let ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
+    let Some(replication) = shared.replication().filter(|r| r.can_produce()) else {
+        return answer(replies, sizes, ids.iter().map(|id| not_leading(*id)).collect());
+    };
+    // A committed block not yet applied here (the disk refused it a moment ago) comes
+    // first: a block made now would not follow it.
+    if !replication.caught_up(CATCH_UP_WAIT) {
+        return answer(replies, sizes, ids.iter().map(|id| storage_failure(*id)).collect());
+    }
     let mut chain = shared.chain.blocking_write();
+    if !chain.state.may_produce(&AccountId::of(producer)) {
+        drop(chain);
+        return answer(replies, sizes, ids.iter().map(|id| not_leading(*id)).collect());
+    }
     let prev = chain.head.clone();
     let (block, results) = machi_ledger::produce(&mut chain.state, &prev, now_ms, txs, producer);
     if block.txs.is_empty() {
@@ -186,22 +203,35 @@ fn produce_one(
         answer(replies, sizes, views);
         return;
     }
-    if let Err(e) = chain.log.append(&block.encode()) {
-        tracing::error!(
-            "block {} could not be written: {e}; rebuilding state from the log",
-            block.header.height
-        );
-        shared.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
+    // The state holds the block; the chain's lock stays held until it is committed by a
+    // majority and in the log, so no reader sees it before.
+    let failure = match replication.propose(shared, &mut chain, &block) {
+        Proposed::Committed => None,
+        Proposed::StorageFailed(e) => {
+            tracing::error!(
+                "block {} could not be written: {e}; rebuilding state from the log",
+                block.header.height
+            );
+            shared.metrics.storage_errors.fetch_add(1, Ordering::Relaxed);
+            Some(storage_failure as fn(TxId) -> TxResultView)
+        }
+        Proposed::Unconfirmed(why) => {
+            tracing::warn!(
+                "block {} not confirmed: {why}; rebuilding state from the log",
+                block.header.height
+            );
+            shared.metrics.proposals_unconfirmed.fetch_add(1, Ordering::Relaxed);
+            Some(unconfirmed as fn(TxId) -> TxResultView)
+        }
+    };
+    if let Some(failure) = failure {
         recover(shared, &mut chain);
         drop(chain);
-        let views = ids.iter().map(|id| storage_failure(*id)).collect();
-        answer(replies, sizes, views);
+        answer(replies, sizes, ids.iter().map(|id| failure(*id)).collect());
         return;
     }
-    // Durable from here on.
-    chain.hashes.push(block.hash());
-    chain.head = block.header.clone();
-    let involved = chain.record(&block);
+    // Committed by a majority and durable here from now on.
+    let involved = chain.commit_block(&block);
     let views = views_of(&chain, &ids, &results, Some(&block));
     if chain.txs_since_checkpoint >= CHECKPOINT_TXS_MAX {
         hand_over_checkpoint(&mut chain, checkpoints);
@@ -244,17 +274,37 @@ fn answer(replies: Vec<oneshot::Sender<Vec<TxResultView>>>, sizes: Vec<usize>, v
     }
 }
 
+fn not_leading(id: TxId) -> TxResultView {
+    TxResultView::refused(
+        id,
+        TxCode::NoLeader,
+        "this replica does not lead now; nothing was committed, send the same transaction again".to_string(),
+    )
+}
+
+fn unconfirmed(id: TxId) -> TxResultView {
+    TxResultView::refused(
+        id,
+        TxCode::Unconfirmed,
+        "the block holding it was not confirmed by a majority in time; it may still commit: send the same \
+         transaction again to learn its outcome"
+            .to_string(),
+    )
+}
+
 fn storage_failure(id: TxId) -> TxResultView {
     TxResultView::refused(
         id,
         TxCode::StorageUnavailable,
-        "the block could not be written to disk; nothing was committed, try again".to_string(),
+        "the block could not be written to this replica's disk and is not applied yet; send the same \
+         transaction again to learn its outcome"
+            .to_string(),
     )
 }
 
 /// After a failed write the in-memory state has the failed block applied: throw it away
 /// and rebuild from what is durable.
-fn recover(shared: &Shared, chain: &mut Chain) {
+pub(crate) fn recover(shared: &Shared, chain: &mut Chain) {
     let file = match (shared.reopen_log)() {
         Ok(file) => file,
         Err(e) => panic!("block log cannot be reopened after a failed write: {e}"),
@@ -265,7 +315,7 @@ fn recover(shared: &Shared, chain: &mut Chain) {
     }
 }
 
-fn publish_events(shared: &Shared, block: &Block, involved: Vec<Vec<AccountId>>) {
+pub(crate) fn publish_events(shared: &Shared, block: &Block, involved: Vec<Vec<AccountId>>) {
     if shared.events.receiver_count() == 0 {
         return;
     }

@@ -34,6 +34,76 @@ pub struct Shared {
     pub closing: tokio::sync::watch::Sender<bool>,
     pub reopen_log: ReopenLog,
     pub clock: Arc<dyn Clock>,
+    /// The block this replica's producer proposed and waits for (`replica::machine`).
+    pub(crate) own: std::sync::Mutex<Option<OwnProposal>>,
+    /// Set when this replica refused a committed block: it applies nothing more.
+    pub halted: std::sync::Mutex<Option<Halt>>,
+    /// Replication, once Raft has started (a moment after the node opens).
+    pub(crate) replication: std::sync::OnceLock<Arc<crate::replica::replication::Replication>>,
+    /// What the replica-to-replica routes ask of the node.
+    pub(crate) raft_side: std::sync::OnceLock<Arc<crate::replica::replication::NodeSide>>,
+    /// Woken once replication has started.
+    pub(crate) replication_started: tokio::sync::Notify,
+    /// For writes a follower sends on to the leader.
+    pub(crate) forwarding: reqwest::Client,
+}
+
+/// The producer's proposed block: when it comes back committed, the state machine asks
+/// the producer (which holds the chain's lock) to append it, through `append`.
+pub(crate) struct OwnProposal {
+    pub(crate) hash: machi_ledger::Hash32,
+    pub(crate) append: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<std::io::Result<()>>>,
+}
+
+/// Why this replica stopped applying blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Halt {
+    /// The block it refused.
+    pub height: u64,
+    /// Its Raft log index.
+    pub log_index: u64,
+    pub reason: String,
+}
+
+impl Shared {
+    pub(crate) fn replication(&self) -> Option<&Arc<crate::replica::replication::Replication>> {
+        self.replication.get()
+    }
+
+    /// Where a write goes now, waiting up to `wait` for replication to start and a leader
+    /// to be known (a node that just opened, or an election).
+    pub(crate) async fn route(&self, wait: std::time::Duration) -> crate::replica::replication::Route {
+        use crate::replica::replication::Route;
+        if self.halted.lock().expect("halted").is_some() {
+            return Route::NoLeader;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let started = self.replication_started.notified();
+        tokio::pin!(started);
+        started.as_mut().enable();
+        if self.replication().is_none()
+            && tokio::time::timeout_at(deadline, started).await.is_err()
+            && self.replication().is_none()
+        {
+            return Route::NoLeader;
+        }
+        let Some(replication) = self.replication() else { return Route::NoLeader };
+        replication.route(deadline.saturating_duration_since(tokio::time::Instant::now())).await
+    }
+
+    /// Stops this replica at a block that does not verify, loudly.
+    pub(crate) fn halt(&self, halt: Halt) {
+        tracing::error!(
+            "HALTED: this replica refuses committed block {} (log index {}): {}; it applies nothing more \
+             and serves the state as of block {}",
+            halt.height,
+            halt.log_index,
+            halt.reason,
+            halt.height.saturating_sub(1)
+        );
+        self.metrics.halted.store(1, std::sync::atomic::Ordering::Relaxed);
+        *self.halted.lock().expect("halted") = Some(halt);
+    }
 }
 
 /// What every HTTP handler holds: the shared state, the way to the producer, and the

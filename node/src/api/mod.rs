@@ -55,6 +55,7 @@ pub(crate) fn app(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn_with_state(BODY_BYTES_MAX, crate::serve::refuse_oversized))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }
@@ -92,6 +93,15 @@ impl ApiError {
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 413 `body_too_large`.
+    pub fn body_too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is larger than this service accepts",
+        )
     }
 
     /// A server-side failure: logged in full, shown to the client only as a code.
@@ -132,11 +142,7 @@ impl<T: DeserializeOwned> JsonBody<T> {
     /// A body that could not be read: 413 `body_too_large` past the limit, else 400.
     pub fn rejection(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than this service accepts",
-            )
+            ApiError::body_too_large()
         } else {
             ApiError::bad_request("bad_body", rejection.body_text())
         }

@@ -17,6 +17,7 @@ use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
 use tokio::sync::oneshot;
 
 use super::{parse_hex32, ApiError, AppState, JsonBody};
+use crate::replica::replication::Route;
 use crate::shared::Submission;
 
 pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -54,7 +55,24 @@ fn single_response(view: TxResultView) -> Response {
         (status = 422, body = TxErrorBody, description = "rejected by a rule, recorded on chain"),
         (status = 503, body = ErrorBody, description = "busy, shutting_down; storage_unavailable (a TxErrorBody): \
             nothing was committed, send the same transaction again")))]
-async fn submit(State(state): State<AppState>, JsonBody(request): JsonBody<SubmitRequest>) -> Response {
+async fn submit(
+    State(state): State<AppState>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return JsonBody::<SubmitRequest>::rejection(rejection).into_response(),
+    };
+    // A follower sends the request on to the leader as it came, and relays the answer.
+    match state.shared.route(LEADER_WAIT).await {
+        Route::Here => {}
+        Route::Leader(_, leader) => return forward(&state, &leader, body).await,
+        Route::NoLeader => return no_leader(&state.shared),
+    }
+    let request = match JsonBody::<SubmitRequest>::parse(&body) {
+        Ok(request) => request,
+        Err(e) => return e.into_response(),
+    };
     match request {
         SubmitRequest::One(tx) => match submit_all(&state, vec![tx]).await {
             Ok(mut views) => single_response(views.remove(0)),
@@ -74,6 +92,63 @@ async fn submit(State(state): State<AppState>, JsonBody(request): JsonBody<Submi
             Err(e) => e.into_response(),
         },
     }
+}
+
+/// How long a write waits for a leader (a replica that just started, or an election):
+/// longer than a failover takes.
+const LEADER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Longest a forwarded write waits for the leader's answer: the leader answers once the
+/// block is committed, or says it is not confirmed within its own time limit.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sends a write on to the leader and relays its answer. If the leader does not answer,
+/// the client hears 503 `unconfirmed`: the transactions may have committed there, and
+/// the same ones sent again learn their outcome.
+async fn forward(
+    state: &AppState,
+    leader: &crate::replica::ReplicaNode,
+    body: axum::body::Bytes,
+) -> Response {
+    let url = format!("http://{}/v1/transactions", leader.api_addr);
+    let sent = state
+        .shared
+        .forwarding
+        .post(url)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .timeout(FORWARD_TIMEOUT)
+        .body(body)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!("forwarding a write to the leader {}: {e}", leader.api_addr);
+            let code = if e.is_connect() { TxCode::NoLeader } else { TxCode::Unconfirmed };
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code.name(),
+                machi_api::explain(code, machi_api::Lang::En),
+            )
+            .into_response();
+        }
+    };
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    match response.bytes().await {
+        Ok(bytes) => {
+            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, TxCode::Unconfirmed.name(), e.to_string())
+            .into_response(),
+    }
+}
+
+/// No leader within the wait (an election that did not finish, no majority), or this
+/// replica halted.
+fn no_leader(shared: &crate::shared::Shared) -> Response {
+    let code =
+        if shared.halted.lock().expect("halted").is_some() { TxCode::Halted } else { TxCode::NoLeader };
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code.name(), machi_api::explain(code, machi_api::Lang::En))
+        .into_response()
 }
 
 /// Decodes, answers replays from the chain, verifies signatures in one batch off the

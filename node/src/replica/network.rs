@@ -29,8 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use openraft::error::{
-    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError, Timeout,
-    Unreachable,
+    Fatal, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, ReplicationClosed,
+    StreamingError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -55,6 +55,12 @@ pub(crate) mod paths {
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one page of pulled blocks may take.
 pub(crate) const BLOCKS_PULL_TIMEOUT: Duration = Duration::from_secs(30);
+/// An AppendEntries carrying several entries gets this share of openraft's deadline, so
+/// that when it runs out the network answers first, asking openraft for fewer entries
+/// (half) next time; openraft's own timeout would retry the same entries. A follower that
+/// cannot take a batch within the heartbeat interval (a slow link, a busy machine) thus
+/// still catches up, a few entries at a time.
+pub(crate) const BATCH_DEADLINE_PERCENT: u32 = 90;
 /// Room for everything in a message besides entries and blocks: votes, log ids, lengths.
 const ENVELOPE_BYTES_MAX: usize = 64 * 1024;
 /// The largest AppendEntries: one read of the log (`RPC_ENTRIES_BYTES_MAX`, or a single
@@ -269,19 +275,18 @@ impl Connection {
         Timeout { action, id: self.network.id, target: self.target, timeout: ttl }
     }
 
-    /// One Raft RPC whose answer is `Result<Resp, RaftError>`.
+    /// One Raft RPC: the transport's failure, or the remote Raft's answer.
     async fn raft_call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         path: &str,
-        action: RPCTypes,
         request: &Req,
-        option: &RPCOption,
-    ) -> Result<Resp, RpcError> {
-        let ttl = option.hard_ttl();
-        let answer: Result<Resp, RaftError<ReplicaId>> =
-            self.call(path, request, ttl).await.map_err(|f| self.rpc_error(f, action, ttl))?;
-        answer
-            .map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e)))
+        ttl: Duration,
+    ) -> Result<Result<Resp, RaftError<ReplicaId>>, Failure> {
+        self.call(path, request, ttl).await
+    }
+
+    fn remote(&self, e: RaftError<ReplicaId>) -> RpcError {
+        RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e))
     }
 }
 
@@ -313,7 +318,18 @@ impl RaftNetwork<TypeConfig> for Connection {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<ReplicaId>, RpcError> {
-        self.raft_call(paths::APPEND, RPCTypes::AppendEntries, &request, &option).await
+        let entries = request.entries.len() as u64;
+        let ttl = match entries > 1 {
+            true => option.hard_ttl() * BATCH_DEADLINE_PERCENT / 100,
+            false => option.hard_ttl(),
+        };
+        match self.raft_call(paths::APPEND, &request, ttl).await {
+            Ok(answer) => answer.map_err(|e| self.remote(e)),
+            Err(Failure::Timeout) if entries > 1 => {
+                Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)))
+            }
+            Err(failure) => Err(self.rpc_error(failure, RPCTypes::AppendEntries, ttl)),
+        }
     }
 
     async fn vote(
@@ -321,7 +337,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         request: VoteRequest<ReplicaId>,
         option: RPCOption,
     ) -> Result<VoteResponse<ReplicaId>, RpcError> {
-        self.raft_call(paths::VOTE, RPCTypes::Vote, &request, &option).await
+        let ttl = option.hard_ttl();
+        match self.raft_call(paths::VOTE, &request, ttl).await {
+            Ok(answer) => answer.map_err(|e| self.remote(e)),
+            Err(failure) => Err(self.rpc_error(failure, RPCTypes::Vote, ttl)),
+        }
     }
 
     /// Sends the tip; the receiver pulls the blocks, so this waits up to the snapshot

@@ -336,6 +336,45 @@ async fn a_new_learner_catches_up_by_snapshot_and_pulled_blocks() {
     assert_eq!(cluster.running(4).machine.proposals(), sent, "and applies what follows");
 }
 
+/// A follower too slow for a batch within the heartbeat interval: openraft is asked for
+/// half as many entries, down to one, instead of timing out on the same batch forever.
+#[tokio::test]
+async fn a_batch_that_times_out_is_split() {
+    let slow = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = slow.local_addr().unwrap().to_string();
+    let app = Router::new().route(
+        paths::APPEND,
+        post(|body: Bytes| async move {
+            let request: AppendEntriesRequest<TypeConfig> = postcard::from_bytes(&body).unwrap();
+            if request.entries.len() > 1 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            answer(&Ok::<_, RaftError<ReplicaId>>(AppendEntriesResponse::<ReplicaId>::Success))
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(slow, app).await.unwrap() });
+    let request = |count: u64| AppendEntriesRequest::<TypeConfig> {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: None,
+        leader_commit: None,
+        entries: (0..count)
+            .map(|index| Entry {
+                log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(BlockProposal { block: vec![1; 10] }),
+            })
+            .collect(),
+    };
+    let option = || RPCOption::new(Duration::from_millis(200));
+    let mut connection = connection(addr);
+    let err = connection.append_entries(request(6), option()).await.unwrap_err();
+    assert!(matches!(&err, RPCError::PayloadTooLarge(p) if p.entries_hint() == 3), "{err:?}");
+    let err = connection.append_entries(request(2), option()).await.unwrap_err();
+    assert!(matches!(&err, RPCError::PayloadTooLarge(p) if p.entries_hint() == 1), "{err:?}");
+    let one = connection.append_entries(request(1), option()).await.expect("one entry crosses in time");
+    assert_eq!(one, AppendEntriesResponse::Success);
+    server.abort();
+}
+
 /// A connection to `raft_addr` as replica 1 would open it.
 fn connection(raft_addr: String) -> Connection {
     let network = HttpNetwork::new(1, node_at(1, "127.0.0.1:1".into())).unwrap();

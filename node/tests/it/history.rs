@@ -70,7 +70,7 @@ async fn the_producer_commits_while_a_history_is_being_read() {
         Ok(Box::new(GatedFile { inner: DiskFile::open(&log)?, gate: opener.clone() }) as Box<dyn LogFile>)
     });
     let clock = Arc::new(ManualClock::new(machi_node::now_ms()));
-    let node = Node::open_with(reopen, &machi_node::index_path(dir.path()), producer, clock).unwrap();
+    let node = Node::open_with(reopen, dir.path(), producer, clock).unwrap();
     let chain_id = node.shared.chain_id.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,408 @@
+//! The node's handle on replication. It starts openraft with the node's Raft log, state
+//! machine and network; proposes the producer's blocks; says whether this replica may
+//! produce now (it leads, and has applied everything committed before its term began);
+//! and where the leader is, for followers that forward writes.
+//!
+//! A chain that names no replicas runs as a cluster of one (replica 1): the same path,
+//! with one voter.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use machi_ledger::{AccountId, Block, Replica};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{ChangeMembers, Raft, ServerState};
+use tokio::sync::mpsc;
+
+use super::machine::ChainMachine;
+use super::network::{BlockSource, HttpNetwork, SnapshotReceiver};
+use super::{
+    log_store::RaftLog, raft_config, ApplyOutcome, BlockProposal, ReplicaId, ReplicaNode, TypeConfig,
+};
+use crate::chain::Chain;
+use crate::shared::{OwnProposal, Shared};
+
+/// Longest the producer waits for a proposed block to be committed by a majority and
+/// applied. Past it the block's clients are told it is not confirmed (it may still commit;
+/// the same transaction sent again learns its outcome) and the producer rebuilds its
+/// state from the log. Well above a failover (~1-2 s), so a healthy cluster never hits it.
+pub(crate) const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the leader compares the Raft membership with the replica set on chain.
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+
+/// This replica and the replicas it starts with.
+#[derive(Clone, Debug)]
+pub(crate) struct Members {
+    pub(crate) me: ReplicaId,
+    pub(crate) nodes: BTreeMap<ReplicaId, (ReplicaNode, bool)>,
+}
+
+impl Members {
+    /// This replica in the chain's replica set, found by its producer key; or, for a chain
+    /// that names none, a cluster of one.
+    pub(crate) fn of(replicas: &[Replica], producer: &AccountId, api_addr: &str) -> anyhow::Result<Members> {
+        if replicas.is_empty() {
+            let me = ReplicaNode { name: "node".into(), api_addr: api_addr.into(), raft_addr: String::new() };
+            return Ok(Members { me: 1, nodes: BTreeMap::from([(1, (me, true))]) });
+        }
+        let me = replicas
+            .iter()
+            .find(|r| r.producer == *producer)
+            .with_context(|| {
+                format!("this replica's producer key {producer} is not named in the chain's replicas")
+            })?
+            .id;
+        let nodes = replicas.iter().map(|r| (r.id, (node_of(r), r.voter))).collect();
+        Ok(Members { me, nodes })
+    }
+
+    pub(crate) fn node(&self) -> &ReplicaNode {
+        &self.nodes[&self.me].0
+    }
+
+    fn voters(&self) -> BTreeMap<ReplicaId, ReplicaNode> {
+        self.nodes
+            .iter()
+            .filter(|(_, (_, voter))| *voter)
+            .map(|(id, (node, _))| (*id, node.clone()))
+            .collect()
+    }
+}
+
+pub(crate) fn node_of(replica: &Replica) -> ReplicaNode {
+    ReplicaNode {
+        name: replica.name.clone(),
+        api_addr: replica.api_addr.clone(),
+        raft_addr: replica.raft_addr.clone(),
+    }
+}
+
+/// Where a write goes.
+#[derive(Clone, Debug)]
+pub(crate) enum Route {
+    Here,
+    Leader(ReplicaId, ReplicaNode),
+    NoLeader,
+}
+
+/// What became of a proposed block.
+#[derive(Debug)]
+pub(crate) enum Proposed {
+    /// Committed by a majority and appended to this replica's block log.
+    Committed,
+    /// The block log could not be written: nothing was committed here.
+    StorageFailed(std::io::Error),
+    /// Not confirmed (leadership lost, or not in time): it may still commit.
+    Unconfirmed(String),
+}
+
+pub(crate) struct Replication {
+    pub(crate) raft: Raft<TypeConfig>,
+    pub(crate) members: Members,
+    pub(crate) network: HttpNetwork,
+    /// The term in which this replica leads and has applied everything before its first
+    /// entry: only then does its producer make blocks. `u64::MAX` when none.
+    ready_term: tokio::sync::watch::Sender<u64>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Replication {
+    /// Starts Raft on this replica (in a tokio runtime). The Raft log lives in
+    /// `base/raft/`. A fresh voter of the starting set initialises the cluster with the
+    /// set's voters; learners are added by the leader.
+    pub(crate) async fn start(
+        shared: Arc<Shared>,
+        base: &Path,
+        members: Members,
+    ) -> anyhow::Result<(Arc<Replication>, Arc<NodeSide>)> {
+        let raft_dir = base.join("raft");
+        std::fs::create_dir_all(&raft_dir).with_context(|| format!("creating {}", raft_dir.display()))?;
+        let log = {
+            let base = base.to_path_buf();
+            tokio::task::spawn_blocking(move || RaftLog::open(&base)).await??
+        };
+        let machine = ChainMachine::open(shared.clone(), &raft_dir)?;
+        let network = HttpNetwork::new(members.me, members.node().clone())?;
+        let config = Arc::new(raft_config(&shared.chain_id));
+        let raft = Raft::new(members.me, config, network.clone(), log, machine).await?;
+        if !raft.is_initialized().await? && members.nodes.get(&members.me).is_some_and(|(_, voter)| *voter) {
+            match raft.initialize(members.voters()).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(e).context("initialising the cluster"),
+            }
+        }
+        let replication = Arc::new(Replication {
+            raft,
+            members,
+            network,
+            ready_term: tokio::sync::watch::Sender::new(u64::MAX),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        tokio::spawn(watch_leadership(replication.clone(), shared.clone()));
+        tokio::spawn(reconcile(replication.clone(), shared.clone()));
+        let side = Arc::new(NodeSide { shared, replication: Arc::downgrade(&replication) });
+        Ok((replication, side))
+    }
+
+    /// Whether this replica's producer may make a block now.
+    pub(crate) fn can_produce(&self) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.state == ServerState::Leader && *self.ready_term.borrow() == metrics.current_term
+    }
+
+    /// The leader this replica knows of, other than itself.
+    pub(crate) fn leader(&self) -> Option<(ReplicaId, ReplicaNode)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    /// Proposes `block`, which the producer already applied to `chain`'s state (it holds
+    /// the chain's lock), and waits until it is committed and appended, or not confirmed.
+    /// Called from the producer's thread.
+    pub(crate) fn propose(&self, shared: &Shared, chain: &mut Chain, block: &Block) -> Proposed {
+        let proposal = match BlockProposal::new(block) {
+            Ok(proposal) => proposal,
+            Err(e) => return Proposed::Unconfirmed(e.to_string()),
+        };
+        let bytes = proposal.block.clone();
+        let (append, mut requests) = mpsc::channel(1);
+        *shared.own.lock().expect("own proposal") = Some(OwnProposal { hash: block.hash(), append });
+        let (written, appended) = self.runtime.block_on(async {
+            let write = self.raft.client_write(proposal);
+            let deadline = tokio::time::sleep(PROPOSE_TIMEOUT);
+            tokio::pin!(write, deadline);
+            let mut appended = None;
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(reply) = requests.recv() => {
+                        let result = chain.log.append(&bytes);
+                        let failed = result.is_err();
+                        appended = Some(result.as_ref().map(|_| ()).map_err(|e| e.kind()));
+                        let _ = reply.send(result);
+                        if failed {
+                            // The state machine applies the block again once the producer
+                            // has rebuilt the state and let go of the chain.
+                            break (None, appended);
+                        }
+                    }
+                    written = &mut write => break (Some(written), appended),
+                    () = &mut deadline => break (None, appended),
+                }
+            }
+        });
+        *shared.own.lock().expect("own proposal") = None;
+        match (appended, written) {
+            (Some(Ok(())), _) => Proposed::Committed,
+            (Some(Err(kind)), _) => Proposed::StorageFailed(std::io::Error::from(kind)),
+            (None, Some(Ok(response))) => {
+                // Applied, but not as this replica's block: skipped as stale.
+                Proposed::Unconfirmed(format!("the block was {:?}", response.data))
+            }
+            (None, Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => {
+                Proposed::Unconfirmed("this replica no longer leads".into())
+            }
+            (None, Some(Err(e))) => Proposed::Unconfirmed(e.to_string()),
+            (None, None) => Proposed::Unconfirmed(format!("not confirmed within {PROPOSE_TIMEOUT:?}")),
+        }
+    }
+
+    /// Waits up to `wait` until this replica has applied every entry in its Raft log, so
+    /// that a block the producer makes follows every committed one. False if it has not.
+    pub(crate) fn caught_up(&self, wait: Duration) -> bool {
+        let last = self.raft.metrics().borrow().last_log_index;
+        self.runtime.block_on(async {
+            self.raft.wait(Some(wait)).applied_index_at_least(last, "entries applied").await.is_ok()
+        })
+    }
+
+    /// Where a write should go now: here, to the leader, or nowhere (no leader within
+    /// `wait`). Waits while an election or this replica's first moments as leader run.
+    pub(crate) async fn route(&self, wait: Duration) -> Route {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut metrics = self.raft.metrics();
+        let mut ready = self.ready_term.subscribe();
+        loop {
+            if self.can_produce() {
+                return Route::Here;
+            }
+            if let Some((id, node)) = self.leader().filter(|(id, _)| *id != self.members.me) {
+                return Route::Leader(id, node);
+            }
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return Route::NoLeader },
+                _ = ready.changed() => {}
+                () = tokio::time::sleep_until(deadline) => return Route::NoLeader,
+            }
+        }
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("stopping Raft: {e}");
+        }
+    }
+}
+
+/// Marks this replica ready to produce once it leads and has applied everything committed
+/// before its term (`ensure_linearizable` waits for that); keeps the leader gauge.
+async fn watch_leadership(replication: Arc<Replication>, shared: Arc<Shared>) {
+    let mut metrics = replication.raft.metrics();
+    loop {
+        let (state, term) = {
+            let m = metrics.borrow_and_update();
+            (m.state, m.current_term)
+        };
+        let leads = state == ServerState::Leader;
+        if leads && *replication.ready_term.borrow() != term {
+            match replication.raft.ensure_linearizable().await {
+                Ok(_) => {
+                    replication.ready_term.send_replace(term);
+                    tracing::info!("replica {} leads in term {term}", replication.members.me);
+                }
+                Err(e) => tracing::debug!("not ready to lead yet: {e}"),
+            }
+        }
+        shared.metrics.leader.store(u64::from(replication.can_produce()), Ordering::Relaxed);
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// On the leader: brings the Raft membership in line with the replica set on chain, one
+/// change at a time — new replicas join as learners, voters are promoted once added,
+/// replicas the town retired are removed.
+async fn reconcile(replication: Arc<Replication>, shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(RECONCILE_EVERY).await;
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        if !replication.can_produce() {
+            continue;
+        }
+        let wanted = shared.chain.read().await.state.replicas.clone();
+        if wanted.is_empty() {
+            continue;
+        }
+        if let Err(e) = reconcile_once(&replication.raft, &wanted).await {
+            tracing::warn!("bringing the replicas in line with the chain: {e}");
+        }
+    }
+}
+
+async fn reconcile_once(raft: &Raft<TypeConfig>, wanted: &[Replica]) -> anyhow::Result<()> {
+    let membership = raft.metrics().borrow().membership_config.membership().clone();
+    let present: BTreeSet<ReplicaId> = membership.nodes().map(|(id, _)| *id).collect();
+    let voters: BTreeSet<ReplicaId> = membership.voter_ids().collect();
+    if let Some(new) = wanted.iter().find(|r| !present.contains(&r.id)) {
+        tracing::info!("adding replica {} ({}) as a learner", new.id, new.name);
+        raft.add_learner(new.id, node_of(new), false).await?;
+        return Ok(());
+    }
+    let wanted_voters: BTreeSet<ReplicaId> = wanted.iter().filter(|r| r.voter).map(|r| r.id).collect();
+    if wanted_voters != voters {
+        tracing::info!("voters become {wanted_voters:?} (were {voters:?})");
+        raft.change_membership(ChangeMembers::ReplaceAllVoters(wanted_voters), false).await?;
+        return Ok(());
+    }
+    let retired: BTreeSet<ReplicaId> =
+        present.iter().filter(|id| !wanted.iter().any(|r| r.id == **id)).copied().collect();
+    if !retired.is_empty() {
+        tracing::info!("removing retired replicas {retired:?}");
+        raft.change_membership(ChangeMembers::RemoveNodes(retired), false).await?;
+    }
+    Ok(())
+}
+
+/// What the replica-to-replica routes need of the node: its blocks for replicas that lag,
+/// and catching up by snapshot.
+pub(crate) struct NodeSide {
+    shared: Arc<Shared>,
+    replication: std::sync::Weak<Replication>,
+}
+
+impl BlockSource for NodeSide {
+    fn blocks(&self, from: u64, to: u64, bytes_max: usize) -> std::io::Result<Vec<Vec<u8>>> {
+        let chain = self.shared.chain.blocking_read();
+        let log = &chain.log;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0;
+        for height in from..=to.min(chain.head.height) {
+            let record = log.read(height)?;
+            if !out.is_empty() && bytes + record.len() > bytes_max {
+                break;
+            }
+            bytes += record.len();
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
+
+impl SnapshotReceiver for NodeSide {
+    /// Pulls the blocks from this replica's tip up to the snapshot's tip from the leader,
+    /// verifies and appends each (as a committed block is applied), then installs it.
+    async fn receive(
+        &self,
+        vote: openraft::Vote<ReplicaId>,
+        meta: openraft::SnapshotMeta<ReplicaId, ReplicaNode>,
+        tip: super::ChainTip,
+        leader: ReplicaNode,
+    ) -> Result<openraft::raft::SnapshotResponse<ReplicaId>, super::network::SnapshotRefused> {
+        use super::network::SnapshotRefused;
+        let replication =
+            self.replication.upgrade().ok_or_else(|| SnapshotRefused::NotInstalled("stopping".into()))?;
+        loop {
+            let (height, hash) = {
+                let chain = self.shared.chain.read().await;
+                (chain.head.height, chain.hashes.get(tip.height as usize).copied())
+            };
+            if height >= tip.height {
+                if hash != Some(tip.hash) {
+                    let reason =
+                        format!("this replica's block {} is not the leader's {}", tip.height, tip.hash);
+                    self.shared.halt(crate::shared::Halt {
+                        height: tip.height,
+                        log_index: 0,
+                        reason: reason.clone(),
+                    });
+                    return Err(SnapshotRefused::NotInstalled(reason));
+                }
+                break;
+            }
+            let blocks = replication
+                .network
+                .pull_blocks(&leader, height + 1, tip.height)
+                .await
+                .map_err(|e| SnapshotRefused::NotInstalled(e.to_string()))?;
+            for bytes in blocks {
+                let shared = self.shared.clone();
+                let applied = tokio::task::spawn_blocking(move || {
+                    let block = BlockProposal { block: bytes }.decode().map_err(|e| e.to_string())?;
+                    match super::machine::apply_committed(&shared, &block) {
+                        Ok(ApplyOutcome::Applied { .. }) => Ok(()),
+                        Ok(other) => Err(format!("a pulled block did not follow the tip ({other:?})")),
+                        Err(super::machine::Refused::Halt(reason)) => {
+                            let height = block.header.height;
+                            shared.halt(crate::shared::Halt { height, log_index: 0, reason: reason.clone() });
+                            Err(reason)
+                        }
+                        Err(super::machine::Refused::Storage(e)) => Err(e.to_string()),
+                    }
+                })
+                .await
+                .map_err(|e| SnapshotRefused::NotInstalled(e.to_string()))?;
+                applied.map_err(SnapshotRefused::NotInstalled)?;
+            }
+        }
+        super::network::install(&replication.raft, vote, meta, tip).await
+    }
+}
