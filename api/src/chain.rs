@@ -20,12 +20,53 @@ pub struct HeadView {
 /// `GET /v1/health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthView {
-    /// `ok`, or `clock_ahead` while block times are held back from a system clock that
-    /// ran ahead, or `head_ahead_of_clock` while the chain's time is later than the clock.
+    /// `ok`; `halted` when this replica refused a committed block (see `halted`);
+    /// `clock_ahead` while block times are held back from a system clock that ran ahead;
+    /// `head_ahead_of_clock` while the chain's time is later than the clock.
     pub status: String,
     pub chain_id: String,
+    /// The height of the last block this replica applied.
     pub height: u64,
     pub clock: ClockView,
+    /// This replica's part: `leader`, `follower`, `learner`, `candidate` or `halted`.
+    pub role: String,
+    /// Why this replica stopped applying blocks, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<HaltView>,
+}
+
+/// A replica that refused a committed block: it applies nothing more and serves the
+/// state before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HaltView {
+    /// The block it refused.
+    pub height: u64,
+    pub reason: String,
+}
+
+/// `GET /v1/cluster`: the replicas and who leads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterView {
+    /// The leader's replica id, as this replica knows it; null during an election.
+    pub leader: Option<u64>,
+    /// The Raft term this replica is in.
+    pub term: u64,
+    pub members: Vec<MemberView>,
+}
+
+/// One replica of `GET /v1/cluster`, as the answering replica sees it: its own entry
+/// from itself, the others from their `/v1/health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberView {
+    pub id: u64,
+    pub name: String,
+    pub api_addr: String,
+    /// `leader`, `follower`, `learner`, `candidate`, `halted`, or `unreachable` when it
+    /// did not answer in time.
+    pub role: String,
+    /// The height of the last block it applied; null when unreachable.
+    pub applied_height: Option<u64>,
+    pub voter: bool,
 }
 
 /// The state of the node's block clock.

@@ -20,7 +20,9 @@ mod pay;
 mod tx;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
-pub use chain::{BlockTxView, BlockView, ClockView, HeadView, HealthView, TxEvent};
+pub use chain::{
+    BlockTxView, BlockView, ClockView, ClusterView, HaltView, HeadView, HealthView, MemberView, TxEvent,
+};
 pub use code::TxCode;
 pub use error::{ErrorBody, ErrorDetail};
 pub use explain::{explain, Lang};

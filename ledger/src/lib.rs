@@ -36,7 +36,10 @@ pub use limits::{
 };
 pub use reason::{Outcome, Reason, Refusal, TxError};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
-pub use state::{Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State, TxRecord};
+pub use state::{
+    address_is_valid, Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State,
+    TxRecord,
+};
 pub use tx::{
     decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, Replica, ShopClass, SignedTx,
     TxBody, VerifiedTx,

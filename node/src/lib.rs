@@ -11,6 +11,7 @@
 mod api;
 mod audit;
 mod chain;
+mod cluster;
 mod demo;
 mod index;
 mod keys;
@@ -29,6 +30,10 @@ pub use api::paths as api_paths;
 pub use api::{ApiError, JsonBody, BODY_BYTES_MAX};
 pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport, ProducersFrom};
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
+pub use cluster::{
+    cluster_genesis, genesis_path, init_cluster, init_from_genesis, keygen, producer_key_path,
+    read_genesis_file, ClusterFile, ReplicaEntry,
+};
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};
 pub use node::{init, init_log, shutdown_signal, Node};

@@ -8,8 +8,14 @@ use machi_ledger::Hash32;
 
 /// machi-node: the ledger node of a town's premium voucher currency.
 ///
-/// Start with `machi-node init --data-dir DIR --chain-id ID`, then
+/// One node alone: `machi-node init --data-dir DIR --chain-id ID`, then
 /// `machi-node run --data-dir DIR --listen 127.0.0.1:7070`.
+///
+/// Replicas (the town office, the bank, an auditor; docs/OPERATIONS.md): each runs
+/// `machi-node keygen --data-dir DIR` and sends the printed key to the town; the town
+/// writes cluster.toml and runs `machi-node init --data-dir DIR --chain-id ID --cluster
+/// cluster.toml`, then hands DIR/genesis.json to the others, who run `machi-node init
+/// --data-dir DIR --genesis genesis.json`; then each runs `machi-node run --data-dir DIR`.
 #[derive(Parser)]
 #[command(name = "machi-node", version)]
 struct Cli {
@@ -19,33 +25,47 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new chain in DIR: genesis, the town's key and the producer's key.
-    Init {
-        /// Folder for the chain (block log, index, keys). Must not hold a chain yet.
+    /// Make this replica's producer key, DIR/keys/producer.key (mode 0600), and print its
+    /// public key (64 hex digits, the last line) for the town's cluster.toml.
+    Keygen {
         #[arg(long)]
         data_dir: PathBuf,
-        /// Name of the chain, e.g. `bandai-2026`; part of every transaction id.
-        #[arg(long)]
-        chain_id: String,
     },
-    /// Serve the HTTP API from DIR until Ctrl-C or SIGTERM.
+    /// Create a chain in DIR. Alone: makes the town's and the producer's keys and genesis.
+    /// With --cluster (the town's replica, after keygen): makes the town's key and a
+    /// genesis naming the replicas, also written to DIR/genesis.json for the others. With
+    /// --genesis (every other replica, after keygen): starts from the town's genesis file,
+    /// after checking it.
+    Init {
+        /// Folder for the chain (block log, index, Raft log, keys). Must not hold a chain yet.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Name of the chain, e.g. `bandai-2026`; part of every transaction id. Not with
+        /// --genesis (the genesis names it).
+        #[arg(long, required_unless_present = "genesis", conflicts_with = "genesis")]
+        chain_id: Option<String>,
+        /// The replicas the cluster starts with (TOML; see docs/OPERATIONS.md).
+        #[arg(long, conflicts_with = "genesis")]
+        cluster: Option<PathBuf>,
+        /// The genesis file the town's replica wrote (its DIR/genesis.json).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    /// Serve the HTTP API from DIR until Ctrl-C or SIGTERM. A replica finds its addresses
+    /// in the chain's replica set by its producer key.
     Run {
         #[arg(long)]
         data_dir: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: String,
+        /// Address of the HTTP API [default: the replica's api_addr, or 127.0.0.1:7070 for
+        /// a node alone].
+        #[arg(long)]
+        listen: Option<String>,
+        /// Address for replica-to-replica traffic [default: the replica's raft_addr].
+        #[arg(long)]
+        raft_listen: Option<String>,
         /// Connections served at once; more wait until one closes.
         #[arg(long, default_value_t = machi_node::CONNECTIONS_MAX)]
         connections_max: usize,
-    },
-    /// Start a working local demo town: creates DIR (a chain with an operator, two shops,
-    /// an issue on sale and three residents who bought sets) if needed, then serves it.
-    Demo {
-        #[arg(long, default_value = "machi-demo")]
-        data_dir: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        listen: String,
     },
     /// Write the chain as JSON Lines, one block per line (the format of docs/FORMAT.md).
     Export {
@@ -86,35 +106,23 @@ enum Format {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Init { data_dir, chain_id } => {
-            let (town, producer) = machi_node::init(&data_dir, &chain_id)?;
-            println!("created chain {chain_id:?} in {}", data_dir.display());
-            let town_account = machi_ledger::AccountId::of(&machi_node::read_key(&town)?);
-            println!(
-                "town key:     {}  (keep it offline: it creates issues and registers operators and delegates)",
-                town.display()
-            );
-            println!(
-                "town account: {town_account}  (services check the chain against it: machi-merchant --town)"
-            );
-            println!("producer key: {}", producer.display());
-            println!("next: machi-node run --data-dir {}", data_dir.display());
+        Command::Keygen { data_dir } => {
+            let (path, public) = machi_node::keygen(&data_dir)?;
+            println!("producer key: {}  (stays on this machine)", path.display());
+            println!("its public key, for the town's cluster.toml (producer_key):");
+            println!("{public}");
             Ok(())
         }
-        Command::Run { data_dir, listen, connections_max } => {
+        Command::Init { data_dir, chain_id, cluster, genesis } => init(&data_dir, chain_id, cluster, genesis),
+        Command::Run { data_dir, listen, raft_listen, connections_max } => {
             let limits = machi_node::ServeLimits { connections_max, ..Default::default() };
-            run(data_dir, listen, false, limits)
-        }
-        Command::Demo { data_dir, listen } => {
-            if !machi_node::log_path(&data_dir).exists() {
-                machi_node::init(&data_dir, "machi-demo")?;
-            }
-            run(data_dir, listen, true, machi_node::ServeLimits::default())
+            run(data_dir, listen, raft_listen, limits)
         }
         Command::Export { data_dir, out } => {
             let blocks = machi_node::export(&data_dir, &out)?;
@@ -159,60 +167,93 @@ fn report(result: anyhow::Result<machi_node::AuditReport>, format: Format) -> an
     Ok(())
 }
 
-fn run(data_dir: PathBuf, listen: String, demo: bool, limits: machi_node::ServeLimits) -> anyhow::Result<()> {
+fn init(
+    data_dir: &std::path::Path,
+    chain_id: Option<String>,
+    cluster: Option<PathBuf>,
+    genesis: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let town = match (chain_id, cluster, genesis) {
+        (_, _, Some(genesis)) => {
+            let (block, me) = machi_node::init_from_genesis(data_dir, &genesis)?;
+            println!(
+                "created chain {:?} in {} from {} (genesis {})",
+                block.header.chain_id,
+                data_dir.display(),
+                genesis.display(),
+                block.hash()
+            );
+            println!("this is replica {} ({}), api {}, raft {}", me.id, me.name, me.api_addr, me.raft_addr);
+            println!("next: machi-node run --data-dir {}", data_dir.display());
+            return Ok(());
+        }
+        (Some(chain_id), Some(cluster), None) => {
+            let cluster = machi_node::ClusterFile::read(&cluster)?;
+            let town = machi_node::init_cluster(data_dir, &chain_id, &cluster)?;
+            println!(
+                "created chain {chain_id:?} in {} naming {} replicas",
+                data_dir.display(),
+                cluster.replica.len()
+            );
+            println!(
+                "genesis:      {}  (give it to every other replica: machi-node init --data-dir DIR --genesis FILE)",
+                machi_node::genesis_path(data_dir).display()
+            );
+            town
+        }
+        (Some(chain_id), None, None) => {
+            let (town, producer) = machi_node::init(data_dir, &chain_id)?;
+            println!("created chain {chain_id:?} in {}", data_dir.display());
+            println!("producer key: {}", producer.display());
+            town
+        }
+        (None, _, None) => anyhow::bail!("--chain-id is needed unless --genesis is given"),
+    };
+    let town_account = machi_ledger::AccountId::of(&machi_node::read_key(&town)?);
+    println!(
+        "town key:     {}  (keep it offline: it creates issues and registers operators and delegates)",
+        town.display()
+    );
+    println!("town account: {town_account}  (services check the chain against it: machi-merchant --town)");
+    println!("next: machi-node run --data-dir {}", data_dir.display());
+    Ok(())
+}
+
+fn run(
+    data_dir: PathBuf,
+    listen: Option<String>,
+    raft_listen: Option<String>,
+    limits: machi_node::ServeLimits,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let node = machi_node::Node::open(&data_dir)?;
-        if demo {
-            machi_node::seed_demo(&node, &data_dir).await?;
-        }
-        let listener =
-            tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
         let (height, chain_id) = {
             let chain = node.shared.chain.read().await;
             (chain.head.height, chain.chain_id().to_string())
         };
-        let addr = listener.local_addr()?;
+        let me = node.replica().await;
+        let api_addr = listen.or_else(|| me.as_ref().map(|r| r.api_addr.clone()));
+        let api_addr = api_addr.unwrap_or_else(|| "127.0.0.1:7070".to_string());
+        let api = tokio::net::TcpListener::bind(&api_addr)
+            .await
+            .with_context(|| format!("listening on {api_addr}"))?;
+        let addr = api.local_addr()?;
         tracing::info!("serving chain {chain_id:?} at height {height}");
-        // The first line on stdout says where to connect (scripts and tests read it).
-        println!("machi-node listening on http://{addr}");
-        if demo {
-            print_demo_guide(&data_dir, &addr.to_string());
-        }
         use std::io::Write as _;
+        let Some(me) = me else {
+            // The first line on stdout says where to connect (scripts and tests read it).
+            println!("machi-node listening on http://{addr}");
+            std::io::stdout().flush()?;
+            return node.serve_with(api, limits, machi_node::shutdown_signal()).await;
+        };
+        let raft_addr = raft_listen.unwrap_or_else(|| me.raft_addr.clone());
+        let raft = tokio::net::TcpListener::bind(&raft_addr)
+            .await
+            .with_context(|| format!("listening for replicas on {raft_addr}"))?;
+        println!("machi-node listening on http://{addr}");
+        println!("replica {} ({}) listening for replicas on {}", me.id, me.name, raft.local_addr()?);
         std::io::stdout().flush()?;
-        node.serve_with(listener, limits, machi_node::shutdown_signal()).await
+        node.serve_replica(api, raft, limits, machi_node::shutdown_signal()).await
     })
-}
-
-fn print_demo_guide(data_dir: &std::path::Path, addr: &str) {
-    let resident = machi_node::read_key(&data_dir.join("keys/resident-1.key"))
-        .map(|k| hex::encode(k.verifying_key().to_bytes()))
-        .unwrap_or_default();
-    println!();
-    println!(
-        "A demo town is running (chain in {}, keys in {}/keys).",
-        data_dir.display(),
-        data_dir.display()
-    );
-    println!("Try:");
-    println!("  curl http://{addr}/v1/issues/1            # the issue on sale: sets sold and left");
-    println!("  curl http://{addr}/v1/supply              # the supply report");
-    println!("  curl http://{addr}/v1/accounts/{resident}");
-    println!("                                            # resident 1: balance, history");
-    println!("  curl http://{addr}/v1/blocks/1            # a block, as an auditor sees it");
-    println!("  curl -N http://{addr}/v1/events           # live stream of committed transactions");
-    println!(
-        "  machi-node audit --data-dir {}   # after stopping: replay and verify everything",
-        data_dir.display()
-    );
-    let key = data_dir.join("keys/resident-1.key");
-    println!("Act as resident 1 with the wallet (in another terminal):");
-    println!(
-        "  cargo run -q -p machi-wallet -- --node http://{addr} import --key-file {} --label resident",
-        key.display()
-    );
-    println!("                                            # asks for a new PIN twice; prints a card number");
-    println!("  cargo run -q -p machi-wallet -- --node http://{addr} balance --card CARD_NUMBER_PRINTED");
-    println!("Stop with Ctrl-C.");
 }

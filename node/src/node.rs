@@ -25,6 +25,7 @@ const EVENTS_QUEUE_MAX: usize = 1_024;
 
 pub struct Node {
     pub shared: Arc<Shared>,
+    producer: machi_ledger::AccountId,
     submit: SyncSender<Submission>,
     verifier: crate::verify::Verifier,
     threads: Vec<JoinHandle<()>>,
@@ -32,13 +33,7 @@ pub struct Node {
 
 /// Creates a new chain in `data_dir`: keys for the town and the producer, and genesis.
 pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    if !machi_ledger::chain_id_is_valid(chain_id) {
-        let max = machi_ledger::CHAIN_ID_BYTES_MAX;
-        bail!("chain id must be 1-{max} characters of letters, digits, '-', '_' or '.'");
-    }
-    if chain::log_path(data_dir).exists() {
-        bail!("{} already holds a chain", data_dir.display());
-    }
+    check_new_chain(data_dir, chain_id)?;
     let keys_dir = data_dir.join("keys");
     std::fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
     set_mode(&keys_dir, 0o700)?;
@@ -80,7 +75,19 @@ pub(crate) fn genesis_block(
     genesis(&mut State::new(chain_id), tx, now_ms, producer)
 }
 
-fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+/// A valid chain id, and a data folder without a chain.
+pub(crate) fn check_new_chain(data_dir: &Path, chain_id: &str) -> anyhow::Result<()> {
+    if !machi_ledger::chain_id_is_valid(chain_id) {
+        let max = machi_ledger::CHAIN_ID_BYTES_MAX;
+        bail!("chain id must be 1-{max} characters of letters, digits, '-', '_' or '.'");
+    }
+    if chain::log_path(data_dir).exists() {
+        bail!("{} already holds a chain", data_dir.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     Ok(())
@@ -134,7 +141,7 @@ impl Node {
         if chain.state.replicas.is_empty() && chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");
         }
-        let head_ms = chain.head.timestamp_ms;
+        let (head_ms, head_height) = (chain.head.timestamp_ms, chain.head.height);
         let (events, _) = broadcast::channel(EVENTS_QUEUE_MAX);
         let shared = Arc::new(Shared {
             chain_id: chain.chain_id().to_string(),
@@ -151,6 +158,7 @@ impl Node {
             replication: std::sync::OnceLock::new(),
             raft_side: std::sync::OnceLock::new(),
             replication_started: tokio::sync::Notify::new(),
+            applied: tokio::sync::watch::Sender::new(head_height),
             forwarding: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(1))
                 .build()
@@ -175,10 +183,22 @@ impl Node {
                     let _ = starting.raft_side.set(side);
                     starting.replication_started.notify_waiters();
                 }
-                Err(e) => tracing::error!("replication did not start: {e:#}; this node cannot take writes"),
+                Err(e) => {
+                    let height = starting.chain.read().await.head.height + 1;
+                    let reason = format!("replication did not start: {e:#}");
+                    starting.halt(crate::shared::Halt { height, log_index: 0, reason });
+                    starting.replication_started.notify_waiters();
+                }
             }
         });
-        Ok(Node { shared, submit, verifier, threads: vec![producer_thread] })
+        Ok(Node { shared, producer: producer_id, submit, verifier, threads: vec![producer_thread] })
+    }
+
+    /// This replica in the chain's replica set (found by its producer key), or `None` for
+    /// a node alone.
+    pub async fn replica(&self) -> Option<machi_ledger::Replica> {
+        let chain = self.shared.chain.read().await;
+        chain.state.replicas.iter().find(|r| r.producer == self.producer).cloned()
     }
 
     /// Submits transactions in-process, exactly as `POST /v1/transactions` would, and
@@ -228,6 +248,50 @@ impl Node {
         let result = crate::serve::serve(listener, router, limits, shutdown).await;
         self.stop();
         result.context("serving HTTP")
+    }
+
+    /// Serves a replica: the HTTP API on `api`, and replica-to-replica traffic on `raft`,
+    /// until `shutdown` resolves; then stops Raft and the threads.
+    pub async fn serve_replica(
+        self,
+        api: TcpListener,
+        raft: TcpListener,
+        limits: crate::serve::ServeLimits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Some((replication, side)) = self.shared.replication_ready().await else {
+            let halt = self.shared.halted.lock().expect("halted").as_ref().map(|h| h.reason.clone());
+            self.stop();
+            bail!("{}", halt.unwrap_or_else(|| "replication did not start".into()));
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let shared = self.shared.clone();
+        let raft_router = crate::replica::network::router(replication.raft.clone(), side.clone(), side);
+        let peers = tokio::spawn(crate::serve::serve(raft, raft_router, limits, until_stopped()));
+        let clients = crate::serve::serve(api, self.router(), limits, {
+            let until = until_stopped();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = until => {}
+                }
+                shared.closing.send_replace(true);
+            }
+        });
+        let served = clients.await;
+        stop.send_replace(true);
+        let peers_served = peers.await.context("the replica listener's task")?;
+        replication.shutdown().await;
+        drop(replication);
+        self.stop();
+        served.context("serving HTTP")?;
+        peers_served.context("serving replicas")
     }
 
     /// Stops the threads and waits for them.

@@ -316,6 +316,7 @@ pub(crate) fn recover(shared: &Shared, chain: &mut Chain) {
 }
 
 pub(crate) fn publish_events(shared: &Shared, block: &Block, involved: Vec<Vec<AccountId>>) {
+    shared.applied.send_replace(block.header.height);
     if shared.events.receiver_count() == 0 {
         return;
     }

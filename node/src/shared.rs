@@ -44,6 +44,8 @@ pub struct Shared {
     pub(crate) raft_side: std::sync::OnceLock<Arc<crate::replica::replication::NodeSide>>,
     /// Woken once replication has started.
     pub(crate) replication_started: tokio::sync::Notify,
+    /// The height of the last block applied here (reads with `?min_height=` wait on it).
+    pub(crate) applied: tokio::sync::watch::Sender<u64>,
     /// For writes a follower sends on to the leader.
     pub(crate) forwarding: reqwest::Client,
 }
@@ -89,6 +91,40 @@ impl Shared {
         }
         let Some(replication) = self.replication() else { return Route::NoLeader };
         replication.route(deadline.saturating_duration_since(tokio::time::Instant::now())).await
+    }
+
+    /// Replication once it has started; `None` if it could not start (the replica is then
+    /// halted, saying why).
+    pub(crate) async fn replication_ready(
+        &self,
+    ) -> Option<(Arc<crate::replica::replication::Replication>, Arc<crate::replica::replication::NodeSide>)>
+    {
+        loop {
+            let started = self.replication_started.notified();
+            tokio::pin!(started);
+            started.as_mut().enable();
+            if let (Some(replication), Some(side)) = (self.replication.get(), self.raft_side.get()) {
+                return Some((replication.clone(), side.clone()));
+            }
+            if self.halted.lock().expect("halted").is_some() {
+                return None;
+            }
+            started.await;
+        }
+    }
+
+    /// This replica's part: `halted`, or its Raft role.
+    pub(crate) fn role(&self) -> &'static str {
+        if self.halted.lock().expect("halted").is_some() {
+            return "halted";
+        }
+        self.replication().map_or("follower", |r| r.role())
+    }
+
+    /// Waits up to `wait` until this replica has applied block `height`; false if not.
+    pub(crate) async fn applied_at_least(&self, height: u64, wait: std::time::Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(wait, applied.wait_for(|h| *h >= height)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Stops this replica at a block that does not verify, loudly.

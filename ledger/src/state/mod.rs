@@ -10,6 +10,8 @@ mod cash_outs;
 mod checks;
 mod payments;
 mod replicas;
+
+pub use replicas::address_is_valid;
 mod sales;
 
 use std::collections::{BTreeMap, HashMap};

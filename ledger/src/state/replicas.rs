@@ -37,7 +37,7 @@ fn replicas_are_valid(replicas: &[Replica]) -> bool {
 
 /// `host:port`: a host of visible ASCII without `:` other than an IPv6 literal in
 /// brackets, and a port from 1 to 65535.
-pub(crate) fn address_is_valid(addr: &str) -> bool {
+pub fn address_is_valid(addr: &str) -> bool {
     let Some((host, port)) = addr.rsplit_once(':') else { return false };
     let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),

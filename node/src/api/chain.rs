@@ -5,7 +5,9 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
 use axum::Json;
-use machi_api::{BlockView, ClockView, ErrorBody, HeadView, HealthView, IssueSupplyView, SupplyReport};
+use machi_api::{
+    BlockView, ClockView, ErrorBody, HaltView, HeadView, HealthView, IssueSupplyView, SupplyReport,
+};
 
 use std::sync::atomic::Ordering;
 
@@ -99,7 +101,8 @@ async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
 
 /// `status` is `ok`, or `clock_ahead` while block times are held back from a system
 /// clock that ran ahead, or `head_ahead_of_clock` while the chain's time is later than
-/// the clock.
+/// the clock; `halted` (with the block and the reason) when this replica refused a
+/// committed block. Also this replica's role.
 #[utoipa::path(get, path = "/v1/health", tag = "chain", responses((status = 200, body = HealthView)))]
 async fn health(State(state): State<AppState>) -> Json<HealthView> {
     let metrics = &state.shared.metrics;
@@ -112,12 +115,23 @@ async fn health(State(state): State<AppState>) -> Json<HealthView> {
         (0, _) => "head_ahead_of_clock",
         _ => "clock_ahead",
     };
+    let halted = state
+        .shared
+        .halted
+        .lock()
+        .expect("halted")
+        .as_ref()
+        .map(|h| HaltView { height: h.height, reason: h.reason.clone() });
+    let status = if halted.is_some() { "halted" } else { status };
+    let role = state.shared.role().to_string();
     let chain = state.shared.chain.read().await;
     Json(HealthView {
         status: status.into(),
         chain_id: chain.chain_id().to_string(),
         height: chain.head.height,
         clock,
+        role,
+        halted,
     })
 }
 

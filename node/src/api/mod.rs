@@ -15,6 +15,7 @@ pub(crate) use crate::shared::AppState;
 
 mod accounts;
 mod chain;
+mod cluster;
 mod dashboard;
 mod events;
 mod issues;
@@ -35,6 +36,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         accounts::routes(),
         issues::routes(),
         chain::routes(),
+        cluster::routes(),
         events::routes(),
         dashboard::routes(),
         openapi::routes(),
@@ -56,8 +58,43 @@ pub(crate) fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(BODY_BYTES_MAX, crate::serve::refuse_oversized))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), wait_for_min_height))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Longest a read with `?min_height=H` waits for this replica to apply block `H`.
+pub(crate) const MIN_HEIGHT_WAIT_MS_MAX: u64 = 10_000;
+
+/// A read with `?min_height=H` (any route) is answered once this replica has applied
+/// block `H`, so a client that wrote through one replica reads its write on another. Not
+/// within `MIN_HEIGHT_WAIT_MS_MAX`: 503 `behind`, naming how far this replica is.
+async fn wait_for_min_height(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let query = request.uri().query().map(str::to_string);
+    if let Some(text) = query_param(&query, "min_height") {
+        let Ok(height) = text.parse::<u64>() else {
+            return ApiError::bad_request(
+                "bad_min_height",
+                "min_height must be a block height (a whole number)",
+            )
+            .into_response();
+        };
+        let wait = std::time::Duration::from_millis(MIN_HEIGHT_WAIT_MS_MAX);
+        if !state.shared.applied_at_least(height, wait).await {
+            let applied = *state.shared.applied.borrow();
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "behind",
+                format!("this replica has applied blocks up to {applied}, not yet {height}; try again or ask another"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn count_requests(

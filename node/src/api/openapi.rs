@@ -24,7 +24,9 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         description = "The node of machi's town voucher ledger: submit signed transactions, \
         read accounts, issues, blocks, the supply report and events. Amounts are integer yen; ids and keys are \
         64 lowercase hex digits. Errors are {\"error\": {\"code\", \"message\"}}; a transaction that was not \
-        applied also carries its result, whose `reason` is a TxCode."
+        applied also carries its result, whose `reason` is a TxCode. Every replica answers: writes \
+        on a follower go on to the leader; any read takes `?min_height=H` to wait (up to 10 s) until the \
+        replica has applied block H, else 503 `behind`."
     ),
     paths(
         super::transactions::submit,
@@ -36,6 +38,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         super::chain::head,
         super::chain::supply,
         super::chain::health,
+        super::cluster::cluster,
         super::chain::metrics,
         super::events::events,
         super::dashboard::page,

@@ -148,6 +148,22 @@ impl Replication {
         Ok((replication, side))
     }
 
+    /// This replica's part in Raft: `leader`, `follower`, `learner` or `candidate`.
+    pub(crate) fn role(&self) -> &'static str {
+        match self.raft.metrics().borrow().state {
+            ServerState::Leader => "leader",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Follower | ServerState::Shutdown => "follower",
+        }
+    }
+
+    /// The current term and the leader this replica knows of (itself included).
+    pub(crate) fn term_and_leader(&self) -> (u64, Option<ReplicaId>) {
+        let metrics = self.raft.metrics().borrow().clone();
+        (metrics.current_term, metrics.current_leader)
+    }
+
     /// Whether this replica's producer may make a block now.
     pub(crate) fn can_produce(&self) -> bool {
         let metrics = self.raft.metrics().borrow().clone();
