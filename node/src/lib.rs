@@ -42,7 +42,7 @@ pub use serve::{
     REQUEST_TIMEOUT,
 };
 pub use shared::{ReopenLog, Shared};
-pub use storage::{BlockLog, DiskFile, LogFile, LogFormat, MemFile};
+pub use storage::{BlockLog, DiskFile, FaultyFile, LogFile, LogFormat, MemFile};
 
 /// The HTTP API's OpenAPI document (served at `GET /openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {

@@ -111,6 +111,45 @@ impl LogFile for MemFile {
     }
 }
 
+/// A log file in memory whose appends or syncs fail while a switch is on: a disk that
+/// fails and recovers, for tests of what the node acknowledges.
+#[derive(Clone, Default)]
+pub struct FaultyFile {
+    pub inner: MemFile,
+    pub fail_append: Arc<std::sync::atomic::AtomicBool>,
+    pub fail_sync: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LogFile for FaultyFile {
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.fail_append.load(std::sync::atomic::Ordering::SeqCst) {
+            // A short write: half the bytes reach the file, then the disk fails.
+            self.inner.append(&bytes[..bytes.len() / 2])?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        self.inner.append(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        if self.fail_sync.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(io::Error::other("injected fdatasync failure"));
+        }
+        self.inner.sync()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+}
+
 /// What opening a log found.
 pub struct Opened {
     pub log: BlockLog,

@@ -19,6 +19,8 @@ pub(crate) mod network;
 pub(crate) mod replication;
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod test_machine;
 
 use machi_ledger::{Block, Hash32};

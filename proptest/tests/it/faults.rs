@@ -2,48 +2,13 @@
 //! never acknowledged, leaves no half-applied state in memory or on disk, and the node
 //! carries on once the disk works again.
 
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use machi_api::{TxCode, TxStatus};
 use machi_client::{sign, Client};
 use machi_ledger::{AccountId, Action, ShopClass};
-use machi_node::{LogFile, MemFile, Node, SystemClock};
-
-/// A log file in memory whose appends or syncs fail while a switch is on.
-#[derive(Clone)]
-struct FaultyFile {
-    inner: MemFile,
-    fail_append: Arc<AtomicBool>,
-    fail_sync: Arc<AtomicBool>,
-}
-
-impl LogFile for FaultyFile {
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read_at(offset, buf)
-    }
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.fail_append.load(Ordering::SeqCst) {
-            // A short write: half the bytes reach the file, then the disk fails.
-            self.inner.append(&bytes[..bytes.len() / 2])?;
-            return Err(io::Error::other("injected write failure"));
-        }
-        self.inner.append(bytes)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        if self.fail_sync.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected fdatasync failure"));
-        }
-        self.inner.sync()
-    }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
-    }
-}
+use machi_node::{FaultyFile, LogFile, Node, SystemClock};
 
 fn id(key: &machi_ledger::SigningKey) -> AccountId {
     AccountId::of(key)
@@ -51,8 +16,7 @@ fn id(key: &machi_ledger::SigningKey) -> AccountId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_writes_are_never_acknowledged_and_leave_nothing_behind() {
-    let file =
-        FaultyFile { inner: MemFile::default(), fail_append: Arc::default(), fail_sync: Arc::default() };
+    let file = FaultyFile::default();
     let (town, producer) = (machi_node::generate_key(), machi_node::generate_key());
     machi_node::init_log(Box::new(file.clone()), "fault-town", &town, &producer).unwrap();
     let index = tempfile::tempdir().unwrap();

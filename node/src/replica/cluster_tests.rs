@@ -1,0 +1,301 @@
+//! Three whole nodes in one process, each with its own block log (in memory, with a disk
+//! that can be made to fail), Raft log (on disk), HTTP API and replica listener on
+//! loopback: what a lying leader and a failing disk do to the cluster. The harness can do
+//! what the product never can: hand Raft a forged block as the leader.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::Signer as _;
+use machi_api::{HealthView, TxResultView, TxStatus};
+use machi_ledger::{
+    roots, AccountId, Action, Block, BlockHeader, Outcome, Replica, ShopClass, SignedTx, SigningKey, TxBody,
+};
+use tokio::net::TcpListener;
+
+use super::BlockProposal;
+use crate::storage::{FaultyFile, LogFile};
+use crate::{Node, SystemClock};
+
+const CHAIN: &str = "cluster-test";
+/// Every wait in these tests ends by this deadline, or the test fails.
+const DEADLINE: Duration = Duration::from_secs(40);
+
+struct Member {
+    key: SigningKey,
+    file: FaultyFile,
+    shared: Arc<crate::Shared>,
+    api: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Cluster {
+    town: SigningKey,
+    members: Vec<Member>,
+    http: reqwest::Client,
+    nonce: std::sync::atomic::AtomicU64,
+}
+
+impl Cluster {
+    async fn start(size: usize) -> Cluster {
+        let town = crate::keys::generate();
+        let keys: Vec<SigningKey> = (0..size).map(|_| crate::keys::generate()).collect();
+        let mut listeners = Vec::new();
+        let mut replicas = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let raft = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            replicas.push(Replica {
+                id: i as u64 + 1,
+                name: format!("replica {}", i + 1),
+                api_addr: api.local_addr().unwrap().to_string(),
+                raft_addr: raft.local_addr().unwrap().to_string(),
+                producer: AccountId::of(key),
+                voter: true,
+            });
+            listeners.push((api, raft));
+        }
+        let genesis =
+            crate::cluster::cluster_genesis(CHAIN, &town, &keys[0], replicas.clone(), crate::now_ms())
+                .unwrap();
+        let mut members = Vec::new();
+        for ((key, (api, raft)), replica) in keys.into_iter().zip(listeners).zip(&replicas) {
+            let file = FaultyFile::default();
+            crate::chain::Chain::create(Box::new(file.clone()), &genesis).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let reopen = {
+                let file = file.clone();
+                Box::new(move || Ok(Box::new(file.clone()) as Box<dyn LogFile>)) as crate::ReopenLog
+            };
+            let node = Node::open_with(reopen, dir.path(), key.clone(), Arc::new(SystemClock)).unwrap();
+            let shared = node.shared.clone();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let served = tokio::spawn(node.serve_replica(api, raft, Default::default(), async {
+                let _ = stopped.await;
+            }));
+            members.push(Member {
+                key,
+                file,
+                shared,
+                api: format!("http://{}", replica.api_addr),
+                stop: Some(stop),
+                served: Some(served),
+                _dir: dir,
+            });
+        }
+        Cluster { town, members, http: reqwest::Client::new(), nonce: Default::default() }
+    }
+
+    /// The index of the member that leads and may produce, waiting for one.
+    async fn leader(&self, not: Option<usize>) -> usize {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let leading =
+                self.members.iter().enumerate().find(|(i, m)| {
+                    Some(*i) != not && m.shared.replication().is_some_and(|r| r.can_produce())
+                });
+            if let Some((i, _)) = leading {
+                return i;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no leader within {DEADLINE:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn sign(&self, key: &SigningKey, action: Action) -> SignedTx {
+        let body = TxBody {
+            chain_id: CHAIN.into(),
+            created_ms: crate::now_ms(),
+            ttl_ms: 600_000,
+            nonce: self.nonce.fetch_add(1, Ordering::Relaxed),
+            action,
+        };
+        SignedTx::sign(CHAIN, key, &body)
+    }
+
+    fn register_shop(&self, name: &str) -> SignedTx {
+        let shop = AccountId::of(&crate::keys::generate());
+        self.sign(&self.town, Action::RegisterShop { shop, name: name.into(), class: ShopClass::Local })
+    }
+
+    /// Posts `tx` to member `at`: the result, or the error code of a refusal.
+    async fn submit(&self, at: usize, tx: &SignedTx) -> Result<TxResultView, String> {
+        let url = format!("{}/v1/transactions", self.members[at].api);
+        let response = self.http.post(url).json(tx).send().await.map_err(|e| e.to_string())?;
+        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        if let Ok(result) = serde_json::from_value::<TxResultView>(body["result"].clone()) {
+            return Ok(result);
+        }
+        serde_json::from_value::<TxResultView>(body.clone()).map_err(|_| body.to_string())
+    }
+
+    /// Sends the same `tx` to member `at` until it is committed; its result.
+    async fn commit(&self, at: usize, tx: &SignedTx) -> TxResultView {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            match self.submit(at, tx).await {
+                Ok(result) if result.status == TxStatus::Applied => return result,
+                other => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "not committed within {DEADLINE:?}: {other:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn health(&self, at: usize) -> HealthView {
+        let url = format!("{}/v1/health", self.members[at].api);
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Waits until member `at` has applied block `height`.
+    async fn applied(&self, at: usize, height: u64) {
+        assert!(
+            self.members[at].shared.applied_at_least(height, DEADLINE).await,
+            "member {at} did not apply block {height} within {DEADLINE:?}"
+        );
+    }
+
+    async fn height(&self, at: usize) -> u64 {
+        self.members[at].shared.chain.read().await.head.height
+    }
+
+    async fn stop(mut self) {
+        for member in &mut self.members {
+            let _ = member.stop.take().unwrap().send(());
+        }
+        for member in &mut self.members {
+            let _ = member.served.take().unwrap().await.unwrap();
+        }
+    }
+}
+
+/// Waits until `check` holds for member `at`'s health.
+async fn health_until(cluster: &Cluster, at: usize, check: impl Fn(&HealthView) -> bool) -> HealthView {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let health = cluster.health(at).await;
+        if check(&health) {
+            return health;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "member {at}: {health:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A leader that proposes a block with a forged signature (the town's, made with another
+/// key) gets it committed by Raft, which orders blocks and does not judge them; every
+/// replica then replays it before applying, refuses it, and halts: it names the block and
+/// the reason in `/v1/health`, counts it in `/metrics`, serves the state before the block,
+/// and refuses writes. The lying leader is detected, not outvoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_block_halts_every_replica_that_replays_it() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+    let honest = cluster.register_shop("八百屋");
+    assert_eq!(cluster.commit((leader + 1) % 3, &honest).await.height, Some(1));
+    for at in 0..3 {
+        cluster.applied(at, 1).await;
+    }
+
+    // The leader's producer key signs a block holding a "town" transaction signed by
+    // another key: every header field is right, only the transaction's signature lies.
+    let forger = crate::keys::generate();
+    let mut forged_tx = cluster.register_shop("偽の店");
+    forged_tx.signature = forger.sign(&forged_tx.body).to_bytes();
+    let head = cluster.members[leader].shared.chain.read().await.head.clone();
+    let outcomes = vec![Outcome::Applied];
+    let (tx_root, outcome_root) = roots(&[forged_tx.id(CHAIN)], &outcomes);
+    let header = BlockHeader {
+        chain_id: CHAIN.into(),
+        height: head.height + 1,
+        prev_hash: head.hash(),
+        timestamp_ms: head.timestamp_ms + 1,
+        tx_count: 1,
+        tx_root,
+        outcome_root,
+        producer: AccountId::of(&cluster.members[leader].key),
+    };
+    let signature = cluster.members[leader].key.sign(&header.hash().0).to_bytes();
+    let forged = Block { header, signature, txs: vec![forged_tx.clone()], outcomes };
+    let raft = cluster.members[leader].shared.replication().unwrap().raft.clone();
+    let _ = raft.client_write(BlockProposal::new(&forged).unwrap()).await;
+
+    for at in 0..3 {
+        let health = health_until(&cluster, at, |h| h.status == "halted").await;
+        let halt = health.halted.expect("the halt is described");
+        assert_eq!(halt.height, 2, "member {at} names the forged block");
+        assert!(halt.reason.contains("signature"), "member {at} names the reason: {}", halt.reason);
+        assert_eq!(health.role, "halted");
+        assert_eq!(health.height, 1, "member {at} serves the state before the forged block");
+        assert_eq!(cluster.height(at).await, 1);
+        let metrics = cluster.http.get(format!("{}/metrics", cluster.members[at].api)).send().await.unwrap();
+        assert!(
+            metrics.text().await.unwrap().contains("machi_replica_halted 1"),
+            "member {at} says so in /metrics"
+        );
+        let refused = cluster.submit(at, &cluster.register_shop("後の店")).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("halted")),
+            "member {at} takes no writes: {refused:?}"
+        );
+    }
+    let url = format!("{}/v1/transactions/{}", cluster.members[0].api, forged_tx.id(CHAIN));
+    assert_eq!(
+        cluster.http.get(url).send().await.unwrap().status(),
+        404,
+        "the forged transaction is nowhere"
+    );
+    cluster.stop().await;
+}
+
+/// A follower whose disk refuses writes falls behind while the other two commit; when the
+/// disk works again it catches up. A leader whose disk refuses writes acknowledges
+/// nothing; after retrying for a while it halts, the other two elect a leader and go on,
+/// and a transaction sent again commits exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_stops_only_its_replica() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+    let (follower, other) = ((leader + 1) % 3, (leader + 2) % 3);
+
+    cluster.members[follower].file.fail_sync.store(true, Ordering::SeqCst);
+    for i in 0..3 {
+        let result = cluster.commit(leader, &cluster.register_shop(&format!("店{i}"))).await;
+        assert_eq!(result.height, Some(i + 1), "the leader and the other follower commit");
+    }
+    cluster.applied(other, 3).await;
+    assert_eq!(cluster.height(follower).await, 0, "the follower with the failing disk applied nothing");
+    cluster.members[follower].file.fail_sync.store(false, Ordering::SeqCst);
+    cluster.applied(follower, 3).await;
+    assert_eq!(cluster.health(follower).await.status, "ok", "and it recovered with its disk");
+
+    cluster.members[leader].file.fail_sync.store(true, Ordering::SeqCst);
+    let tx = cluster.register_shop("店3");
+    let first = cluster.submit(leader, &tx).await;
+    assert!(
+        first.as_ref().is_err() || first.as_ref().is_ok_and(|r| r.status != TxStatus::Applied),
+        "a leader whose disk fails acknowledges nothing: {first:?}"
+    );
+    let result = cluster.commit(other, &tx).await;
+    assert_eq!(result.height, Some(4));
+    let new_leader = cluster.leader(Some(leader)).await;
+    assert_ne!(new_leader, leader);
+    let halted = health_until(&cluster, leader, |h| h.status == "halted").await;
+    assert!(halted.halted.unwrap().reason.contains("block log"));
+    for at in [follower, other] {
+        cluster.applied(at, 4).await;
+    }
+    let again = cluster.commit(new_leader, &cluster.register_shop("店4")).await;
+    assert_eq!(again.height, Some(5), "the two go on; the block with the resent transaction is not repeated");
+    let url = format!("{}/v1/transactions/{}", cluster.members[other].api, tx.id(CHAIN));
+    let view: serde_json::Value = cluster.http.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(view["height"], 4, "committed once, in block 4: {view}");
+    cluster.stop().await;
+}
