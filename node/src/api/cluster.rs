@@ -22,7 +22,11 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 /// within half a second). A node alone is a cluster of one: replica 1, its leader.
 #[utoipa::path(get, path = "/v1/cluster", tag = "chain", responses((status = 200, body = ClusterView)))]
 async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
-    let shared = &state.shared;
+    Json(view(&state.shared).await)
+}
+
+/// The cluster as this replica sees it (also on the dashboard).
+pub(super) async fn view(shared: &crate::shared::Shared) -> ClusterView {
     let (replicas, height) = {
         let chain = shared.chain.read().await;
         (chain.state.replicas.clone(), chain.head.height)
@@ -38,7 +42,7 @@ async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
             applied_height: Some(height),
             voter: true,
         };
-        return Json(ClusterView { leader, term, members: vec![alone] });
+        return ClusterView { leader, term, members: vec![alone] };
     }
     let members = replicas.iter().map(|replica| async move {
         let (role, applied_height) = if Some(replica.id) == me {
@@ -58,7 +62,7 @@ async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
             voter: replica.voter,
         }
     });
-    Json(ClusterView { leader, term, members: futures_util::future::join_all(members).await })
+    ClusterView { leader, term, members: futures_util::future::join_all(members).await }
 }
 
 async fn member_health(http: &reqwest::Client, api_addr: &str) -> Option<HealthView> {

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, MethodRouter};
-use machi_api::IssueSupplyView;
+use machi_api::{ClusterView, IssueSupplyView};
 use machi_ledger::time::format_jst;
 use machi_ledger::{group_thousands, Yen};
 
@@ -25,7 +25,8 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 #[utoipa::path(get, path = "/", tag = "dashboard",
     responses((status = 200, body = String, content_type = "text/html; charset=utf-8", description = "the page")))]
 async fn page(State(state): State<AppState>) -> impl IntoResponse {
-    let body = render_body(&*state.shared.chain.read().await);
+    let cluster = super::cluster::view(&state.shared).await;
+    let body = render_body(&*state.shared.chain.read().await, &cluster);
     let html = format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -39,7 +40,8 @@ async fn page(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/dashboard/live", tag = "dashboard",
     responses((status = 200, body = String, content_type = "text/html; charset=utf-8", description = "the page's body")))]
 async fn live(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Html(render_body(&*state.shared.chain.read().await)))
+    let cluster = super::cluster::view(&state.shared).await;
+    ([(header::CACHE_CONTROL, "no-store")], Html(render_body(&*state.shared.chain.read().await, &cluster)))
 }
 
 const CSS: &str = "body{font-family:system-ui,'Noto Sans JP',sans-serif;margin:1.5rem;background:#fafaf7;color:#222}\
@@ -51,7 +53,7 @@ th{text-align:left}.issue{background:#fff;border:1px solid #ddd;border-radius:8p
 const SCRIPT: &str = "setInterval(function(){fetch('/dashboard/live',{cache:'no-store'}).then(function(r){return r.ok?r.text():null})\
 .then(function(t){if(t){document.getElementById('live').innerHTML=t}}).catch(function(){})},2000);";
 
-fn render_body(chain: &crate::chain::Chain) -> String {
+fn render_body(chain: &crate::chain::Chain, cluster: &ClusterView) -> String {
     let issues: Vec<IssueSupplyView> =
         chain.state.issues.values().map(|i| IssueSupplyView::new(&i.params, &i.supply)).collect();
     let mut out = String::new();
@@ -71,6 +73,9 @@ fn render_body(chain: &crate::chain::Chain) -> String {
     for issue in &issues {
         render_issue(&mut out, issue);
     }
+    if !chain.state.replicas.is_empty() {
+        render_replicas(&mut out, cluster);
+    }
     out.push_str("<h2>最近のブロック <small>recent blocks</small></h2><table><tr><th>高さ <small>height</small></th><th>時刻 <small>time (JST)</small></th><th>取引 <small>txs</small></th><th>ハッシュ <small>hash</small></th></tr>");
     let head = chain.head.height;
     for height in (head.saturating_sub(RECENT_BLOCKS - 1)..=head).rev() {
@@ -86,6 +91,33 @@ fn render_body(chain: &crate::chain::Chain) -> String {
     }
     out.push_str("</table>");
     out
+}
+
+/// The replicas that keep the chain, who leads, and how far each has applied.
+fn render_replicas(out: &mut String, cluster: &ClusterView) {
+    out.push_str(
+        "<h2>台帳の複製 <small>replicas</small></h2><table><tr><th>名前 <small>name</small></th>\
+         <th>役割 <small>role</small></th><th>ブロック高 <small>applied height</small></th>\
+         <th>投票 <small>voter</small></th></tr>",
+    );
+    for m in &cluster.members {
+        let role = match m.role.as_str() {
+            "leader" => "<span class=\"ok\">代表 <small>leader</small></span>",
+            "follower" => "追従 <small>follower</small>",
+            "learner" => "監査 <small>learner</small>",
+            "candidate" => "選挙中 <small>candidate</small>",
+            "halted" => "<span class=\"bad\">停止 <small>halted</small></span>",
+            _ => "<span class=\"bad\">応答なし <small>unreachable</small></span>",
+        };
+        let height = m.applied_height.map_or("—".to_string(), |h| h.to_string());
+        let voter = if m.voter { "○" } else { "—" };
+        let _ = write!(
+            out,
+            "<tr><th>{}</th><td>{role}</td><td>{height}</td><td>{voter}</td></tr>",
+            escape(&m.name)
+        );
+    }
+    out.push_str("</table>");
 }
 
 fn render_issue(out: &mut String, i: &IssueSupplyView) {

@@ -272,6 +272,14 @@ async fn a_failing_disk_stops_only_its_replica() {
     }
     cluster.applied(other, 3).await;
     assert_eq!(cluster.height(follower).await, 0, "the follower with the failing disk applied nothing");
+    // The town's dashboard, on any replica, shows who leads and how far each has applied.
+    let page = cluster.http.get(format!("{}/", cluster.members[other].api)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let row = |i: usize, role: &str, height: u64| {
+        format!("<tr><th>replica {}</th><td>{role}</td><td>{height}</td>", i + 1)
+    };
+    assert!(page.contains(&row(leader, "<span class=\"ok\">代表 <small>leader</small></span>", 3)), "{page}");
+    assert!(page.contains(&row(follower, "追従 <small>follower</small>", 0)), "{page}");
     cluster.members[follower].file.fail_sync.store(false, Ordering::SeqCst);
     cluster.applied(follower, 3).await;
     assert_eq!(cluster.health(follower).await.status, "ok", "and it recovered with its disk");
