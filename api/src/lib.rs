@@ -12,6 +12,7 @@
 
 mod account;
 mod chain;
+mod cluster;
 mod code;
 mod error;
 mod explain;
@@ -20,6 +21,7 @@ mod pay;
 mod tx;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
+pub use cluster::{ClusterFile, ReplicaEntry};
 pub use chain::{
     BlockTxView, BlockView, ClockView, ClusterView, HaltView, HeadView, HealthView, MemberView, TxEvent,
 };

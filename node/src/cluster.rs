@@ -4,17 +4,15 @@
 //! every other replica starts its chain from that genesis file (`init_from_genesis`),
 //! after checking it by replay.
 
-use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context};
-use machi_api::BlockView;
+use machi_api::{BlockView, ClusterFile};
 use machi_ledger::{
     decode, genesis_with, replay, AccountId, Action, ApplyAt, Block, Outcome, Replica, SignatureCheck,
-    SignedTx, SigningKey, State, TxBody, REPLICAS_MAX,
+    SignedTx, SigningKey, State, TxBody,
 };
-use serde::Deserialize;
 
 use crate::chain::{self, Chain};
 use crate::storage::DiskFile;
@@ -47,70 +45,10 @@ pub fn keygen(data_dir: &Path) -> anyhow::Result<(PathBuf, AccountId)> {
     Ok((path, AccountId::of(&key)))
 }
 
-/// `cluster.toml`: the replicas a cluster starts with.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterFile {
-    pub replica: Vec<ReplicaEntry>,
-}
-
-/// One `[[replica]]` of `cluster.toml`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplicaEntry {
-    pub id: u64,
-    pub name: String,
-    pub api_addr: String,
-    pub raft_addr: String,
-    /// The replica's producer public key, 64 lowercase hex digits (`machi-node keygen`).
-    pub producer_key: String,
-    /// A learner (`false`) follows and verifies without voting.
-    #[serde(default = "voter_by_default")]
-    pub voter: bool,
-}
-
-fn voter_by_default() -> bool {
-    true
-}
-
-impl ClusterFile {
-    pub fn read(path: &Path) -> anyhow::Result<ClusterFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a cluster file", path.display()))
-    }
-
-    /// The replica set, sorted by id, with each problem named the way the file says it.
-    pub fn replicas(&self) -> anyhow::Result<Vec<Replica>> {
-        ensure!(
-            (1..=REPLICAS_MAX).contains(&self.replica.len()),
-            "a cluster has 1 to {REPLICAS_MAX} replicas; this file names {}",
-            self.replica.len()
-        );
-        let mut replicas = Vec::with_capacity(self.replica.len());
-        let (mut ids, mut keys) = (BTreeSet::new(), BTreeSet::new());
-        for entry in &self.replica {
-            let at = format!("replica {} ({:?})", entry.id, entry.name);
-            let producer: AccountId =
-                entry.producer_key.parse().map_err(|e: String| anyhow::anyhow!("{at}: producer_key: {e}"))?;
-            ensure!(ids.insert(entry.id), "{at}: the id {} is used twice", entry.id);
-            ensure!(keys.insert(producer), "{at}: its producer key is another replica's too");
-            ensure!(!entry.name.trim().is_empty(), "{at}: the name is empty");
-            for (field, addr) in [("api_addr", &entry.api_addr), ("raft_addr", &entry.raft_addr)] {
-                ensure!(machi_ledger::address_is_valid(addr), "{at}: {field} {addr:?} is not host:port");
-            }
-            replicas.push(Replica {
-                id: entry.id,
-                name: entry.name.clone(),
-                api_addr: entry.api_addr.clone(),
-                raft_addr: entry.raft_addr.clone(),
-                producer,
-                voter: entry.voter,
-            });
-        }
-        ensure!(replicas.iter().any(|r| r.voter), "at least one replica must vote (voter = true)");
-        replicas.sort_by_key(|r| r.id);
-        Ok(replicas)
-    }
+/// Reads `cluster.toml`.
+pub fn read_cluster_file(path: &Path) -> anyhow::Result<ClusterFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not a cluster file", path.display()))
 }
 
 /// The town's replica: makes the town key and a genesis that names the replicas of
@@ -118,7 +56,7 @@ impl ClusterFile {
 /// must name. Writes the block log and `DIR/genesis.json`; returns the town key's path.
 pub fn init_cluster(data_dir: &Path, chain_id: &str, cluster: &ClusterFile) -> anyhow::Result<PathBuf> {
     crate::node::check_new_chain(data_dir, chain_id)?;
-    let replicas = cluster.replicas()?;
+    let replicas = cluster.replicas().map_err(|e| anyhow::anyhow!(e))?;
     let producer_path = producer_key_path(data_dir);
     let producer = crate::keys::read_key(&producer_path)
         .with_context(|| format!("run `machi-node keygen --data-dir {}` first", data_dir.display()))?;
@@ -185,10 +123,35 @@ pub fn read_genesis_file(path: &Path) -> anyhow::Result<Block> {
     view.to_block().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// Where a replica that joins later keeps the id the town gave it.
+fn joining_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("replica-id")
+}
+
+/// The id of a replica that joins a running cluster (`init --genesis … --replica-id N`),
+/// until the chain names it.
+pub(crate) fn joining_id(data_dir: &Path) -> anyhow::Result<Option<u64>> {
+    let path = joining_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            text.trim().parse().map(Some).with_context(|| format!("{} does not hold an id", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// Another replica: starts its chain from the town's genesis file, after replaying it
 /// (every signature and rule, the roots and hash) and checking that it names this
 /// replica's producer key (from `keygen`). Returns the genesis and this replica's entry.
-pub fn init_from_genesis(data_dir: &Path, genesis_file: &Path) -> anyhow::Result<(Block, Replica)> {
+/// A replica the town adds later (`joining`: the id the town gives it in the new set)
+/// is not named in the genesis: it catches up from the others once the town's
+/// `set_replicas` names it.
+pub fn init_from_genesis(
+    data_dir: &Path,
+    genesis_file: &Path,
+    joining: Option<u64>,
+) -> anyhow::Result<(Block, Option<Replica>)> {
     let block = read_genesis_file(genesis_file)?;
     ensure!(
         block.header.height == 0,
@@ -203,9 +166,19 @@ pub fn init_from_genesis(data_dir: &Path, genesis_file: &Path) -> anyhow::Result
     let producer = crate::keys::read_key(&producer_key_path(data_dir))
         .with_context(|| format!("run `machi-node keygen --data-dir {}` first", data_dir.display()))?;
     let producer_id = AccountId::of(&producer);
-    let me = state.replicas.iter().find(|r| r.producer == producer_id).cloned().with_context(|| {
-        format!("the genesis does not name this replica's producer key {producer_id}: send it to the town")
-    })?;
+    let me = state.replicas.iter().find(|r| r.producer == producer_id).cloned();
+    match (&me, joining) {
+        (Some(me), Some(id)) => bail!("the genesis names this replica already, as replica {} (not {id})", me.id),
+        (None, None) => bail!(
+            "the genesis does not name this replica's producer key {producer_id}: send it to the town (a replica \
+             added later gives --replica-id)"
+        ),
+        (None, Some(id)) => {
+            ensure!(!state.replicas.iter().any(|r| r.id == id), "replica id {id} is another replica's in the genesis");
+            std::fs::write(joining_path(data_dir), format!("{id}\n"))?;
+        }
+        (Some(_), None) => {}
+    }
     Chain::create(Box::new(DiskFile::open(&chain::log_path(data_dir))?), &block)?;
     Ok((block, me))
 }

@@ -32,7 +32,7 @@ pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, 
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
 pub use cluster::{
     cluster_genesis, genesis_path, init_cluster, init_from_genesis, keygen, producer_key_path,
-    read_genesis_file, ClusterFile, ReplicaEntry,
+    read_cluster_file, read_genesis_file,
 };
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 pub use keys::{generate as generate_key, read_key, write_key};

@@ -50,6 +50,10 @@ enum Command {
         /// The genesis file the town's replica wrote (its DIR/genesis.json).
         #[arg(long)]
         genesis: Option<PathBuf>,
+        /// With --genesis, for a replica the town adds to a running cluster (not named in
+        /// the genesis): the id the town gives it in the new replica set.
+        #[arg(long, requires = "genesis")]
+        replica_id: Option<u64>,
     },
     /// Serve the HTTP API from DIR until Ctrl-C or SIGTERM. A replica finds its addresses
     /// in the chain's replica set by its producer key.
@@ -119,7 +123,9 @@ fn main() -> anyhow::Result<()> {
             println!("{public}");
             Ok(())
         }
-        Command::Init { data_dir, chain_id, cluster, genesis } => init(&data_dir, chain_id, cluster, genesis),
+        Command::Init { data_dir, chain_id, cluster, genesis, replica_id } => {
+            init(&data_dir, chain_id, cluster, genesis, replica_id)
+        }
         Command::Run { data_dir, listen, raft_listen, connections_max } => {
             let limits = machi_node::ServeLimits { connections_max, ..Default::default() };
             run(data_dir, listen, raft_listen, limits)
@@ -172,10 +178,11 @@ fn init(
     chain_id: Option<String>,
     cluster: Option<PathBuf>,
     genesis: Option<PathBuf>,
+    replica_id: Option<u64>,
 ) -> anyhow::Result<()> {
     let town = match (chain_id, cluster, genesis) {
         (_, _, Some(genesis)) => {
-            let (block, me) = machi_node::init_from_genesis(data_dir, &genesis)?;
+            let (block, me) = machi_node::init_from_genesis(data_dir, &genesis, replica_id)?;
             println!(
                 "created chain {:?} in {} from {} (genesis {})",
                 block.header.chain_id,
@@ -183,12 +190,30 @@ fn init(
                 genesis.display(),
                 block.hash()
             );
-            println!("this is replica {} ({}), api {}, raft {}", me.id, me.name, me.api_addr, me.raft_addr);
-            println!("next: machi-node run --data-dir {}", data_dir.display());
+            match me {
+                Some(me) => {
+                    println!(
+                        "this is replica {} ({}), api {}, raft {}",
+                        me.id, me.name, me.api_addr, me.raft_addr
+                    );
+                    println!("next: machi-node run --data-dir {}", data_dir.display());
+                }
+                None => {
+                    println!(
+                        "this replica joins later, as replica {}: the town names it with `machi-wallet town \
+                         set-replicas`",
+                        replica_id.unwrap_or_default()
+                    );
+                    println!(
+                        "next: machi-node run --data-dir {} --listen API_ADDR --raft-listen RAFT_ADDR",
+                        data_dir.display()
+                    );
+                }
+            }
             return Ok(());
         }
         (Some(chain_id), Some(cluster), None) => {
-            let cluster = machi_node::ClusterFile::read(&cluster)?;
+            let cluster = machi_node::read_cluster_file(&cluster)?;
             let town = machi_node::init_cluster(data_dir, &chain_id, &cluster)?;
             println!(
                 "created chain {chain_id:?} in {} naming {} replicas",
@@ -233,6 +258,13 @@ fn run(
             (chain.head.height, chain.chain_id().to_string())
         };
         let me = node.replica().await;
+        let joining = me.is_none() && node.names_replicas().await;
+        if joining && (listen.is_none() || raft_listen.is_none()) {
+            anyhow::bail!(
+                "this replica is not named on chain yet (it joins later): give --listen and --raft-listen, the \
+                 addresses the town names in set-replicas"
+            );
+        }
         let api_addr = listen.or_else(|| me.as_ref().map(|r| r.api_addr.clone()));
         let api_addr = api_addr.unwrap_or_else(|| "127.0.0.1:7070".to_string());
         let api = tokio::net::TcpListener::bind(&api_addr)
@@ -241,18 +273,19 @@ fn run(
         let addr = api.local_addr()?;
         tracing::info!("serving chain {chain_id:?} at height {height}");
         use std::io::Write as _;
-        let Some(me) = me else {
+        if me.is_none() && !joining {
             // The first line on stdout says where to connect (scripts and tests read it).
             println!("machi-node listening on http://{addr}");
             std::io::stdout().flush()?;
             return node.serve_with(api, limits, machi_node::shutdown_signal()).await;
-        };
-        let raft_addr = raft_listen.unwrap_or_else(|| me.raft_addr.clone());
+        }
+        let raft_addr = raft_listen.or_else(|| me.as_ref().map(|r| r.raft_addr.clone())).unwrap_or_default();
         let raft = tokio::net::TcpListener::bind(&raft_addr)
             .await
             .with_context(|| format!("listening for replicas on {raft_addr}"))?;
         println!("machi-node listening on http://{addr}");
-        println!("replica {} ({}) listening for replicas on {}", me.id, me.name, raft.local_addr()?);
+        let name = me.map_or_else(|| "joining".to_string(), |me| format!("replica {} ({})", me.id, me.name));
+        println!("{name} listening for replicas on {}", raft.local_addr()?);
         std::io::stdout().flush()?;
         node.serve_replica(api, raft, limits, machi_node::shutdown_signal()).await
     })

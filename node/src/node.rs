@@ -137,7 +137,8 @@ impl Node {
             bail!("the block log is format 1, which is only read: `Node::open` (machi-node run) converts it");
         }
         let producer_id = machi_ledger::AccountId::of(&producer);
-        let members = Members::of(&chain.state.replicas, &producer_id, "")?;
+        let joining = crate::cluster::joining_id(data_dir)?;
+        let members = Members::of(&chain.state.replicas, &producer_id, joining)?;
         if chain.state.replicas.is_empty() && chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");
         }
@@ -199,6 +200,11 @@ impl Node {
     pub async fn replica(&self) -> Option<machi_ledger::Replica> {
         let chain = self.shared.chain.read().await;
         chain.state.replicas.iter().find(|r| r.producer == self.producer).cloned()
+    }
+
+    /// Whether the chain names replicas (else this is a node alone).
+    pub async fn names_replicas(&self) -> bool {
+        !self.shared.chain.read().await.state.replicas.is_empty()
     }
 
     /// Submits transactions in-process, exactly as `POST /v1/transactions` would, and

@@ -32,8 +32,42 @@ struct Member {
     _dir: tempfile::TempDir,
 }
 
+impl Member {
+    /// Starts a whole node on `genesis`; `joining`: the id of a replica the chain does not
+    /// name yet.
+    async fn start(
+        genesis: &Block,
+        key: SigningKey,
+        api: TcpListener,
+        raft: TcpListener,
+        joining: Option<u64>,
+    ) -> Member {
+        let file = FaultyFile::default();
+        crate::chain::Chain::create(Box::new(file.clone()), genesis).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(id) = joining {
+            std::fs::write(dir.path().join("replica-id"), format!("{id}\n")).unwrap();
+        }
+        let reopen = {
+            let file = file.clone();
+            Box::new(move || Ok(Box::new(file.clone()) as Box<dyn LogFile>)) as crate::ReopenLog
+        };
+        let node = Node::open_with(reopen, dir.path(), key.clone(), Arc::new(SystemClock)).unwrap();
+        let shared = node.shared.clone();
+        let api_url = format!("http://{}", api.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(node.serve_replica(api, raft, Default::default(), async {
+            let _ = stopped.await;
+        }));
+        Member { key, file, shared, api: api_url, stop: Some(stop), served: Some(served), _dir: dir }
+    }
+}
+
 struct Cluster {
     town: SigningKey,
+    genesis: Block,
+    /// The replica set as the town last named it.
+    replicas: Vec<Replica>,
     members: Vec<Member>,
     http: reqwest::Client,
     nonce: std::sync::atomic::AtomicU64,
@@ -62,31 +96,10 @@ impl Cluster {
             crate::cluster::cluster_genesis(CHAIN, &town, &keys[0], replicas.clone(), crate::now_ms())
                 .unwrap();
         let mut members = Vec::new();
-        for ((key, (api, raft)), replica) in keys.into_iter().zip(listeners).zip(&replicas) {
-            let file = FaultyFile::default();
-            crate::chain::Chain::create(Box::new(file.clone()), &genesis).unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            let reopen = {
-                let file = file.clone();
-                Box::new(move || Ok(Box::new(file.clone()) as Box<dyn LogFile>)) as crate::ReopenLog
-            };
-            let node = Node::open_with(reopen, dir.path(), key.clone(), Arc::new(SystemClock)).unwrap();
-            let shared = node.shared.clone();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let served = tokio::spawn(node.serve_replica(api, raft, Default::default(), async {
-                let _ = stopped.await;
-            }));
-            members.push(Member {
-                key,
-                file,
-                shared,
-                api: format!("http://{}", replica.api_addr),
-                stop: Some(stop),
-                served: Some(served),
-                _dir: dir,
-            });
+        for (key, (api, raft)) in keys.into_iter().zip(listeners) {
+            members.push(Member::start(&genesis, key, api, raft, None).await);
         }
-        Cluster { town, members, http: reqwest::Client::new(), nonce: Default::default() }
+        Cluster { town, genesis, replicas, members, http: reqwest::Client::new(), nonce: Default::default() }
     }
 
     /// The index of the member that leads and may produce, waiting for one.
@@ -168,10 +181,14 @@ impl Cluster {
 
     async fn stop(mut self) {
         for member in &mut self.members {
-            let _ = member.stop.take().unwrap().send(());
+            if let Some(stop) = member.stop.take() {
+                let _ = stop.send(());
+            }
         }
         for member in &mut self.members {
-            let _ = member.served.take().unwrap().await.unwrap();
+            if let Some(served) = member.served.take() {
+                let _ = served.await.unwrap();
+            }
         }
     }
 }
@@ -305,5 +322,73 @@ async fn a_failing_disk_stops_only_its_replica() {
     let url = format!("{}/v1/transactions/{}", cluster.members[other].api, tx.id(CHAIN));
     let view: serde_json::Value = cluster.http.get(url).send().await.unwrap().json().await.unwrap();
     assert_eq!(view["height"], 4, "committed once, in block 4: {view}");
+    cluster.stop().await;
+}
+
+/// The town adds an auditor to a running cluster: the auditor starts from the genesis
+/// with the id the town gives it, the town's `set_replicas` names it as a learner, the
+/// leader adds it, and it catches up, verifying every block, and follows what comes
+/// next without voting. Then the town retires one voter; the other two go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_town_adds_an_auditor_and_retires_a_replica() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+    for i in 0..3 {
+        cluster.commit(leader, &cluster.register_shop(&format!("店{i}"))).await;
+    }
+
+    let key = crate::keys::generate();
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raft = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let auditor = Replica {
+        id: 4,
+        name: "auditor".into(),
+        api_addr: api.local_addr().unwrap().to_string(),
+        raft_addr: raft.local_addr().unwrap().to_string(),
+        producer: AccountId::of(&key),
+        voter: false,
+    };
+    let member = Member::start(&cluster.genesis, key, api, raft, Some(4)).await;
+    cluster.members.push(member);
+    let mut replicas = cluster.replicas.clone();
+    replicas.push(auditor);
+    let named = cluster.sign(&cluster.town, Action::SetReplicas { replicas: replicas.clone() });
+    let named_at = cluster.commit(leader, &named).await.height.unwrap();
+    cluster.applied(3, named_at).await;
+    let next = cluster.commit(leader, &cluster.register_shop("後の店")).await.height.unwrap();
+    cluster.applied(3, next).await;
+    let view: machi_api::ClusterView = cluster
+        .http
+        .get(format!("{}/v1/cluster", cluster.members[3].api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let me = view.members.iter().find(|m| m.id == 4).expect("the auditor is a member");
+    assert_eq!((me.role.as_str(), me.voter, me.applied_height), ("learner", false, Some(next)), "{view:?}");
+    assert_eq!(view.leader, Some(leader as u64 + 1));
+
+    // Retire a voter that does not lead: the set without it, signed by the town.
+    let retired = (leader + 1) % 3;
+    let without: Vec<Replica> = replicas.into_iter().filter(|r| r.id != retired as u64 + 1).collect();
+    let retire = cluster.sign(&cluster.town, Action::SetReplicas { replicas: without });
+    cluster.commit(leader, &retire).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let raft = cluster.members[leader].shared.replication().unwrap().raft.clone();
+    while raft.metrics().borrow().membership_config.membership().get_node(&(retired as u64 + 1)).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the retired replica is still a member");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stop the retired replica: a majority of the two voters left still commits.
+    let member = &mut cluster.members[retired];
+    let _ = member.stop.take().unwrap().send(());
+    let _ = member.served.take().unwrap().await.unwrap();
+    let last = cluster.commit(leader, &cluster.register_shop("最後の店")).await.height.unwrap();
+    cluster.applied(3, last).await;
+    for at in (0..3).filter(|at| *at != retired) {
+        cluster.applied(at, last).await;
+    }
     cluster.stop().await;
 }

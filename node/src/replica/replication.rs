@@ -43,25 +43,43 @@ pub(crate) struct Members {
 
 impl Members {
     /// This replica in the chain's replica set, found by its producer key; or, for a chain
-    /// that names none, a cluster of one.
-    pub(crate) fn of(replicas: &[Replica], producer: &AccountId, api_addr: &str) -> anyhow::Result<Members> {
+    /// that names none, a cluster of one; or, for a replica the town is adding (not named
+    /// on chain yet), `joining` as its id: it waits for the leader to add it.
+    pub(crate) fn of(
+        replicas: &[Replica],
+        producer: &AccountId,
+        joining: Option<ReplicaId>,
+    ) -> anyhow::Result<Members> {
         if replicas.is_empty() {
-            let me = ReplicaNode { name: "node".into(), api_addr: api_addr.into(), raft_addr: String::new() };
+            let me = ReplicaNode { name: "node".into(), api_addr: String::new(), raft_addr: String::new() };
             return Ok(Members { me: 1, nodes: BTreeMap::from([(1, (me, true))]) });
         }
-        let me = replicas
-            .iter()
-            .find(|r| r.producer == *producer)
-            .with_context(|| {
-                format!("this replica's producer key {producer} is not named in the chain's replicas")
-            })?
-            .id;
         let nodes = replicas.iter().map(|r| (r.id, (node_of(r), r.voter))).collect();
+        if let Some(me) = replicas.iter().find(|r| r.producer == *producer) {
+            return Ok(Members { me: me.id, nodes });
+        }
+        let me = joining.with_context(|| {
+            format!("this replica's producer key {producer} is not named in the chain's replicas")
+        })?;
+        anyhow::ensure!(
+            !replicas.iter().any(|r| r.id == me),
+            "replica id {me} belongs to another replica of this chain"
+        );
         Ok(Members { me, nodes })
     }
 
-    pub(crate) fn node(&self) -> &ReplicaNode {
-        &self.nodes[&self.me].0
+    /// Whether this replica is a voter of the set it starts with.
+    fn starts_as_voter(&self) -> bool {
+        self.nodes.get(&self.me).is_some_and(|(_, voter)| *voter)
+    }
+
+    /// This replica's addresses (empty while it joins: the leader learns them from the chain).
+    pub(crate) fn node(&self) -> ReplicaNode {
+        self.nodes.get(&self.me).map(|(node, _)| node.clone()).unwrap_or_else(|| ReplicaNode {
+            name: format!("replica {} (joining)", self.me),
+            api_addr: String::new(),
+            raft_addr: String::new(),
+        })
     }
 
     fn voters(&self) -> BTreeMap<ReplicaId, ReplicaNode> {
@@ -126,10 +144,10 @@ impl Replication {
             tokio::task::spawn_blocking(move || RaftLog::open(&base)).await??
         };
         let machine = ChainMachine::open(shared.clone(), &raft_dir)?;
-        let network = HttpNetwork::new(members.me, members.node().clone())?;
+        let network = HttpNetwork::new(members.me, members.node())?;
         let config = Arc::new(raft_config(&shared.chain_id));
         let raft = Raft::new(members.me, config, network.clone(), log, machine).await?;
-        if !raft.is_initialized().await? && members.nodes.get(&members.me).is_some_and(|(_, voter)| *voter) {
+        if !raft.is_initialized().await? && members.starts_as_voter() {
             match raft.initialize(members.voters()).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(e).context("initialising the cluster"),

@@ -94,6 +94,18 @@ pub(crate) enum TownCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// Name the chain's replicas anew: the whole new set, from a cluster file like the
+    /// one the chain began with (docs/OPERATIONS.md). Add an auditor, retire a replica,
+    /// replace a producer key. From the next block on, only the voters' keys may sign
+    /// blocks; the leader carries the change out.
+    SetReplicas {
+        /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
+        #[arg(long)]
+        card: String,
+        /// The cluster file (TOML, `[[replica]]` entries).
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 /// The powers the town can delegate.
@@ -173,7 +185,24 @@ pub(crate) async fn run(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> 
         TownCommand::Unfreeze { card, account } => unfreeze(ctx, &card, account).await,
         TownCommand::Expire { card, issue } => expire(ctx, &card, issue).await,
         TownCommand::SaleStatus { issue, watch } => sale_status(ctx, issue, watch).await,
+        TownCommand::SetReplicas { card, file } => set_replicas(ctx, &card, &file).await,
     }
+}
+
+async fn set_replicas(ctx: &Ctx, card: &str, file: &Path) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
+    let cluster: machi_api::ClusterFile =
+        toml::from_str(&text).map_err(|e| user(format!("{}: {e}", file.display())))?;
+    let replicas = cluster.replicas().map_err(|e| user(format!("{}: {e}", file.display())))?;
+    let town = unlock(ctx, card)?;
+    let names: Vec<String> =
+        replicas.iter().map(|r| format!("{} {}{}", r.id, r.name, if r.voter { "" } else { " (learner)" })).collect();
+    let result = ctx.submit(&town.key, Action::SetReplicas { replicas }).await?;
+    ctx.print(
+        json!({ "tx_id": result.tx_id, "height": result.height, "replicas": names }),
+        &format!("{}: {}", ctx.t("台帳の複製を設定しました", "Replicas set"), names.join(", ")),
+    );
+    Ok(())
 }
 
 async fn create_issue(ctx: &Ctx, card: &str, file: Option<&Path>, flags: &IssueFlags) -> Result<(), Failure> {
