@@ -84,7 +84,7 @@ run_once() { # SETUP MODE
     "start_$1"
     local args=(payments --node "$URL" --town-key "$TOWN_KEY" --residents "$RESIDENTS" --shops 40
         --duration "$SECONDS_PER_RUN" --mode "$2" --json)
-    if [ "$2" = single ]; then args+=(--concurrency 64); else args+=(--concurrency 4 --batch-size 512); fi
+    if [ "$2" = single ]; then args+=(--concurrency "${MACHI_BENCH_SINGLE_CONCURRENCY:-64}"); else args+=(--concurrency 4 --batch-size 512); fi
     "$BENCH" "${args[@]}" >"$WORK/out.json" || true
     stop_all
     python3 -c '
@@ -95,7 +95,7 @@ print(json.dumps({"tx_per_s": r["committed_tx_per_s"], "p50_ms": r["p50_ms"], "p
 }
 
 RESULTS=$WORK/results.jsonl
-for mode in batch single; do
+for mode in ${MACHI_BENCH_MODES:-batch single}; do
     for setup in alone cluster; do
         for run in $(seq 1 "$RUNS"); do
             line=$(run_once "$setup" "$mode")
@@ -113,7 +113,7 @@ def median(setup, mode, key):
 L = statistics.median(r["r"]["L"] for r in rows)
 print(f"\nmedians of each setup and mode; L (ledger batch verification, all cores) = {L:,.0f}/s")
 print(f"{'mode':8} {'setup':9} {'tx/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'× L':>6}")
-for mode in ["batch", "single"]:
+for mode in [m for m in ["batch", "single"] if any(r["mode"] == m for r in rows)]:
     for setup in ["alone", "cluster"]:
         t = median(setup, mode, "tx_per_s")
         print(f"{mode:8} {setup:9} {t:9,.0f} {median(setup, mode, 'p50_ms'):8.1f} "
