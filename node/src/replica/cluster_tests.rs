@@ -41,6 +41,7 @@ impl Member {
         api: TcpListener,
         raft: TcpListener,
         joining: Option<u64>,
+        clock: Arc<dyn crate::Clock>,
     ) -> Member {
         let file = FaultyFile::default();
         crate::chain::Chain::create(Box::new(file.clone()), genesis).unwrap();
@@ -52,7 +53,7 @@ impl Member {
             let file = file.clone();
             Box::new(move || Ok(Box::new(file.clone()) as Box<dyn LogFile>)) as crate::ReopenLog
         };
-        let node = Node::open_with(reopen, dir.path(), key.clone(), Arc::new(SystemClock)).unwrap();
+        let node = Node::open_with(reopen, dir.path(), key.clone(), clock).unwrap();
         let shared = node.shared.clone();
         let api_url = format!("http://{}", api.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -75,6 +76,14 @@ struct Cluster {
 
 impl Cluster {
     async fn start(size: usize) -> Cluster {
+        Cluster::start_with_clocks(
+            (0..size).map(|_| Arc::new(SystemClock) as Arc<dyn crate::Clock>).collect(),
+        )
+        .await
+    }
+
+    async fn start_with_clocks(clocks: Vec<Arc<dyn crate::Clock>>) -> Cluster {
+        let size = clocks.len();
         let town = crate::keys::generate();
         let keys: Vec<SigningKey> = (0..size).map(|_| crate::keys::generate()).collect();
         let mut listeners = Vec::new();
@@ -96,8 +105,8 @@ impl Cluster {
             crate::cluster::cluster_genesis(CHAIN, &town, &keys[0], replicas.clone(), crate::now_ms())
                 .unwrap();
         let mut members = Vec::new();
-        for (key, (api, raft)) in keys.into_iter().zip(listeners) {
-            members.push(Member::start(&genesis, key, api, raft, None).await);
+        for ((key, (api, raft)), clock) in keys.into_iter().zip(listeners).zip(clocks) {
+            members.push(Member::start(&genesis, key, api, raft, None, clock).await);
         }
         Cluster { town, genesis, replicas, members, http: reqwest::Client::new(), nonce: Default::default() }
     }
@@ -208,9 +217,10 @@ async fn health_until(cluster: &Cluster, at: usize, check: impl Fn(&HealthView) 
 
 /// A leader that proposes a block with a forged signature (the town's, made with another
 /// key) gets it committed by Raft, which orders blocks and does not judge them; every
-/// replica then replays it before applying, refuses it, and halts: it names the block and
-/// the reason in `/v1/health`, counts it in `/metrics`, serves the state before the block,
-/// and refuses writes. The lying leader is detected, not outvoted.
+/// replica that learns it is committed replays it before applying, refuses it, and halts:
+/// it names the block and the reason in `/v1/health`, counts it in `/metrics`, serves the
+/// state before the block, and refuses writes. No replica applies it, and the cluster
+/// takes no more writes. The lying leader is detected, not outvoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_block_halts_every_replica_that_replays_it() {
     let cluster = Cluster::start(3).await;
@@ -244,20 +254,44 @@ async fn a_forged_block_halts_every_replica_that_replays_it() {
     let raft = cluster.members[leader].shared.replication().unwrap().raft.clone();
     let _ = raft.client_write(BlockProposal::new(&forged).unwrap()).await;
 
+    // The leader applies the block once a follower holds it, and halts. A follower that
+    // learns the block is committed halts too; a follower that cannot learn it (the only
+    // one left running, with no majority) never applies it and takes no writes either.
+    let followers: Vec<usize> = (0..3).filter(|at| *at != leader).collect();
+    let mut halted = vec![leader];
+    health_until(&cluster, leader, |h| h.status == "halted").await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !followers.iter().any(|at| halted.contains(at)) {
+        for at in &followers {
+            if cluster.health(*at).await.status == "halted" {
+                halted.push(*at);
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no follower halted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for at in 0..3 {
-        let health = health_until(&cluster, at, |h| h.status == "halted").await;
+        let health = cluster.health(at).await;
+        assert_eq!(health.height, 1, "member {at} serves the state before the forged block: {health:?}");
+        assert_eq!(cluster.height(at).await, 1);
+        let refused = cluster.submit(at, &cluster.register_shop("後の店")).await;
+        if health.status != "halted" {
+            assert_ne!(health.role, "leader", "member {at} cannot lead without a majority");
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains("no_leader") || e.contains("halted")),
+                "member {at} takes no writes: {refused:?}"
+            );
+            continue;
+        }
         let halt = health.halted.expect("the halt is described");
         assert_eq!(halt.height, 2, "member {at} names the forged block");
         assert!(halt.reason.contains("signature"), "member {at} names the reason: {}", halt.reason);
         assert_eq!(health.role, "halted");
-        assert_eq!(health.height, 1, "member {at} serves the state before the forged block");
-        assert_eq!(cluster.height(at).await, 1);
         let metrics = cluster.http.get(format!("{}/metrics", cluster.members[at].api)).send().await.unwrap();
         assert!(
             metrics.text().await.unwrap().contains("machi_replica_halted 1"),
             "member {at} says so in /metrics"
         );
-        let refused = cluster.submit(at, &cluster.register_shop("後の店")).await;
         assert!(
             refused.as_ref().is_err_and(|e| e.contains("halted")),
             "member {at} takes no writes: {refused:?}"
@@ -348,7 +382,7 @@ async fn the_town_adds_an_auditor_and_retires_a_replica() {
         producer: AccountId::of(&key),
         voter: false,
     };
-    let member = Member::start(&cluster.genesis, key, api, raft, Some(4)).await;
+    let member = Member::start(&cluster.genesis, key, api, raft, Some(4), Arc::new(SystemClock)).await;
     cluster.members.push(member);
     let mut replicas = cluster.replicas.clone();
     replicas.push(auditor);
@@ -390,5 +424,34 @@ async fn the_town_adds_an_auditor_and_retires_a_replica() {
     for at in (0..3).filter(|at| *at != retired) {
         cluster.applied(at, last).await;
     }
+    cluster.stop().await;
+}
+
+/// Block times never go back across a change of leader, even when the new leader's clock
+/// is behind the old one's: a block's time is at least its parent's, and every replica
+/// checks it in replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_times_never_go_back_across_a_leader_change() {
+    let start = crate::now_ms();
+    let clocks: Vec<Arc<crate::ManualClock>> =
+        (0..3).map(|_| Arc::new(crate::ManualClock::new(start))).collect();
+    let mut cluster =
+        Cluster::start_with_clocks(clocks.iter().map(|c| c.clone() as Arc<dyn crate::Clock>).collect()).await;
+    let leader = cluster.leader(None).await;
+    clocks[leader].set(start + 20_000);
+    let first = cluster.commit(leader, &cluster.register_shop("早い時計の店")).await.height.unwrap();
+    let early = cluster.members[leader].shared.chain.read().await.head.timestamp_ms;
+    assert!(early >= start + 20_000, "the leader's clock runs 20 s ahead of the others'");
+
+    let member = &mut cluster.members[leader];
+    let _ = member.stop.take().unwrap().send(());
+    let _ = member.served.take().unwrap().await.unwrap();
+    let next = cluster.leader(Some(leader)).await;
+    let second = cluster.commit(next, &cluster.register_shop("遅い時計の店")).await.height.unwrap();
+    assert_eq!(second, first + 1);
+    let later = cluster.members[next].shared.chain.read().await.head.timestamp_ms;
+    assert!(later >= early, "block {second} at {later} is not earlier than block {first} at {early}");
+    let other = (0..3).find(|at| *at != leader && *at != next).unwrap();
+    cluster.applied(other, second).await;
     cluster.stop().await;
 }
