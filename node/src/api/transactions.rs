@@ -135,10 +135,30 @@ async fn forward(
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     match response.bytes().await {
         Ok(bytes) => {
+            // Read your writes: answer once this replica has applied the block, so that
+            // the client's next read here (a balance after a payment) shows it.
+            if let Some(height) = committed_height(&bytes) {
+                if !state.shared.applied_at_least(height, FORWARD_APPLY_WAIT).await {
+                    tracing::warn!("block {height} committed by the leader is not applied here yet");
+                }
+            }
             (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, TxCode::Unconfirmed.name(), e.to_string())
             .into_response(),
+    }
+}
+
+/// Longest a follower waits to apply the block holding a forwarded write before it
+/// relays the answer anyway (a lagging replica: the client's reads may then lag too, and
+/// `?min_height=` waits for them).
+const FORWARD_APPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The highest block height in a submit answer (one result or a batch), if any.
+fn committed_height(body: &[u8]) -> Option<u64> {
+    match serde_json::from_slice::<SubmitResponse>(body).ok()? {
+        SubmitResponse::One(result) => result.height,
+        SubmitResponse::Many(results) => results.iter().filter_map(|r| r.height).max(),
     }
 }
 

@@ -455,3 +455,33 @@ async fn block_times_never_go_back_across_a_leader_change() {
     cluster.applied(other, second).await;
     cluster.stop().await;
 }
+
+/// A write sent to a follower is forwarded to the leader, and the follower answers only
+/// once it has applied the block itself: the client's next read there sees its write,
+/// even when the follower is slower than the leader (here: its disk refuses the block
+/// until the leader has committed it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_follower_is_read_back_there() {
+    let cluster = Arc::new(Cluster::start(3).await);
+    let leader = cluster.leader(None).await;
+    let follower = (leader + 1) % 3;
+    let shop = crate::keys::generate();
+    let action =
+        Action::RegisterShop {
+            shop: AccountId::of(&shop), name: "遅い店".into(), class: ShopClass::Local
+        };
+    let tx = cluster.sign(&cluster.town, action);
+    cluster.members[follower].file.fail_sync.store(true, Ordering::SeqCst);
+    let answer = {
+        let (cluster, tx) = (cluster.clone(), tx.clone());
+        tokio::spawn(async move { cluster.submit(follower, &tx).await })
+    };
+    cluster.applied(leader, 1).await;
+    cluster.members[follower].file.fail_sync.store(false, Ordering::SeqCst);
+    let result = answer.await.unwrap().expect("an answer");
+    assert_eq!((result.status, result.height), (TxStatus::Applied, Some(1)));
+    assert_eq!(cluster.height(follower).await, 1, "the follower applied the block before it answered");
+    let url = format!("{}/v1/accounts/{}", cluster.members[follower].api, AccountId::of(&shop));
+    assert_eq!(cluster.http.get(url).send().await.unwrap().status(), 200, "the shop reads back there");
+    Arc::into_inner(cluster).expect("the only handle").stop().await;
+}
