@@ -1,8 +1,19 @@
 //! The one typed HTTP client of machi-node's API (and of the merchant API's public
-//! pay-code look-up), used by the wallet, the merchant API,
+//! pay-code look-up and shop events), used by the wallet, the merchant API,
 //! the load generator and the tests. Request and response types come from machi-api,
 //! so client and server cannot drift apart.
+//!
+//! Layout: `lib.rs` holds `Client` (its requests and the settling of a transaction whose
+//! answer was lost), `ClientError` and the signing helpers; `nodes` the replicas a client
+//! knows and which answers send a call on to the next one; `events` server-sent event
+//! streams, read with eventsource-stream and reconnected to another replica when one is
+//! lost.
 
+mod events;
+mod nodes;
+
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use machi_api::{
@@ -12,10 +23,16 @@ use machi_api::{
 use machi_ledger::{AccountId, Action, SignedTx, SigningKey, TxBody, TxId};
 use serde::de::DeserializeOwned;
 
+pub use events::{EventStream, ServerEvent, EVENTS_READ_TIMEOUT_S, RECONNECT_PAUSE_MS};
+pub use nodes::node_list;
+use nodes::{submit_elsewhere, submit_unknown, Nodes};
+
 /// Default time-to-live of transactions built here: long enough for a kiosk queue.
 pub const TTL_MS_DEFAULT: u32 = 10 * 60 * 1000;
 /// How long one request may take before the client stops waiting for its answer.
 pub const REQUEST_TIMEOUT_S_DEFAULT: u64 = 60;
+/// How long a client tries to connect to one node before it moves on to the next.
+pub const CONNECT_TIMEOUT_S: u64 = 5;
 /// The first pause of `settle` between two tries; each further pause doubles, up to
 /// `SETTLE_PAUSE_MS_MAX`.
 pub const SETTLE_PAUSE_MS_FIRST: u64 = 250;
@@ -36,6 +53,11 @@ pub enum ClientError {
     NoAnswer(String, String),
     #[error("the node's answer was not understood: {0}")]
     Decode(String),
+    /// An event stream may have skipped events: the server said a slow reader missed
+    /// some, or the stream was reconnected (to another replica) and cannot resume where
+    /// it was. Whoever follows it re-reads what it follows; the stream goes on.
+    #[error("events may have been missed: {0}")]
+    EventsMissed(String),
 }
 
 impl ClientError {
@@ -45,6 +67,7 @@ impl ClientError {
             ClientError::Unreachable(..) => "unreachable",
             ClientError::NoAnswer(..) => "no_answer",
             ClientError::Decode(_) => "bad_response",
+            ClientError::EventsMissed(_) => "events_missed",
         }
     }
 
@@ -55,10 +78,19 @@ impl ClientError {
     }
 }
 
+/// A client of one chain's nodes: one node, or the replicas of a cluster. Any replica
+/// serves reads and forwards writes to the leader; a call goes to the node that last
+/// answered and, if that one cannot serve it (not reached, connection lost, or 503
+/// `no_leader`, `halted`, `unavailable`, `unconfirmed`, `shutting_down`), to the next,
+/// each at most once. A transaction sent on is the same signed bytes, never signed
+/// anew, so it commits at most once. Clones share the memory of which node answered.
 #[derive(Clone)]
 pub struct Client {
-    base: String,
+    nodes: Arc<Nodes>,
     http: reqwest::Client,
+    /// For event streams: no limit on the whole answer, which lasts as long as the
+    /// stream, but one on the silence between two reads (the servers send keep-alives).
+    streams: reqwest::Client,
 }
 
 pub fn now_ms() -> u64 {
@@ -83,54 +115,125 @@ pub fn sign_at(chain_id: &str, key: &SigningKey, action: Action, created_ms: u64
 }
 
 impl Client {
-    /// `base` is like `http://127.0.0.1:7070`.
-    pub fn new(base: &str) -> Client {
-        Client::with_timeout(base, Duration::from_secs(REQUEST_TIMEOUT_S_DEFAULT))
+    /// `nodes` is one base URL like `http://127.0.0.1:7070`, or the replicas of one
+    /// chain separated by commas (`http://10.0.0.1:7101,http://10.0.0.2:7101`).
+    pub fn new(nodes: &str) -> Client {
+        Client::with_timeout(nodes, Duration::from_secs(REQUEST_TIMEOUT_S_DEFAULT))
     }
 
-    /// A client that stops waiting for an answer after `timeout`.
-    pub fn with_timeout(base: &str, timeout: Duration) -> Client {
+    /// A client that stops waiting for one node's answer after `timeout`.
+    pub fn with_timeout(nodes: &str, timeout: Duration) -> Client {
+        Client::of(Nodes::parse(nodes), timeout)
+    }
+
+    /// A client of the nodes at `urls` (each a base URL), tried in this order.
+    pub fn with_nodes(urls: &[impl AsRef<str>], timeout: Duration) -> Client {
+        let list: Vec<&str> = urls.iter().map(AsRef::as_ref).collect();
+        Client::of(Nodes::parse(&list.join(",")), timeout)
+    }
+
+    fn of(nodes: Nodes, timeout: Duration) -> Client {
+        let connect_timeout = Duration::from_secs(CONNECT_TIMEOUT_S).min(timeout);
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(1024)
             .build()
             .expect("a client without TLS always builds");
-        Client { base: base.trim_end_matches('/').to_string(), http }
+        let streams = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .read_timeout(Duration::from_secs(EVENTS_READ_TIMEOUT_S))
+            .build()
+            .expect("a client without TLS always builds");
+        Client { nodes: Arc::new(nodes), http, streams }
     }
 
+    /// The base URL of the node that answered last (the first one before any answer).
     pub fn base(&self) -> &str {
-        &self.base
+        self.nodes.url(self.nodes.current())
     }
 
-    /// Sends a request. Only a failure to connect means the request never left; any
-    /// later failure (time-out, connection lost) leaves it unknown whether the node
-    /// acted on it.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), ClientError> {
-        let failed = |e: reqwest::Error| {
-            if e.is_connect() {
-                ClientError::Unreachable(self.base.clone(), e.to_string())
-            } else {
-                ClientError::NoAnswer(self.base.clone(), e.to_string())
-            }
-        };
-        let response = request.send().await.map_err(failed)?;
+    /// Every node this client knows, in the order given.
+    pub fn nodes(&self) -> &[String] {
+        self.nodes.urls()
+    }
+
+    /// Sends a request to the node at `base`. Only a failure to connect means the
+    /// request never left; any later failure (time-out, connection lost) leaves it
+    /// unknown whether the node acted on it.
+    async fn send(
+        &self,
+        base: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let response = request.send().await.map_err(|e| transport_error(base, e))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(failed)?;
+        let body = response.bytes().await.map_err(|e| transport_error(base, e))?;
         Ok((status, body.to_vec()))
     }
 
+    /// Makes `call` on the node that answered last and, while an answer says another
+    /// node may serve it (`elsewhere`), on the next ones round robin, each at most once.
+    /// If none serves it, the answer is the first that left the outcome unknown
+    /// (`unknown`), else the last one.
+    async fn on_nodes<T, Fut>(
+        &self,
+        call: impl Fn(usize) -> Fut,
+        elsewhere: impl Fn(&Result<T, ClientError>) -> bool,
+        unknown: impl Fn(&Result<T, ClientError>) -> bool,
+    ) -> Result<T, ClientError>
+    where
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let mut kept: Option<Result<T, ClientError>> = None;
+        for index in self.nodes.from(self.nodes.current()) {
+            let outcome = call(index).await;
+            if !elsewhere(&outcome) {
+                self.nodes.answered(index);
+                return outcome;
+            }
+            if !kept.as_ref().is_some_and(&unknown) {
+                kept = Some(outcome);
+            }
+        }
+        kept.expect("a client knows at least one node")
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let (status, body) = self.send(self.http.get(format!("{}{path}", self.base))).await?;
-        decode(status, &body)
+        let read = |index: usize| async move {
+            let base = self.nodes.url(index);
+            let (status, body) = self.send(base, self.http.get(format!("{base}{path}"))).await?;
+            decode(status, &body)
+        };
+        let elsewhere =
+            |outcome: &Result<T, ClientError>| outcome.as_ref().is_err_and(ClientError::try_elsewhere);
+        self.on_nodes(read, elsewhere, |_| false).await
     }
 
     /// Submits one transaction once and waits until it is in a durable block (or
     /// refused). Rejections and refusals come back as `Ok` with that status; `Err` means
     /// no result at all: `Unreachable` (it never left), `NoAnswer` (it may have
     /// committed: `settle` finds out), `Api` (malformed request, node busy).
+    ///
+    /// With several nodes, a node that cannot take it now (see `Client`) is followed by
+    /// the next, with the same signed transaction: a replica that already holds it
+    /// answers with its first outcome.
     pub async fn submit(&self, tx: &SignedTx) -> Result<TxResultView, ClientError> {
-        let request = self.http.post(format!("{}/v1/transactions", self.base)).json(tx);
-        let (status, body) = self.send(request).await?;
+        fn one(outcome: &Result<TxResultView, ClientError>) -> Result<&[TxResultView], &ClientError> {
+            outcome.as_ref().map(std::slice::from_ref)
+        }
+        self.on_nodes(
+            |index| self.submit_to(index, tx),
+            |outcome| submit_elsewhere(one(outcome)),
+            |outcome| submit_unknown(one(outcome)),
+        )
+        .await
+    }
+
+    async fn submit_to(&self, index: usize, tx: &SignedTx) -> Result<TxResultView, ClientError> {
+        let base = self.nodes.url(index);
+        let request = self.http.post(format!("{base}/v1/transactions")).json(tx);
+        let (status, body) = self.send(base, request).await?;
         if status == 200 {
             return decode(status, &body);
         }
@@ -143,9 +246,7 @@ impl Client {
                 Err(ClientError::Api { status, code: error.code, message: error.message })
             }
             // Not the node's own answer: a proxy in between gave up waiting for it.
-            Err(_) if status >= 500 => {
-                Err(ClientError::NoAnswer(self.base.clone(), format!("HTTP {status}")))
-            }
+            Err(_) if status >= 500 => Err(ClientError::NoAnswer(base.to_string(), format!("HTTP {status}"))),
             Err(e) => Err(ClientError::Decode(e.to_string())),
         }
     }
@@ -185,7 +286,7 @@ impl Client {
         may_have_arrived: bool,
     ) -> Result<TxResultView, ClientError> {
         let mut unknown = may_have_arrived;
-        let mut last = ClientError::NoAnswer(self.base.clone(), "no try was made".into());
+        let mut last = ClientError::NoAnswer(self.base().to_string(), "no try was made".into());
         let mut pause_ms = SETTLE_PAUSE_MS_FIRST;
         for _ in 0..attempts {
             tokio::time::sleep(Duration::from_millis(pause_ms)).await;
@@ -219,7 +320,7 @@ impl Client {
         }
         match last {
             ClientError::NoAnswer(..) => Err(last),
-            other if unknown => Err(ClientError::NoAnswer(self.base.clone(), other.to_string())),
+            other if unknown => Err(ClientError::NoAnswer(self.base().to_string(), other.to_string())),
             other => Err(other),
         }
     }
@@ -233,11 +334,22 @@ impl Client {
         }
     }
 
-    /// Submits up to `SUBMIT_TXS_MAX` transactions in one request; results line up.
+    /// Submits up to `SUBMIT_TXS_MAX` transactions in one request; results line up. A
+    /// batch that a replica could not take (or any of whose results it refused as not
+    /// its to take now) goes whole to the next node: those already committed are
+    /// answered with their first outcome.
     pub async fn submit_batch(&self, txs: &[SignedTx]) -> Result<Vec<TxResultView>, ClientError> {
-        let request = self.http.post(format!("{}/v1/transactions", self.base)).json(txs);
-        let (status, body) = self.send(request).await?;
-        decode(status, &body)
+        let send = |index: usize| async move {
+            let base = self.nodes.url(index);
+            let request = self.http.post(format!("{base}/v1/transactions")).json(txs);
+            let (status, body) = self.send(base, request).await?;
+            decode(status, &body)
+        };
+        fn all(outcome: &Result<Vec<TxResultView>, ClientError>) -> Result<&[TxResultView], &ClientError> {
+            outcome.as_ref().map(Vec::as_slice)
+        }
+        self.on_nodes(send, |outcome| submit_elsewhere(all(outcome)), |outcome| submit_unknown(all(outcome)))
+            .await
     }
 
     /// A committed transaction: its result, its place in the block, its body.
@@ -293,16 +405,31 @@ impl Client {
     }
 }
 
+/// A request that failed before an answer came: not sent at all when no connection
+/// could be made, else of unknown effect.
+fn transport_error(base: &str, e: reqwest::Error) -> ClientError {
+    if e.is_connect() {
+        ClientError::Unreachable(base.to_string(), e.to_string())
+    } else {
+        ClientError::NoAnswer(base.to_string(), e.to_string())
+    }
+}
+
 fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, ClientError> {
     if (200..300).contains(&status) {
         return serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()));
     }
+    Err(error_answer(status, body))
+}
+
+/// The error a node answered with (`ErrorBody`), or the start of whatever else came.
+fn error_answer(status: u16, body: &[u8]) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { error }) => Err(ClientError::Api { status, code: error.code, message: error.message }),
-        Err(_) => Err(ClientError::Api {
+        Ok(ErrorBody { error }) => ClientError::Api { status, code: error.code, message: error.message },
+        Err(_) => ClientError::Api {
             status,
             code: "http_error".into(),
             message: String::from_utf8_lossy(body).chars().take(200).collect(),
-        }),
+        },
     }
 }
