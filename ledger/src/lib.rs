@@ -19,6 +19,8 @@ mod state;
 mod tx;
 mod yen;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 
 pub use block::{

@@ -5,8 +5,10 @@ use machi_ledger::{
     SigningKey, State, TxBody, VerifiedTx, Yen,
 };
 
+use machi_ledger::testkit::standard_issue;
+pub(crate) use machi_ledger::testkit::DAY_MS;
+
 pub(crate) const CHAIN: &str = "test-town";
-pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 /// 2027-01-05 00:00 JST.
 pub(crate) const T0: u64 = 1_799_074_800_000;
 
@@ -18,22 +20,9 @@ pub(crate) fn id(key: &SigningKey) -> AccountId {
     AccountId::of(key)
 }
 
+/// The standard issue, on sale from `T0`, at the 0.5% fee the fee cases count on.
 pub(crate) fn issue_params(id: u32) -> IssueParams {
-    IssueParams {
-        id,
-        name: format!("第{id}回 プレミアム商品券"),
-        price: Yen(10_000),
-        common_per_set: Yen(6_250),
-        local_per_set: Yen(6_250),
-        total_sets: 100,
-        max_sets_per_resident: 2,
-        workers_may_buy: false,
-        sale_start_ms: T0,
-        sale_end_ms: T0 + DAY_MS,
-        spend_until_ms: T0 + 30 * DAY_MS,
-        cash_out_deadline_ms: T0 + 60 * DAY_MS,
-        cash_out_fee: RateBp(50),
-    }
+    IssueParams { cash_out_fee: RateBp(50), ..standard_issue(id, 100, 2, T0) }
 }
 
 pub(crate) struct Town {
