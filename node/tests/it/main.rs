@@ -4,10 +4,13 @@
 mod api;
 mod audit;
 mod clock;
+mod cluster;
 mod crash;
 mod harness;
 mod history;
 mod limits;
 mod openapi;
+mod processes;
+mod raft_proxy;
 mod sale_day;
 mod storage;
