@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ed25519_dalek::SigningKey;
+use futures_util::StreamExt as _;
 use machi_api::TxStatus;
 use machi_client::{sign, Client};
 use machi_ledger::{Action, Yen};
@@ -83,21 +84,20 @@ impl Merchant {
 }
 
 /// Reads a shop's event stream and hands each `invoice.paid` to whoever waits for it.
-async fn listen(mut response: reqwest::Response, waiting: Waiting) -> anyhow::Result<()> {
-    let mut buffer = String::new();
-    while let Some(chunk) = response.chunk().await? {
+async fn listen(
+    mut events: machi_client::EventStream<machi_client::ServerEvent>,
+    waiting: Waiting,
+) -> anyhow::Result<()> {
+    while let Some(event) = events.next().await {
         let at = Instant::now();
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
-            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
-            let Ok(value) = serde_json::from_str::<Value>(data.trim()) else { continue };
-            if value["kind"] == "invoice.paid" {
-                let id = value["invoice"]["id"].as_str().unwrap_or_default();
-                if let Some(sender) = waiting.lock().expect("waiting lock").remove(id) {
-                    let _ = sender.send(at);
-                }
-            }
+        let event = event?;
+        if event.name != "invoice.paid" {
+            continue;
+        }
+        let value: Value = event.json()?;
+        let id = value["invoice"]["id"].as_str().unwrap_or_default();
+        if let Some(sender) = waiting.lock().expect("waiting lock").remove(id) {
+            let _ = sender.send(at);
         }
     }
     Ok(())
@@ -151,7 +151,10 @@ async fn sell(
 /// Flags of `counter`.
 #[derive(clap::Args)]
 pub(crate) struct CounterArgs {
-    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    /// The node's address, or a chain's replicas separated by commas
+    /// (http://10.0.0.1:7101,http://10.0.0.2:7101): a request that one cannot serve
+    /// (down, no leader, halted) goes to the next, the same signed transaction.
+    #[arg(long, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070", value_parser = machi_client::node_list)]
     node: String,
     #[arg(long, default_value = "http://127.0.0.1:7071")]
     merchant: String,
@@ -203,12 +206,12 @@ async fn sales(args: &CounterArgs, town_key: SigningKey) -> anyhow::Result<Outco
         Merchant { url: args.merchant.trim_end_matches('/').to_string(), http: reqwest::Client::new() };
     let shops = merchant.shops(&args.admin_token, args.shops).await?;
     let waiting: Waiting = Arc::default();
+    let events = Client::new(&merchant.url);
     for shop in &shops {
-        // The service subscribes before it answers, so once the answer's head is here no
+        // The service subscribes before it answers, so once the subscription is taken no
         // event can be missed.
-        let url = format!("{}/v1/events", merchant.url);
-        let response = merchant.http.get(url).bearer_auth(&shop.1).send().await?;
-        tokio::spawn(listen(response, waiting.clone()));
+        let stream = events.shop_events(&shop.1, None).await?;
+        tokio::spawn(listen(stream, waiting.clone()));
     }
     let lookups = lookups(&merchant, &shops[0].1).await?;
     let counters = Arc::new(Counters { merchant, node, town, shops, waiting, next: AtomicUsize::new(0) });

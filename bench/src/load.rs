@@ -21,8 +21,10 @@ use crate::town::TownSize;
 /// Flags every load scenario takes.
 #[derive(clap::Args)]
 pub(crate) struct Common {
-    /// The node, e.g. http://127.0.0.1:7070
-    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    /// The node's address (e.g. http://127.0.0.1:7070), or a chain's replicas separated by commas
+    /// (http://10.0.0.1:7101,http://10.0.0.2:7101): a request that one cannot serve
+    /// (down, no leader, halted) goes to the next, the same signed transaction.
+    #[arg(long, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070", value_parser = machi_client::node_list)]
     pub(crate) node: String,
     /// The town's key file (DIR/keys/town.key of `machi-node init`).
     #[arg(long)]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign_at, Client};
 use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SignedTx, SigningKey, Yen};
@@ -362,13 +363,8 @@ impl Town {
     }
 
     pub(crate) async fn events(&self, token: &str, last_event_id: Option<u64>) -> EventStream {
-        let mut request = self.http.get(format!("{}/v1/events", self.url)).bearer_auth(token);
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id.to_string());
-        }
-        let response = request.send().await.expect("events stream");
-        assert_eq!(response.status(), 200);
-        EventStream { response, buffer: String::new() }
+        let events = Client::new(&self.url).shop_events(token, last_event_id).await.expect("events stream");
+        EventStream { events, ended: None }
     }
 }
 
@@ -383,34 +379,29 @@ impl Drop for Town {
     }
 }
 
-/// A server-sent event stream read chunk by chunk.
+/// A shop's event stream, read by machi-client.
 pub(crate) struct EventStream {
-    response: reqwest::Response,
-    buffer: String,
+    events: machi_client::EventStream<machi_client::ServerEvent>,
+    /// Why the stream ended, if it did with an error.
+    ended: Option<machi_client::ClientError>,
 }
 
 impl EventStream {
-    /// The next event's (name, data as JSON).
+    /// The next event's (name, data as JSON); `events_missed` with the reason when the
+    /// client says events may have been skipped.
     pub(crate) async fn next_event(&mut self) -> Option<(String, Value)> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut name = String::new();
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        name = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim());
-                    }
-                }
-                if name.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                return Some((name, serde_json::from_str(&data).unwrap_or(Value::String(data))));
+        match self.events.next().await? {
+            Ok(event) => {
+                let data = event.json().unwrap_or_else(|_| Value::String(event.data.clone()));
+                Some((event.name, data))
             }
-            let chunk = self.response.chunk().await.ok()??;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            Err(e @ machi_client::ClientError::EventsMissed(_)) => {
+                Some((e.code().to_string(), Value::String(e.to_string())))
+            }
+            Err(e) => {
+                self.ended = Some(e);
+                None
+            }
         }
     }
 
@@ -421,7 +412,7 @@ impl EventStream {
                 match self.next_event().await {
                     Some((n, data)) if n == name => return data,
                     Some(_) => continue,
-                    None => panic!("event stream ended before {name}"),
+                    None => panic!("event stream ended before {name}: {:?}", self.ended),
                 }
             }
         };

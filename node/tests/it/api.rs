@@ -1,6 +1,7 @@
 //! The HTTP API against hostile and repeated input: every refusal is a JSON error with a
 //! stable code and the right status, and nothing is written.
 
+use futures_util::StreamExt as _;
 use machi_api::{TxCode, TxStatus};
 use machi_ledger::{Action, ShopClass, SignedTx, TxBody, Yen};
 use serde_json::Value;
@@ -171,31 +172,39 @@ async fn events_stream_committed_transactions_for_an_account() {
     let node = TestNode::start().await;
     let town = node.town.clone();
     let shop = new_key();
-    let url = format!("{}/v1/events?account={}", node.url, id(&shop));
-    let mut stream = reqwest::get(url).await.unwrap();
-    assert_eq!(stream.status(), 200);
+    let mut events = node.client.events(Some(&id(&shop))).await.expect("subscribed");
+    // Another account's transaction is not in this account's stream.
+    node.ok(&town, Action::RegisterOperator { operator: id(&new_key()), name: "窓口".into() }).await;
     let tx = node
         .ok(&town, Action::RegisterShop { shop: id(&shop), name: "茶屋".into(), class: ShopClass::Local })
         .await;
-    let mut seen = String::new();
-    while !seen.contains("\n\n") {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
-            .await
-            .expect("event in time");
-        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("stream open")));
-    }
-    assert!(seen.contains("event: tx"), "{seen}");
-    assert!(seen.contains(&tx.tx_id.to_hex()), "{seen}");
-    assert!(seen.contains("register_shop"), "{seen}");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await
+        .expect("event in time")
+        .expect("stream open")
+        .expect("a tx event");
+    assert_eq!(
+        (event.tx_id, event.height, event.kind.as_str()),
+        (tx.tx_id, tx.height.unwrap(), "register_shop")
+    );
+    assert_eq!(event.status, TxStatus::Applied);
+    assert!(event.accounts.contains(&id(&shop)), "{event:?}");
+    assert!(
+        matches!(&event.body.action, Action::RegisterShop { name, .. } if name == "茶屋"),
+        "{:?}",
+        event.body
+    );
 
-    // A subscriber does not hold up shutdown: its stream ends.
+    // A subscriber does not hold up shutdown: its stream ends, and with no node left to
+    // connect to, it says so and stops.
     let mut node = node;
     tokio::time::timeout(std::time::Duration::from_secs(20), node.shutdown())
         .await
         .expect("the node stops while a subscriber listens");
     let rest =
-        tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk()).await.expect("stream ends");
-    assert!(matches!(rest, Ok(None) | Err(_)), "{rest:?}");
+        tokio::time::timeout(std::time::Duration::from_secs(10), events.next()).await.expect("stream ends");
+    assert!(matches!(rest, Some(Err(machi_client::ClientError::Unreachable(..)))), "{rest:?}");
+    assert!(events.next().await.is_none());
 }
 
 #[tokio::test]
