@@ -40,8 +40,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(name = "machi-wallet", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
-    /// The node's address.
-    #[arg(long, global = true, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070")]
+    /// The node's address, or a chain's replicas separated by commas
+    /// (http://10.0.0.1:7101,http://10.0.0.2:7101): a request that one cannot serve
+    /// (down, no leader, halted) goes to the next, the same signed transaction.
+    #[arg(
+        long,
+        global = true,
+        env = "MACHI_NODE",
+        default_value = "http://127.0.0.1:7070",
+        value_parser = machi_client::node_list
+    )]
     node: String,
     /// The merchant API's address (for pay codes).
     #[arg(long, global = true, env = "MACHI_MERCHANT", default_value = "http://127.0.0.1:7071")]

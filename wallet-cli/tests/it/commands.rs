@@ -329,3 +329,52 @@ async fn residents_operators_and_the_town_through_the_binary() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+/// `--node` takes a chain's replicas separated by commas: a node that is down is passed
+/// over, for reads and for a signed transaction alike; a list with a gap is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_nodes_passes_over_one_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    machi_node::init(dir.path(), "wallet-town").unwrap();
+    let node = machi_node::Node::open_with_clock(dir.path(), Arc::new(machi_node::SystemClock)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let live = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(node.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let down = {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", closed.local_addr().unwrap())
+    };
+    let nodes = format!("{down},{live}");
+    let ks = dir.path().join("keystore");
+    let w = |nodes: &str, args: &[&str], input: &str| {
+        let (nodes, ks, input) = (nodes.to_string(), ks.clone(), input.to_string());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            wallet(&nodes, &ks, &args.iter().map(String::as_str).collect::<Vec<_>>(), &input)
+        })
+    };
+
+    let town_key = dir.path().join("keys/town.key");
+    let town =
+        card(&ok(w(&nodes, &["import", "--key-file", town_key.to_str().unwrap()], "1111\n").await.unwrap()));
+    let operator = card(&ok(w(&nodes, &["create", "--label", "operator"], "2222\n").await.unwrap()));
+    let register =
+        ["town", "register-operator", "--card", &town, "--operator-card", &operator, "--name", "窓口"];
+    let registered = ok(w(&nodes, &register, "1111\n").await.unwrap());
+    let tx_id = registered["tx_id"].as_str().unwrap().parse().unwrap();
+    let committed = machi_client::Client::new(&live).lookup(&tx_id).await.unwrap();
+    assert_eq!(committed.map(|r| r.status), Some(machi_api::TxStatus::Applied), "{registered}");
+    let tx_id = registered["tx_id"].as_str().unwrap();
+    let checked = ok(w(&nodes, &["check", tx_id], "").await.unwrap());
+    assert_eq!(checked["status"], "applied", "{checked}");
+
+    let gap = w(&format!("{down},,{live}"), &["town", "sale-status", "--issue", "1"], "").await.unwrap();
+    assert_eq!(gap.code, 2, "{}", gap.stderr);
+    assert!(gap.stderr.contains("empty"), "{}", gap.stderr);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use expectrl::Session;
+use futures_util::StreamExt as _;
 use machi_api::TxStatus;
 use machi_client::{sign, Client};
 use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SigningKey, Yen};
@@ -190,17 +191,12 @@ impl Town {
     /// Waits for the merchant API's `invoice.paid` event for `id` (replayed from the
     /// start, so an event that came first is not missed).
     pub(crate) async fn paid_event(&self, token: &str, id: &str) {
-        let url = format!("{}/v1/events", self.merchant_url);
-        let mut response =
-            self.http.get(url).bearer_auth(token).header("Last-Event-ID", "0").send().await.unwrap();
-        let mut seen = String::new();
+        let merchant = Client::new(&self.merchant_url);
+        let mut events = merchant.shop_events(token, Some(0)).await.expect("events stream");
         let wait = async {
-            while let Some(chunk) = response.chunk().await.unwrap() {
-                seen.push_str(&String::from_utf8_lossy(&chunk));
-                if seen
-                    .lines()
-                    .any(|l| l.starts_with("data:") && l.contains(id) && l.contains("invoice.paid"))
-                {
+            while let Some(event) = events.next().await {
+                let event = event.expect("the event stream goes on");
+                if event.name == "invoice.paid" && event.json::<Value>().unwrap()["invoice"]["id"] == id {
                     return;
                 }
             }
