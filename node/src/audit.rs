@@ -485,9 +485,8 @@ pub fn report_csv(r: &AuditReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use machi_ledger::{
-        decode, genesis, produce, AccountId, Action, IssueParams, RateBp, SignedTx, SigningKey, TxBody, Yen,
-    };
+    use machi_ledger::testkit::standard_issue;
+    use machi_ledger::{decode, genesis, produce, AccountId, Action, SignedTx, SigningKey, TxBody, Yen};
 
     use super::*;
 
@@ -510,21 +509,7 @@ mod tests {
             T0,
             &producer,
         );
-        let issue = IssueParams {
-            id: 1,
-            name: "第1回".into(),
-            price: Yen(10_000),
-            common_per_set: Yen(6_250),
-            local_per_set: Yen(6_250),
-            total_sets: 10,
-            max_sets_per_resident: 2,
-            workers_may_buy: false,
-            sale_start_ms: T0,
-            sale_end_ms: T0 + 1,
-            spend_until_ms: T0 + 2,
-            cash_out_deadline_ms: T0 + 3,
-            cash_out_fee: RateBp(0),
-        };
+        let issue = standard_issue(1, 10, 2, T0);
         let (b1, _) =
             produce(&mut state, &g.header, T0, vec![tx(&town, 1, Action::CreateIssue { issue })], &producer);
         let operator = Action::RegisterOperator {

@@ -8,13 +8,14 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign_at, Client};
-use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SignedTx, SigningKey, Yen};
+use machi_ledger::testkit::standard_issue;
+use machi_ledger::{AccountId, Action, Delegation, IssueParams, SignedTx, SigningKey, Yen};
 use machi_merchant::{Config, Merchant};
 use machi_node::{ManualClock, Node};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+pub(crate) use machi_ledger::testkit::DAY_MS;
 
 /// The month (`YYYY-MM`, JST) of `ms`, and the first millisecond of the next month.
 pub(crate) fn month_of(ms: u64) -> (String, u64) {
@@ -154,20 +155,13 @@ impl Town {
 
     async fn seed(&self) {
         let start = self.now();
+        // On sale since yesterday; spendable and cashed out long enough for the tests that
+        // move the clock past a month's end.
         let issue = IssueParams {
-            id: 1,
-            name: "第1回 ばんだい商品券".into(),
-            price: Yen(10_000),
-            common_per_set: Yen(6_250),
-            local_per_set: Yen(6_250),
-            total_sets: 100,
-            max_sets_per_resident: 5,
-            workers_may_buy: false,
-            sale_start_ms: start - DAY_MS,
             sale_end_ms: start + DAY_MS,
             spend_until_ms: start + 80 * DAY_MS,
             cash_out_deadline_ms: start + 120 * DAY_MS,
-            cash_out_fee: RateBp(100),
+            ..standard_issue(1, 100, 5, start - DAY_MS)
         };
         self.submit(
             &self.town,

@@ -1,5 +1,6 @@
 //! Export and verify: the auditor's view of a chain, and tampering it must catch.
 
+use machi_ledger::testkit::standard_issue;
 use machi_ledger::{Action, ShopClass};
 
 use crate::harness::{id, new_key, TestNode};
@@ -8,7 +9,7 @@ use crate::harness::{id, new_key, TestNode};
 async fn verify_agrees_with_audit_and_catches_tampering() {
     let node = TestNode::start().await;
     let town = node.town.clone();
-    node.ok(&town, Action::CreateIssue { issue: node.issue(1, 10, 2) }).await;
+    node.ok(&town, Action::CreateIssue { issue: standard_issue(1, 10, 2, node.now()) }).await;
     for name in ["一", "二", "三"] {
         node.ok(
             &town,
@@ -171,8 +172,8 @@ async fn audit_of_a_multi_issue_chain_names_the_tampered_block() {
     node.ok(&town, Action::RegisterOperator { operator: id(&op), name: "窓口".into() }).await;
     node.ok(&town, Action::RegisterShop { shop: id(&shop), name: "店".into(), class: ShopClass::Local })
         .await;
-    node.ok(&town, Action::CreateIssue { issue: node.issue(1, 10, 2) }).await;
-    node.ok(&town, Action::CreateIssue { issue: node.issue(2, 20, 3) }).await;
+    node.ok(&town, Action::CreateIssue { issue: standard_issue(1, 10, 2, node.now()) }).await;
+    node.ok(&town, Action::CreateIssue { issue: standard_issue(2, 20, 3, node.now()) }).await;
     let resident_hash = machi_ledger::Hash32([9; 32]);
     node.ok(&op, Action::RegisterResident { resident: id(&resident), resident_hash, worker: false }).await;
     for issue in [1, 2] {

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign_at, Client};
-use machi_ledger::{AccountId, Action, IssueParams, RateBp, SignedTx, SigningKey, Yen};
+use machi_ledger::{AccountId, Action, SignedTx, SigningKey};
 use machi_node::{ManualClock, Node};
 use tokio::sync::oneshot;
 
-pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+pub(crate) use machi_ledger::testkit::DAY_MS;
 
 pub(crate) struct TestNode {
     pub(crate) dir: tempfile::TempDir,
@@ -125,25 +125,6 @@ impl TestNode {
             for r in results {
                 assert_eq!(r.status, TxStatus::Applied, "{r:?}");
             }
-        }
-    }
-
-    pub(crate) fn issue(&self, id: u32, total_sets: u32, cap: u32) -> IssueParams {
-        let now = self.now();
-        IssueParams {
-            id,
-            name: format!("第{id}回 ばんだい商品券"),
-            price: Yen(10_000),
-            common_per_set: Yen(6_250),
-            local_per_set: Yen(6_250),
-            total_sets,
-            max_sets_per_resident: cap,
-            workers_may_buy: false,
-            sale_start_ms: now,
-            sale_end_ms: now + DAY_MS,
-            spend_until_ms: now + 30 * DAY_MS,
-            cash_out_deadline_ms: now + 60 * DAY_MS,
-            cash_out_fee: RateBp(100),
         }
     }
 }

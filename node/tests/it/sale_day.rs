@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use machi_api::{TxCode, TxStatus};
+use machi_ledger::testkit::standard_issue;
 use machi_ledger::{Action, Hash32, Kind, ShopClass, Yen};
 
 use crate::harness::{id, new_key, TestNode, DAY_MS};
@@ -32,7 +33,7 @@ async fn sale_day() {
                 class: ShopClass::Large,
             },
         ),
-        node.sign(&town, Action::CreateIssue { issue: node.issue(1, SETS, CAP) }),
+        node.sign(&town, Action::CreateIssue { issue: standard_issue(1, SETS, CAP, node.now()) }),
     ];
     for (i, op) in operators.iter().enumerate() {
         setup.push(node.sign(&town, Action::RegisterOperator { operator: id(op), name: format!("窓口{i}") }));

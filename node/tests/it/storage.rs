@@ -3,6 +3,7 @@
 //! format-1 log is converted when the node opens it.
 
 use machi_api::TxStatus;
+use machi_ledger::testkit::standard_issue;
 use machi_ledger::{Action, Hash32, ShopClass, Yen};
 
 use crate::audit::{crc32, log_records};
@@ -53,7 +54,7 @@ async fn a_torn_block_whose_invoice_holds_fake_records_is_cut_on_restart() {
     node.ok(&town, Action::RegisterOperator { operator: id(&op), name: "窓口".into() }).await;
     node.ok(&town, Action::RegisterShop { shop: id(&shop), name: "店".into(), class: ShopClass::Local })
         .await;
-    node.ok(&town, Action::CreateIssue { issue: node.issue(1, 10, 2) }).await;
+    node.ok(&town, Action::CreateIssue { issue: standard_issue(1, 10, 2, node.now()) }).await;
     node.ok(
         &op,
         Action::RegisterResident { resident: id(&resident), resident_hash: Hash32([3; 32]), worker: false },

@@ -12,14 +12,14 @@ use expectrl::Session;
 use futures_util::StreamExt as _;
 use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::{AccountId, Action, Delegation, IssueParams, RateBp, SigningKey, Yen};
+use machi_ledger::testkit::{standard_issue, DAY_MS};
+use machi_ledger::{AccountId, Action, Delegation, IssueParams, SigningKey, Yen};
 use machi_wallet::keystore::Keystore;
 use machi_wallet::screen::big_digits;
 use serde_json::{json, Value};
 
 use crate::faults::{Fault, Proxy};
 
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub(crate) const PIN: &str = "2468";
 /// The PIN of the counter operator's card.
 pub(crate) const OPERATOR_PIN: &str = "1111";
@@ -95,21 +95,8 @@ impl Town {
         };
         submit(&town, Action::RegisterOperator { operator: id(&operator), name: "窓口".into() }).await;
         let now = machi_client::now_ms();
-        let issue = IssueParams {
-            id: 1,
-            name: "第1回 ばんだい商品券".into(),
-            price: Yen(10_000),
-            common_per_set: Yen(6_250),
-            local_per_set: Yen(6_250),
-            total_sets: 100,
-            max_sets_per_resident: 5,
-            workers_may_buy: false,
-            sale_start_ms: now - DAY_MS,
-            sale_end_ms: now + DAY_MS,
-            spend_until_ms: now + 60 * DAY_MS,
-            cash_out_deadline_ms: now + 90 * DAY_MS,
-            cash_out_fee: RateBp(0),
-        };
+        // On sale since yesterday and until tomorrow.
+        let issue = IssueParams { sale_end_ms: now + DAY_MS, ..standard_issue(1, 100, 5, now - DAY_MS) };
         submit(&town, Action::CreateIssue { issue }).await;
         let keystore = dir.path().join("keystore");
         let store = Keystore::open(&keystore).unwrap();
