@@ -29,8 +29,10 @@ struct Cli {
 enum Command {
     /// Serve the merchant API beside a node.
     Run {
-        /// The node's address.
-        #[arg(long, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070")]
+        /// The node's address, or a chain's replicas separated by commas
+        /// (http://10.0.0.1:7101,http://10.0.0.2:7101): a request that one cannot serve
+        /// (down, no leader, halted) goes to the next, the same signed transaction.
+        #[arg(long, env = "MACHI_NODE", default_value = "http://127.0.0.1:7070", value_parser = machi_client::node_list)]
         node: String,
         /// Folder for the merchant API's data (created if missing).
         #[arg(long)]

@@ -14,7 +14,7 @@ use anyhow::Context;
 use axum::http::StatusCode;
 use machi_api::{TxCode, TxResultView, TxStatus};
 use machi_client::{Client, ClientError};
-use machi_ledger::{AccountId, Action, Hash32, IssueParams, SignedTx, SigningKey, TxBody};
+use machi_ledger::{AccountId, Action, Hash32, IssueParams, SignedTx, SigningKey};
 use machi_node::{ApiError, Clock};
 use tokio::sync::{broadcast, watch, Notify};
 
@@ -27,8 +27,6 @@ use crate::store::{read_all, AdminTokens, Store};
 use crate::trust::Tip;
 use crate::zengin::Originator;
 
-/// Time-to-live of the transactions this service signs.
-pub(crate) const TX_TTL_MS: u32 = 10 * 60 * 1000;
 /// How long an operation waits for the follower to read its block before answering.
 const SYNC_WAIT: Duration = Duration::from_secs(20);
 pub(crate) const NAME_CHARS_MAX: usize = machi_ledger::NAME_CHARS_MAX;
@@ -37,6 +35,7 @@ const EVENTS_BUFFER: usize = 1_024;
 /// How the service is started.
 pub struct Config {
     pub data_dir: PathBuf,
+    /// The node's base URL, or a chain's replicas separated by commas.
     pub node_url: String,
     /// The town's account: the genesis block the node serves must be signed by it.
     pub town: AccountId,
@@ -165,15 +164,10 @@ impl Merchant {
         self.clock.now_ms()
     }
 
+    /// Signs `action` with `key` as created now by the service's clock, with the
+    /// client's time-to-live and a random nonce.
     pub(crate) fn sign(&self, key: &SigningKey, action: Action) -> SignedTx {
-        let body = TxBody {
-            chain_id: self.chain_id.clone(),
-            created_ms: self.now_ms(),
-            ttl_ms: TX_TTL_MS,
-            nonce: rand::random(),
-            action,
-        };
-        SignedTx::sign(&self.chain_id, key, &body)
+        machi_client::sign_at(&self.chain_id, key, action, self.now_ms())
     }
 
     /// Signs a shop registration with the town's delegated registrar.
