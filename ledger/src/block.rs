@@ -1,4 +1,4 @@
-//! Blocks: the header of SPEC §4 and its hash, block production (pure: the caller gives
+//! Blocks: the header of docs/FORMAT.md ("Block") and its hash, block production (pure: the caller gives
 //! the time and the producer's key) and replay with every check an auditor makes.
 
 use ed25519_dalek::{Signer, SigningKey};
@@ -36,7 +36,7 @@ fn checked_chain_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
 }
 
 impl BlockHeader {
-    /// The exact bytes hashed into `block_hash` (SPEC §4).
+    /// The exact bytes hashed into `block_hash` (docs/FORMAT.md, "Block").
     pub fn bytes(&self) -> Vec<u8> {
         let chain = self.chain_id.as_bytes();
         let chain_len = crate::hash::chain_id_len(chain);
@@ -211,9 +211,10 @@ pub enum SignatureCheck {
     Skip,
 }
 
-/// Replays one block on `state`, checking everything SPEC §4 promises: hash link, height,
-/// time, roots, producer signature, transaction signatures, and that each transaction's
-/// recorded outcome is the one the rules give. `state` is unusable after an error.
+/// Replays one block on `state`, checking everything docs/RULES.md §4 promises: hash
+/// link, height, time, roots, producer signature, transaction signatures, and that each
+/// transaction's recorded outcome is the one the rules give. `state` is unusable after an
+/// error.
 pub fn replay(
     state: &mut State,
     prev: Option<&BlockHeader>,

@@ -1,4 +1,4 @@
-//! The byte-exact hashes of SPEC §4: transaction ids, outcome records, RFC 6962 Merkle
+//! The byte-exact hashes of docs/FORMAT.md: transaction ids, outcome records, RFC 6962 Merkle
 //! roots, block hashes; and the 32-byte newtypes they produce.
 
 use std::fmt;
@@ -97,7 +97,7 @@ bytes32!(
     AccountId
 );
 bytes32!(
-    /// `tx_id` of SPEC §4: the hash of a transaction's content.
+    /// `tx_id` of docs/FORMAT.md ("Transaction id"): the hash of a transaction's content.
     TxId
 );
 

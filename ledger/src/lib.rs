@@ -1,13 +1,14 @@
 //! machi's ledger: the pure rules of a town's premium voucher currency.
 //!
-//! Layout: `yen` (integer money, rates), `hash` (the byte-exact hashes of SPEC §4),
-//! `tx` (transaction bodies, encoding), `signature` (the one
-//! Ed25519 acceptance rule, single and batch), `issue` (issues and supply),
-//! `state` (accounts and the state transition `State::apply`), `block` (headers,
-//! production, replay), `reason` (rejection and refusal codes) and `time` (JST). No I/O,
-//! no clock, no HTTP, no storage: given the same ordered transactions and block times,
-//! every replica computes the same state. The HTTP contracts built on these types are
-//! machi-api's.
+//! Layout: `yen` (integer money, rates), `hash` (the byte-exact hashes of
+//! docs/FORMAT.md), `tx` (transaction bodies, encoding), `signature` (the one Ed25519
+//! acceptance rule, single and batch), `issue` (issues and supply), `state` (accounts and
+//! the state transition `State::apply`), `block` (headers, production, replay), `reason`
+//! (rejection and refusal codes), `limits` and `time` (JST); with the feature `testkit`,
+//! which only tests turn on, `testkit` (the standard issue of machi's tests). No I/O, no
+//! clock, no HTTP, no storage: given the same ordered transactions and block times, every
+//! replica computes the same state. The rules are docs/RULES.md. The HTTP contracts built
+//! on these types are machi-api's.
 
 mod block;
 mod hash;

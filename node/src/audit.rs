@@ -328,7 +328,7 @@ pub fn audit_data_dir(data_dir: &Path) -> anyhow::Result<AuditReport> {
     auditor.finish()
 }
 
-/// Writes the JSON Lines export of SPEC §4; returns the number of blocks written.
+/// Writes the JSON Lines export of docs/FORMAT.md ("Export"); returns the number of blocks written.
 pub fn export(data_dir: &Path, out: &Path) -> anyhow::Result<u64> {
     let (records, _) = read_log(data_dir)?;
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;

@@ -1,4 +1,4 @@
-//! One table per rule of SPEC §2-3. Each case fails if its rule is removed from the
+//! One table per rule of docs/RULES.md §2-3. Each case fails if its rule is removed from the
 //! ledger.
 
 use machi_ledger::{Action, Hash32, Kind, Outcome, Reason, Refusal, Yen};

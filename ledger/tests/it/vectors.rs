@@ -1,5 +1,5 @@
 //! Every vector in `tests/data/format-v1.json` (from an independent implementation of
-//! SPEC §4) must be reproduced exactly.
+//! the formats of docs/FORMAT.md) must be reproduced exactly.
 
 use ed25519_dalek::{Signer, SigningKey};
 use machi_ledger::{merkle_root, outcome_record, tx_id, AccountId, BlockHeader, Hash32, TxId};
