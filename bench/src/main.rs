@@ -77,3 +77,32 @@ fn main() -> anyhow::Result<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// The flags every load scenario takes, alone.
+    #[derive(Parser)]
+    struct Load {
+        #[command(flatten)]
+        common: crate::load::Common,
+    }
+
+    #[test]
+    fn node_takes_a_list_of_replicas() {
+        let replicas = "http://127.0.0.1:7101, http://127.0.0.1:7102/";
+        let load = Load::try_parse_from(["load", "--node", replicas, "--town-key", "town.key"])
+            .expect("a list of replicas parses");
+        assert_eq!(load.common.node, "http://127.0.0.1:7101,http://127.0.0.1:7102/");
+
+        let gap = Cli::try_parse_from(["machi-bench", "counter", "--node", "http://a:1,,http://b:2"]);
+        assert!(gap.err().is_some_and(|e| e.to_string().contains("empty")));
+        for command in ["payments", "rehearse", "counter"] {
+            let help = Cli::command().find_subcommand_mut(command).expect(command).render_long_help();
+            assert!(help.to_string().contains("replicas separated by commas"), "{command}: {help}");
+        }
+    }
+}
