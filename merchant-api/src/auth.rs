@@ -1,8 +1,8 @@
 //! Who is calling: a bearer token is the town's (admin) or a shop's, with its scope.
 
 use axum::http::StatusCode;
+use machi_host::ApiError;
 use machi_ledger::AccountId;
-use machi_node::ApiError;
 
 use crate::merchant::Merchant;
 use crate::model::Scope;

@@ -44,8 +44,8 @@ pub fn generate_delegate_keys(dir: &Path) -> anyhow::Result<(AccountId, AccountI
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut accounts = Vec::new();
     for name in [REGISTRAR_KEY_FILE, SETTLER_KEY_FILE] {
-        let key = machi_node::generate_key();
-        machi_node::write_key(&dir.join(name), &key)?;
+        let key = machi_host::generate_key();
+        machi_host::write_key(&dir.join(name), &key)?;
         accounts.push(AccountId::of(&key));
     }
     Ok((accounts[0], accounts[1]))

@@ -4,8 +4,8 @@
 
 use axum::http::StatusCode;
 use machi_api::PayCodeView;
+use machi_host::ApiError;
 use machi_ledger::{sha256, AccountId, Action, Hash32, Yen};
-use machi_node::ApiError;
 use serde::{Deserialize, Serialize};
 
 use crate::merchant::Merchant;

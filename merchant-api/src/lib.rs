@@ -66,9 +66,9 @@ pub async fn serve(
         shutdown.await;
         closing.closing.send_replace(true);
     };
-    // The node's serve: connection cap, header and request time limits, client address.
-    let limits = machi_node::ServeLimits::default();
-    let result = machi_node::serve(listener, api::app(merchant), limits, shutdown).await;
+    // machi-host's serve: connection cap, header and request time limits, client address.
+    let limits = machi_host::ServeLimits::default();
+    let result = machi_host::serve(listener, api::app(merchant), limits, shutdown).await;
     let _ = stop.send(true);
     let _ = follower.await;
     result

@@ -139,10 +139,10 @@ fn main() -> anyhow::Result<()> {
                     data_dir,
                     node_url: node,
                     town,
-                    registrar_key: machi_node::read_key(&registrar_key)?,
-                    settler_key: machi_node::read_key(&settler_key)?,
+                    registrar_key: machi_host::read_key(&registrar_key)?,
+                    settler_key: machi_host::read_key(&settler_key)?,
                     town_bank,
-                    clock: Arc::new(machi_node::SystemClock),
+                    clock: Arc::new(machi_host::SystemClock),
                 };
                 let network = machi_merchant::Network { trusted_proxies };
                 let merchant = machi_merchant::Merchant::open_with(config, network).await?;
@@ -152,7 +152,7 @@ fn main() -> anyhow::Result<()> {
                 println!("machi-merchant listening on http://{}", listener.local_addr()?);
                 use std::io::Write as _;
                 std::io::stdout().flush()?;
-                machi_merchant::serve(merchant, listener, machi_node::shutdown_signal())
+                machi_merchant::serve(merchant, listener, machi_host::shutdown_signal())
                     .await
                     .context("serving")
             })
@@ -160,7 +160,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo { data_dir, node_listen, listen } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let options = machi_merchant::DemoOptions { data_dir, node_listen, merchant_listen: listen };
-            runtime.block_on(machi_merchant::run_demo(options, machi_node::shutdown_signal()))
+            runtime.block_on(machi_merchant::run_demo(options, machi_host::shutdown_signal()))
         }
     }
 }

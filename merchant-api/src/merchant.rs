@@ -14,8 +14,8 @@ use anyhow::Context;
 use axum::http::StatusCode;
 use machi_api::{TxCode, TxResultView, TxStatus};
 use machi_client::{Client, ClientError};
+use machi_host::{ApiError, Clock};
 use machi_ledger::{AccountId, Action, Hash32, IssueParams, SignedTx, SigningKey};
-use machi_node::{ApiError, Clock};
 use tokio::sync::{broadcast, watch, Notify};
 
 use crate::bank::Banks;

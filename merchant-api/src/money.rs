@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use axum::http::StatusCode;
 use machi_api::{TxCode, TxStatus};
+use machi_host::ApiError;
 use machi_ledger::time::{format_jst, format_jst_date, parse_date, start_of_day_jst_ms};
 use machi_ledger::{sha256, AccountId, Action, Kind, Yen, SETTLE_REQUESTS_MAX};
-use machi_node::ApiError;
 
 use crate::merchant::{node_error, Merchant};
 use crate::model::{

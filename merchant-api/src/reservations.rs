@@ -13,8 +13,8 @@ use std::future::Future;
 
 use axum::http::StatusCode;
 use machi_api::{TxCode, TxResultView};
+use machi_host::ApiError;
 use machi_ledger::{sha256, AccountId, Hash32, SignedTx};
-use machi_node::ApiError;
 use serde::{Deserialize, Serialize};
 
 use crate::invoices::idempotency_key;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use machi_host::ApiError;
 use machi_ledger::{AccountId, Action};
-use machi_node::ApiError;
 
 use crate::bank::half_width_kana;
 use crate::merchant::{Merchant, NAME_CHARS_MAX};
@@ -57,7 +57,7 @@ impl Merchant {
         let kana_name = half_width_kana(request.kana_name.trim())
             .map_err(|e| ApiError::bad_request("bad_kana_name", e.to_string()))?;
         let bank = self.check_bank(&request.bank)?;
-        let key = machi_node::generate_key();
+        let key = machi_host::generate_key();
         let account = AccountId::of(&key);
         let (key_nonce, key_sealed) = self.sealer.seal(&account, &key);
         let register_tx = self.sign_as_registrar(Action::RegisterShop {

@@ -1,6 +1,6 @@
 //! Where the merchant API keeps things.
 //!
-//! - Files written with fsync (write aside, fsync, rename, fsync the folder) for what
+//! - Files written durably (aside, fsync, rename, fsync the folder: machi-host) for what
 //!   the chain cannot give back and a power cut must not take: shops (sealed key, bank
 //!   account), tokens, settlements and their Zengin files, admin token hashes. The API
 //!   answers only after these are on disk.
@@ -13,8 +13,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -25,17 +24,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Writes `bytes` to `path` so that after a crash the file is either the old one or the
-/// new one, whole, and on disk before this returns.
+/// new one, whole, and on disk before this returns (machi-host's durable write), making
+/// its folder first if need be.
 pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("durable files live in a folder");
-    fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
+    fs::create_dir_all(path.parent().expect("durable files live in a folder"))?;
+    machi_host::write_durable(path, bytes)
 }
 
 /// `write_durable` on the blocking pool.

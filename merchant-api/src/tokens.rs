@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context;
+use machi_host::ApiError;
 use machi_ledger::AccountId;
-use machi_node::ApiError;
 
 use crate::merchant::{Merchant, NAME_CHARS_MAX};
 use crate::model::{Scope, TokenCreated, TokenRecord};

@@ -66,14 +66,13 @@ impl Index {
         Ok(Index { db, meta, file: path.join("checkpoint.bin") })
     }
 
-    /// Writes the checkpoint file (`u32le(format) || postcard(checkpoint)`) aside, syncs
-    /// it, renames it into place, then records its metadata in sled.
+    /// Writes the checkpoint file (`u32le(format) || postcard(checkpoint)`) durably (aside,
+    /// synced, renamed into place), then records its metadata in sled.
     pub(crate) fn save_checkpoint(&self, checkpoint: &Checkpoint) -> std::io::Result<()> {
         self.save_checkpoint_as(checkpoint, CHECKPOINT_FORMAT)
     }
 
     fn save_checkpoint_as(&self, checkpoint: &Checkpoint, format: u32) -> std::io::Result<()> {
-        use std::io::Write;
         let bytes = postcard::to_extend(checkpoint, format.to_le_bytes().to_vec())
             .expect("encoding into a Vec cannot fail");
         let meta = CheckpointMeta {
@@ -83,11 +82,7 @@ impl Index {
             len: bytes.len() as u64,
             crc: crc32fast::hash(&bytes),
         };
-        let aside = self.file.with_extension("tmp");
-        let mut file = std::fs::File::create(&aside)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&aside, &self.file)?;
+        machi_host::write_durable(&self.file, &bytes)?;
         let meta = postcard::to_allocvec(&meta).expect("encoding into a Vec cannot fail");
         self.meta.insert(CHECKPOINT, meta).map_err(std::io::Error::other)?;
         self.db.flush().map_err(std::io::Error::other)?;
@@ -149,6 +144,24 @@ mod tests {
             hashes: vec![5, 6],
             txs_total: 9,
         }
+    }
+
+    #[test]
+    fn the_checkpoint_file_is_replaced_whole_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        index.save_checkpoint(&checkpoint(3)).unwrap();
+        index.save_checkpoint(&checkpoint(4)).unwrap();
+        assert_eq!(index.load_checkpoint().expect("the newest loads").height, 4);
+        let mode = std::fs::metadata(&index.file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the checkpoint holds every account's history");
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with("checkpoint") && name != "checkpoint.bin")
+            .collect();
+        assert!(aside.is_empty(), "nothing written aside is left: {aside:?}");
     }
 
     #[test]

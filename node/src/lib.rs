@@ -4,9 +4,10 @@
 //! truth), `index` (a state checkpoint and its metadata in sled, rebuildable), `chain`
 //! (state and every account's history, rebuilt from the log), `producer` (the single
 //! writer), `verify` (signature checks in batches), `shared` (what the handlers and the
-//! producer share), `api` (axum HTTP API and its OpenAPI document), `serve`, `audit`
-//! (replay, export and verify), `keys` (key files), and `metrics`. `node` opens and runs
-//! it: `Node::open` + `Node::serve`; tests bind `127.0.0.1:0`.
+//! producer share), `api` (axum HTTP API and its OpenAPI document), `audit` (replay,
+//! export and verify), and `metrics`; serving with limits, key files, the clock and
+//! durable files are machi-host's (`serve`, `keys`, `chain` re-export them). `node` opens
+//! and runs it: `Node::open` + `Node::serve`; tests bind `127.0.0.1:0`.
 
 mod api;
 mod audit;
@@ -35,12 +36,13 @@ pub use cluster::{
     read_cluster_file, read_genesis_file,
 };
 pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
-pub use keys::{generate as generate_key, read_key, write_key};
-pub use node::{init, init_log, shutdown_signal, Node};
-pub use serve::{
-    refuse_oversized, serve, ServeLimits, CONNECTIONS_MAX, DRAIN_BYTES_MAX, HEADER_READ_TIMEOUT,
-    REQUEST_TIMEOUT,
+/// Key files, serving with limits and the shutdown signal: machi-host's, shared with the
+/// merchant API.
+pub use machi_host::{
+    generate_key, read_key, refuse_oversized, serve, shutdown_signal, write_key, ServeLimits,
+    CONNECTIONS_MAX, DRAIN_BYTES_MAX, HEADER_READ_TIMEOUT, REQUEST_TIMEOUT,
 };
+pub use node::{init, init_log, Node};
 pub use shared::{ReopenLog, Shared};
 pub use storage::{BlockLog, DiskFile, FaultyFile, LogFile, LogFormat, MemFile};
 

@@ -309,15 +309,3 @@ impl Node {
         }
     }
 }
-
-/// Resolves on Ctrl-C or SIGTERM: the shutdown signal of the machi services.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("stopping");
-}

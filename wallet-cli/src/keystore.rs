@@ -14,7 +14,6 @@
 //! one Argon2id derivation per PIN (docs/KIOSK.md says what that means).
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -32,9 +31,11 @@ pub const ARGON2_T: u32 = 2;
 pub const ARGON2_P: u32 = 1;
 pub const WRONG_PINS_MAX: u32 = 5;
 pub const LOCK_MS: u64 = 15 * 60 * 1000;
-/// Permissions of the keystore folder and of every file in it: the owner's only.
+/// Permissions of the keystore folder and of every file in it: the owner's only (files
+/// are written with machi-host's durable write: aside, synced, renamed or linked into
+/// place, the folder synced, so a crash leaves the old file or the new one, never half).
 pub const FOLDER_MODE: u32 = 0o700;
-pub const FILE_MODE: u32 = 0o600;
+pub use machi_host::FILE_MODE;
 const FORMAT_VERSION: u32 = 2;
 const LOCKOUT_KEY_FILE: &str = "lockout.key";
 const LOCKOUT_KEY_BYTES: usize = 32;
@@ -216,29 +217,6 @@ fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` (mode 0600) durably: aside, synced, renamed over, and the
-/// folder synced, so a crash leaves the old file or the new one, never half of one.
-/// With `replace` false an existing file is never overwritten (`AlreadyExists`).
-pub fn write_private(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
-    let aside = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
-    let written = (|| {
-        let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(&aside)?;
-        out.write_all(bytes)?;
-        out.sync_all()?;
-        if replace {
-            fs::rename(&aside, path)
-        } else {
-            fs::hard_link(&aside, path)
-        }
-    })();
-    let _ = fs::remove_file(&aside);
-    written?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 /// An exclusive lock of one card's lock file, held until dropped.
 struct CardLock {
     _file: fs::File,
@@ -329,7 +307,7 @@ impl Keystore {
                 lockout: Lockout::default(),
             };
             file.lockout.mac = hex::encode(self.lockout_hmac(&file).finalize().into_bytes());
-            match write_private(&self.path(&card), &encode(&file), false) {
+            match machi_host::create_durable(&self.path(&card), &encode(&file)) {
                 Ok(()) => return Ok(card),
                 // Another wallet already has this card number: draw another.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -367,7 +345,7 @@ impl Keystore {
 
     fn write(&self, card: &CardNumber, file: &mut WalletFile) -> Result<(), KeystoreError> {
         file.lockout.mac = hex::encode(self.lockout_hmac(file).finalize().into_bytes());
-        Ok(write_private(&self.path(card), &encode(file), true)?)
+        Ok(machi_host::write_durable(&self.path(card), &encode(file))?)
     }
 
     /// The account of a card, without the PIN (for look-ups by staff).
@@ -458,7 +436,7 @@ fn lockout_key(dir: &Path) -> Result<[u8; LOCKOUT_KEY_BYTES], KeystoreError> {
     let mut key = [0u8; LOCKOUT_KEY_BYTES];
     if !path.exists() {
         rand::rngs::OsRng.fill_bytes(&mut key);
-        match write_private(&path, hex::encode(key).as_bytes(), false) {
+        match machi_host::create_durable(&path, hex::encode(key).as_bytes()) {
             Ok(()) => return Ok(key),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e.into()),

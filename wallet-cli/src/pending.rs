@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use machi_ledger::{SignedTx, TxId};
 use serde::{Deserialize, Serialize};
 
-use crate::keystore::{create_private_dir, write_private};
+use crate::keystore::create_private_dir;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Pending {
@@ -42,7 +42,7 @@ impl PendingStore {
 
     pub(crate) fn save(&self, pending: &Pending) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(pending).expect("a pending transaction serialises");
-        write_private(&self.path(&pending.tx_id), &bytes, true)
+        machi_host::write_durable(&self.path(&pending.tx_id), &bytes)
     }
 
     pub(crate) fn get(&self, id: &TxId) -> std::io::Result<Option<Pending>> {

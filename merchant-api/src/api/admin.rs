@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use machi_node::ApiError;
+use machi_host::ApiError;
 
 use super::{parse_account, AppState, Auth, RawJson};
 use crate::model::{

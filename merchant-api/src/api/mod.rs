@@ -10,8 +10,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Router;
+use machi_host::{ApiError, JsonBody};
 use machi_ledger::AccountId;
-use machi_node::{ApiError, JsonBody};
 use serde::de::DeserializeOwned;
 
 use crate::auth::{unauthorized, Caller};
@@ -36,7 +36,7 @@ pub(crate) fn app(merchant: Arc<Merchant>) -> Router {
         .merge(public::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
-        .layer(axum::middleware::from_fn_with_state(BODY_BYTES_MAX, machi_node::refuse_oversized))
+        .layer(axum::middleware::from_fn_with_state(BODY_BYTES_MAX, machi_host::refuse_oversized))
         .with_state(merchant)
 }
 

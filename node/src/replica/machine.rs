@@ -73,12 +73,7 @@ impl MachineMeta {
         if !durable {
             return std::fs::write(path, bytes);
         }
-        let aside = path.with_extension("meta.new");
-        let mut file = std::fs::File::create(&aside)?;
-        std::io::Write::write_all(&mut file, &bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&aside, path)?;
-        std::fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+        machi_host::write_durable(path, &bytes)
     }
 }
 
