@@ -71,7 +71,13 @@ impl MachineMeta {
     fn save(&self, path: &Path, durable: bool) -> io::Result<()> {
         let bytes = postcard::to_allocvec(self).expect("meta encodes");
         if !durable {
-            return std::fs::write(path, bytes);
+            // Written beside the file and renamed over it: a replica killed meanwhile
+            // leaves the old meta or the new one, never an empty or partial one (which
+            // would stop it from starting). Not synced: after a crash Raft applies again
+            // what the file on disk missed.
+            let aside = path.with_extension("meta.next");
+            std::fs::write(&aside, bytes)?;
+            return std::fs::rename(&aside, path);
         }
         machi_host::write_durable(path, &bytes)
     }
@@ -308,5 +314,48 @@ impl RaftStateMachine<TypeConfig> for ChainMachine {
     async fn get_current_snapshot(&mut self) -> SResult<Option<Snapshot<TypeConfig>>> {
         let meta = self.meta();
         Ok(meta.snapshot.clone().map(|(meta, tip)| Snapshot { meta, snapshot: Box::new(tip) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sm.meta` is saved after every batch of applied entries, so a replica killed at any
+    /// moment may be killed while saving it: what is on disk then must still load. A
+    /// reader watching the file while it is saved over and over sees what a kill at that
+    /// moment would leave.
+    #[test]
+    fn the_meta_on_disk_loads_at_every_moment_of_a_save() {
+        const SAVES: u64 = 2_000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = meta_path(dir.path());
+        let meta = |index: u64| MachineMeta {
+            last_applied: Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), index)),
+            ..MachineMeta::default()
+        };
+        meta(0).save(&path, true).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (loads, last) = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut loads = 0u64;
+                let mut last = 0;
+                while !done.load(Ordering::Relaxed) {
+                    let loaded = MachineMeta::load(&path)
+                        .unwrap_or_else(|e| panic!("after {loads} good loads the meta did not load: {e}"));
+                    let index = loaded.last_applied.expect("a saved meta names its last entry").index;
+                    assert!(index >= last, "the meta went back from {last} to {index}");
+                    (loads, last) = (loads + 1, index);
+                }
+                (loads, last)
+            });
+            for index in 1..=SAVES {
+                meta(index).save(&path, false).unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            reader.join().unwrap()
+        });
+        assert!(loads > 0 && last <= SAVES);
+        assert_eq!(MachineMeta::load(&path).unwrap(), meta(SAVES));
     }
 }
