@@ -83,7 +83,10 @@ impl ClientError {
 /// answered and, if that one cannot serve it (not reached, connection lost, or 503
 /// `no_leader`, `halted`, `unavailable`, `unconfirmed`, `shutting_down`), to the next,
 /// each at most once. A transaction sent on is the same signed bytes, never signed
-/// anew, so it commits at most once. Clones share the memory of which node answered.
+/// anew, so it commits at most once. With several nodes, a read asks the node to answer
+/// only once it has applied the highest block this client has seen (`?min_height=`), so
+/// a replica that lags shows this client's writes all the same. Clones share the memory
+/// of which node answered and of that block.
 #[derive(Clone)]
 pub struct Client {
     nodes: Arc<Nodes>,
@@ -200,6 +203,7 @@ impl Client {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let path = &self.nodes.read_path(path);
         let read = |index: usize| async move {
             let base = self.nodes.url(index);
             let (status, body) = self.send(base, self.http.get(format!("{base}{path}"))).await?;
@@ -222,12 +226,20 @@ impl Client {
         fn one(outcome: &Result<TxResultView, ClientError>) -> Result<&[TxResultView], &ClientError> {
             outcome.as_ref().map(std::slice::from_ref)
         }
-        self.on_nodes(
-            |index| self.submit_to(index, tx),
-            |outcome| submit_elsewhere(one(outcome)),
-            |outcome| submit_unknown(one(outcome)),
-        )
-        .await
+        let result = self
+            .on_nodes(
+                |index| self.submit_to(index, tx),
+                |outcome| submit_elsewhere(one(outcome)),
+                |outcome| submit_unknown(one(outcome)),
+            )
+            .await?;
+        self.saw(std::slice::from_ref(&result));
+        Ok(result)
+    }
+
+    /// Remembers the blocks that hold `results`, for reads on other replicas.
+    fn saw(&self, results: &[TxResultView]) {
+        results.iter().filter_map(|r| r.height).for_each(|height| self.nodes.saw(height));
     }
 
     async fn submit_to(&self, index: usize, tx: &SignedTx) -> Result<TxResultView, ClientError> {
@@ -348,8 +360,11 @@ impl Client {
         fn all(outcome: &Result<Vec<TxResultView>, ClientError>) -> Result<&[TxResultView], &ClientError> {
             outcome.as_ref().map(Vec::as_slice)
         }
-        self.on_nodes(send, |outcome| submit_elsewhere(all(outcome)), |outcome| submit_unknown(all(outcome)))
-            .await
+        let results = self
+            .on_nodes(send, |outcome| submit_elsewhere(all(outcome)), |outcome| submit_unknown(all(outcome)))
+            .await?;
+        self.saw(&results);
+        Ok(results)
     }
 
     /// A committed transaction: its result, its place in the block, its body.
@@ -374,13 +389,17 @@ impl Client {
     }
 
     pub async fn head(&self) -> Result<HeadView, ClientError> {
-        self.get("/v1/chain/head").await
+        let head: HeadView = self.get("/v1/chain/head").await?;
+        self.nodes.saw(head.height);
+        Ok(head)
     }
 
     /// The head once it is above `after`, or after `wait_ms` (at most 30 s) if no block
     /// came: a long poll for followers of the chain.
     pub async fn head_after(&self, after: u64, wait_ms: u64) -> Result<HeadView, ClientError> {
-        self.get(&format!("/v1/chain/head?after={after}&wait_ms={wait_ms}")).await
+        let head: HeadView = self.get(&format!("/v1/chain/head?after={after}&wait_ms={wait_ms}")).await?;
+        self.nodes.saw(head.height);
+        Ok(head)
     }
 
     pub async fn supply(&self) -> Result<SupplyReport, ClientError> {

@@ -3,17 +3,19 @@
 //! an answer says "not this node": it could not be reached or lost the connection, or
 //! it cannot serve now and nothing happened there.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use machi_api::{TxCode, TxResultView};
 
 use crate::ClientError;
 
-/// The base URLs of one chain's nodes, and the index of the one that last answered.
+/// The base URLs of one chain's nodes, the index of the one that last answered, and the
+/// highest block this client has seen committed.
 #[derive(Debug)]
 pub(crate) struct Nodes {
     urls: Vec<String>,
     current: AtomicUsize,
+    seen_height: AtomicU64,
 }
 
 impl Nodes {
@@ -30,7 +32,7 @@ impl Nodes {
             // Nothing to try: the request fails as reqwest fails it, naming what was given.
             urls.push(list.trim().to_string());
         }
-        Nodes { urls, current: AtomicUsize::new(0) }
+        Nodes { urls, current: AtomicUsize::new(0), seen_height: AtomicU64::new(0) }
     }
 
     pub(crate) fn urls(&self) -> &[String] {
@@ -48,6 +50,23 @@ impl Nodes {
     /// Remembers the node that answered, so that the next call starts there.
     pub(crate) fn answered(&self, index: usize) {
         self.current.store(index, Ordering::Relaxed);
+    }
+
+    /// Remembers that block `height` is committed (a write's block, a head read).
+    pub(crate) fn saw(&self, height: u64) {
+        self.seen_height.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// `path` for a read: with several nodes, once this client has seen a block, it
+    /// asks the node to answer only after it has applied that block (`?min_height=`), so
+    /// a read on a replica that lags behind another still shows this client's writes.
+    pub(crate) fn read_path(&self, path: &str) -> String {
+        let seen = self.seen_height.load(Ordering::Relaxed);
+        if self.urls.len() == 1 || seen == 0 {
+            return path.to_string();
+        }
+        let separator = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{separator}min_height={seen}")
     }
 
     /// Every node once, round robin from `first`.
@@ -73,9 +92,10 @@ pub fn node_list(text: &str) -> Result<String, String> {
 }
 
 /// The error codes of a node that cannot serve a request now while another replica may:
-/// it has no leader to forward a write to, it halted, it failed inside, or it is
-/// stopping. Nothing happened there (`unconfirmed`, below, is the one exception).
-const ELSEWHERE_CODES: [&str; 2] = ["unavailable", "shutting_down"];
+/// it has no leader to forward a write to, it halted, it failed inside, it is stopping,
+/// or it has not applied the block a read waits for (`behind`). Nothing happened there
+/// (`unconfirmed`, below, is the one exception).
+const ELSEWHERE_CODES: [&str; 3] = ["unavailable", "shutting_down", "behind"];
 
 fn elsewhere_code(code: &str) -> bool {
     ELSEWHERE_CODES.contains(&code) || TxCode::from_name(code).is_some_and(elsewhere_tx_code)
@@ -91,7 +111,7 @@ fn elsewhere_tx_code(code: TxCode) -> bool {
 impl ClientError {
     /// Whether another node may answer what this one could not: it was not reached, the
     /// connection was lost, or it said it cannot serve now (503 `no_leader`, `halted`,
-    /// `unavailable`, `unconfirmed`, `shutting_down`).
+    /// `unavailable`, `unconfirmed`, `shutting_down`, `behind`).
     pub(crate) fn try_elsewhere(&self) -> bool {
         match self {
             ClientError::Unreachable(..) | ClientError::NoAnswer(..) => true,
@@ -151,6 +171,11 @@ mod tests {
         check("http://a:1,", &["http://a:1"]);
         let nodes = Nodes::parse("http://a:1,http://b:2,http://c:3");
         assert_eq!(nodes.from(1).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(nodes.read_path("/v1/chain/head"), "/v1/chain/head");
+        nodes.saw(9);
+        nodes.saw(4);
+        assert_eq!(nodes.read_path("/v1/chain/head"), "/v1/chain/head?min_height=9");
+        assert_eq!(nodes.read_path("/v1/chain/head?after=3"), "/v1/chain/head?after=3&min_height=9");
         assert_eq!(node_list(" http://a:1 ,https://b:2"), Ok("http://a:1,https://b:2".to_string()));
         assert!(node_list("http://a:1,,http://b:2").unwrap_err().contains("empty"));
         assert!(node_list("a:1").unwrap_err().contains("not an http"));
@@ -159,7 +184,7 @@ mod tests {
     #[test]
     fn what_goes_to_another_node() {
         let api = |status, code: &str| ClientError::Api { status, code: code.into(), message: String::new() };
-        for code in ["no_leader", "halted", "unavailable", "unconfirmed", "shutting_down"] {
+        for code in ["no_leader", "halted", "unavailable", "unconfirmed", "shutting_down", "behind"] {
             assert!(api(503, code).try_elsewhere(), "{code}");
         }
         for (status, code) in

@@ -3,13 +3,19 @@
 //! transaction sent again commits once.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{StatusCode, Uri};
+use axum::routing::post;
+use axum::Json;
 
 use futures_util::StreamExt as _;
-use machi_api::TxStatus;
+use machi_api::{TxResultView, TxStatus};
 use machi_client::{sign, Client, ClientError};
-use machi_ledger::{AccountId, Action, ShopClass, SignedTx};
+use machi_ledger::{AccountId, Action, Hash32, Outcome, ShopClass, SignedTx};
+use serde_json::json;
 
-use crate::harness::{closed_url, refusing, DroppingProxy, LiveNode};
+use crate::harness::{closed_url, refusing, serve, DroppingProxy, LiveNode};
 
 fn register_shop(node: &LiveNode, name: &str) -> (SignedTx, AccountId) {
     let shop = AccountId::of(&machi_node::generate_key());
@@ -106,4 +112,43 @@ async fn a_transaction_whose_answer_was_lost_commits_once_on_the_next_node() {
     assert!(matches!(client.submit(&tx).await, Err(ClientError::NoAnswer(..))));
     let committed = Client::new(&node.url).lookup(&tx.id(&node.chain_id)).await.unwrap();
     assert_eq!(committed.map(|r| r.status), Some(TxStatus::Applied));
+}
+
+/// A replica that commits every transaction at height 7 and records every read it is
+/// asked, as a replica that has applied less than another may be.
+async fn replica_at_seven() -> (String, Arc<Mutex<Vec<String>>>) {
+    let reads: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorded = reads.clone();
+    let commit = |Json(tx): Json<SignedTx>| async move {
+        let id = tx.id("test-town");
+        Json(TxResultView::committed(id, Outcome::Applied, 7, Hash32([0; 32])))
+    };
+    let read = move |uri: Uri| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().unwrap().push(uri.to_string());
+            let body = json!({"error": {"code": "not_found", "message": "no transaction with that id"}});
+            (StatusCode::NOT_FOUND, Json(body))
+        }
+    };
+    let url = serve(axum::Router::new().route("/v1/transactions", post(commit)).fallback(read)).await;
+    (url, reads)
+}
+
+#[tokio::test]
+async fn after_a_write_reads_wait_for_the_replica_to_have_applied_it() {
+    let node = LiveNode::start().await;
+    let (replica, reads) = replica_at_seven().await;
+    let client = Client::new(&format!("{},{replica}", closed_url()));
+    let (tx, _) = register_shop(&node, "米屋");
+    assert_eq!(client.submit(&tx).await.unwrap().height, Some(7));
+    assert_eq!(client.lookup(&tx.id("test-town")).await.unwrap(), None);
+    // Any replica asked next waits until it has applied the block the write is in.
+    assert_eq!(*reads.lock().unwrap(), [format!("/v1/transactions/{}?min_height=7", tx.id("test-town"))]);
+
+    // A client of one node reads as it always did.
+    let alone = Client::new(&replica);
+    alone.submit(&tx).await.unwrap();
+    alone.lookup(&tx.id("test-town")).await.unwrap();
+    assert_eq!(reads.lock().unwrap()[1], format!("/v1/transactions/{}", tx.id("test-town")));
 }
