@@ -7,7 +7,8 @@
 //! - `clock`: where times come from (`Clock`, `SystemClock`, `ManualClock` for tests).
 //! - with the feature `server`, for machi-node and machi-merchant: `serve` with its limits
 //!   and `shutdown_signal`, and `ApiError` and `JsonBody` (`error`), so both services
-//!   answer alike.
+//!   answer alike; and `supervise`: a part a service cannot live without stops the
+//!   process when it fails.
 
 mod clock;
 mod durable;
@@ -16,6 +17,8 @@ mod error;
 mod keys;
 #[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
+pub mod supervise;
 
 pub use clock::{now_ms, Clock, ManualClock, SystemClock};
 pub use durable::{create_durable, write_durable, FILE_MODE};

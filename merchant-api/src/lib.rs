@@ -34,6 +34,8 @@ mod zengin;
 use std::future::Future;
 use std::sync::Arc;
 
+use machi_host::supervise::Part;
+
 pub use bank::{half_width_kana, Bank, BankError, Banks};
 pub use delegates::{generate_delegate_keys, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE};
 pub use demo::{run_demo, DemoOptions, DEMO_PIN};
@@ -60,7 +62,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let follower = tokio::spawn(follower::follow(merchant.clone(), stopped));
+    // The follower is the only writer of paid invoices: if it panics, or ends before the
+    // service stops, the process stops rather than answer every wait 503 for ever.
+    let follower = {
+        let part = Part::vital("chain follower");
+        let (ended, merchant) = (part.clone(), merchant.clone());
+        part.spawn_task(async move {
+            follower::follow(merchant, stopped.clone()).await;
+            // Stopping: told so, or `serve` itself is gone (its sender dropped).
+            if !*stopped.borrow() && stopped.has_changed().is_ok() {
+                ended.failed("it returned while the service still runs");
+            }
+        })
+    };
     let closing = merchant.clone();
     let shutdown = async move {
         shutdown.await;

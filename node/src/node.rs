@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
+use machi_host::supervise::Part;
 use machi_ledger::{decode, genesis, Action, SignedTx, SigningKey, State, TxBody};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -169,15 +170,15 @@ impl Node {
         let block_clock = crate::producer::BlockClock::start(&shared, head_ms);
         let producer_thread = {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("producer".into())
-                .spawn(move || crate::producer::run(shared, producer, submissions, block_clock))?
+            Part::vital("producer").spawn_thread("producer", move || {
+                crate::producer::run(shared, producer, submissions, block_clock)
+            })?
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let verifier = crate::verify::Verifier::start(cores, shared.metrics.verify.clone())?;
         let raft_base = data_dir.to_path_buf();
         let starting = shared.clone();
-        runtime.spawn(async move {
+        runtime.spawn(Part::vital("replication start-up").task(async move {
             match Replication::start(starting.clone(), &raft_base, members).await {
                 Ok((replication, side)) => {
                     let _ = starting.replication.set(replication);
@@ -191,7 +192,7 @@ impl Node {
                     starting.replication_started.notify_waiters();
                 }
             }
-        });
+        }));
         Ok(Node { shared, producer: producer_id, submit, verifier, threads: vec![producer_thread] })
     }
 
@@ -279,7 +280,12 @@ impl Node {
         };
         let shared = self.shared.clone();
         let raft_router = crate::replica::network::router(replication.raft.clone(), side.clone(), side);
-        let peers = tokio::spawn(crate::serve::serve(raft, raft_router, limits, until_stopped()));
+        let peers = Part::vital("replica listener").spawn_task(crate::serve::serve(
+            raft,
+            raft_router,
+            limits,
+            until_stopped(),
+        ));
         let clients = crate::serve::serve(api, self.router(), limits, {
             let until = until_stopped();
             async move {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use machi_api::{TxCode, TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
+use machi_host::supervise::Part;
 use machi_ledger::{AccountId, Block, Outcome, Refusal, SigningKey, TxBody, TxId, TxResult, BLOCK_TXS_MAX};
 use tokio::sync::oneshot;
 
@@ -98,9 +99,8 @@ impl BlockClock {
 /// while the producer goes on making blocks.
 fn start_checkpoint_writer(shared: Arc<Shared>) -> (SyncSender<Checkpoint>, std::thread::JoinHandle<()>) {
     let (tx, rx) = sync_channel::<Checkpoint>(1);
-    let handle = std::thread::Builder::new()
-        .name("checkpoint".into())
-        .spawn(move || {
+    let handle = Part::vital("checkpoint writer")
+        .spawn_thread("checkpoint", move || {
             for checkpoint in rx {
                 if let Err(e) = shared.index.save_checkpoint(&checkpoint) {
                     tracing::warn!("state checkpoint not written: {e}");
@@ -311,7 +311,7 @@ pub(crate) fn recover(shared: &Shared, chain: &mut Chain) {
     };
     match Chain::open(file, Some(&shared.index)) {
         Ok(fresh) => *chain = fresh,
-        Err(e) => panic!("state cannot be rebuilt after a failed write: {e}"),
+        Err(e) => panic!("state cannot be rebuilt after a failed write: {e:#}"),
     }
 }
 

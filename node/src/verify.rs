@@ -82,9 +82,8 @@ impl Verifier {
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
             let (queue, queued_bytes, counts) = (queue.clone(), queued_bytes.clone(), counts.clone());
-            std::thread::Builder::new()
-                .name(format!("verify-{i}"))
-                .spawn(move || worker(&queue, &queued_bytes, &counts))?;
+            machi_host::supervise::Part::vital("signature verifier")
+                .spawn_thread(&format!("verify-{i}"), move || worker(&queue, &queued_bytes, &counts))?;
         }
         Ok((Verifier { jobs, queued_bytes, bytes_max }, queue))
     }

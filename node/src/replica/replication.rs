@@ -160,8 +160,10 @@ impl Replication {
             ready_term: tokio::sync::watch::Sender::new(u64::MAX),
             runtime: tokio::runtime::Handle::current(),
         });
-        tokio::spawn(watch_leadership(replication.clone(), shared.clone()));
-        tokio::spawn(reconcile(replication.clone(), shared.clone()));
+        machi_host::supervise::Part::vital("leadership watch")
+            .spawn_task(watch_leadership(replication.clone(), shared.clone()));
+        machi_host::supervise::Part::vital("replica set reconciliation")
+            .spawn_task(reconcile(replication.clone(), shared.clone()));
         let side = Arc::new(NodeSide { shared, replication: Arc::downgrade(&replication) });
         Ok((replication, side))
     }

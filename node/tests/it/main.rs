@@ -13,4 +13,5 @@ mod openapi;
 mod processes;
 mod raft_proxy;
 mod sale_day;
+mod stop;
 mod storage;
