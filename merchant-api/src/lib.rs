@@ -1,4 +1,4 @@
-//! machi-merchant: the shops' backend (SPEC §6), run by the town for all shops.
+//! machi-merchant: the shops' backend (docs/RULES.md §6), run by the town for all shops.
 //!
 //! Layout: `merchant` (the service's state; shops and tokens), `invoices` (payment
 //! requests, pay codes, refunds, idempotency), `money` (balance, cash-outs, statements,

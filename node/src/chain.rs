@@ -1,5 +1,5 @@
 //! The chain as the node holds it: state and each account's history in memory, rebuilt
-//! on start from the block log (from a sled checkpoint when one matches the log).
+//! on start from the block log (from the index's state checkpoint when it matches the log).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -315,8 +315,8 @@ struct Restored {
     txs_total: u64,
 }
 
-/// The sled checkpoint, if the block at its height is in the log with the hash it
-/// recorded (sled is never trusted on its own).
+/// The index's state checkpoint, if the block at its height is in the log with the hash
+/// it recorded (the index is never trusted on its own).
 fn usable_checkpoint(index: &Index, records: &[Vec<u8>]) -> Option<Restored> {
     let checkpoint = index.load_checkpoint()?;
     let block = Block::decode(records.get(usize::try_from(checkpoint.height).ok()?)?)?;

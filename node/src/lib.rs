@@ -1,13 +1,16 @@
-//! machi-node: the one process that writes the chain.
+//! machi-node: one replica of the chain; a node alone is a cluster of one.
 //!
 //! Layout: `storage` (the block log: append-only, checksummed, fdatasync'd — the source of
-//! truth), `index` (a state checkpoint and its metadata in sled, rebuildable), `chain`
-//! (state and every account's history, rebuilt from the log), `producer` (the single
-//! writer), `verify` (signature checks in batches), `shared` (what the handlers and the
-//! producer share), `api` (axum HTTP API and its OpenAPI document), `audit` (replay,
-//! export and verify), and `metrics`; serving with limits, key files, the clock and
-//! durable files are machi-host's (`serve`, `keys`, `chain` re-export them). `node` opens
-//! and runs it: `Node::open` + `Node::serve`; tests bind `127.0.0.1:0`.
+//! truth), `index` (a state checkpoint file and its metadata in sled, rebuildable),
+//! `chain` (state and every account's history in memory, rebuilt from the log),
+//! `producer` (the single writer: it makes the blocks while this replica leads), `verify`
+//! (signature checks in batches), `replica` (openraft: the Raft log, the state machine
+//! that verifies every committed block, replica-to-replica HTTP), `cluster` (setting up
+//! a cluster: keygen, genesis), `shared` (what the handlers and the producer share), `api`
+//! (axum HTTP API and its OpenAPI document), `audit` (replay, export and verify), and
+//! `metrics`; serving with limits, key files, the clock, durable files and supervision
+//! are machi-host's (`serve`, `keys`, `chain` re-export them). `node` opens and runs it:
+//! `Node::open` + `Node::serve`; tests bind `127.0.0.1:0`.
 
 mod api;
 mod audit;

@@ -95,8 +95,9 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
 }
 
 impl Node {
-    /// Opens `data_dir` (after `init`): rebuilds state from the block log and brings the
-    /// index up to date. Refuses a broken chain.
+    /// Opens `data_dir` (after `init`): rebuilds state and every account's history from
+    /// the block log (from the index's state checkpoint when it matches the log) and
+    /// starts the producer, the verifiers and replication. Refuses a broken chain.
     pub fn open(data_dir: &Path) -> anyhow::Result<Node> {
         Node::open_with_clock(data_dir, Arc::new(SystemClock))
     }
@@ -230,7 +231,7 @@ impl Node {
     }
 
     /// Serves HTTP on `listener` with the default limits until `shutdown` resolves, then
-    /// stops the producer (which writes a state checkpoint) and the indexer.
+    /// stops the producer, which writes a state checkpoint as it stops.
     pub async fn serve(
         self,
         listener: TcpListener,

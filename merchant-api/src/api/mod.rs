@@ -1,7 +1,7 @@
-//! The HTTP API (SPEC §6): the node's error shape (`{"error": {"code", "message"}}`)
-//! and limits; bearer-token authentication as an extractor; one router per side:
-//! `admin` (the town), `shop` (a shop's token), `public` (pay-code look-up, health,
-//! OpenAPI document).
+//! The HTTP API (docs/RULES.md §6, MERCHANT-API.md): the node's error shape
+//! (`{"error": {"code", "message"}}`) and limits; bearer-token authentication as an
+//! extractor; one router per side: `admin` (the town), `shop` (a shop's token), `public`
+//! (pay-code look-up, health, OpenAPI document).
 
 use std::sync::Arc;
 

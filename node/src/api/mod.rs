@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §5): one router per resource, JSON errors with stable codes.
+//! The HTTP API (docs/RULES.md §5): one router per resource, JSON errors with stable codes.
 
 use std::sync::atomic::Ordering;
 
