@@ -51,7 +51,7 @@ enum Command {
     /// node.
     Rehearse(rehearse::RehearseArgs),
     /// Shops' counters through the merchant API: invoice → resident pays → paid event.
-    /// Needs a node and a merchant API (e.g. `machi-merchant demo`) and its admin token.
+    /// Needs a node and a merchant API (e.g. `machi-demo`) and its admin token.
     Counter(counter::CounterArgs),
     /// Goodput under a flood of bad signatures: residents' payments (single requests)
     /// alone, then while other clients send payments with bad signatures, half naming

@@ -6,14 +6,14 @@
 //! refunds, cash-outs and settlements), `api` (axum routes, bearer-token auth, OpenAPI),
 //! `store` (sled, and fsync'd files for what must survive a power cut), `secrets`
 //! (tokens, sealed shop keys, pay codes), `limiter` (pay-code look-ups), `bank` (bank
-//! and branch codes), `zengin` (the 総合振込 file), `town_bank` (the town's account),
-//! `demo` (a seeded local town). It reaches the ledger only through the node's HTTP API.
+//! and branch codes), `zengin` (the 総合振込 file), `town_bank` (the town's account). It
+//! reaches the ledger only through the node's HTTP API (the quick-start town that runs it
+//! beside a node is machi-demo).
 
 mod api;
 mod auth;
 mod bank;
 mod delegates;
-mod demo;
 mod follower;
 mod invoices;
 mod key_locks;
@@ -38,7 +38,6 @@ use machi_host::supervise::Part;
 
 pub use bank::{half_width_kana, Bank, BankError, Banks};
 pub use delegates::{generate_delegate_keys, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE};
-pub use demo::{run_demo, DemoOptions, DEMO_PIN};
 pub use merchant::{Config, Merchant, Network};
 pub use model::*;
 pub use tokens::new_admin_token;

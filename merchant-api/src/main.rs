@@ -74,17 +74,6 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Start a working local demo town: node and merchant API on loopback, seeded with an
-    /// issue on sale, two shops with tokens and residents with kiosk cards.
-    Demo {
-        /// Folder for everything (kept between runs).
-        #[arg(long, default_value = "machi-demo")]
-        data_dir: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:7070")]
-        node_listen: String,
-        #[arg(long, default_value = "127.0.0.1:7071")]
-        listen: String,
-    },
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -156,11 +145,6 @@ fn main() -> anyhow::Result<()> {
                     .await
                     .context("serving")
             })
-        }
-        Command::Demo { data_dir, node_listen, listen } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let options = machi_merchant::DemoOptions { data_dir, node_listen, merchant_listen: listen };
-            runtime.block_on(machi_merchant::run_demo(options, machi_host::shutdown_signal()))
         }
     }
 }

@@ -16,7 +16,6 @@ mod api;
 mod audit;
 mod chain;
 mod cluster;
-mod demo;
 mod index;
 mod keys;
 mod metrics;
@@ -38,7 +37,6 @@ pub use cluster::{
     cluster_genesis, genesis_path, init_cluster, init_from_genesis, keygen, producer_key_path,
     read_cluster_file, read_genesis_file,
 };
-pub use demo::{seed as seed_demo, seed_town as seed_demo_town, DEMO_RESIDENTS};
 /// Key files, serving with limits and the shutdown signal: machi-host's, shared with the
 /// merchant API.
 pub use machi_host::{

@@ -11,10 +11,10 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::screen::{big_digits, fits, wrap, SCREEN_COLUMNS};
 use machi_api::{AccountView, PayCodeView, TxStatus};
 use machi_client::ClientError;
 use machi_ledger::{Action, Kind, ShopClass, TxId, Yen};
-use machi_wallet::screen::{big_digits, fits, wrap, SCREEN_COLUMNS};
 use tokio::sync::mpsc;
 
 use crate::ctx::{pay_code, receipt_text, user, Ctx, Failure, EXIT_UNKNOWN, EXIT_USER, SETTLE_ATTEMPTS};

@@ -1,6 +1,30 @@
-//! The wallet's keystore and kiosk drawing as a library: PIN-protected wallet files (Argon2id +
-//! ChaCha20-Poly1305) and card numbers. The `machi-wallet` binary is built on it, and
-//! `machi-merchant demo` uses it to give demo residents their cards.
+//! `machi-wallet`: the signing client for everyone who holds a key — residents, counter
+//! staff (operators) and the town. Keys live in a PIN-protected keystore; every command
+//! that signs shows what it will do, and answers in Japanese by default
+//! (`--lang en` for English) or as JSON (`--json`).
+//!
+//! PINs and resident numbers are never arguments: they are typed at the terminal (echo
+//! off), piped on standard input, or set in `MACHI_PIN`, `MACHI_NEW_PIN`,
+//! `MACHI_RESIDENT_NUMBER` (see `secrets`).
+//!
+//! Exit codes: 0 done; 2 the input was wrong (card, PIN, amount, locked card);
+//! 3 the ledger refused or rejected the transaction; 4 the node could not be reached
+//! (nothing was sent); 5 sent, but the outcome is unknown (`machi-wallet check TX_ID`);
+//! 1 anything else.
+//!
+//! As a library: `main_with` runs a command line (the `machi-wallet` binary is only that,
+//! and `machi-demo wallet` passes its arguments to it); `keystore` (wallet files and card
+//! numbers) and `screen` (the kiosk's big digits) are used by the demo and by tests.
 
+mod cli;
+mod commands;
+mod ctx;
 pub mod keystore;
+mod kiosk;
+mod pending;
 pub mod screen;
+mod secrets;
+mod text;
+
+pub use cli::main_with;
+pub(crate) use cli::{Cli, Command, Lang};

@@ -195,8 +195,10 @@ async fn set_replicas(ctx: &Ctx, card: &str, file: &Path) -> Result<(), Failure>
         toml::from_str(&text).map_err(|e| user(format!("{}: {e}", file.display())))?;
     let replicas = cluster.replicas().map_err(|e| user(format!("{}: {e}", file.display())))?;
     let town = unlock(ctx, card)?;
-    let names: Vec<String> =
-        replicas.iter().map(|r| format!("{} {}{}", r.id, r.name, if r.voter { "" } else { " (learner)" })).collect();
+    let names: Vec<String> = replicas
+        .iter()
+        .map(|r| format!("{} {}{}", r.id, r.name, if r.voter { "" } else { " (learner)" }))
+        .collect();
     let result = ctx.submit(&town.key, Action::SetReplicas { replicas }).await?;
     ctx.print(
         json!({ "tx_id": result.tx_id, "height": result.height, "replicas": names }),

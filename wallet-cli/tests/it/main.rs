@@ -1,7 +1,4 @@
-//! machi-wallet through its real binary (and, for the kiosk, a real pseudo-terminal)
-//! against a real node and merchant API on loopback.
+//! machi-wallet through its real binary against a real node on loopback. The kiosk and
+//! the payments by pay code, which need a merchant API too, are machi-demo's tests.
 
 mod commands;
-mod faults;
-mod kiosk;
-mod recovery;

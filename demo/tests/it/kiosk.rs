@@ -203,7 +203,7 @@ impl Town {
     /// The kiosk talking to the node at `node_url` (e.g. a faulty proxy), waiting at most
     /// `request_timeout_s` for each answer.
     fn kiosk_via(&self, node_url: &str, timeout_s: u64, request_timeout_s: u64) -> Kiosk {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
+        let mut command = crate::run::wallet_command();
         command
             .args(["--node", node_url, "--merchant", &self.merchant_url, "--keystore"])
             .arg(&self.keystore)
@@ -217,7 +217,7 @@ impl Town {
 
     /// A machi-wallet command run in a pseudo-terminal, as a person at the counter runs it.
     pub(crate) fn at_terminal(&self, args: &[&str]) -> Kiosk {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
+        let mut command = crate::run::wallet_command();
         command
             .args(["--node", &self.node_url, "--merchant", &self.merchant_url, "--keystore"])
             .arg(&self.keystore)
@@ -427,7 +427,7 @@ async fn pay_by_code_from_a_script() {
     let (invoice, code) = town.invoice(&pos, 2_000).await;
     let (card, account) = town.cards[0].clone();
     let wallet = |args: Vec<String>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
+        let mut command = crate::run::wallet_command();
         command.args(["--node", &town.node_url, "--merchant", &town.merchant_url, "--json", "--keystore"]);
         command.arg(&town.keystore).args(args).env("MACHI_PIN", PIN);
         async move { tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap() }

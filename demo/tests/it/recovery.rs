@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::commands::{card, ok, wallet, Run};
 use crate::faults::{Fault, Proxy};
 use crate::kiosk::{blocking, Town, OPERATOR_PIN, PIN};
+use crate::run::{card, ok, wallet, Run};
 
 /// Runs the wallet off the async runtime that serves the node.
 async fn run(node: &str, keystore: &Path, args: &[&str], input: &str) -> Run {

@@ -1,28 +1,36 @@
-//! `machi-merchant demo`: a whole working town on this machine in one command — the
-//! node (embedded storage, seeded: an operator, an issue on sale, residents who bought
-//! sets) and the merchant API beside it (a local and a large shop with bank accounts
-//! and tokens, an open invoice), residents' kiosk cards, and a guide of what to try.
+//! The demo town: a whole working town on this machine in one command — the node
+//! (embedded storage, seeded: an operator, an issue on sale, residents who bought sets)
+//! and the merchant API beside it (a local and a large shop with bank accounts and
+//! tokens, an open invoice), residents' kiosk cards, and a guide of what to try. Both
+//! run in this process; everything after they start goes through their HTTP APIs.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use machi_api::TxStatus;
-use machi_ledger::{AccountId, Action, Delegation, ShopClass, Yen};
+use machi_ledger::{AccountId, ShopClass, Yen};
+use machi_merchant::{
+    AccountType, BankAccountInput, Config, CreateInvoiceRequest, CreateTokenRequest, Invoice, Merchant,
+    RegisterShopRequest, Scope, ShopView, TokenCreated,
+};
 use machi_wallet::keystore::Keystore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::merchant::{Config, Merchant};
-use crate::model::{AccountType, BankAccountInput, CreateInvoiceRequest, RegisterShopRequest, Scope};
+use crate::seed;
 
-pub struct DemoOptions {
-    pub data_dir: PathBuf,
-    pub node_listen: String,
-    pub merchant_listen: String,
+pub(crate) struct DemoOptions {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) node_listen: String,
+    pub(crate) merchant_listen: String,
 }
 
 /// The PIN of every demo resident's card.
-pub const DEMO_PIN: &str = "1234";
+pub(crate) const DEMO_PIN: &str = "1234";
+
+/// The demo chain's id.
+const CHAIN_ID: &str = "machi-demo";
 
 const TOWN_BANK: &str = r#"# The town's account that pays shops' cash-outs (demo values).
 requester_code = "1234567890"
@@ -33,8 +41,8 @@ account_type = "ordinary"
 account_number = "1234567"
 "#;
 
-/// Runs the demo town until Ctrl-C.
-pub async fn run_demo(
+/// Runs the demo town until `shutdown`.
+pub(crate) async fn run_demo(
     options: DemoOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -42,15 +50,11 @@ pub async fn run_demo(
     let node_dir = dir.join("node");
     let fresh = !machi_node::log_path(&node_dir).exists();
     if fresh {
-        machi_node::init(&node_dir, "machi-demo")?;
+        machi_node::init(&node_dir, CHAIN_ID)?;
     }
     let node = machi_node::Node::open(&node_dir)?;
-    let town_key = machi_node::read_key(&node_dir.join("keys/town.key"))?;
+    let town_key = machi_host::read_key(&node_dir.join("keys/town.key"))?;
     let keys_dir = dir.join("merchant-keys");
-    if fresh {
-        machi_node::seed_demo_town(&node, &node_dir, false).await?;
-        delegate_to_the_merchant_api(&node, &town_key, &keys_dir).await?;
-    }
     let node_listener = tokio::net::TcpListener::bind(&options.node_listen)
         .await
         .with_context(|| format!("listening on {}", options.node_listen))?;
@@ -58,64 +62,77 @@ pub async fn run_demo(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let node_stopped = wait_for(stopped.clone());
     let node_task = tokio::spawn(node.serve(node_listener, node_stopped));
+    if fresh {
+        let client = machi_client::Client::new(&node_url);
+        seed::seed_town(&client, CHAIN_ID, &node_dir).await?;
+        seed::delegate_to_the_merchant_api(&client, CHAIN_ID, &node_dir, &keys_dir).await?;
+    }
 
     let bank_path = dir.join("town-bank.toml");
     if !bank_path.exists() {
-        std::fs::write(&bank_path, TOWN_BANK)?;
+        machi_host::write_durable(&bank_path, TOWN_BANK.as_bytes())?;
     }
     let merchant = Merchant::open(Config {
         data_dir: dir.join("merchant"),
         node_url: node_url.clone(),
         town: AccountId::of(&town_key),
-        registrar_key: machi_node::read_key(&keys_dir.join(crate::delegates::REGISTRAR_KEY_FILE))?,
-        settler_key: machi_node::read_key(&keys_dir.join(crate::delegates::SETTLER_KEY_FILE))?,
-        town_bank: Some(crate::town_bank::load_town_bank(&bank_path)?),
-        clock: Arc::new(machi_node::SystemClock),
+        registrar_key: machi_host::read_key(&keys_dir.join(machi_merchant::REGISTRAR_KEY_FILE))?,
+        settler_key: machi_host::read_key(&keys_dir.join(machi_merchant::SETTLER_KEY_FILE))?,
+        town_bank: Some(machi_merchant::load_town_bank(&bank_path)?),
+        clock: Arc::new(machi_host::SystemClock),
     })
     .await?;
-    if fresh {
-        seed_shops(&merchant, dir, &node_dir).await?;
-    }
     let listener = tokio::net::TcpListener::bind(&options.merchant_listen)
         .await
         .with_context(|| format!("listening on {}", options.merchant_listen))?;
     let merchant_url = format!("http://{}", listener.local_addr()?);
-    let guide = guide(&merchant, dir, &node_url, &merchant_url).await?;
+    let served = tokio::spawn(machi_merchant::serve(merchant, listener, shutdown));
+    let api = MerchantApi { http: reqwest::Client::new(), base: merchant_url.clone() };
+    if fresh {
+        seed_shops(&api, dir, &node_dir).await?;
+    }
+    let guide = guide(&api, dir, &node_url).await?;
     println!("{guide}");
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    let served = crate::serve(merchant, listener, shutdown).await;
+    let served = served.await.context("merchant API task")?;
     let _ = stop.send(true);
     node_task.await.context("node task")??;
     served.context("serving the merchant API")
 }
 
-/// The town gives the merchant API its two delegated keys, as it would at the town office
-/// with `machi-wallet town register-delegate`.
-async fn delegate_to_the_merchant_api(
-    node: &machi_node::Node,
-    town: &machi_ledger::SigningKey,
-    keys_dir: &Path,
-) -> anyhow::Result<()> {
-    let (registrar, settler) = crate::delegates::generate_delegate_keys(keys_dir)?;
-    let chain_id = node.shared.chain_id.clone();
-    let txs = [(registrar, Delegation::ShopRegistrar), (settler, Delegation::Settler)].map(
-        |(delegate, delegation)| {
-            machi_client::sign(
-                &chain_id,
-                town,
-                Action::RegisterDelegate { delegate, name: "merchant API".into(), delegation },
-            )
-        },
-    );
-    for result in node.submit(txs.to_vec()).await? {
-        anyhow::ensure!(result.status == TxStatus::Applied, "delegating to the merchant API: {result:?}");
-    }
-    Ok(())
-}
-
 async fn wait_for(mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// The merchant API over HTTP, as a shop's or the town's own program would call it.
+struct MerchantApi {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl MerchantApi {
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            anyhow::bail!("POST {path}: {status}: {text}");
+        }
+        response.json().await.with_context(|| format!("POST {path}: reading the answer"))
+    }
 }
 
 fn bank(branch: &str, number: &str, holder: &str) -> BankAccountInput {
@@ -130,45 +147,34 @@ fn bank(branch: &str, number: &str, holder: &str) -> BankAccountInput {
 
 /// Registers the two shops with tokens, and gives residents cards; what must be shown
 /// again on later runs (tokens are kept only as hashes) goes to DIR/demo-secrets.txt.
-async fn seed_shops(merchant: &Merchant, dir: &Path, node_dir: &Path) -> anyhow::Result<()> {
+async fn seed_shops(api: &MerchantApi, dir: &Path, node_dir: &Path) -> anyhow::Result<()> {
     let shops = [
         ("山田商店", "ヤマダシヨウテン", ShopClass::Local, bank("105", "0012345", "ヤマダ タロウ")),
         ("スーパーまち", "スーパーマチ", ShopClass::Large, bank("101", "0067890", "カ)スーパーマチ")),
     ];
+    let admin = machi_merchant::new_admin_token(&dir.join("merchant"))?;
     let mut secrets = String::new();
     for (name, kana, class, bank) in shops {
         let request = RegisterShopRequest { name: name.into(), kana_name: kana.into(), class, bank };
-        let shop = merchant
-            .register_shop(request)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
-        let pos = merchant
-            .create_token(shop.id, Scope::PointOfSale, "counter".into())
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-        let full = merchant
-            .create_token(shop.id, Scope::Full, "back office".into())
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let shop: ShopView = api.post("/v1/admin/shops", &admin, &request).await?;
+        let tokens = format!("/v1/admin/shops/{}/tokens", shop.id);
+        let token = |scope, label: &str| CreateTokenRequest { scope, label: label.into() };
+        let pos: TokenCreated = api.post(&tokens, &admin, &token(Scope::PointOfSale, "counter")).await?;
+        let full: TokenCreated = api.post(&tokens, &admin, &token(Scope::Full, "back office")).await?;
         writeln!(secrets, "shop\t{name}\t{}\t{}\t{}", shop.id, pos.token, full.token)?;
     }
-    writeln!(secrets, "admin\t{}", crate::tokens::new_admin_token(&dir.join("merchant"))?)?;
+    writeln!(secrets, "admin\t{admin}")?;
     let keystore = Keystore::open(&dir.join("keystore"))?;
-    for i in 1..=machi_node::DEMO_RESIDENTS {
-        let key = machi_node::read_key(&node_dir.join(format!("keys/resident-{i}.key")))?;
-        let card = keystore.create(&key, DEMO_PIN, "resident")?;
+    for i in 1..=seed::RESIDENTS {
+        let card = keystore.create(&seed::resident_key(node_dir, i)?, DEMO_PIN, "resident")?;
         writeln!(secrets, "card\t{}", card.display())?;
     }
-    crate::store::write_durable_async(dir.join("demo-secrets.txt"), secrets.into_bytes()).await?;
+    machi_host::write_durable(&dir.join("demo-secrets.txt"), secrets.as_bytes())?;
     Ok(())
 }
 
-async fn guide(
-    merchant: &Merchant,
-    dir: &Path,
-    node_url: &str,
-    merchant_url: &str,
-) -> anyhow::Result<String> {
+async fn guide(api: &MerchantApi, dir: &Path, node_url: &str) -> anyhow::Result<String> {
+    let merchant_url = &api.base;
     let secrets =
         std::fs::read_to_string(dir.join("demo-secrets.txt")).context("reading demo-secrets.txt")?;
     let fields = |kind: &str| -> Vec<Vec<String>> {
@@ -183,19 +189,15 @@ async fn guide(
     let cards: Vec<String> = fields("card").into_iter().filter_map(|f| f.first().cloned()).collect();
     let yamada = shops.first().context("demo shops")?;
     // A fresh invoice each run, so there is always an open pay code to try.
-    let shop_id = yamada[1].parse().map_err(|_| anyhow::anyhow!("bad shop id in demo-secrets.txt"))?;
     let request =
         CreateInvoiceRequest {
             amount: Yen(1_200), memo: "りんご 3個".into(), expires_in_s: Some(86_400)
         };
-    let (invoice, _) = merchant
-        .create_invoice(shop_id, &request, b"demo", None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+    let invoice: Invoice = api.post("/v1/invoices", &yamada[2], &request).await?;
     let code = invoice.pay_code.unwrap_or_default();
     let keystore = dir.join("keystore");
     let wallet = format!(
-        "cargo run -q --release -p machi-wallet -- --node {node_url} --merchant {merchant_url} --keystore {}",
+        "cargo run -q --release -p machi-demo -- wallet --node {node_url} --merchant {merchant_url} --keystore {}",
         keystore.display()
     );
     let mut g = String::new();
