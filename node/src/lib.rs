@@ -47,6 +47,10 @@ pub use node::{init, init_log, Node};
 pub use shared::{ReopenLog, Shared};
 pub use storage::{BlockLog, DiskFile, FaultyFile, LogFile, LogFormat, MemFile};
 
+// A request may take longer than the longest long poll of the chain's head, with room to
+// spare: a follower's wait is never cut by the request time limit.
+const _: () = assert!(REQUEST_TIMEOUT.as_millis() > api::HEAD_WAIT_MS_MAX as u128 + 5_000);
+
 /// The HTTP API's OpenAPI document (served at `GET /openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     <api::ApiDoc as utoipa::OpenApi>::openapi()
