@@ -76,7 +76,6 @@ impl ClusterFile {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

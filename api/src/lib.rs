@@ -21,10 +21,10 @@ mod pay;
 mod tx;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
-pub use cluster::{ClusterFile, ReplicaEntry};
 pub use chain::{
     BlockTxView, BlockView, ClockView, ClusterView, HaltView, HeadView, HealthView, MemberView, TxEvent,
 };
+pub use cluster::{ClusterFile, ReplicaEntry};
 pub use code::TxCode;
 pub use error::{ErrorBody, ErrorDetail};
 pub use explain::{explain, Lang};
