@@ -15,7 +15,6 @@
 mod api;
 mod audit;
 mod chain;
-mod cluster;
 mod index;
 mod keys;
 mod metrics;
@@ -23,6 +22,7 @@ mod node;
 mod producer;
 mod replica;
 mod serve;
+mod setup;
 mod shared;
 mod storage;
 mod verify;
@@ -33,17 +33,17 @@ pub use api::paths as api_paths;
 pub use api::{ApiError, JsonBody, BODY_BYTES_MAX};
 pub use audit::{audit_data_dir, export, report_csv, report_text, verify_export, AuditReport, ProducersFrom};
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
-pub use cluster::{
-    cluster_genesis, genesis_path, init_cluster, init_from_genesis, keygen, producer_key_path,
-    read_cluster_file, read_genesis_file,
-};
 /// Key files, serving with limits and the shutdown signal: machi-host's, shared with the
 /// merchant API.
 pub use machi_host::{
     generate_key, read_key, refuse_oversized, serve, shutdown_signal, write_key, ServeLimits,
     CONNECTIONS_MAX, DRAIN_BYTES_MAX, HEADER_READ_TIMEOUT, REQUEST_TIMEOUT,
 };
-pub use node::{init, init_log, Node};
+pub use node::Node;
+pub use setup::{
+    cluster_genesis, genesis_path, init, init_cluster, init_from_genesis, init_log, keygen,
+    producer_key_path, read_cluster_file, read_genesis_file,
+};
 pub use shared::{ReopenLog, Shared};
 pub use storage::{BlockLog, DiskFile, FaultyFile, LogFile, LogFormat, MemFile};
 

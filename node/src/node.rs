@@ -1,7 +1,7 @@
 //! Opening a data folder, starting the producer and verifier threads, and serving HTTP.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
@@ -9,15 +9,16 @@ use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
 use machi_host::supervise::Part;
-use machi_ledger::{decode, genesis, Action, SignedTx, SigningKey, State, TxBody};
+use machi_ledger::{SignedTx, SigningKey};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
+use crate::api::AppState;
 use crate::chain::{self, Chain, Clock, SystemClock};
 use crate::index::Index;
 use crate::metrics::Metrics;
-use crate::replica::replication::{Members, Replication};
-use crate::shared::{AppState, ReopenLog, Shared, Submission};
+use crate::replica::replication::{Members, Replicas, Replication};
+use crate::shared::{ReopenLog, Shared, Submission};
 use crate::storage::{DiskFile, LogFile};
 
 /// Submissions waiting for the producer; beyond this clients are told the node is busy.
@@ -26,72 +27,11 @@ const EVENTS_QUEUE_MAX: usize = 1_024;
 
 pub struct Node {
     pub shared: Arc<Shared>,
+    pub(crate) replicas: Arc<Replicas>,
     producer: machi_ledger::AccountId,
     submit: SyncSender<Submission>,
     verifier: crate::verify::Verifier,
     threads: Vec<JoinHandle<()>>,
-}
-
-/// Creates a new chain in `data_dir`: keys for the town and the producer, and genesis.
-pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    check_new_chain(data_dir, chain_id)?;
-    let keys_dir = data_dir.join("keys");
-    std::fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
-    set_mode(&keys_dir, 0o700)?;
-    let (town, producer) = (crate::keys::generate(), crate::keys::generate());
-    let (town_path, producer_path) = (keys_dir.join("town.key"), keys_dir.join("producer.key"));
-    crate::keys::write_key(&town_path, &town)?;
-    crate::keys::write_key(&producer_path, &producer)?;
-    let block = genesis_block(chain_id, &town, &producer, chain::now_ms());
-    Chain::create(Box::new(DiskFile::open(&chain::log_path(data_dir))?), &block)?;
-    Ok((town_path, producer_path))
-}
-
-/// Writes a new chain's genesis block into `file` (tests use memory files).
-pub fn init_log(
-    file: Box<dyn LogFile>,
-    chain_id: &str,
-    town: &SigningKey,
-    producer: &SigningKey,
-) -> anyhow::Result<()> {
-    Chain::create(file, &genesis_block(chain_id, town, producer, chain::now_ms()))
-}
-
-pub(crate) fn genesis_block(
-    chain_id: &str,
-    town: &SigningKey,
-    producer: &SigningKey,
-    now_ms: u64,
-) -> machi_ledger::Block {
-    let town_id = machi_ledger::AccountId::of(town);
-    let producer_id = machi_ledger::AccountId::of(producer);
-    let body = TxBody {
-        chain_id: chain_id.to_string(),
-        created_ms: now_ms,
-        ttl_ms: 60_000,
-        nonce: 0,
-        action: Action::Genesis { town: town_id, producer: producer_id },
-    };
-    let tx = decode(chain_id, SignedTx::sign(chain_id, town, &body)).expect("own genesis decodes");
-    genesis(&mut State::new(chain_id), tx, now_ms, producer)
-}
-
-/// A valid chain id, and a data folder without a chain.
-pub(crate) fn check_new_chain(data_dir: &Path, chain_id: &str) -> anyhow::Result<()> {
-    if !machi_ledger::chain_id_is_valid(chain_id) {
-        let max = machi_ledger::CHAIN_ID_BYTES_MAX;
-        bail!("chain id must be 1-{max} characters of letters, digits, '-', '_' or '.'");
-    }
-    if chain::log_path(data_dir).exists() {
-        bail!("{} already holds a chain", data_dir.display());
-    }
-    Ok(())
-}
-
-pub(crate) fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
 }
 
 impl Node {
@@ -139,7 +79,7 @@ impl Node {
             bail!("the block log is format 1, which is only read: `Node::open` (machi-node run) converts it");
         }
         let producer_id = machi_ledger::AccountId::of(&producer);
-        let joining = crate::cluster::joining_id(data_dir)?;
+        let joining = crate::setup::joining_id(data_dir)?;
         let members = Members::of(&chain.state.replicas, &producer_id, joining)?;
         if chain.state.replicas.is_empty() && chain.state.producer != Some(producer_id) {
             bail!("the producer key does not match the producer named in this chain's genesis");
@@ -158,9 +98,6 @@ impl Node {
             clock,
             own: std::sync::Mutex::new(None),
             halted: std::sync::Mutex::new(None),
-            replication: std::sync::OnceLock::new(),
-            raft_side: std::sync::OnceLock::new(),
-            replication_started: tokio::sync::Notify::new(),
             applied: tokio::sync::watch::Sender::new(head_height),
             forwarding: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(1))
@@ -169,32 +106,29 @@ impl Node {
         });
         let (submit, submissions) = sync_channel::<Submission>(SUBMIT_QUEUE_MAX);
         let block_clock = crate::producer::BlockClock::start(&shared, head_ms);
+        let replicas = Arc::new(Replicas::new(shared.clone()));
         let producer_thread = {
-            let shared = shared.clone();
+            let (shared, replicas) = (shared.clone(), replicas.clone());
             Part::vital("producer").spawn_thread("producer", move || {
-                crate::producer::run(shared, producer, submissions, block_clock)
+                crate::producer::run(shared, replicas, producer, submissions, block_clock)
             })?
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let verifier = crate::verify::Verifier::start(cores, shared.metrics.verify.clone())?;
         let raft_base = data_dir.to_path_buf();
-        let starting = shared.clone();
+        let (starting, started) = (shared.clone(), replicas.clone());
         runtime.spawn(Part::vital("replication start-up").task(async move {
             match Replication::start(starting.clone(), &raft_base, members).await {
-                Ok((replication, side)) => {
-                    let _ = starting.replication.set(replication);
-                    let _ = starting.raft_side.set(side);
-                    starting.replication_started.notify_waiters();
-                }
+                Ok((replication, side)) => started.started(replication, side),
                 Err(e) => {
                     let height = starting.chain.read().await.head.height + 1;
                     let reason = format!("replication did not start: {e:#}");
                     starting.halt(crate::shared::Halt { height, log_index: 0, reason });
-                    starting.replication_started.notify_waiters();
+                    started.failed();
                 }
             }
         }));
-        Ok(Node { shared, producer: producer_id, submit, verifier, threads: vec![producer_thread] })
+        Ok(Node { shared, replicas, producer: producer_id, submit, verifier, threads: vec![producer_thread] })
     }
 
     /// This replica in the chain's replica set (found by its producer key), or `None` for
@@ -213,7 +147,7 @@ impl Node {
     /// waits for their durable outcomes.
     pub async fn submit(&self, txs: Vec<SignedTx>) -> anyhow::Result<Vec<machi_api::TxResultView>> {
         // This replica must lead: in-process writes are not forwarded.
-        let route = self.shared.route(std::time::Duration::from_secs(5)).await;
+        let route = self.replicas.route(std::time::Duration::from_secs(5)).await;
         if !matches!(route, crate::replica::replication::Route::Here) {
             bail!("this replica does not lead ({route:?}); submit to the leader");
         }
@@ -227,7 +161,12 @@ impl Node {
     }
 
     fn app_state(&self) -> AppState {
-        AppState { shared: self.shared.clone(), submit: self.submit.clone(), verifier: self.verifier.clone() }
+        AppState {
+            shared: self.shared.clone(),
+            replicas: self.replicas.clone(),
+            submit: self.submit.clone(),
+            verifier: self.verifier.clone(),
+        }
     }
 
     /// Serves HTTP on `listener` with the default limits until `shutdown` resolves, then
@@ -267,7 +206,7 @@ impl Node {
         limits: crate::serve::ServeLimits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Some((replication, side)) = self.shared.replication_ready().await else {
+        let Some((replication, side)) = self.replicas.ready().await else {
             let halt = self.shared.halted.lock().expect("halted").as_ref().map(|h| h.reason.clone());
             self.stop();
             bail!("{}", halt.unwrap_or_else(|| "replication did not start".into()));

@@ -6,14 +6,14 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use machi_api::{TxCode, TxEvent, TxResultView, TxStatus, SUBMIT_TXS_MAX};
+use machi_api::{TxCode, TxResultView, SUBMIT_TXS_MAX};
 use machi_host::supervise::Part;
-use machi_ledger::{AccountId, Block, Outcome, Refusal, SigningKey, TxBody, TxId, TxResult, BLOCK_TXS_MAX};
+use machi_ledger::{AccountId, Block, Refusal, SigningKey, TxId, TxResult, BLOCK_TXS_MAX};
 use tokio::sync::oneshot;
 
 use crate::chain::Chain;
 use crate::index::Checkpoint;
-use crate::replica::replication::Proposed;
+use crate::replica::replication::{Proposed, Replicas};
 use crate::shared::{Shared, Submission};
 
 /// A state checkpoint is written when the producer has been idle for a moment and at
@@ -123,6 +123,7 @@ fn hand_over_checkpoint(chain: &mut Chain, writer: &SyncSender<Checkpoint>) {
 
 pub(crate) fn run(
     shared: Arc<Shared>,
+    replicas: Arc<Replicas>,
     producer: SigningKey,
     rx: Receiver<Submission>,
     mut clock: BlockClock,
@@ -156,7 +157,7 @@ pub(crate) fn run(
             }
         }
         let now_ms = clock.next(&shared);
-        produce_one(&shared, &producer, batch, now_ms, &checkpoints);
+        produce_one(&shared, &replicas, &producer, batch, now_ms, &checkpoints);
         last_block = Instant::now();
     }
     drop(checkpoints);
@@ -167,6 +168,7 @@ pub(crate) fn run(
 
 fn produce_one(
     shared: &Shared,
+    replicas: &Replicas,
     producer: &SigningKey,
     batch: Vec<Submission>,
     now_ms: u64,
@@ -181,7 +183,7 @@ fn produce_one(
         replies.push(submission.reply);
     }
     let ids: Vec<TxId> = txs.iter().map(|t| t.id).collect();
-    let Some(replication) = shared.replication().filter(|r| r.can_produce()) else {
+    let Some(replication) = replicas.get().filter(|r| r.can_produce()) else {
         return answer(replies, sizes, ids.iter().map(|id| not_leading(*id)).collect());
     };
     // A committed block not yet applied here (the disk refused it a moment ago) comes
@@ -225,7 +227,7 @@ fn produce_one(
         }
     };
     if let Some(failure) = failure {
-        recover(shared, &mut chain);
+        shared.recover(&mut chain);
         drop(chain);
         answer(replies, sizes, ids.iter().map(|id| failure(*id)).collect());
         return;
@@ -238,7 +240,7 @@ fn produce_one(
     }
     drop(chain);
     shared.metrics.record_block(&views, started.elapsed());
-    publish_events(shared, &block, involved);
+    shared.publish_events(&block, involved);
     answer(replies, sizes, views);
 }
 
@@ -300,50 +302,4 @@ fn storage_failure(id: TxId) -> TxResultView {
          transaction again to learn its outcome"
             .to_string(),
     )
-}
-
-/// After a failed write the in-memory state has the failed block applied: throw it away
-/// and rebuild from what is durable.
-pub(crate) fn recover(shared: &Shared, chain: &mut Chain) {
-    let file = match (shared.reopen_log)() {
-        Ok(file) => file,
-        Err(e) => panic!("block log cannot be reopened after a failed write: {e}"),
-    };
-    match Chain::open(file, Some(&shared.index)) {
-        Ok(fresh) => *chain = fresh,
-        Err(e) => panic!("state cannot be rebuilt after a failed write: {e:#}"),
-    }
-}
-
-pub(crate) fn publish_events(shared: &Shared, block: &Block, involved: Vec<Vec<AccountId>>) {
-    shared.applied.send_replace(block.header.height);
-    if shared.events.receiver_count() == 0 {
-        return;
-    }
-    let h = &block.header;
-    let events: Vec<TxEvent> = block
-        .txs
-        .iter()
-        .zip(&block.outcomes)
-        .zip(involved)
-        .filter_map(|((tx, outcome), accounts)| {
-            let body = TxBody::decode(&tx.body).ok()?;
-            let (status, reason) = match outcome {
-                Outcome::Applied => (TxStatus::Applied, None),
-                Outcome::Rejected(r) => (TxStatus::Rejected, Some(TxCode::from(*r))),
-            };
-            Some(TxEvent {
-                tx_id: tx.id(&h.chain_id),
-                height: h.height,
-                timestamp_ms: h.timestamp_ms,
-                kind: body.action.kind_name().to_string(),
-                status,
-                reason,
-                signer: tx.signer,
-                accounts,
-                body,
-            })
-        })
-        .collect();
-    let _ = shared.events.send(Arc::new(events));
 }

@@ -1,21 +1,19 @@
-//! What the node's parts share: `Shared` (the chain, events, metrics, clock) for the HTTP
-//! handlers, the producer and the checkpoint writer; `AppState`, what every handler
-//! holds; and `Submission`, what a handler hands the producer. Both `node` (which starts
-//! everything) and `api` (which serves it) import this; it imports neither.
+//! What the node's parts share: `Shared` (the chain, events, metrics, clock, a halt) for
+//! the HTTP handlers, the producer, the checkpoint writer and the replica's state
+//! machine; and `Submission`, what a handler hands the producer. Everything above imports
+//! this; it imports none of them.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
-use machi_api::{TxEvent, TxResultView};
-use machi_ledger::VerifiedTx;
+use machi_api::{TxCode, TxEvent, TxResultView, TxStatus};
+use machi_ledger::{AccountId, Block, Outcome, TxBody, VerifiedTx};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::chain::{Chain, Clock};
 use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::storage::LogFile;
-use crate::verify::Verifier;
 
 /// Opens the block log file again (after a failed write the producer rebuilds from it).
 pub type ReopenLog = Box<dyn Fn() -> std::io::Result<Box<dyn LogFile>> + Send + Sync>;
@@ -38,12 +36,6 @@ pub struct Shared {
     pub(crate) own: std::sync::Mutex<Option<OwnProposal>>,
     /// Set when this replica refused a committed block: it applies nothing more.
     pub halted: std::sync::Mutex<Option<Halt>>,
-    /// Replication, once Raft has started (a moment after the node opens).
-    pub(crate) replication: std::sync::OnceLock<Arc<crate::replica::replication::Replication>>,
-    /// What the replica-to-replica routes ask of the node.
-    pub(crate) raft_side: std::sync::OnceLock<Arc<crate::replica::replication::NodeSide>>,
-    /// Woken once replication has started.
-    pub(crate) replication_started: tokio::sync::Notify,
     /// The height of the last block applied here (reads with `?min_height=` wait on it).
     pub(crate) applied: tokio::sync::watch::Sender<u64>,
     /// For writes a follower sends on to the leader.
@@ -68,57 +60,56 @@ pub struct Halt {
 }
 
 impl Shared {
-    pub(crate) fn replication(&self) -> Option<&Arc<crate::replica::replication::Replication>> {
-        self.replication.get()
+    /// Whether this replica halted (`halt`).
+    pub(crate) fn is_halted(&self) -> bool {
+        self.halted.lock().expect("halted").is_some()
     }
 
-    /// Where a write goes now, waiting up to `wait` for replication to start and a leader
-    /// to be known (a node that just opened, or an election).
-    pub(crate) async fn route(&self, wait: std::time::Duration) -> crate::replica::replication::Route {
-        use crate::replica::replication::Route;
-        if self.halted.lock().expect("halted").is_some() {
-            return Route::NoLeader;
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        let started = self.replication_started.notified();
-        tokio::pin!(started);
-        started.as_mut().enable();
-        if self.replication().is_none()
-            && tokio::time::timeout_at(deadline, started).await.is_err()
-            && self.replication().is_none()
-        {
-            return Route::NoLeader;
-        }
-        let Some(replication) = self.replication() else { return Route::NoLeader };
-        replication.route(deadline.saturating_duration_since(tokio::time::Instant::now())).await
-    }
-
-    /// Replication once it has started; `None` if it could not start (the replica is then
-    /// halted, saying why).
-    pub(crate) async fn replication_ready(
-        &self,
-    ) -> Option<(Arc<crate::replica::replication::Replication>, Arc<crate::replica::replication::NodeSide>)>
-    {
-        loop {
-            let started = self.replication_started.notified();
-            tokio::pin!(started);
-            started.as_mut().enable();
-            if let (Some(replication), Some(side)) = (self.replication.get(), self.raft_side.get()) {
-                return Some((replication.clone(), side.clone()));
-            }
-            if self.halted.lock().expect("halted").is_some() {
-                return None;
-            }
-            started.await;
+    /// After a failed write the in-memory state has the failed block applied: throw it away
+    /// and rebuild from what is durable.
+    pub(crate) fn recover(&self, chain: &mut Chain) {
+        let file = match (self.reopen_log)() {
+            Ok(file) => file,
+            Err(e) => panic!("block log cannot be reopened after a failed write: {e}"),
+        };
+        match Chain::open(file, Some(&self.index)) {
+            Ok(fresh) => *chain = fresh,
+            Err(e) => panic!("state cannot be rebuilt after a failed write: {e:#}"),
         }
     }
 
-    /// This replica's part: `halted`, or its Raft role.
-    pub(crate) fn role(&self) -> &'static str {
-        if self.halted.lock().expect("halted").is_some() {
-            return "halted";
+    /// A block was appended: readers waiting on its height, and event streams, hear of it.
+    pub(crate) fn publish_events(&self, block: &Block, involved: Vec<Vec<AccountId>>) {
+        self.applied.send_replace(block.header.height);
+        if self.events.receiver_count() == 0 {
+            return;
         }
-        self.replication().map_or("follower", |r| r.role())
+        let h = &block.header;
+        let events: Vec<TxEvent> = block
+            .txs
+            .iter()
+            .zip(&block.outcomes)
+            .zip(involved)
+            .filter_map(|((tx, outcome), accounts)| {
+                let body = TxBody::decode(&tx.body).ok()?;
+                let (status, reason) = match outcome {
+                    Outcome::Applied => (TxStatus::Applied, None),
+                    Outcome::Rejected(r) => (TxStatus::Rejected, Some(TxCode::from(*r))),
+                };
+                Some(TxEvent {
+                    tx_id: tx.id(&h.chain_id),
+                    height: h.height,
+                    timestamp_ms: h.timestamp_ms,
+                    kind: body.action.kind_name().to_string(),
+                    status,
+                    reason,
+                    signer: tx.signer,
+                    accounts,
+                    body,
+                })
+            })
+            .collect();
+        let _ = self.events.send(Arc::new(events));
     }
 
     /// Waits up to `wait` until this replica has applied block `height`; false if not.
@@ -140,15 +131,6 @@ impl Shared {
         self.metrics.halted.store(1, std::sync::atomic::Ordering::Relaxed);
         *self.halted.lock().expect("halted") = Some(halt);
     }
-}
-
-/// What every HTTP handler holds: the shared state, the way to the producer, and the
-/// signature verifier.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub shared: Arc<Shared>,
-    pub submit: SyncSender<Submission>,
-    pub verifier: Verifier,
 }
 
 /// One client request's worth of verified transactions waiting for a block.

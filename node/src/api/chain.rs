@@ -123,7 +123,7 @@ async fn health(State(state): State<AppState>) -> Json<HealthView> {
         .as_ref()
         .map(|h| HaltView { height: h.height, reason: h.reason.clone() });
     let status = if halted.is_some() { "halted" } else { status };
-    let role = state.shared.role().to_string();
+    let role = state.replicas.role().to_string();
     let chain = state.shared.chain.read().await;
     Json(HealthView {
         status: status.into(),

@@ -22,23 +22,24 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 /// within half a second). A node alone is a cluster of one: replica 1, its leader.
 #[utoipa::path(get, path = "/v1/cluster", tag = "chain", responses((status = 200, body = ClusterView)))]
 async fn cluster(State(state): State<AppState>) -> Json<ClusterView> {
-    Json(view(&state.shared).await)
+    Json(view(&state).await)
 }
 
 /// The cluster as this replica sees it (also on the dashboard).
-pub(super) async fn view(shared: &crate::shared::Shared) -> ClusterView {
+pub(super) async fn view(state: &AppState) -> ClusterView {
+    let (shared, replication) = (&state.shared, &state.replicas);
     let (replicas, height) = {
         let chain = shared.chain.read().await;
         (chain.state.replicas.clone(), chain.head.height)
     };
-    let (term, leader) = shared.replication().map_or((0, None), |r| r.term_and_leader());
-    let me = shared.replication().map(|r| r.members.me);
+    let (term, leader) = replication.get().map_or((0, None), |r| r.term_and_leader());
+    let me = replication.get().map(|r| r.members.me);
     if replicas.is_empty() {
         let alone = MemberView {
             id: 1,
             name: "node".into(),
             api_addr: String::new(),
-            role: shared.role().into(),
+            role: replication.role().into(),
             applied_height: Some(height),
             voter: true,
         };
@@ -46,7 +47,7 @@ pub(super) async fn view(shared: &crate::shared::Shared) -> ClusterView {
     }
     let members = replicas.iter().map(|replica| async move {
         let (role, applied_height) = if Some(replica.id) == me {
-            (shared.role().to_string(), Some(height))
+            (replication.role().to_string(), Some(height))
         } else {
             match member_health(&shared.forwarding, &replica.api_addr).await {
                 Some(health) => (health.role, Some(health.height)),

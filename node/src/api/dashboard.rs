@@ -25,7 +25,7 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 #[utoipa::path(get, path = "/", tag = "dashboard",
     responses((status = 200, body = String, content_type = "text/html; charset=utf-8", description = "the page")))]
 async fn page(State(state): State<AppState>) -> impl IntoResponse {
-    let cluster = super::cluster::view(&state.shared).await;
+    let cluster = super::cluster::view(&state).await;
     let body = render_body(&*state.shared.chain.read().await, &cluster);
     let html = format!(
         "<!doctype html><html lang=\"ja\"><head><meta charset=\"utf-8\">\
@@ -40,7 +40,7 @@ async fn page(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/dashboard/live", tag = "dashboard",
     responses((status = 200, body = String, content_type = "text/html; charset=utf-8", description = "the page's body")))]
 async fn live(State(state): State<AppState>) -> impl IntoResponse {
-    let cluster = super::cluster::view(&state.shared).await;
+    let cluster = super::cluster::view(&state).await;
     ([(header::CACHE_CONTROL, "no-store")], Html(render_body(&*state.shared.chain.read().await, &cluster)))
 }
 

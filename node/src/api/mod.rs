@@ -10,7 +10,15 @@ use axum::Router;
 /// The HTTP error shape and JSON extractor, shared with the merchant API so both answer alike.
 pub use machi_host::{ApiError, JsonBody};
 
-pub(crate) use crate::shared::AppState;
+/// What every HTTP handler holds: the shared state, replication, the way to the producer,
+/// and the signature verifier.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub shared: std::sync::Arc<crate::shared::Shared>,
+    pub replicas: std::sync::Arc<crate::replica::replication::Replicas>,
+    pub submit: std::sync::mpsc::SyncSender<crate::shared::Submission>,
+    pub verifier: crate::verify::Verifier,
+}
 
 mod accounts;
 mod chain;

@@ -64,7 +64,7 @@ async fn submit(
         Err(rejection) => return JsonBody::<SubmitRequest>::rejection(rejection).into_response(),
     };
     // A follower sends the request on to the leader as it came, and relays the answer.
-    match state.shared.route(LEADER_WAIT).await {
+    match state.replicas.route(LEADER_WAIT).await {
         Route::Here => {}
         Route::Leader(_, leader) => return forward(&state, &leader, body).await,
         Route::NoLeader => return no_leader(&state.shared),

@@ -26,6 +26,7 @@ struct Member {
     key: SigningKey,
     file: FaultyFile,
     shared: Arc<crate::Shared>,
+    replicas: Arc<super::replication::Replicas>,
     api: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -54,13 +55,22 @@ impl Member {
             Box::new(move || Ok(Box::new(file.clone()) as Box<dyn LogFile>)) as crate::ReopenLog
         };
         let node = Node::open_with(reopen, dir.path(), key.clone(), clock).unwrap();
-        let shared = node.shared.clone();
+        let (shared, replicas) = (node.shared.clone(), node.replicas.clone());
         let api_url = format!("http://{}", api.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(node.serve_replica(api, raft, Default::default(), async {
             let _ = stopped.await;
         }));
-        Member { key, file, shared, api: api_url, stop: Some(stop), served: Some(served), _dir: dir }
+        Member {
+            key,
+            file,
+            shared,
+            replicas,
+            api: api_url,
+            stop: Some(stop),
+            served: Some(served),
+            _dir: dir,
+        }
     }
 }
 
@@ -102,8 +112,7 @@ impl Cluster {
             listeners.push((api, raft));
         }
         let genesis =
-            crate::cluster::cluster_genesis(CHAIN, &town, &keys[0], replicas.clone(), crate::now_ms())
-                .unwrap();
+            crate::setup::cluster_genesis(CHAIN, &town, &keys[0], replicas.clone(), crate::now_ms()).unwrap();
         let mut members = Vec::new();
         for ((key, (api, raft)), clock) in keys.into_iter().zip(listeners).zip(clocks) {
             members.push(Member::start(&genesis, key, api, raft, None, clock).await);
@@ -115,10 +124,11 @@ impl Cluster {
     async fn leader(&self, not: Option<usize>) -> usize {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
-            let leading =
-                self.members.iter().enumerate().find(|(i, m)| {
-                    Some(*i) != not && m.shared.replication().is_some_and(|r| r.can_produce())
-                });
+            let leading = self
+                .members
+                .iter()
+                .enumerate()
+                .find(|(i, m)| Some(*i) != not && m.replicas.get().is_some_and(|r| r.can_produce()));
             if let Some((i, _)) = leading {
                 return i;
             }
@@ -251,7 +261,7 @@ async fn a_forged_block_halts_every_replica_that_replays_it() {
     };
     let signature = cluster.members[leader].key.sign(&header.hash().0).to_bytes();
     let forged = Block { header, signature, txs: vec![forged_tx.clone()], outcomes };
-    let raft = cluster.members[leader].shared.replication().unwrap().raft.clone();
+    let raft = cluster.members[leader].replicas.get().unwrap().raft.clone();
     let _ = raft.client_write(BlockProposal::new(&forged).unwrap()).await;
 
     // The leader applies the block once a follower holds it, and halts. A follower that
@@ -410,7 +420,7 @@ async fn the_town_adds_an_auditor_and_retires_a_replica() {
     let retire = cluster.sign(&cluster.town, Action::SetReplicas { replicas: without });
     cluster.commit(leader, &retire).await;
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    let raft = cluster.members[leader].shared.replication().unwrap().raft.clone();
+    let raft = cluster.members[leader].replicas.get().unwrap().raft.clone();
     while raft.metrics().borrow().membership_config.membership().get_node(&(retired as u64 + 1)).is_some() {
         assert!(tokio::time::Instant::now() < deadline, "the retired replica is still a member");
         tokio::time::sleep(Duration::from_millis(20)).await;

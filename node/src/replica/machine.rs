@@ -191,16 +191,16 @@ fn apply_verified(shared: &Shared, block: &Block) -> Result<ApplyOutcome, Refuse
     let prev = chain.head.clone();
     if let Err(e) = replay(&mut chain.state, Some(&prev), block, SignatureCheck::All) {
         // The state may hold part of the block: rebuild it from the log, which does not.
-        crate::producer::recover(shared, &mut chain);
+        shared.recover(&mut chain);
         return Err(Refused::Halt(e.to_string()));
     }
     if let Err(e) = chain.log.append(&block.encode()) {
-        crate::producer::recover(shared, &mut chain);
+        shared.recover(&mut chain);
         return Err(Refused::Storage(e));
     }
     let involved = chain.commit_block(block);
     drop(chain);
-    crate::producer::publish_events(shared, block, involved);
+    shared.publish_events(block, involved);
     Ok(ApplyOutcome::Applied { height, hash })
 }
 

@@ -118,6 +118,86 @@ pub(crate) enum Proposed {
     Unconfirmed(String),
 }
 
+/// This node's replication, once it has started (Raft starts a moment after the node
+/// opens): what the HTTP handlers, the producer and the replica listener reach it by.
+pub(crate) struct Replicas {
+    shared: Arc<Shared>,
+    replication: std::sync::OnceLock<Arc<Replication>>,
+    side: std::sync::OnceLock<Arc<NodeSide>>,
+    started: tokio::sync::Notify,
+}
+
+impl Replicas {
+    pub(crate) fn new(shared: Arc<Shared>) -> Replicas {
+        Replicas {
+            shared,
+            replication: std::sync::OnceLock::new(),
+            side: std::sync::OnceLock::new(),
+            started: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Replication has started.
+    pub(crate) fn started(&self, replication: Arc<Replication>, side: Arc<NodeSide>) {
+        let _ = self.replication.set(replication);
+        let _ = self.side.set(side);
+        self.started.notify_waiters();
+    }
+
+    /// Replication could not start (the replica halted, saying why).
+    pub(crate) fn failed(&self) {
+        self.started.notify_waiters();
+    }
+
+    pub(crate) fn get(&self) -> Option<&Arc<Replication>> {
+        self.replication.get()
+    }
+
+    /// Replication once it has started; `None` if it could not start.
+    pub(crate) async fn ready(&self) -> Option<(Arc<Replication>, Arc<NodeSide>)> {
+        loop {
+            let started = self.started.notified();
+            tokio::pin!(started);
+            started.as_mut().enable();
+            if let (Some(replication), Some(side)) = (self.replication.get(), self.side.get()) {
+                return Some((replication.clone(), side.clone()));
+            }
+            if self.shared.is_halted() {
+                return None;
+            }
+            started.await;
+        }
+    }
+
+    /// Where a write goes now, waiting up to `wait` for replication to start and a leader
+    /// to be known (a node that just opened, or an election).
+    pub(crate) async fn route(&self, wait: Duration) -> Route {
+        if self.shared.is_halted() {
+            return Route::NoLeader;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let started = self.started.notified();
+        tokio::pin!(started);
+        started.as_mut().enable();
+        if self.get().is_none()
+            && tokio::time::timeout_at(deadline, started).await.is_err()
+            && self.get().is_none()
+        {
+            return Route::NoLeader;
+        }
+        let Some(replication) = self.get() else { return Route::NoLeader };
+        replication.route(deadline.saturating_duration_since(tokio::time::Instant::now())).await
+    }
+
+    /// This replica's part: `halted`, or its Raft role.
+    pub(crate) fn role(&self) -> &'static str {
+        if self.shared.is_halted() {
+            return "halted";
+        }
+        self.get().map_or("follower", |r| r.role())
+    }
+}
+
 pub(crate) struct Replication {
     pub(crate) raft: Raft<TypeConfig>,
     pub(crate) members: Members,

@@ -1,4 +1,5 @@
-//! Setting up a cluster, in the order the parties follow, each keeping its own private
+//! Setting up a chain: a node alone (`init`: the town's and the producer's keys and a
+//! genesis), or a cluster, in the order the parties follow, each keeping its own private
 //! key: every replica makes its producer key (`keygen`); the town writes `cluster.toml`
 //! naming the replicas and makes the genesis (`init_cluster`), which names them on chain;
 //! every other replica starts its chain from that genesis file (`init_from_genesis`),
@@ -10,12 +11,74 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context};
 use machi_api::{BlockView, ClusterFile};
 use machi_ledger::{
-    decode, genesis_with, replay, AccountId, Action, ApplyAt, Block, Outcome, Replica, SignatureCheck,
-    SignedTx, SigningKey, State, TxBody,
+    decode, genesis, genesis_with, replay, AccountId, Action, ApplyAt, Block, Outcome, Replica,
+    SignatureCheck, SignedTx, SigningKey, State, TxBody,
 };
 
 use crate::chain::{self, Chain};
-use crate::storage::DiskFile;
+use crate::storage::{DiskFile, LogFile};
+
+/// Creates a new chain in `data_dir`: keys for the town and the producer, and genesis.
+pub fn init(data_dir: &Path, chain_id: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    check_new_chain(data_dir, chain_id)?;
+    let keys_dir = data_dir.join("keys");
+    std::fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
+    set_mode(&keys_dir, 0o700)?;
+    let (town, producer) = (crate::keys::generate(), crate::keys::generate());
+    let (town_path, producer_path) = (keys_dir.join("town.key"), keys_dir.join("producer.key"));
+    crate::keys::write_key(&town_path, &town)?;
+    crate::keys::write_key(&producer_path, &producer)?;
+    let block = genesis_block(chain_id, &town, &producer, chain::now_ms());
+    Chain::create(Box::new(DiskFile::open(&chain::log_path(data_dir))?), &block)?;
+    Ok((town_path, producer_path))
+}
+
+/// Writes a new chain's genesis block into `file` (tests use memory files).
+pub fn init_log(
+    file: Box<dyn LogFile>,
+    chain_id: &str,
+    town: &SigningKey,
+    producer: &SigningKey,
+) -> anyhow::Result<()> {
+    Chain::create(file, &genesis_block(chain_id, town, producer, chain::now_ms()))
+}
+
+pub(crate) fn genesis_block(
+    chain_id: &str,
+    town: &SigningKey,
+    producer: &SigningKey,
+    now_ms: u64,
+) -> machi_ledger::Block {
+    let town_id = machi_ledger::AccountId::of(town);
+    let producer_id = machi_ledger::AccountId::of(producer);
+    let body = TxBody {
+        chain_id: chain_id.to_string(),
+        created_ms: now_ms,
+        ttl_ms: 60_000,
+        nonce: 0,
+        action: Action::Genesis { town: town_id, producer: producer_id },
+    };
+    let tx = decode(chain_id, SignedTx::sign(chain_id, town, &body)).expect("own genesis decodes");
+    genesis(&mut State::new(chain_id), tx, now_ms, producer)
+}
+
+/// A valid chain id, and a data folder without a chain.
+pub(crate) fn check_new_chain(data_dir: &Path, chain_id: &str) -> anyhow::Result<()> {
+    if !machi_ledger::chain_id_is_valid(chain_id) {
+        let max = machi_ledger::CHAIN_ID_BYTES_MAX;
+        bail!("chain id must be 1-{max} characters of letters, digits, '-', '_' or '.'");
+    }
+    if chain::log_path(data_dir).exists() {
+        bail!("{} already holds a chain", data_dir.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
 
 /// The genesis file the town hands to the other replicas: the genesis block as one line
 /// of the export format (docs/FORMAT.md).
@@ -35,7 +98,7 @@ const GENESIS_FILE_BYTES_MAX: u64 = 1024 * 1024;
 pub fn keygen(data_dir: &Path) -> anyhow::Result<(PathBuf, AccountId)> {
     let keys_dir = data_dir.join("keys");
     std::fs::create_dir_all(&keys_dir).with_context(|| format!("creating {}", keys_dir.display()))?;
-    crate::node::set_mode(&keys_dir, 0o700)?;
+    set_mode(&keys_dir, 0o700)?;
     let path = producer_key_path(data_dir);
     if path.exists() {
         bail!("{} exists: this replica already has a producer key", path.display());
@@ -55,7 +118,7 @@ pub fn read_cluster_file(path: &Path) -> anyhow::Result<ClusterFile> {
 /// `cluster`, signed by this replica's producer key (from `keygen`), which the cluster
 /// must name. Writes the block log and `DIR/genesis.json`; returns the town key's path.
 pub fn init_cluster(data_dir: &Path, chain_id: &str, cluster: &ClusterFile) -> anyhow::Result<PathBuf> {
-    crate::node::check_new_chain(data_dir, chain_id)?;
+    check_new_chain(data_dir, chain_id)?;
     let replicas = cluster.replicas().map_err(|e| anyhow::anyhow!(e))?;
     let producer_path = producer_key_path(data_dir);
     let producer = crate::keys::read_key(&producer_path)
@@ -159,7 +222,7 @@ pub fn init_from_genesis(
         genesis_file.display(),
         block.header.height
     );
-    crate::node::check_new_chain(data_dir, &block.header.chain_id)?;
+    check_new_chain(data_dir, &block.header.chain_id)?;
     let mut state = State::new(&block.header.chain_id);
     replay(&mut state, None, &block, SignatureCheck::All)
         .map_err(|e| anyhow::anyhow!("{} does not replay: {e}", genesis_file.display()))?;
