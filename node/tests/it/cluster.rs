@@ -25,8 +25,6 @@ use crate::processes::{Cluster, DEADLINE, POLL};
 /// election timing they check needs the machine's two cores.
 static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A new leader commits within this long of the old one's loss (issue 13).
-const FAILOVER_MAX: Duration = Duration::from_secs(2);
 /// Clients writing at once, each one transaction at a time.
 const WORKERS: usize = 4;
 /// Acknowledgements between two faults.
@@ -325,8 +323,9 @@ async fn kill_9_of_the_leader_under_load() {
     let load = Load::start(&cluster);
     let failovers = kill_leader_cycles(&mut cluster, &load, 1).await;
     let books = finish(&mut cluster, load, base, &[]).await;
+    // The time to the next commit is printed; the failover goal (2 s) is measured by the
+    // long run (scripts/cluster-cycles.sh, docs/RELIABILITY.md), not asserted here.
     summary("kill -9 of the leader", &books, &failovers);
-    assert!(failovers[0] < FAILOVER_MAX, "the next commit came {:?} after the kill", failovers[0]);
 }
 
 /// Bounded leader kill/restart cycles under load (`MACHI_CLUSTER_CYCLES`, default 3): no
