@@ -82,12 +82,27 @@ pub(crate) struct Replica {
     pub(crate) url: String,
     pub(crate) client: Client,
     log: PathBuf,
-    child: Option<Child>,
+    /// The process while it runs (a lock, so a wait can check it has not exited).
+    child: Mutex<Option<Child>>,
 }
 
 impl Replica {
+    /// Fails the test at once if the process has exited on its own.
+    fn assert_alive(&self) {
+        let exited = self.child.lock().unwrap().as_mut().and_then(|c| c.try_wait().expect("waits"));
+        if let Some(status) = exited {
+            panic!("replica {} exited on its own ({status}); see its log", self.id);
+        }
+    }
+
+    /// The process, if it runs (a lock poisoned by a failing test still yields it, so the
+    /// process is killed all the same).
+    fn child(&mut self) -> &mut Option<Child> {
+        self.child.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub(crate) fn running(&self) -> bool {
-        self.child.is_some()
+        self.child.lock().unwrap().is_some()
     }
 }
 
@@ -134,7 +149,7 @@ impl Cluster {
                 raft_listen,
                 client: Client::with_timeout(&url, Duration::from_secs(30)),
                 url,
-                child: None,
+                child: Mutex::new(None),
             });
         }
         let cluster_file = work.path().join("cluster.toml");
@@ -226,7 +241,7 @@ impl Cluster {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let replica = self.at_mut(id);
-        replica.child = Some(child);
+        *replica.child.lock().unwrap() = Some(child);
         let line = match tokio::time::timeout(DEADLINE, line).await {
             Ok(Ok(line)) => line,
             _ => panic!("replica {id} did not start: no first line within {DEADLINE:?}"),
@@ -237,7 +252,7 @@ impl Cluster {
 
     /// `kill -9` (SIGKILL: no shutdown code runs); returns the moment it was sent.
     pub(crate) fn kill9(&mut self, id: u64) -> Instant {
-        let mut child = self.at_mut(id).child.take().expect("the replica runs");
+        let mut child = self.at_mut(id).child().take().expect("the replica runs");
         child.kill().expect("SIGKILL");
         let killed = Instant::now();
         child.wait().expect("reaped");
@@ -246,7 +261,7 @@ impl Cluster {
 
     /// SIGTERM, and waits for the process to exit cleanly.
     pub(crate) async fn stop(&mut self, id: u64) {
-        let mut child = self.at_mut(id).child.take().expect("the replica runs");
+        let mut child = self.at_mut(id).child().take().expect("the replica runs");
         let status =
             Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
         assert!(status.success(), "kill -TERM failed for replica {id}");
@@ -288,6 +303,7 @@ impl Cluster {
         loop {
             let mut says = HashMap::<u64, Vec<u64>>::new();
             for replica in self.replicas.iter().filter(|r| r.running()) {
+                replica.assert_alive();
                 if !among.is_empty() && !among.contains(&replica.id) {
                     continue;
                 }
@@ -312,6 +328,7 @@ impl Cluster {
         let deadline = Instant::now() + DEADLINE;
         let url = format!("{}/v1/chain/head?min_height={height}", self.url(id));
         loop {
+            self.at(id).assert_alive();
             // The replica waits up to 10 s itself before it answers `behind`.
             let sent = self.http.get(&url).timeout(Duration::from_secs(15)).send().await;
             if let Ok(response) = sent {
@@ -429,15 +446,16 @@ fn copy_dir(from: &Path, to: &Path) {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for replica in &mut self.replicas {
-            if let Some(mut child) = replica.child.take() {
+            if let Some(mut child) = replica.child().take() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
         }
         if std::thread::panicking() {
             for replica in &self.replicas {
+                // Backtrace frames (indented) are left out; the whole log stays on disk.
                 let text = std::fs::read_to_string(&replica.log).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
+                let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
                 let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
                 eprintln!(
                     "---- replica {} log (last {} lines) ----\n{}",
@@ -446,6 +464,9 @@ impl Drop for Cluster {
                     tail.join("\n")
                 );
             }
+            // Kept for a look at the data folders and whole logs.
+            let work = std::mem::replace(&mut self.work, tempfile::tempdir().expect("temp dir"));
+            eprintln!("the cluster's folder is kept: {}", work.keep().display());
         }
     }
 }
