@@ -322,6 +322,33 @@ impl Cluster {
         }
     }
 
+    /// Waits until every running replica has applied within `lag` blocks of the leader's
+    /// head (as the leader's `/v1/cluster` shows them): the cluster is whole again after
+    /// a restart, and its followers are all fit to take over.
+    pub(crate) async fn in_step(&self, lag: u64) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let leader = self.leader(None, &[]).await;
+            if let Some(view) = self.cluster_view(leader).await {
+                let running: Vec<u64> = self.replicas.iter().filter(|r| r.running()).map(|r| r.id).collect();
+                let heights: Vec<Option<u64>> = view
+                    .members
+                    .iter()
+                    .filter(|m| running.contains(&m.id))
+                    .map(|m| m.applied_height)
+                    .collect();
+                let top = view.members.iter().find(|m| m.id == leader).and_then(|m| m.applied_height);
+                if let Some(top) = top {
+                    if heights.iter().all(|h| h.is_some_and(|h| h + lag >= top)) {
+                        return;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "the replicas did not come within {lag} blocks of the leader");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits until replica `id` has applied block `height` (`?min_height=`), and returns
     /// its head.
     pub(crate) async fn caught_up(&self, id: u64, height: u64) -> HeadView {
