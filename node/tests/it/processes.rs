@@ -322,6 +322,25 @@ impl Cluster {
         }
     }
 
+    /// Waits until every running replica names the same leader in the same term: the
+    /// elections of a cluster's first moments are over.
+    pub(crate) async fn settled(&self) -> u64 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut seen = Vec::new();
+            for replica in self.replicas.iter().filter(|r| r.running()) {
+                seen.push(self.cluster_view(replica.id).await.map(|v| (v.leader, v.term)));
+            }
+            if let Some(Some((Some(leader), _))) = seen.first() {
+                if seen.iter().all(|s| s == &seen[0]) {
+                    return *leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "the replicas did not settle on a leader: {seen:?}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits until every running replica has applied within `lag` blocks of the leader's
     /// head (as the leader's `/v1/cluster` shows them): the cluster is whole again after
     /// a restart, and its followers are all fit to take over.
