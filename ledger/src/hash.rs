@@ -168,7 +168,7 @@ pub fn merkle_root(leaves: &[[u8; 32]]) -> Hash32 {
     Hash32(merkle_subtree(leaves))
 }
 
-fn merkle_subtree(leaves: &[[u8; 32]]) -> [u8; 32] {
+pub(crate) fn merkle_subtree(leaves: &[[u8; 32]]) -> [u8; 32] {
     if let [leaf] = leaves {
         let mut hasher = Sha256::new();
         hasher.update([0u8]);
@@ -186,7 +186,7 @@ fn merkle_subtree(leaves: &[[u8; 32]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn largest_power_of_two_below(n: usize) -> usize {
+pub(crate) fn largest_power_of_two_below(n: usize) -> usize {
     debug_assert!(n >= 2);
     let mut k = 1;
     while k * 2 < n {

@@ -1,8 +1,9 @@
 //! machi's ledger: the pure rules of a town's premium voucher currency.
 //!
 //! Layout: `yen` (integer money, rates), `hash` (the byte-exact hashes of
-//! docs/FORMAT.md), `tx` (transaction bodies, encoding), `signature` (the one Ed25519
-//! acceptance rule, single and batch), `issue` (issues and supply), `state` (accounts and
+//! docs/FORMAT.md), `proof` (inclusion proofs in a block's two Merkle trees), `tx`
+//! (transaction bodies, encoding), `signature` (the one Ed25519 acceptance rule, single
+//! and batch), `issue` (issues and supply), `state` (accounts and
 //! the state transition `State::apply`), `block` (headers, production, replay), `reason`
 //! (rejection and refusal codes), `limits` and `time` (JST); with the feature `testkit`,
 //! which only tests turn on, `testkit` (the standard issue of machi's tests). No I/O, no
@@ -14,6 +15,7 @@ mod block;
 mod hash;
 mod issue;
 mod limits;
+mod proof;
 mod reason;
 mod signature;
 mod state;
@@ -37,6 +39,7 @@ pub use limits::{
     ADDR_BYTES_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, REPLICAS_MAX, SETTLE_REQUESTS_MAX,
     TTL_MS_MAX,
 };
+pub use proof::{inclusion_proof, verify_inclusion};
 pub use reason::{Outcome, Reason, Refusal, TxError};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{

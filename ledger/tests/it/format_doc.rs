@@ -2,8 +2,8 @@
 //! Every line `vector KIND ARGS... => EXPECTED` in it is recomputed.
 
 use machi_ledger::{
-    merkle_root, outcome_record, sha256, tx_id, verify_signature, AccountId, Action, SignedTx, SigningKey,
-    TxBody, TxError, TxId, Yen,
+    inclusion_proof, merkle_root, outcome_record, sha256, tx_id, verify_inclusion, verify_signature,
+    AccountId, Action, Hash32, SignedTx, SigningKey, TxBody, TxError, TxId, Yen,
 };
 
 const FORMAT_MD: &str = include_str!("../../../docs/FORMAT.md");
@@ -69,6 +69,16 @@ fn compute(kind: &str, args: &[&str]) -> String {
             let leaves: Vec<[u8; 32]> = leaves.iter().filter(|l| **l != "-").map(|l| h32(l)).collect();
             merkle_root(&leaves).to_hex()
         }
+        ("inclusion_proof", [index, leaves @ ..]) => {
+            let leaves: Vec<[u8; 32]> = leaves.iter().map(|l| h32(l)).collect();
+            let proof = inclusion_proof(&leaves, index.parse().unwrap());
+            proof.iter().map(Hash32::to_hex).collect::<Vec<_>>().join(" ")
+        }
+        ("verify_inclusion", [leaf, index, size, root, proof @ ..]) => {
+            let proof: Vec<Hash32> = proof.iter().filter(|p| **p != "-").map(|p| Hash32(h32(p))).collect();
+            let (index, size) = (index.parse().unwrap(), size.parse().unwrap());
+            verify_inclusion(&h32(leaf), index, size, &proof, &Hash32(h32(root))).to_string()
+        }
         ("block_hash", [header]) => sha256(&hex::decode(header).unwrap()).to_hex(),
         ("sample_body", []) => hex::encode(sample_body().encode()),
         ("replicas_body", []) => hex::encode(replicas_body().encode()),
@@ -109,7 +119,7 @@ fn format_md_vectors_hold() {
         assert_eq!(compute(kind, &args), expected.trim(), "FORMAT.md: vector {line}");
         checked += 1;
     }
-    assert!(checked >= 22, "FORMAT.md should carry its vectors ({checked} found)");
+    assert!(checked >= 29, "FORMAT.md should carry its vectors ({checked} found)");
 }
 
 #[test]
