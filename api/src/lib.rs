@@ -7,7 +7,8 @@
 //! (`TxCode`, every code a transaction's result can carry, typed), `explain` (every
 //! code in plain Japanese and English, the one source of those words), `account`,
 //! `issue` (issues and the supply report), `chain` (head, health, blocks as exported,
-//! events), `pay` (the merchant API's pay code), `error` (the error body of every
+//! events), `proof` (a transaction's inclusion proofs, and checking them against a block
+//! hash), `pay` (the merchant API's pay code), `error` (the error body of every
 //! service). Amounts are integer yen; hashes and keys are lowercase hex.
 
 mod account;
@@ -18,6 +19,7 @@ mod error;
 mod explain;
 mod issue;
 mod pay;
+mod proof;
 mod tx;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
@@ -30,4 +32,5 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use explain::{explain, Lang};
 pub use issue::{IssueSupplyView, IssueView, SupplyReport};
 pub use pay::PayCodeView;
+pub use proof::{BlockHeaderView, OutcomeRecordView, ProofCheck, TxProof};
 pub use tx::{SubmitRequest, SubmitResponse, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};

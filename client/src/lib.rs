@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use machi_api::{
     AccountView, BlockView, ErrorBody, HeadView, HealthView, IssueView, PayCodeView, SupplyReport,
-    TxErrorBody, TxResultView, TxView,
+    TxErrorBody, TxProof, TxResultView, TxView,
 };
 use machi_ledger::{AccountId, Action, SignedTx, SigningKey, TxBody, TxId};
 use serde::de::DeserializeOwned;
@@ -370,6 +370,13 @@ impl Client {
     /// A committed transaction: its result, its place in the block, its body.
     pub async fn tx(&self, id: &TxId) -> Result<TxView, ClientError> {
         self.get(&format!("/v1/transactions/{id}")).await
+    }
+
+    /// The proof that a committed transaction and its outcome are in its block: the
+    /// block header and the inclusion proofs (check it with `TxProof::check` against a
+    /// block hash from elsewhere). 404 `not_found` while it is not on the chain.
+    pub async fn proof(&self, id: &TxId) -> Result<TxProof, ClientError> {
+        self.get(&format!("/v1/transactions/{id}/proof")).await
     }
 
     pub async fn account(&self, id: &AccountId) -> Result<AccountView, ClientError> {

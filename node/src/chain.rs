@@ -143,6 +143,13 @@ impl Chain {
         BlockReads { format: self.log.format(), wanted, cache: self.cache.clone() }
     }
 
+    /// The block holding `loc`, as a read to do after the chain's lock is released.
+    pub(crate) fn block_read(&self, loc: TxLoc) -> BlockReads {
+        let wanted =
+            self.log.locate(loc.height).map(|(start, next)| (loc, start, next)).into_iter().collect();
+        BlockReads { format: self.log.format(), wanted, cache: self.cache.clone() }
+    }
+
     /// Creates a new chain's log with its genesis block.
     pub fn create(file: Box<dyn LogFile>, genesis: &Block) -> anyhow::Result<()> {
         let opened = BlockLog::open(file)?;

@@ -27,6 +27,7 @@ mod dashboard;
 mod events;
 mod issues;
 mod openapi;
+mod proof;
 pub(crate) mod transactions;
 
 pub(crate) use chain::HEAD_WAIT_MS_MAX;
@@ -40,6 +41,7 @@ pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     [
         transactions::routes(),
+        proof::routes(),
         accounts::routes(),
         issues::routes(),
         chain::routes(),

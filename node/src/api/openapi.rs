@@ -31,6 +31,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     paths(
         super::transactions::submit,
         super::transactions::status,
+        super::proof::proof,
         super::accounts::account,
         super::issues::list,
         super::issues::one,

@@ -11,6 +11,7 @@ mod history;
 mod limits;
 mod openapi;
 mod processes;
+mod proof;
 mod raft_proxy;
 mod sale_day;
 mod stop;
