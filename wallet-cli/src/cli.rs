@@ -19,6 +19,7 @@ use crate::commands;
 ///   echo 2468 | machi-wallet --json balance --card 1234-5678-9
 ///   machi-wallet check TX_ID                 # what became of a transaction
 ///   machi-wallet kiosk                       # the assisted kiosk at the town hall
+///   machi-wallet verify-receipt receipt.txt --block-hash HASH  # check a receipt
 #[derive(Parser)]
 #[command(name = "machi-wallet", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
@@ -93,6 +94,10 @@ pub(crate) enum Command {
     Check(commands::check::CheckArgs),
     /// Write the receipt of a committed payment as a plain-text file for the kiosk printer.
     Receipt(commands::receipt::ReceiptArgs),
+    /// Check a receipt without the rest of the chain: its block, proven against a block
+    /// hash you trust (--block-hash, as the town publishes it, else read from --node),
+    /// holds the transaction and an "applied" outcome. Exit 0 proven, 6 not proven.
+    VerifyReceipt(commands::verify_receipt::VerifyReceiptArgs),
     /// Counter staff: register residents, sell sets, replace lost cards.
     #[command(subcommand)]
     Operator(commands::operator::OperatorCommand),

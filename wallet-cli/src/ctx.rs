@@ -223,18 +223,41 @@ pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_api::PayCode
     })
 }
 
-/// A committed payment's receipt as plain text for the kiosk printer.
+/// A committed payment's or purchase's receipt as plain text for the kiosk printer: what
+/// was paid or bought, and the transaction id, block height and block hash with their
+/// check code as text and as a QR code, so that anyone can check it
+/// (`machi-wallet verify-receipt`, docs/FORMAT.md "Checking a receipt").
 pub(crate) async fn receipt_text(ctx: &Ctx, id: &machi_ledger::TxId) -> Result<String, Failure> {
     let tx = ctx.client.tx(id).await?;
     let body = tx.body.ok_or_else(|| user("not a transaction this wallet can print"))?;
-    let Action::Pay { shop, amount, invoice } = body.action else {
-        return Err(user(ctx.t("支払いの取引ではありません", "that transaction is not a payment")));
+    let what = match body.action {
+        Action::Pay { shop, amount, invoice } => {
+            let shop_name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
+            format!(
+                "お支払い明細 / Receipt\n------------------------------\nお店 Shop   : {shop_name}\n金額 Amount : {amount}\n{}",
+                invoice.map(|i| format!("請求番号    : {i}\n")).unwrap_or_default()
+            )
+        }
+        Action::SellSets { issue, sets, cash_received, .. } => {
+            let name = ctx.client.issue(issue).await.map(|i| i.params.name).unwrap_or_default();
+            format!(
+                "ご購入明細 / Purchase\n------------------------------\n商品券 Issue: {name}（第{issue}回）\nセット Sets: {sets}\n代金 Paid   : {cash_received}\n"
+            )
+        }
+        _ => {
+            return Err(user(
+                ctx.t("支払いか購入の取引ではありません", "that transaction is not a payment or a purchase"),
+            ))
+        }
     };
-    let shop_name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
+    let (Some(height), Some(block_hash)) = (tx.result.height, tx.result.block_hash) else {
+        return Err(user(ctx.t("まだ記録されていない取引です", "that transaction is not on the chain yet")));
+    };
+    let code = crate::receipt_code::ReceiptCode { chain_id: body.chain_id, tx_id: *id, height, block_hash };
     let when = machi_ledger::time::format_jst(tx.timestamp_ms);
     Ok(format!(
-        "machi プレミアム商品券\nお支払い明細 / Receipt\n------------------------------\n日時 Date   : {when} (JST)\nお店 Shop   : {shop_name}\n金額 Amount : {amount}\n{}取引ID Tx  : {id}\nブロック    : {}\n------------------------------\nおつりは出ません / No change is given\n",
-        invoice.map(|i| format!("請求番号    : {i}\n")).unwrap_or_default(),
-        tx.result.height.unwrap_or_default()
+        "machi プレミアム商品券\n{what}日時 Date   : {when} (JST)\n------------------------------\n取引ID Tx     : {id}\nブロック Block: {height}\nブロックハッシュ Block hash:\n  {block_hash}\n確認用コード Check code:\n{}\n{}\nこの領収書は、だれでも確かめられます:\n  machi-wallet verify-receipt（町が公表するブロックハッシュと照合）\n------------------------------\nおつりは出ません / No change is given\n",
+        code.payload(),
+        code.print_lines().join("\n"),
     ))
 }

@@ -270,6 +270,19 @@ impl Kiosk<'_> {
         }
     }
 
+    /// Shows a screen made whole elsewhere (the receipt's QR code; its last row is the
+    /// input) and waits for Enter (or "0"): back to the menu either way.
+    async fn show(&mut self, lines: &[String]) -> Result<(), End> {
+        debug_assert!(fits(lines), "screen does not fit 80x24: {lines:#?}");
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[2J\x1b[H{}", lines.join("\n"));
+        let _ = out.flush();
+        match self.input.line().await {
+            Ok(_) | Err(End::Cancel) => Ok(()),
+            Err(end) => Err(end),
+        }
+    }
+
     /// Shows a message and waits for Enter (or "0"): back to the menu either way.
     async fn pause(&mut self, step: &str, title: &str, body: &[String]) -> Result<(), End> {
         self.draw(step, title, body, self.t("Enter = メニューにもどる", "Enter = back to the menu"));
@@ -605,7 +618,9 @@ impl Kiosk<'_> {
                 view.history
                     .iter()
                     .find(|h| {
-                        h.status == TxStatus::Applied && h.kind == "pay" && h.signer == wallet.account()
+                        // This card's latest payment, or the latest purchase of sets for it.
+                        h.status == TxStatus::Applied
+                            && ((h.kind == "pay" && h.signer == wallet.account()) || h.kind == "sell_sets")
                     })
                     .map(|h| h.tx_id)
             }),
@@ -613,8 +628,13 @@ impl Kiosk<'_> {
         match last {
             Some(tx) => self.print_receipt(tx).await,
             None => {
-                self.notice =
-                    Some(self.t("印刷できる支払いがありません。", "There is no payment to print.").into());
+                self.notice = Some(
+                    self.t(
+                        "印刷できる支払いや購入がありません。",
+                        "There is no payment or purchase to print.",
+                    )
+                    .into(),
+                );
                 Ok(())
             }
         }
@@ -629,8 +649,14 @@ impl Kiosk<'_> {
             }
         };
         let path = self.receipts.join(format!("receipt-{}.txt", &tx.to_hex()[..16]));
-        match std::fs::write(&path, text) {
+        match std::fs::write(&path, &text) {
             Ok(()) => {
+                let code = crate::receipt_code::ReceiptCode::find(&text);
+                if let Some(screen) =
+                    code.and_then(|code| crate::receipt_code::kiosk_screen(self.ctx.lang, &code))
+                {
+                    return self.show(&screen).await;
+                }
                 let body = [
                     self.t(
                         "領収書を印刷しました。プリンターからお取りください。",

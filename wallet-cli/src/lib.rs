@@ -10,11 +10,12 @@
 //! Exit codes: 0 done; 2 the input was wrong (card, PIN, amount, locked card);
 //! 3 the ledger refused or rejected the transaction; 4 the node could not be reached
 //! (nothing was sent); 5 sent, but the outcome is unknown (`machi-wallet check TX_ID`);
-//! 1 anything else.
+//! 6 a receipt is not proven (`verify-receipt`); 1 anything else.
 //!
 //! As a library: `main_with` runs a command line (the `machi-wallet` binary is only that,
 //! and `machi-demo wallet` passes its arguments to it); `keystore` (wallet files and card
-//! numbers) and `screen` (the kiosk's big digits) are used by the demo and by tests.
+//! numbers), `screen` (the kiosk's big digits) and `receipt_code` (a receipt's check code
+//! and its QR code) are used by the demo and by tests.
 
 mod cli;
 mod commands;
@@ -22,6 +23,7 @@ mod ctx;
 pub mod keystore;
 mod kiosk;
 mod pending;
+pub mod receipt_code;
 pub mod screen;
 mod secrets;
 mod text;

@@ -15,10 +15,12 @@ use machi_client::{sign, Client};
 use machi_ledger::testkit::{standard_issue, DAY_MS};
 use machi_ledger::{AccountId, Action, Delegation, IssueParams, SigningKey, Yen};
 use machi_wallet::keystore::Keystore;
+use machi_wallet::receipt_code::ReceiptCode;
 use machi_wallet::screen::big_digits;
 use serde_json::{json, Value};
 
 use crate::faults::{Fault, Proxy};
+use crate::run::wallet_command;
 
 pub(crate) const PIN: &str = "2468";
 /// The PIN of the counter operator's card.
@@ -293,7 +295,7 @@ async fn a_seniors_session_and_everything_that_can_go_wrong() {
     let mut kiosk = town.kiosk(90);
     let receipts = town.receipts.clone();
     let (code2, big) = (code.clone(), big_digits("¥1,200"));
-    let mut kiosk = blocking(move || {
+    let (mut kiosk, screen) = blocking(move || {
         kiosk.signs_in(&card);
         kiosk.types("1");
         kiosk.sees("¥25,000");
@@ -311,16 +313,62 @@ async fn a_seniors_session_and_everything_that_can_go_wrong() {
         kiosk.sees("支払いが完了しました");
         kiosk.sees("残高: ¥23,800");
         kiosk.types("1");
-        kiosk.sees("領収書を印刷しました");
-        kiosk
+        // The receipt's screen: its QR code, and beside it what it is for.
+        kiosk.sees("\x1b[2J\x1b[H");
+        let screen = kiosk.sees_after("Enter = メニューにもどる");
+        (kiosk, screen)
     })
     .await;
     assert_eq!(town.total(&account).await, 25_000 - 1_200);
     town.paid_event(&yamada_pos, &invoice).await;
     assert_eq!(town.invoice_status(&yamada_pos, &invoice).await, "paid");
     let receipt = std::fs::read_dir(&receipts).unwrap().next().expect("a receipt file").unwrap().path();
-    let text = std::fs::read_to_string(receipt).unwrap();
+    let text = std::fs::read_to_string(&receipt).unwrap();
     assert!(text.contains("山田商店") && text.contains("¥1,200") && text.contains(&invoice), "{text}");
+    // The receipt carries the payment's id, block and block hash, as text and as a code.
+    let code = ReceiptCode::find(&text).expect("the receipt's check code");
+    let paid = town.node.tx(&code.tx_id).await.unwrap();
+    assert_eq!(paid.result.status, TxStatus::Applied);
+    assert!(matches!(paid.body.unwrap().action, Action::Pay { amount: Yen(1_200), .. }));
+    assert_eq!((Some(code.height), Some(code.block_hash)), (paid.result.height, paid.result.block_hash));
+    for shown in [code.tx_id.to_hex(), code.height.to_string(), code.block_hash.to_hex(), code.payload()] {
+        assert!(text.contains(&shown), "{shown} is not on the receipt: {text}");
+    }
+    assert!(text.contains(&code.print_lines()[4]), "the printed QR code: {text}");
+    // On the screen: every row of the code, whole, with the transaction id and plain words.
+    let rows: Vec<&str> = screen.split('\n').map(|l| l.trim_end_matches('\r')).collect();
+    let qr = code.screen_lines();
+    assert!(rows.len() <= 24, "{screen}");
+    for (row, line) in qr.iter().zip(&rows) {
+        assert!(line.starts_with(row.as_str()), "row {row:?} is not drawn whole: {screen}");
+    }
+    for words in
+        ["領収書を印刷しました。", "だれでも", &code.tx_id.to_hex()[..32], &code.tx_id.to_hex()[32..]]
+    {
+        assert!(screen.contains(words), "{words} is not on the screen: {screen}");
+    }
+    // Anyone checks the receipt file with the wallet: proven against the node's block,
+    // not proven against another block's hash.
+    let receipt_path = receipt.to_str().unwrap().to_string();
+    let parent = town.node.block(code.height - 1).await.unwrap().hash.to_hex();
+    let (url, ks) = (town.node_url.clone(), town.keystore.clone());
+    let (proven, other) = blocking(move || {
+        let check = |extra: &[&str]| {
+            wallet_command()
+                .args(["--node", &url, "--keystore"])
+                .arg(&ks)
+                .args(["verify-receipt", &receipt_path])
+                .args(extra)
+                .output()
+                .unwrap()
+        };
+        (check(&[]), check(&["--block-hash", &parent]))
+    })
+    .await;
+    let said = String::from_utf8_lossy(&proven.stdout);
+    assert_eq!(proven.status.code(), Some(0), "{said}");
+    assert!(said.contains("結果: 確かめられました"), "{said}");
+    assert_eq!(other.status.code(), Some(6), "{}", String::from_utf8_lossy(&other.stderr));
 
     // 2. A cancelled payment sends nothing.
     let (invoice, code) = town.invoice(&yamada_pos, 800).await;

@@ -12,6 +12,7 @@ pub(crate) mod operator;
 pub(crate) mod pay;
 pub(crate) mod receipt;
 pub(crate) mod town;
+pub(crate) mod verify_receipt;
 
 use std::time::Duration;
 
@@ -79,6 +80,7 @@ async fn execute(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::History(args) => history::run(ctx, args).await,
         Command::Check(args) => check::run(ctx, args).await,
         Command::Receipt(args) => receipt::run(ctx, args).await,
+        Command::VerifyReceipt(args) => verify_receipt::run(ctx, args).await,
         Command::Operator(command) => operator::run(ctx, command).await,
         Command::Town(command) => town::run(ctx, command).await,
     }

@@ -2,3 +2,4 @@
 //! the payments by pay code, which need a merchant API too, are machi-demo's tests.
 
 mod commands;
+mod verify_receipt;

@@ -1,0 +1,167 @@
+//! `verify-receipt` through the real binary: proven against a live node, not proven
+//! against another block's hash, for a rejected transaction or a changed proof (its own
+//! exit code), and proven from an exported proof file with no node at all.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use machi_api::TxProof;
+use machi_client::Client;
+use serde_json::Value;
+
+use crate::commands::{card, ok, wallet};
+
+/// `verify-receipt`'s exit code for "not proven".
+const EXIT_NOT_PROVEN: i32 = 6;
+
+fn receipt_code(proof: &TxProof) -> String {
+    format!(
+        "MACHI-RECEIPT:V1:{}:{}:{}:{}",
+        proof.header.chain_id,
+        proof.tx_id.to_hex().to_uppercase(),
+        proof.header.height,
+        proof.block_hash.to_hex().to_uppercase()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_is_proven_against_the_trusted_block_hash_and_nothing_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    machi_node::init(dir.path(), "wallet-town").unwrap();
+    let node = machi_node::Node::open_with_clock(dir.path(), Arc::new(machi_node::SystemClock)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(node.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let down = {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", closed.local_addr().unwrap())
+    };
+    let ks = dir.path().join("keystore");
+    let w = |node: &str, args: &[&str], input: &str| {
+        let (node, ks, input) = (node.to_string(), ks.clone(), input.to_string());
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            wallet(&node, &ks, &args.iter().map(String::as_str).collect::<Vec<_>>(), &input)
+        })
+    };
+
+    // A transaction applied, and the same registration again, rejected.
+    let town_key = dir.path().join("keys/town.key");
+    let town =
+        card(&ok(w(&url, &["import", "--key-file", town_key.to_str().unwrap()], "1111\n").await.unwrap()));
+    let operator = card(&ok(w(&url, &["create", "--label", "operator"], "2222\n").await.unwrap()));
+    let register =
+        ["town", "register-operator", "--card", &town, "--operator-card", &operator, "--name", "窓口"];
+    let applied = ok(w(&url, &register, "1111\n").await.unwrap())["tx_id"].as_str().unwrap().to_string();
+    let again = w(&url, &register, "1111\n").await.unwrap();
+    assert_eq!(again.code, 3, "{}", again.json);
+    let rejected = again.json["tx_id"].as_str().unwrap().to_string();
+
+    // Against the live node: the block hash at the receipt's height is read from it.
+    let proven = ok(w(&url, &["verify-receipt", "--tx", &applied], "").await.unwrap());
+    assert_eq!(proven["verdict"], "proven", "{proven}");
+    assert_eq!(proven["trusted_from"], url.as_str());
+    for check in ["header_matches", "tx_included", "outcome_included", "applied"] {
+        assert_eq!(proven["checks"][check], true, "{check}: {proven}");
+    }
+    let client = Client::new(&url);
+    let proof = client.proof(&applied.parse().unwrap()).await.unwrap();
+    let block_hash = proof.block_hash.to_hex();
+    let parent = client.block(proof.header.height - 1).await.unwrap().hash.to_hex();
+    let code = receipt_code(&proof);
+
+    // The receipt's code, checked against the hash the town publishes.
+    let proven = ok(w(&url, &["verify-receipt", &code, "--block-hash", &block_hash], "").await.unwrap());
+    assert_eq!((&proven["verdict"], &proven["trusted_from"]), (&"proven".into(), &"given".into()));
+
+    // Another block's hash: not proven, with its own exit code.
+    let wrong = w(&url, &["verify-receipt", "--tx", &applied, "--block-hash", &parent], "").await.unwrap();
+    assert_eq!(wrong.code, EXIT_NOT_PROVEN, "{} {}", wrong.json, wrong.stderr);
+    assert_eq!(wrong.json["verdict"], "not_proven");
+    assert_eq!(wrong.json["error"]["kind"], "not_proven");
+    assert_eq!(wrong.json["checks"]["header_matches"], false);
+    // A receipt whose code names one block, checked against another's hash.
+    let wrong = w(&url, &["verify-receipt", &code, "--block-hash", &parent], "").await.unwrap();
+    assert_eq!((wrong.code, &wrong.json["receipt_matches"]), (EXIT_NOT_PROVEN, &Value::Bool(false)));
+
+    // A rejected transaction is on record, but a receipt of it is not proven.
+    let not_applied = w(&url, &["verify-receipt", "--tx", &rejected], "").await.unwrap();
+    assert_eq!(not_applied.code, EXIT_NOT_PROVEN, "{}", not_applied.json);
+    let checks = &not_applied.json["checks"];
+    assert_eq!((&checks["outcome_included"], &checks["applied"]), (&Value::Bool(true), &Value::Bool(false)));
+    assert_eq!(not_applied.json["outcome"]["reason"], "account_exists");
+
+    // A transaction the node does not know.
+    let unknown = w(&url, &["verify-receipt", "--tx", &"7".repeat(64)], "").await.unwrap();
+    assert_eq!(unknown.code, EXIT_NOT_PROVEN, "{}", unknown.json);
+
+    // No node at all: the proof exported to a file and the town's published hash.
+    let file = dir.path().join("proof.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&proof).unwrap()).unwrap();
+    let offline = ["verify-receipt", &code, "--proof", file.to_str().unwrap(), "--block-hash", &block_hash];
+    let proven = ok(w(&down, &offline, "").await.unwrap());
+    assert_eq!(proven["verdict"], "proven", "{proven}");
+    // The same file with another index, or one bit of the header's root changed.
+    let mut changed = proof.clone();
+    changed.index += 1;
+    std::fs::write(&file, serde_json::to_vec(&changed).unwrap()).unwrap();
+    let tampered = w(&down, &offline, "").await.unwrap();
+    assert_eq!(tampered.code, EXIT_NOT_PROVEN, "{}", tampered.json);
+    assert_eq!(tampered.json["checks"]["tx_included"], false);
+    let mut changed = proof.clone();
+    changed.header.tx_root.0[0] ^= 1;
+    std::fs::write(&file, serde_json::to_vec(&changed).unwrap()).unwrap();
+    let tampered = w(&down, &offline, "").await.unwrap();
+    assert_eq!(tampered.code, EXIT_NOT_PROVEN, "{}", tampered.json);
+    assert_eq!(tampered.json["checks"]["header_matches"], false);
+    // The proof claiming "applied" for the rejected one.
+    let mut claimed = client.proof(&rejected.parse().unwrap()).await.unwrap();
+    claimed.outcome.status = 0;
+    claimed.outcome.reason_code = 0;
+    std::fs::write(&file, serde_json::to_vec(&claimed).unwrap()).unwrap();
+    let its_block = claimed.block_hash.to_hex();
+    let forged = w(
+        &down,
+        &["verify-receipt", "--tx", &rejected, "--proof", file.to_str().unwrap(), "--block-hash", &its_block],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged.code, EXIT_NOT_PROVEN, "{}", forged.json);
+    let checks = &forged.json["checks"];
+    assert_eq!(
+        (&checks["header_matches"], &checks["outcome_included"]),
+        (&Value::Bool(true), &Value::Bool(false)),
+        "{}",
+        forged.json
+    );
+
+    // For people: a plain Japanese verdict.
+    let output = Command::new(env!("CARGO_BIN_EXE_machi-wallet"))
+        .args(["--node", &url, "--keystore"])
+        .arg(&ks)
+        .args(["verify-receipt", &code, "--block-hash", &block_hash])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("確かめられました") && text.contains("✔ 取引が、そのブロックに記録されています"),
+        "{text}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_machi-wallet"))
+        .args(["--node", &url, "--keystore"])
+        .arg(&ks)
+        .args(["verify-receipt", &code, "--block-hash", &parent])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(EXIT_NOT_PROVEN), "{stderr}");
+    assert!(stderr.contains("領収書を確かめられませんでした"), "{stderr}");
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
