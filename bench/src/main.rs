@@ -2,9 +2,9 @@
 //! keys, and measures the machine's own limits in the same run.
 //!
 //! One module per command, its flags beside its runner: `limits`, `payments`, `flood`,
-//! `sale_open`, `audit`, `cost`, `rehearse`, `counter`. Shared: `load` (the flags, workers
-//! and report of the load scenarios), `town` (a town of residents and shops on the node)
-//! and `stats`.
+//! `sale_open`, `audit`, `cost`, `rehearse`, `counter`, `proofs`. Shared: `load` (the
+//! flags, workers and report of the load scenarios), `town` (a town of residents and
+//! shops on the node) and `stats`.
 
 mod audit;
 mod cost;
@@ -13,6 +13,7 @@ mod flood;
 mod limits;
 mod load;
 mod payments;
+mod proofs;
 mod rehearse;
 mod sale_open;
 mod stats;
@@ -59,6 +60,9 @@ enum Command {
     Flood(flood::FloodArgs),
     /// An issue of 2,000 sets opens and 20,000 purchase attempts from 50 operators arrive.
     SaleOpen(sale_open::SaleOpenArgs),
+    /// Receipts checked by many at once: inclusion proofs of transactions in full blocks
+    /// (1,024 each), and plain look-ups for comparison.
+    Proofs(proofs::ProofsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             Command::Counter(args) => counter::run(args).await,
             Command::Flood(args) => flood::run(args).await,
             Command::SaleOpen(args) => sale_open::run(args).await,
+            Command::Proofs(args) => proofs::run(args).await,
         }
     })
 }
