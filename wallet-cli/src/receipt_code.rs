@@ -207,6 +207,25 @@ mod tests {
         }
     }
 
+    /// docs/FORMAT.md's example ("Receipt code"): the fields on one line, the code on the next.
+    #[test]
+    fn format_md_example_holds() {
+        let doc = include_str!("../../docs/FORMAT.md");
+        let mut lines = doc.lines().skip_while(|l| !l.starts_with("receipt-code "));
+        let fields: Vec<&str> =
+            lines.next().expect("the example's fields").split_whitespace().skip(1).collect();
+        let text = lines.next().expect("the example's code");
+        let [chain_id, tx, height, hash] = fields[..] else { panic!("four fields: {fields:?}") };
+        let code = ReceiptCode {
+            chain_id: chain_id.into(),
+            tx_id: tx.parse().unwrap(),
+            height: height.parse().unwrap(),
+            block_hash: hash.parse().unwrap(),
+        };
+        assert_eq!(code.payload(), text);
+        assert_eq!(ReceiptCode::parse(text), Some(code));
+    }
+
     #[test]
     fn the_code_of_a_short_chain_id_fits_the_kiosk_screen_beside_its_words() {
         let code = sample();

@@ -6,7 +6,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use machi_api::TxProof;
-use machi_client::Client;
+use machi_client::{sign, Client};
+use machi_ledger::{AccountId, Action, IssueParams, RateBp, Yen};
 use serde_json::Value;
 
 use crate::commands::{card, ok, wallet};
@@ -139,6 +140,15 @@ async fn a_receipt_is_proven_against_the_trusted_block_hash_and_nothing_else_is(
         forged.json
     );
 
+    // A purchase of sets at the counter: its printed receipt is proven too.
+    let purchase = purchase(&client, &town_key).await;
+    let receipt = dir.path().join("purchase.txt");
+    ok(w(&url, &["receipt", &purchase.to_hex(), "--out", receipt.to_str().unwrap()], "").await.unwrap());
+    let printed = std::fs::read_to_string(&receipt).unwrap();
+    assert!(printed.contains("ご購入明細") && printed.contains("MACHI-RECEIPT:V1:wallet-town:"), "{printed}");
+    let proven = ok(w(&url, &["verify-receipt", receipt.to_str().unwrap()], "").await.unwrap());
+    assert_eq!((&proven["verdict"], &proven["tx_id"]), (&"proven".into(), &purchase.to_hex().into()));
+
     // For people: a plain Japanese verdict.
     let output = Command::new(env!("CARGO_BIN_EXE_machi-wallet"))
         .args(["--node", &url, "--keystore"])
@@ -164,4 +174,56 @@ async fn a_receipt_is_proven_against_the_trusted_block_hash_and_nothing_else_is(
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// An operator sells a resident one set of a new issue: the purchase's id.
+async fn purchase(client: &Client, town_key: &std::path::Path) -> machi_ledger::TxId {
+    let town = machi_node::read_key(town_key).unwrap();
+    let (operator, resident) = (machi_node::generate_key(), machi_node::generate_key());
+    let chain_id = client.head().await.unwrap().chain_id;
+    let now = machi_client::now_ms();
+    let day = 24 * 60 * 60 * 1000;
+    let issue = IssueParams {
+        id: 1,
+        name: "第1回".into(),
+        price: Yen(10_000),
+        common_per_set: Yen(6_000),
+        local_per_set: Yen(6_000),
+        total_sets: 10,
+        max_sets_per_resident: 2,
+        workers_may_buy: false,
+        sale_start_ms: now - day,
+        sale_end_ms: now + day,
+        spend_until_ms: now + 30 * day,
+        cash_out_deadline_ms: now + 60 * day,
+        cash_out_fee: RateBp(0),
+    };
+    let steps = [
+        (&town, Action::RegisterOperator { operator: AccountId::of(&operator), name: "窓口".into() }),
+        (&town, Action::CreateIssue { issue }),
+        (
+            &operator,
+            Action::RegisterResident {
+                resident: AccountId::of(&resident),
+                resident_hash: machi_ledger::sha256(b"resident"),
+                worker: false,
+            },
+        ),
+        (
+            &operator,
+            Action::SellSets {
+                issue: 1,
+                resident: AccountId::of(&resident),
+                sets: 1,
+                cash_received: Yen(10_000),
+            },
+        ),
+    ];
+    let mut last = None;
+    for (key, action) in steps {
+        let result = client.submit(&sign(&chain_id, key, action)).await.unwrap();
+        assert_eq!(result.status, machi_api::TxStatus::Applied, "{result:?}");
+        last = Some(result.tx_id);
+    }
+    last.unwrap()
 }
