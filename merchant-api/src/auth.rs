@@ -27,6 +27,7 @@ impl Merchant {
             if record.revoked_ms.is_some() {
                 return Err(unauthorized("token_revoked", "this token was revoked"));
             }
+            self.check_not_suspended(&record.shop)?;
             return Ok(Caller::Shop { shop: record.shop, scope: record.scope });
         }
         Err(unauthorized("bad_token", "the bearer token is not known"))

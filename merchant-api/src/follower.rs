@@ -217,15 +217,19 @@ impl Merchant {
     /// (docs/RULES.md), which is every cash-out of it read before this one. A block read
     /// again finds its own record.
     fn cash_out_fee(&self, shop: AccountId, issue: u32, amount: Yen, rate: RateBp, id: TxId) -> Yen {
-        let mut before = Yen::ZERO;
-        for cash_out in self.all_cash_outs() {
-            if cash_out.id == id {
-                return cash_out.fee;
-            }
-            if cash_out.shop == shop && cash_out.issue == issue {
-                before = before.plus(cash_out.amount);
-            }
+        match self.all_cash_outs().find(|c| c.id == id) {
+            Some(read) => read.fee,
+            None => self.cash_out_fee_before(&shop, issue, amount, rate),
         }
+    }
+
+    /// The fee on a cash-out of `amount` after every one of the shop's cash-outs of the
+    /// issue read so far: the ledger charges the fee on the running total.
+    pub(crate) fn cash_out_fee_before(&self, shop: &AccountId, issue: u32, amount: Yen, rate: RateBp) -> Yen {
+        let before = self
+            .all_cash_outs()
+            .filter(|c| c.shop == *shop && c.issue == issue)
+            .fold(Yen::ZERO, |sum, c| sum.plus(c.amount));
         rate.fee_on(before.plus(amount)).minus(rate.fee_on(before))
     }
 

@@ -125,6 +125,7 @@ impl Merchant {
         raw: &[u8],
         idempotency: Option<&str>,
     ) -> Result<(Invoice, bool), ApiError> {
+        self.check_not_suspended(&shop)?;
         if request.amount.is_zero() || request.amount > INVOICE_YEN_MAX {
             return Err(ApiError::bad_request(
                 "bad_amount",
@@ -291,7 +292,7 @@ impl Merchant {
         let invoice = self.load_invoice(std::str::from_utf8(&id).unwrap_or_default()).ok_or_else(unknown)?;
         let invoice = self.refresh_expiry(invoice);
         let shop = self.shop(&invoice.shop).ok_or_else(unknown)?;
-        if invoice.status != InvoiceStatus::Open {
+        if invoice.status != InvoiceStatus::Open || shop.record.suspended_ms.is_some() {
             return Err(unknown());
         }
         Ok(PayCodeView {

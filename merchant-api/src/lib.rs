@@ -4,6 +4,8 @@
 //! requests, pay codes, refunds, idempotency), `money` (balance, cash-outs, statements,
 //! settlement), `follower` (reads every block from the node and matches payments,
 //! refunds, cash-outs and settlements), `api` (axum routes, bearer-token auth, OpenAPI),
+//! `web` (the pages: counter, back office, town office) and `sessions` (their
+//! pairing codes and browser sessions),
 //! `store` (sled, and fsync'd files for what must survive a power cut), `secrets`
 //! (tokens, sealed shop keys, pay codes), `limiter` (pay-code look-ups), `bank` (bank
 //! and branch codes), `zengin` (the 総合振込 file), `town_bank` (the town's account). It
@@ -23,12 +25,14 @@ mod model;
 mod money;
 mod reservations;
 mod secrets;
+mod sessions;
 mod settlements;
 mod shops;
 mod store;
 mod tokens;
 mod town_bank;
 mod trust;
+mod web;
 mod zengin;
 
 use std::future::Future;
@@ -40,6 +44,7 @@ pub use bank::{half_width_kana, Bank, BankError, Banks};
 pub use delegates::{generate_delegate_keys, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE};
 pub use merchant::{Config, Merchant, Network};
 pub use model::*;
+pub use sessions::{pairing_code_offline, shops_in, PAIRING_CODE_VALID_MS};
 pub use tokens::new_admin_token;
 pub use town_bank::load_town_bank;
 pub use zengin::{Originator, Transfer, ZenginError, ZenginFile, RECORD_BYTES, TRANSFERS_MAX};

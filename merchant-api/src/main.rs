@@ -61,6 +61,10 @@ enum Command {
         /// X-Forwarded-For, for the pay-code look-up limit.
         #[arg(long = "trusted-proxy", value_name = "ADDR")]
         trusted_proxies: Vec<std::net::IpAddr>,
+        /// The service is reached over TLS only: the pages' cookies are always `Secure`
+        /// (otherwise only when a trusted proxy says `X-Forwarded-Proto: https`).
+        #[arg(long)]
+        secure_cookies: bool,
     },
     /// Create the service's two delegated keys (a shop registrar and a settler) in DIR,
     /// and print their accounts and the commands the town runs to register them.
@@ -74,8 +78,63 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Print a pairing code (8 digits, valid 10 minutes, used once) for a browser: a
+    /// shop's counter or back office, or the town office. Works while the service runs.
+    Pair {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The shop's account (64 hex digits).
+        #[arg(long, required_unless_present = "town_office", conflicts_with = "town_office")]
+        shop: Option<machi_ledger::AccountId>,
+        /// What the device may do: point_of_sale (the counter) or full (the back office).
+        #[arg(long, value_enum, default_value = "point_of_sale")]
+        scope: PairScope,
+        /// Pair the town office instead of a shop.
+        #[arg(long)]
+        town_office: bool,
+        /// The device's name, shown on the devices pages.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// The service's address, for the printed URL.
+        #[arg(long, default_value = "http://127.0.0.1:7071")]
+        url: String,
+    },
+    /// Print the counter, back-office and town-office URLs, each with a fresh pairing
+    /// code (for the first shop in the data folder). Works while the service runs.
+    Demo {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:7071")]
+        url: String,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PairScope {
+    #[value(name = "point_of_sale")]
+    PointOfSale,
+    Full,
+}
+
+/// Makes a pairing code and says where to use it.
+fn print_pairing(
+    data_dir: &std::path::Path,
+    url: &str,
+    what: &str,
+    caller: machi_merchant::DeviceCaller,
+    label: &str,
+) -> anyhow::Result<()> {
+    let code = machi_merchant::pairing_code_offline(data_dir, caller, label, machi_host::now_ms())?;
+    let minutes = machi_merchant::PAIRING_CODE_VALID_MS / 60_000;
+    println!(
+        "{what}: {}/pair  pairing code {}-{}  (valid {minutes} minutes, once)",
+        url.trim_end_matches('/'),
+        &code[..4],
+        &code[4..]
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,6 +166,42 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Pair { data_dir, shop, scope, town_office, label, url } => {
+            let (what, caller) = match (town_office, shop) {
+                (true, _) => ("town office", machi_merchant::DeviceCaller::TownOffice),
+                (false, Some(shop)) => {
+                    let (what, scope) = match scope {
+                        PairScope::PointOfSale => ("counter", machi_merchant::Scope::PointOfSale),
+                        PairScope::Full => ("back office", machi_merchant::Scope::Full),
+                    };
+                    (what, machi_merchant::DeviceCaller::Shop { shop, scope })
+                }
+                (false, None) => anyhow::bail!("give --shop ACCOUNT or --town-office"),
+            };
+            print_pairing(&data_dir, &url, what, caller, &label)
+        }
+        Command::Demo { data_dir, url } => {
+            let shops = machi_merchant::shops_in(&data_dir)?;
+            let Some((shop, name)) = shops.first() else {
+                anyhow::bail!("no shop is registered in {} yet", data_dir.display());
+            };
+            println!("Screens of {name} and the town office (open the URL, type the code):");
+            let shop = *shop;
+            for (what, caller) in [
+                (
+                    "counter",
+                    machi_merchant::DeviceCaller::Shop { shop, scope: machi_merchant::Scope::PointOfSale },
+                ),
+                (
+                    "back office",
+                    machi_merchant::DeviceCaller::Shop { shop, scope: machi_merchant::Scope::Full },
+                ),
+                ("town office", machi_merchant::DeviceCaller::TownOffice),
+            ] {
+                print_pairing(&data_dir, &url, what, caller, &format!("demo {what}"))?;
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&machi_merchant::openapi())?);
             Ok(())
@@ -120,6 +215,7 @@ fn main() -> anyhow::Result<()> {
             settler_key,
             town_bank,
             trusted_proxies,
+            secure_cookies,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async move {
@@ -133,7 +229,7 @@ fn main() -> anyhow::Result<()> {
                     town_bank,
                     clock: Arc::new(machi_host::SystemClock),
                 };
-                let network = machi_merchant::Network { trusted_proxies };
+                let network = machi_merchant::Network { trusted_proxies, secure_cookies };
                 let merchant = machi_merchant::Merchant::open_with(config, network).await?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await

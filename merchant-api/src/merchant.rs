@@ -56,6 +56,10 @@ pub struct Network {
     /// Reverse proxies in front of the service (`--trusted-proxy`): only from these peers
     /// is the client's address taken from `X-Forwarded-For`.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Mark the pages' cookies `Secure` whatever the request says (`--secure-cookies`:
+    /// the service is reached over TLS only). Without it they are `Secure` when a trusted
+    /// proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
 }
 
 pub struct Merchant {
@@ -92,6 +96,8 @@ pub struct Merchant {
     /// One request at a time per Idempotency-Key of a refund or cash-out.
     pub(crate) key_locks: crate::key_locks::KeyLocks,
     pub(crate) pay_limiter: Mutex<crate::limiter::Limiter>,
+    /// Pairing attempts per client, as pay-code look-ups are limited.
+    pub(crate) pair_limiter: Mutex<crate::limiter::Limiter>,
     pub(crate) network: Network,
 }
 
@@ -150,6 +156,7 @@ impl Merchant {
             settlements: tokio::sync::Mutex::new(settlements),
             key_locks: Default::default(),
             pay_limiter: Mutex::new(crate::limiter::Limiter::default()),
+            pair_limiter: Mutex::new(crate::limiter::Limiter::default()),
             network,
         });
         merchant.reconcile_shops().await;

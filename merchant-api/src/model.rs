@@ -94,6 +94,11 @@ pub struct ShopRecord {
     pub key_nonce: String,
     pub key_sealed: String,
     pub register_tx: SignedTx,
+    /// Set by the town office: the shop's tokens, sessions and pay codes are refused and
+    /// no invoice is made for it until the town lifts it (the on-chain freeze is the
+    /// town's own, signed with its key).
+    #[serde(default)]
+    pub suspended_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -105,6 +110,9 @@ pub struct ShopView {
     pub class: ShopClass,
     pub bank: BankAccount,
     pub created_ms: u64,
+    /// The town office suspended it here: its tokens and pay codes are refused.
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 impl ShopView {
@@ -116,8 +124,15 @@ impl ShopView {
             class: record.class,
             bank: record.bank.clone(),
             created_ms: record.created_ms,
+            suspended: record.suspended_ms.is_some(),
         }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendRequest {
+    pub suspended: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -374,4 +389,48 @@ pub struct ShopEvent {
 pub(crate) struct Shop {
     pub(crate) record: ShopRecord,
     pub(crate) key: machi_ledger::SigningKey,
+}
+
+/// Whom a paired browser acts for: the town office, or a shop with a scope. A counter
+/// is a shop's `point_of_sale`, a back office its `full`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "side")]
+pub enum DeviceCaller {
+    TownOffice,
+    Shop { shop: AccountId, scope: Scope },
+}
+
+impl DeviceCaller {
+    pub fn shop(&self) -> Option<AccountId> {
+        match self {
+            DeviceCaller::TownOffice => None,
+            DeviceCaller::Shop { shop, .. } => Some(*shop),
+        }
+    }
+}
+
+/// A browser's session after pairing (its cookie is kept only as SHA-256). One pairing
+/// makes one device with one session; revoking the device ends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The device's id (`dev_…`), shown on the devices pages.
+    pub device: String,
+    pub caller: DeviceCaller,
+    pub label: String,
+    /// The per-session token every form carries.
+    pub csrf: String,
+    pub created_ms: u64,
+    pub last_seen_ms: u64,
+    pub revoked_ms: Option<u64>,
+}
+
+/// A pairing code as kept (the code itself is the key's preimage, kept only as SHA-256).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingRecord {
+    pub caller: DeviceCaller,
+    pub label: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    /// Set, once, by the pairing that used it.
+    pub used_ms: Option<u64>,
 }

@@ -18,6 +18,15 @@ use crate::settlements::Settlements;
 use crate::store::{get_json, write_durable, write_durable_async};
 use crate::zengin::{Transfer, ZenginFile};
 
+/// A cash-out as it would be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CashOutPreview {
+    pub(crate) issue: u32,
+    pub(crate) amount: Yen,
+    pub(crate) fee: Yen,
+    pub(crate) net: Yen,
+}
+
 /// The first millisecond of a `YYYY-MM` month in JST and of the month after it.
 pub(crate) fn month_bounds(month: &str) -> Option<(u64, u64)> {
     let start = start_of_day_jst_ms(&format!("{month}-01"))?;
@@ -93,28 +102,55 @@ impl Merchant {
         let sign = || async {
             // Checked here first so a request the ledger would reject is not recorded on
             // chain as a rejection; the ledger stays the judge if the balance moves in between.
-            let balance = self.balance(shop).await?;
-            let held = balance.issues.iter().find(|l| l.issue == request.issue).map_or(Yen(0), |l| l.total);
-            let amount = request.amount.unwrap_or(held);
-            if amount > held {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    TxCode::InsufficientBalance.name(),
-                    format!("the shop holds {held} of issue {}", request.issue),
-                ));
-            }
-            if amount.is_zero() {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "nothing_to_cash_out",
-                    format!("the shop holds no value of issue {} to cash out", request.issue),
-                ));
-            }
+            let amount = self.cash_out_amount(shop, request.issue, request.amount).await?;
             Ok(self.sign(&key, Action::RequestCashOut { issue: request.issue, amount }))
         };
         let result = self.submit_once(shop, "cash_out", idempotency, raw, sign).await?;
         self.wait_synced(result.height.expect("applied transactions have a height")).await?;
         get_json(&self.store.cash_outs, result.tx_id.0).ok_or_else(|| ApiError::not_found("cash-out"))
+    }
+
+    /// What a cash-out of an issue asks for: `amount`, or all the shop holds of it;
+    /// refused when the shop holds less, or nothing.
+    async fn cash_out_amount(
+        &self,
+        shop: &AccountId,
+        issue: u32,
+        amount: Option<Yen>,
+    ) -> Result<Yen, ApiError> {
+        let balance = self.balance(shop).await?;
+        let held = balance.issues.iter().find(|l| l.issue == issue).map_or(Yen(0), |l| l.total);
+        let amount = amount.unwrap_or(held);
+        if amount > held {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                TxCode::InsufficientBalance.name(),
+                format!("the shop holds {held} of issue {issue}"),
+            ));
+        }
+        if amount.is_zero() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "nothing_to_cash_out",
+                format!("the shop holds no value of issue {issue} to cash out"),
+            ));
+        }
+        Ok(amount)
+    }
+
+    /// What a cash-out would be, before it is asked for: the amount (checked as
+    /// `request_cash_out` checks it) and the fee the ledger will charge, as the follower
+    /// reckons it from the shop's earlier cash-outs of the issue.
+    pub(crate) async fn cash_out_preview(
+        &self,
+        shop: &AccountId,
+        issue: u32,
+        amount: Option<Yen>,
+    ) -> Result<CashOutPreview, ApiError> {
+        let amount = self.cash_out_amount(shop, issue, amount).await?;
+        let rate = self.issue_params(issue).await?.cash_out_fee;
+        let fee = self.cash_out_fee_before(shop, issue, amount, rate);
+        Ok(CashOutPreview { issue, amount, fee, net: amount.minus(fee) })
     }
 
     /// A month's statement as CSV, and whether the month is closed (then it never changes).
@@ -298,7 +334,7 @@ impl Merchant {
     /// Pending cash-outs not yet in a settlement, oldest first, at most one file's worth.
     /// A cash-out in a settlement the chain has recorded but the follower has not yet
     /// read is not pending any more.
-    async fn all_pending_cash_outs(&self) -> Vec<CashOut> {
+    pub(crate) async fn all_pending_cash_outs(&self) -> Vec<CashOut> {
         let settled: std::collections::HashSet<machi_ledger::TxId> = self
             .settlements
             .lock()

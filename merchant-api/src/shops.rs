@@ -75,6 +75,7 @@ impl Merchant {
             key_nonce,
             key_sealed,
             register_tx: register_tx.clone(),
+            suspended_ms: None,
         };
         let path = self.store.shops_dir().join(format!("{account}.json"));
         let bytes = serde_json::to_vec_pretty(&record).expect("records encode");
@@ -115,10 +116,61 @@ impl Merchant {
         }
     }
 
+    /// Writes a changed shop record durably, then serves it.
+    async fn save_shop(&self, record: ShopRecord) -> Result<ShopView, ApiError> {
+        let shop = self.shop(&record.account).ok_or_else(|| ApiError::not_found("shop"))?;
+        let path = self.store.shops_dir().join(format!("{}.json", record.account));
+        let bytes = serde_json::to_vec_pretty(&record).expect("records encode");
+        write_durable_async(path, bytes).await.map_err(|e| ApiError::internal("writing a shop file", e))?;
+        let view = ShopView::new(&record);
+        let key = shop.key.clone();
+        self.shops.write().expect("shops lock").insert(record.account, Arc::new(Shop { record, key }));
+        Ok(view)
+    }
+
+    /// Changes a shop's bank account (checked as at registration); later settlements pay
+    /// into the new one.
+    pub(crate) async fn change_bank(
+        &self,
+        shop: &AccountId,
+        input: &BankAccountInput,
+    ) -> Result<ShopView, ApiError> {
+        let mut record = self.shop(shop).ok_or_else(|| ApiError::not_found("shop"))?.record.clone();
+        record.bank = self.check_bank(input)?;
+        self.save_shop(record).await
+    }
+
+    /// Suspends a shop here (or lifts it): from this moment its tokens, sessions and pay
+    /// codes are refused and no invoice is made for it.
+    pub(crate) async fn set_suspended(
+        &self,
+        shop: &AccountId,
+        suspended: bool,
+    ) -> Result<ShopView, ApiError> {
+        let mut record = self.shop(shop).ok_or_else(|| ApiError::not_found("shop"))?.record.clone();
+        if record.suspended_ms.is_some() == suspended {
+            return Ok(ShopView::new(&record));
+        }
+        record.suspended_ms = suspended.then(|| self.now_ms());
+        self.save_shop(record).await
+    }
+
+    /// Refuses a suspended shop.
+    pub(crate) fn check_not_suspended(&self, shop: &AccountId) -> Result<(), ApiError> {
+        match self.shop(shop) {
+            Some(s) if s.record.suspended_ms.is_some() => Err(suspended()),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn shop_views(&self) -> Vec<ShopView> {
         let mut views: Vec<ShopView> =
             self.shops.read().expect("shops lock").values().map(|s| ShopView::new(&s.record)).collect();
         views.sort_by_key(|v| v.created_ms);
         views
     }
+}
+
+pub(crate) fn suspended() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "shop_suspended", "the town office has suspended this shop")
 }

@@ -70,6 +70,10 @@ pub(crate) struct Store {
     /// shop (32) ‖ "YYYY-MM" → CSV of a closed month.
     pub(crate) statements: sled::Tree,
     pub(crate) meta: sled::Tree,
+    /// SHA-256 of a session cookie → the browser's session (pages).
+    pub(crate) sessions: sled::Tree,
+    /// SHA-256 of a pairing code → what it pairs, and whether it was used.
+    pub(crate) pairings: sled::Tree,
 }
 
 impl Store {
@@ -89,6 +93,8 @@ impl Store {
             events: db.open_tree("events")?,
             statements: db.open_tree("statements")?,
             meta: db.open_tree("meta")?,
+            sessions: db.open_tree("sessions")?,
+            pairings: db.open_tree("pairings")?,
             db,
         })
     }
@@ -103,6 +109,12 @@ impl Store {
 
     pub(crate) fn settlements_dir(&self) -> PathBuf {
         self.dir.join("settlements")
+    }
+
+    /// Pairing codes made by `machi-merchant pair` while the service runs (sled allows
+    /// one process): the service takes each into sled when it is first used.
+    pub(crate) fn pairing_dir(&self) -> PathBuf {
+        pairing_dir(&self.dir)
     }
 
     /// Writes everything sled holds to disk. sled 0.34's `flush_async` deadlocks when
@@ -165,6 +177,10 @@ where
             return Ok(Some(new));
         }
     }
+}
+
+pub(crate) fn pairing_dir(dir: &Path) -> PathBuf {
+    dir.join("pairing-codes")
 }
 
 /// The admin token hashes, one hex line each, in `DIR/admin-tokens`: a file, so that

@@ -3,19 +3,21 @@
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use machi_host::ApiError;
 
 use super::{parse_account, AppState, Auth, RawJson};
 use crate::model::{
-    CreateTokenRequest, RegisterShopRequest, Settlement, SettlementRequest, ShopView, TokenCreated,
-    TokenRecord,
+    BankAccountInput, CreateTokenRequest, RegisterShopRequest, Settlement, SettlementRequest, ShopView,
+    SuspendRequest, TokenCreated, TokenRecord,
 };
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/shops", post(register_shop).get(list_shops))
+        .route("/v1/admin/shops/{shop}/bank", put(change_bank))
+        .route("/v1/admin/shops/{shop}/suspension", put(suspend))
         .route("/v1/admin/shops/{shop}/tokens", post(create_token).get(list_tokens))
         .route("/v1/admin/tokens/{id}", delete(revoke_token))
         .route("/v1/admin/settlements", post(settle).get(list_settlements))
@@ -46,6 +48,38 @@ pub(super) async fn list_shops(
 ) -> Result<Json<Vec<ShopView>>, ApiError> {
     auth.admin()?;
     Ok(Json(m.shop_views()))
+}
+
+/// Change a shop's bank account (checked against the bank code list, as at registration).
+#[utoipa::path(put, path = "/v1/admin/shops/{shop}/bank", tag = "admin", security(("admin" = [])),
+    params(("shop" = String, Path, description = "the shop's account id")),
+    request_body = BankAccountInput,
+    responses((status = 200, body = ShopView), (status = 400, description = "bad_bank_account"), (status = 404)))]
+pub(super) async fn change_bank(
+    State(m): State<AppState>,
+    auth: Auth,
+    Path(shop): Path<String>,
+    body: RawJson<BankAccountInput>,
+) -> Result<Json<ShopView>, ApiError> {
+    auth.admin()?;
+    Ok(Json(m.change_bank(&parse_account(&shop)?, &body.value).await?))
+}
+
+/// Suspend a shop here, or lift it: while suspended its tokens and pay codes are refused
+/// (403 `shop_suspended`) and no invoice is made. Freezing its account on chain is the
+/// town's own act (`machi-wallet town freeze`).
+#[utoipa::path(put, path = "/v1/admin/shops/{shop}/suspension", tag = "admin", security(("admin" = [])),
+    params(("shop" = String, Path, description = "the shop's account id")),
+    request_body = SuspendRequest,
+    responses((status = 200, body = ShopView), (status = 404)))]
+pub(super) async fn suspend(
+    State(m): State<AppState>,
+    auth: Auth,
+    Path(shop): Path<String>,
+    body: RawJson<SuspendRequest>,
+) -> Result<Json<ShopView>, ApiError> {
+    auth.admin()?;
+    Ok(Json(m.set_suspended(&parse_account(&shop)?, body.value.suspended).await?))
 }
 
 /// Issue an API token for a shop. The token is in this answer only.

@@ -34,6 +34,8 @@ pub(crate) fn app(merchant: Arc<Merchant>) -> Router {
         .merge(admin::router())
         .merge(shop::router())
         .merge(public::router())
+        // The pages: their own session cookie, never a bearer token (crate::web).
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(BODY_BYTES_MAX, machi_host::refuse_oversized))

@@ -108,7 +108,7 @@ impl Modify for BearerSchemes {
 #[openapi(
     info(title = "machi-merchant", description = "The shops' backend of machi: invoices, payments matched from the chain, refunds, cash-outs and Zengin settlement. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(
-        super::admin::register_shop, super::admin::list_shops, super::admin::create_token, super::admin::list_tokens,
+        super::admin::register_shop, super::admin::list_shops, super::admin::change_bank, super::admin::suspend, super::admin::create_token, super::admin::list_tokens,
         super::admin::revoke_token, super::admin::settle, super::admin::list_settlements, super::admin::settlement,
         super::admin::zengin,
         super::shop::me, super::shop::create_invoice, super::shop::list_invoices, super::shop::invoice,

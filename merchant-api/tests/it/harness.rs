@@ -63,6 +63,8 @@ pub(crate) struct Town {
     pub(crate) proxy: Option<crate::proxy::Proxy>,
     /// Peers whose `X-Forwarded-For` the merchant API believes.
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    /// The merchant API marks its cookies `Secure` always (`--secure-cookies`).
+    pub(crate) secure_cookies: bool,
     node_task: Option<Running>,
     merchant_task: Option<Running>,
     /// The running merchant API, to see it gone after a stop (sled allows one opener).
@@ -127,6 +129,7 @@ impl Town {
             http: reqwest::Client::new(),
             proxy: None,
             trusted_proxies: Vec::new(),
+            secure_cookies: false,
             node_task: Some(node_task),
             merchant_task: None,
             merchant: std::sync::Weak::new(),
@@ -212,7 +215,10 @@ impl Town {
             town_bank: Some(machi_merchant::load_town_bank(&town_bank).expect("town bank")),
             clock: self.clock.clone(),
         };
-        let network = machi_merchant::Network { trusted_proxies: self.trusted_proxies.clone() };
+        let network = machi_merchant::Network {
+            trusted_proxies: self.trusted_proxies.clone(),
+            secure_cookies: self.secure_cookies,
+        };
         let merchant = Merchant::open_with(config, network).await.expect("merchant opens");
         self.merchant = Arc::downgrade(&merchant);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind merchant");

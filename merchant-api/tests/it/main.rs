@@ -6,6 +6,7 @@ mod exactly_once;
 mod follower;
 mod harness;
 mod hostile;
+mod pages;
 mod proxy;
 mod restart;
 mod settlement;
