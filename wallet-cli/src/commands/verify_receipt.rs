@@ -173,6 +173,9 @@ pub(crate) async fn run(ctx: &Ctx, args: VerifyReceiptArgs) -> Result<(), Failur
     report["receipt_matches"] = Value::Bool(mismatch.is_none());
     if !ctx.json {
         println!("{}", steps(ctx, &claim, &proof, &check, &trusted, &trust, mismatch.is_none()));
+        if mismatch.is_some() || !check.proven() {
+            println!("{}", ctx.t("結果: 確かめられませんでした。", "Verdict: not proven."));
+        }
     }
     if let Some(why) = mismatch {
         return Err(not_proven(ctx, &claim, Some(report), Some(&check), why.to_string()));
@@ -241,13 +244,14 @@ fn not_proven(
         details["checks"] = check_json(check);
     }
     let message = match ctx.lang {
-        crate::Lang::Ja => format!("領収書を確かめられませんでした: {why}"),
+        crate::Lang::Ja => format!("領収書を確かめられませんでした（{why}）"),
         crate::Lang::En => format!("the receipt is not proven: {why}"),
     };
     Failure { code: EXIT_NOT_PROVEN, kind: "not_proven", message, details }
 }
 
-/// Each check, one a line, for people.
+/// Each check, one a line, for people: what holds (✔), what does not (✘), and what was
+/// not checked because the block is not the trusted one (－).
 fn steps(
     ctx: &Ctx,
     claim: &Claim,
@@ -257,7 +261,6 @@ fn steps(
     trust: &Trust,
     receipt_matches: bool,
 ) -> String {
-    let mark = |ok: bool| if ok { "✔" } else { "✘" };
     let from = match trust {
         Trust::Given => ctx.t("指定されたもの（--block-hash）", "given (--block-hash)").to_string(),
         Trust::Node(url) => match ctx.lang {
@@ -265,44 +268,72 @@ fn steps(
             crate::Lang::En => format!("read from the node {url}"),
         },
     };
-    let outcome = if check.applied {
-        ctx.t("結果: 成立（取引は完了しています）", "outcome: applied (the transaction went through)")
-            .to_string()
-    } else {
-        let why = proof.outcome.reason.map(|code| explain(ctx.lang, code).to_string()).unwrap_or_default();
-        format!("{} {why}", ctx.t("結果: 不成立 —", "outcome: not applied —"))
+    let line = |ok: bool, yes: (&str, &str), no: (&str, &str)| {
+        if ok {
+            format!("  ✔ {}", ctx.t(yes.0, yes.1))
+        } else {
+            format!("  ✘ {}", ctx.t(no.0, no.1))
+        }
     };
-    let lines = [
+    let why = proof.outcome.reason.map(|code| explain(ctx.lang, code).to_string()).unwrap_or_default();
+    let mut lines = vec![
         ctx.t("領収書の確認", "Checking a receipt").to_string(),
         format!("  {}: {}", ctx.t("取引ID          ", "transaction id  "), claim.tx_id),
         format!("  {}: {}", ctx.t("ブロックの高さ  ", "block height    "), proof.header.height),
         format!("  {}: {trusted}", ctx.t("信頼するハッシュ", "trusted hash    ")),
-        format!("  {}  ({from})", " ".repeat(16)),
+        format!("  {}  {from}", " ".repeat(16)),
         String::new(),
-        format!(
-            "  {} {}",
-            mark(receipt_matches),
-            ctx.t("領収書の内容が、そのブロックをさしています", "the receipt names that block")
+        line(
+            receipt_matches,
+            ("領収書の内容が、そのブロックをさしています", "the receipt names that block"),
+            ("領収書の内容が、そのブロックとちがいます", "the receipt names another block"),
         ),
-        format!(
-            "  {} {}",
-            mark(check.header_matches),
-            ctx.t(
+        line(
+            check.header_matches,
+            (
                 "ブロックの中身が、信頼するブロックハッシュと一致しました",
-                "the block header hashes to the trusted block hash"
-            )
+                "the block header hashes to the trusted block hash",
+            ),
+            (
+                "ブロックの中身が、信頼するブロックハッシュと一致しません",
+                "the block header does not hash to the trusted block hash",
+            ),
         ),
-        format!(
-            "  {} {}",
-            mark(check.tx_included),
-            ctx.t("取引が、そのブロックに記録されています", "the transaction is in that block")
-        ),
-        format!(
-            "  {} {}",
-            mark(check.outcome_included),
-            ctx.t("取引の結果が、そのブロックに記録されています", "its outcome is recorded in that block")
-        ),
-        format!("  {} {outcome}", mark(check.applied)),
     ];
+    if !check.header_matches {
+        lines.push(format!(
+            "  － {}",
+            ctx.t(
+                "信頼できるブロックではないため、取引と結果は確かめていません",
+                "not the trusted block: the transaction and its outcome were not checked"
+            )
+        ));
+        return lines.join("\n");
+    }
+    lines.push(line(
+        check.tx_included,
+        ("取引が、そのブロックに記録されています", "the transaction is in that block"),
+        (
+            "取引が、そのブロックに記録されていることを確かめられません",
+            "the transaction is not proven to be in that block",
+        ),
+    ));
+    lines.push(line(
+        check.outcome_included,
+        ("取引の結果が、そのブロックに記録されています", "its outcome is recorded in that block"),
+        (
+            "取引の結果の記録を、そのブロックで確かめられません",
+            "its outcome is not proven to be in that block",
+        ),
+    ));
+    lines.push(if check.applied {
+        line(
+            true,
+            ("結果: 成立（取引は完了しています）", "outcome: applied (the transaction went through)"),
+            ("", ""),
+        )
+    } else {
+        format!("  ✘ {} {why}", ctx.t("結果: 不成立 —", "outcome: not applied —"))
+    });
     lines.join("\n")
 }
