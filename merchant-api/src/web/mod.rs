@@ -236,12 +236,15 @@ fn csrf_failed(page: Option<&Page>) -> Refused {
     layout::error_page(page, &error).into()
 }
 
-/// Whether an `Origin` header, when sent, is this very host.
+/// Whether an `Origin` header, when sent, is this very host (as the request names it, or
+/// as a reverse proxy passes it on in `X-Forwarded-Host`).
 pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-    !host.is_empty() && origin_host == host
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .iter()
+        .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .any(|host| !host.is_empty() && origin_host == host.trim())
 }
 
 impl FromRequest<AppState> for Posted {

@@ -447,7 +447,26 @@ async fn a_counter_cannot_open_the_offices_forms_need_their_token_revoked_or_idl
     let cut =
         counter.post("/counter/requests", &[("csrf", &csrf[..csrf.len() - 1]), ("amount", "500")]).await;
     assert_eq!(cut.error_code().as_deref(), Some("csrf_failed"));
-    assert_eq!(town.call("GET", "/v1/invoices", Some(&token), None).await.1, before, "nothing was made");
+    // A form posted from another site, with the right token even, is refused; so is pairing.
+    counter.extra.push(("origin".into(), "http://shop.example".into()));
+    let foreign = counter.post("/counter/requests", &[("csrf", &csrf), ("amount", "500")]).await;
+    assert_eq!(foreign.error_code().as_deref(), Some("csrf_failed"));
+    let code = code_for(&town, DeviceCaller::Shop { shop: shop_id(&shop), scope: Scope::PointOfSale });
+    let mut lured = Browser::new(&town);
+    lured.extra.push(("origin".into(), "http://shop.example".into()));
+    assert_eq!(lured.pair(&code).await.error_code().as_deref(), Some("csrf_failed"));
+    counter.extra.clear();
+    let origin = format!("http://{}", town.url.trim_start_matches("http://"));
+    counter.extra.push(("origin".into(), origin));
+    let own = counter.post("/counter/requests", &[("csrf", &csrf), ("amount", "500")]).await;
+    assert_eq!(own.status, 303, "the service's own origin is fine");
+    counter.extra.clear();
+    let made = town.call("GET", "/v1/invoices", Some(&token), None).await.1;
+    assert_eq!(
+        made.as_array().unwrap().len(),
+        before.as_array().unwrap().len() + 1,
+        "only that one was made"
+    );
 
     // Revoked from the back office: signed out at once.
     let mut office = paired(&town, DeviceCaller::Shop { shop: shop_id(&shop), scope: Scope::Full }).await;
@@ -751,4 +770,58 @@ async fn the_town_office_registers_a_shop_looks_up_banks_suspends_and_checks_an_
     late[9].1 = "2027-01-20".into();
     let unordered = admin.submit("/town/issues/new", "/town/issues/new", &fields(&late)).await;
     assert_eq!(unordered.error_code().as_deref(), Some("invalid_parameters"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machi_merchant_demo_prints_three_screens_with_codes_that_pair_while_the_service_runs() {
+    let town = Town::start().await;
+    let shop = town.register_shop("豆腐屋", "local", "トウフヤ").await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_machi-merchant"))
+        .args(["demo", "--data-dir"])
+        .arg(&town.merchant_dir)
+        .args(["--url", &town.url])
+        .output()
+        .expect("machi-merchant runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("豆腐屋"), "{text}");
+    for (screen, home) in [("counter", "/counter"), ("back office", "/office"), ("town office", "/town")] {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{screen}:"))).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains(&format!("{}/pair", town.url)), "{line}");
+        let code = line.split("pairing code ").nth(1).unwrap().split_whitespace().next().unwrap();
+        let mut browser = Browser::new(&town);
+        let answer = browser.pair(code).await;
+        assert_eq!((answer.status, answer.location()), (303, home), "{line}");
+        assert_eq!(browser.get(home).await.status, 200);
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_machi-merchant"))
+        .args(["pair", "--data-dir"])
+        .arg(&town.merchant_dir)
+        .args(["--shop", &shop, "--scope", "full", "--label", "事務所", "--url", &town.url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let code = text.split("pairing code ").nth(1).unwrap().split_whitespace().next().unwrap();
+    let mut office = Browser::new(&town);
+    assert_eq!(office.pair(code).await.location(), "/office");
+    // The code's label names the device when the browser gives none.
+    let mut labelless = Browser::new(&town);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_machi-merchant"))
+        .args(["pair", "--data-dir"])
+        .arg(&town.merchant_dir)
+        .args(["--shop", &shop, "--label", "レジ3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let code = text.split("pairing code ").nth(1).unwrap().split_whitespace().next().unwrap();
+    assert_eq!(labelless.post("/pair", &[("code", code), ("label", "")]).await.location(), "/counter");
+    assert!(office.get("/office/devices").await.body.contains(">レジ3<"));
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_machi-merchant"))
+        .args(["pair", "--data-dir"])
+        .arg(&town.merchant_dir)
+        .args(["--shop", &"ab".repeat(32)])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success(), "a shop not in the data folder is refused");
 }
