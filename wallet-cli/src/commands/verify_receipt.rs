@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use machi_api::{ProofCheck, TxProof};
-use machi_client::ClientError;
+use machi_client::{Client, ClientError};
 use machi_ledger::{Hash32, TxId};
 use serde_json::{json, Value};
 
@@ -37,10 +37,14 @@ pub(crate) struct VerifyReceiptArgs {
     /// With --tx: the block hash printed on the receipt.
     #[arg(long, requires = "tx")]
     receipt_block_hash: Option<String>,
-    /// The block hash you trust, e.g. as the town publishes it, or read from a replica
-    /// you trust. Without it, the block hash at the receipt's height is read from --node.
+    /// The block hash you trust, e.g. as the town publishes it. Without it, the block
+    /// hash at the receipt's height is read from --trust-node, else from --node.
     #[arg(long)]
     block_hash: Option<String>,
+    /// A replica you trust (the bank's, the auditor's) to read the block hash from,
+    /// when it is not the one that serves the proof.
+    #[arg(long, conflicts_with = "block_hash", value_parser = machi_client::node_list)]
+    trust_node: Option<String>,
     /// The proof, as `GET /v1/transactions/{id}/proof` answers it (a JSON file); without
     /// it, the proof is fetched from --node (any replica).
     #[arg(long)]
@@ -132,8 +136,12 @@ pub(crate) async fn run(ctx: &Ctx, args: VerifyReceiptArgs) -> Result<(), Failur
         Some(text) => (hash(text, "--block-hash")?, Trust::Given),
         None => {
             let height = claim.height.unwrap_or(proof.header.height);
-            let block = ctx.client.block(height).await?;
-            (block.hash, Trust::Node(ctx.client.base().to_string()))
+            let trusted = match &args.trust_node {
+                Some(url) => Client::new(url),
+                None => ctx.client.clone(),
+            };
+            let block = trusted.block(height).await?;
+            (block.hash, Trust::Node(trusted.base().to_string()))
         }
     };
     let check = proof.check(&claim.tx_id, &trusted);

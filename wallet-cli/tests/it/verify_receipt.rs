@@ -140,6 +140,14 @@ async fn a_receipt_is_proven_against_the_trusted_block_hash_and_nothing_else_is(
         forged.json
     );
 
+    // The trusted hash read from other replicas than the one serving the proof (a list:
+    // the first is down, the next answers), or only from one that is down.
+    let others = format!("{down},{url}");
+    let proven = ok(w(&url, &["verify-receipt", &code, "--trust-node", &others], "").await.unwrap());
+    assert_eq!(proven["trusted_from"], url.as_str(), "{proven}");
+    let unreachable = w(&url, &["verify-receipt", &code, "--trust-node", &down], "").await.unwrap();
+    assert_eq!(unreachable.code, 4, "{}", unreachable.json);
+
     // A purchase of sets at the counter: its printed receipt is proven too.
     let purchase = purchase(&client, &town_key).await;
     let receipt = dir.path().join("purchase.txt");
