@@ -261,6 +261,10 @@ mod tests {
             assert!(crate::screen::fits(&screen), "{screen:#?}");
             assert!(screen.iter().any(|l| l.contains(&code.tx_id.to_hex()[32..])));
         }
+        // FORMAT.md's promise: a chain id of up to 16 characters keeps version 6.
+        let sixteen = ReceiptCode { chain_id: "bandai-town-2026".into(), ..code.clone() };
+        assert_eq!(sixteen.qr().version(), qrcode::Version::Normal(6));
+        assert!(kiosk_screen(Lang::Ja, &sixteen).is_some());
         // A 64-character chain id does not fit: the kiosk then shows the words alone.
         let long = ReceiptCode { chain_id: "x".repeat(64), ..code };
         assert!(long.screen(&words, "Enter").is_none());
