@@ -63,6 +63,11 @@ tx_codes! {
     ShopBalanceInsufficient = "shop_balance_insufficient",
     NoChange = "no_change",
     FrozenByTown = "frozen_by_town",
+    CounterClosed = "counter_closed",
+    DayNotStarted = "day_not_started",
+    CloseMismatch = "close_mismatch",
+    DayAlreadyClosed = "day_already_closed",
+    SlipAlreadyRecorded = "slip_already_recorded",
     // The ledger's refusals before a block (`Refusal`): nothing is written.
     UnknownSigner = "unknown_signer",
     WrongRole = "wrong_role",
@@ -167,6 +172,11 @@ impl From<Reason> for TxCode {
             Reason::ShopBalanceInsufficient => TxCode::ShopBalanceInsufficient,
             Reason::NoChange => TxCode::NoChange,
             Reason::FrozenByTown => TxCode::FrozenByTown,
+            Reason::CounterClosed => TxCode::CounterClosed,
+            Reason::DayNotStarted => TxCode::DayNotStarted,
+            Reason::CloseMismatch => TxCode::CloseMismatch,
+            Reason::DayAlreadyClosed => TxCode::DayAlreadyClosed,
+            Reason::SlipAlreadyRecorded => TxCode::SlipAlreadyRecorded,
         }
     }
 }

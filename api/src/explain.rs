@@ -107,6 +107,23 @@ fn texts(code: TxCode) -> (&'static str, &'static str) {
             "役場が停止したカードです。解除は役場だけができます",
             "The town stopped this account; only the town can restart it.",
         ),
+        TxCode::CounterClosed => (
+            "この窓口は本日の締めを済ませました。販売は明日からです",
+            "This counter has closed its cash for today; it sells again tomorrow.",
+        ),
+        TxCode::DayNotStarted => ("その日はまだ来ていません（日本時間）", "That day has not begun yet (Japan time)."),
+        TxCode::CloseMismatch => (
+            "締めの販売額が台帳の記録と合いません。最新の売上を読み直してからもう一度締めてください",
+            "The sales in the close differ from what the ledger recorded at this counter that day; read the day's sales again and close again.",
+        ),
+        TxCode::DayAlreadyClosed => (
+            "この窓口のその日の締めはすでに記録されています（最初の締めが有効です）",
+            "This counter has already closed that day; the first close stands.",
+        ),
+        TxCode::SlipAlreadyRecorded => (
+            "この入金伝票番号はすでに記録されています",
+            "A deposit with this slip reference is already recorded.",
+        ),
         TxCode::UnknownSigner => ("このカードは登録されていません", "This card is not registered."),
         TxCode::WrongRole => ("この操作をする権限がありません", "This card may not do this."),
         TxCode::KeyRevoked => (

@@ -6,12 +6,14 @@
 //! Layout by resource: `tx` (submit, results, a committed transaction), `code`
 //! (`TxCode`, every code a transaction's result can carry, typed), `explain` (every
 //! code in plain Japanese and English, the one source of those words), `account`,
-//! `issue` (issues and the supply report), `chain` (head, health, blocks as exported,
+//! `issue` (issues and the supply report), `cash` (the counters' cash by day: received,
+//! counted, deposited, and the gaps), `chain` (head, health, blocks as exported,
 //! events), `proof` (a transaction's inclusion proofs, and checking them against a block
 //! hash), `pay` (the merchant API's pay code), `error` (the error body of every
 //! service). Amounts are integer yen; hashes and keys are lowercase hex.
 
 mod account;
+mod cash;
 mod chain;
 mod cluster;
 mod code;
@@ -23,6 +25,7 @@ mod proof;
 mod tx;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
+pub use cash::{CashDayView, CashGap, CashIssueDayView, CashReport, CloseView, CounterDayView, DepositView};
 pub use chain::{
     BlockTxView, BlockView, ClockView, ClusterView, HaltView, HeadView, HealthView, MemberView, TxEvent,
 };

@@ -413,6 +413,16 @@ impl Client {
         self.get("/v1/supply").await
     }
 
+    /// The cash by sale day: received by the chain, counted at counters, deposited, gaps.
+    pub async fn cash_days(&self) -> Result<machi_api::CashReport, ClientError> {
+        self.get("/v1/cash/days").await
+    }
+
+    /// One sale day's cash (`YYYY-MM-DD`, JST); empty figures for a day without any.
+    pub async fn cash_day(&self, day: &str) -> Result<machi_api::CashDayView, ClientError> {
+        self.get(&format!("/v1/cash/days/{day}")).await
+    }
+
     pub async fn health(&self) -> Result<HealthView, ClientError> {
         self.get("/v1/health").await
     }

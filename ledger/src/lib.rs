@@ -36,19 +36,19 @@ pub use hash::{
 };
 pub use issue::{IssueId, IssueParams, IssueState, Kind, Supply, NAME_CHARS_MAX};
 pub use limits::{
-    ADDR_BYTES_MAX, BODY_BYTES_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, REPLICAS_MAX, SETTLE_REQUESTS_MAX,
-    TTL_MS_MAX,
+    ADDR_BYTES_MAX, BODY_BYTES_MAX, CASH_YEN_MAX, CLOCK_SKEW_MS_MAX, INVOICE_CHARS_MAX, REPLICAS_MAX,
+    SETTLE_REQUESTS_MAX, SLIP_CHARS_MAX, TTL_MS_MAX,
 };
 pub use proof::{inclusion_proof, verify_inclusion};
 pub use reason::{Outcome, Reason, Refusal, TxError};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{
-    address_is_valid, Account, ApplyAt, CashOut, CashOutStatus, Lot, Payment, Role, Settlement, State,
-    TxRecord,
+    address_is_valid, Account, ApplyAt, CashClose, CashOut, CashOutStatus, CounterDay, Deposit, Lot, Payment,
+    Role, Settlement, State, TxRecord,
 };
 pub use tx::{
-    decode, verify_batch, verify_batch_cached, verify_one, Action, Delegation, Replica, ShopClass, SignedTx,
-    TxBody, VerifiedTx,
+    decode, verify_batch, verify_batch_cached, verify_one, Action, DaySales, Delegation, Replica, ShopClass,
+    SignedTx, TxBody, VerifiedTx,
 };
 pub use yen::{group_thousands, ParseYenError, RateBp, Yen};
 

@@ -15,3 +15,7 @@ pub const SETTLE_REQUESTS_MAX: usize = 1_000;
 pub const REPLICAS_MAX: usize = 16;
 /// Longest replica address (`host:port`), in bytes.
 pub const ADDR_BYTES_MAX: usize = 255;
+/// Longest bank deposit slip reference, in characters.
+pub const SLIP_CHARS_MAX: usize = 64;
+/// Most cash a counter's close or one deposit may state: ¥10,000,000,000.
+pub const CASH_YEN_MAX: u64 = 10_000_000_000;

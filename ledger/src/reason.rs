@@ -65,6 +65,11 @@ reasons! {
     ShopBalanceInsufficient = 29, "shop_balance_insufficient", "the shop no longer holds enough of this value to refund";
     NoChange = 30, "no_change", "the account is already in that state";
     FrozenByTown = 31, "frozen_by_town", "the town froze this account; only the town can lift it";
+    CounterClosed = 32, "counter_closed", "this counter has closed its cash for the day; it sells again tomorrow";
+    DayNotStarted = 33, "day_not_started", "that day has not begun yet (Japan time)";
+    CloseMismatch = 34, "close_mismatch", "the sales stated in the close are not the ones the chain recorded at this counter that day";
+    DayAlreadyClosed = 35, "day_already_closed", "this counter has already closed that day; the first close stands";
+    SlipAlreadyRecorded = 36, "slip_already_recorded", "a deposit with this slip reference is already recorded";
 }
 
 /// What is wrong with a transaction's bytes or signature: it is refused before the ledger

@@ -133,6 +133,38 @@ pub enum Action {
     SetReplicas {
         replicas: Vec<Replica>,
     },
+    /// Operator only: the cash close (入金締め) of the signer's counter for one JST day.
+    /// `sales` and `expected` restate the day's sales the chain recorded at this counter;
+    /// `counted` is the cash the operator counted in the drawer.
+    CloseDay {
+        /// `YYYY-MM-DD`, the JST calendar date of the sales' blocks.
+        day: String,
+        /// Per issue, ascending by issue id, issues with no sales left out.
+        sales: Vec<DaySales>,
+        /// The sum of `sales`' cash.
+        expected: Yen,
+        counted: Yen,
+    },
+    /// Town only: a bank deposit of a sale day's cash, from the bank's deposit slip.
+    RecordDeposit {
+        /// `YYYY-MM-DD`: the JST sale day whose cash this is.
+        day: String,
+        /// `YYYY-MM-DD`: the date on the bank's slip.
+        deposited_on: String,
+        amount: Yen,
+        /// The slip's reference number, as printed (unique on the chain).
+        slip_reference: String,
+    },
+}
+
+/// One issue's sales at one counter on one day, as a cash close states them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DaySales {
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub issue: IssueId,
+    pub sets: u32,
+    pub cash: Yen,
 }
 
 impl Action {
@@ -154,6 +186,8 @@ impl Action {
             Action::Unfreeze { .. } => "unfreeze",
             Action::RegisterDelegate { .. } => "register_delegate",
             Action::SetReplicas { .. } => "set_replicas",
+            Action::CloseDay { .. } => "close_day",
+            Action::RecordDeposit { .. } => "record_deposit",
         }
     }
 
@@ -169,7 +203,7 @@ impl Action {
             Action::ReplaceKey { old, new } => vec![*old, *new],
             Action::Freeze { account } | Action::Unfreeze { account } => vec![*account],
             Action::RegisterDelegate { delegate, .. } => vec![*delegate],
-            Action::SetReplicas { .. } => vec![],
+            Action::SetReplicas { .. } | Action::CloseDay { .. } | Action::RecordDeposit { .. } => vec![],
             Action::CreateIssue { .. }
             | Action::Refund { .. }
             | Action::RequestCashOut { .. }

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use machi_api::{BlockView, IssueSupplyView};
+use machi_api::{BlockView, CashDayView, CashReport, IssueSupplyView};
 use machi_ledger::{replay, Block, BlockHeader, ChainError, Hash32, Outcome, SignatureCheck, State};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,9 @@ pub struct AuditReport {
     pub issues: Vec<IssueSupplyView>,
     /// Sets sold per issue and sale day (JST), from the applied sales on the chain.
     pub sales_by_day: Vec<SalesDay>,
+    /// Per sale day (JST): cash received by the chain, counted at the counters' closes,
+    /// deposited at the bank, and the gaps (docs/AUDIT.md).
+    pub cash_days: Vec<CashDayView>,
     /// Who could sign blocks, from which height: the producer genesis named, then each
     /// replica set the town put on chain.
     pub producers: Vec<ProducersFrom>,
@@ -149,6 +152,7 @@ impl Auditor {
             invariant_broken: None,
             issues: Vec::new(),
             sales_by_day: Vec::new(),
+            cash_days: Vec::new(),
             producers: Vec::new(),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -290,6 +294,7 @@ impl Auditor {
         r.height = head.height;
         r.head_hash = head.hash();
         r.issues = state.issues.values().map(|i| IssueSupplyView::new(&i.params, &i.supply)).collect();
+        r.cash_days = CashReport::new(&state, head.height).days;
         Ok(self.report)
     }
 }
@@ -424,6 +429,7 @@ pub fn report_text(r: &AuditReport) -> String {
             );
         }
     }
+    report_cash_text(&mut out, &r.cash_days);
     for i in &r.issues {
         let y = |v: machi_ledger::Yen| v.to_string();
         let _ = writeln!(out, "\nissue {} {}", i.issue, i.name);
@@ -449,6 +455,86 @@ pub fn report_text(r: &AuditReport) -> String {
         for (label, value) in rows {
             let _ = writeln!(out, "  {label:<20} {value}");
         }
+    }
+    out
+}
+
+/// A signed yen amount: `+¥500`, `-¥1,000`, `¥0`.
+fn signed_yen(value: i64) -> String {
+    let amount = machi_ledger::Yen(value.unsigned_abs());
+    match value.signum() {
+        -1 => format!("-{amount}"),
+        1 => format!("+{amount}"),
+        _ => amount.to_string(),
+    }
+}
+
+/// The cash by day: each day's totals, its counters and deposits, and its gaps, marked
+/// `GAP` so a reader's eye (or grep) finds them.
+fn report_cash_text(out: &mut String, days: &[CashDayView]) {
+    if days.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\ncash by day (JST): received by the chain, counted at counters, deposited:");
+    for d in days {
+        let state = if d.gaps.is_empty() { "balanced" } else { "GAP" };
+        let _ = writeln!(
+            out,
+            "  {}  received {} ({} sets)  counted {} ({})  deposited {} ({})  {state}",
+            d.day,
+            d.cash_received,
+            d.sets,
+            d.counted,
+            signed_yen(d.count_difference),
+            d.deposited,
+            signed_yen(d.deposit_difference),
+        );
+        for i in &d.issues {
+            let _ = writeln!(
+                out,
+                "    issue {}: {} sets, {} received ({} at counters not closed)",
+                i.issue, i.sets, i.cash_received, i.not_closed
+            );
+        }
+        for c in &d.counters {
+            let close = match &c.close {
+                Some(close) => format!("counted {} ({})", close.counted, signed_yen(close.difference)),
+                None => "not closed".to_string(),
+            };
+            let _ = writeln!(out, "    counter {} {}: expected {}, {close}", c.name, c.operator, c.expected);
+        }
+        for dep in &d.deposits {
+            let _ = writeln!(
+                out,
+                "    deposit {} on {}, slip {}",
+                dep.amount, dep.deposited_on, dep.slip_reference
+            );
+        }
+        for gap in &d.gaps {
+            let _ = writeln!(out, "    GAP: {}", gap.describe());
+        }
+    }
+}
+
+/// The cash by day as CSV, one row per day; the gaps in one cell, `; ` between them.
+pub fn report_cash_csv(r: &AuditReport) -> String {
+    let mut out = String::from("day,sets,cash_received,counters,counters_not_closed,counted,count_difference,deposited,deposit_difference,gaps\n");
+    for d in &r.cash_days {
+        let gaps = d.gaps.iter().map(machi_api::CashGap::describe).collect::<Vec<_>>().join("; ");
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},\"{}\"",
+            d.day,
+            d.sets,
+            d.cash_received.0,
+            d.counters.len(),
+            d.counters_not_closed,
+            d.counted.0,
+            d.count_difference,
+            d.deposited.0,
+            d.deposit_difference,
+            gaps.replace('"', "\"\"")
+        );
     }
     out
 }

@@ -104,7 +104,10 @@ enum Command {
 enum Format {
     Text,
     Json,
+    /// The supply report per issue.
     Csv,
+    /// The cash by day: received, counted, deposited, gaps (docs/AUDIT.md).
+    CashCsv,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -166,6 +169,7 @@ fn report(result: anyhow::Result<machi_node::AuditReport>, format: Format) -> an
         Format::Text => print!("{}", machi_node::report_text(&report)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Csv => print!("{}", machi_node::report_csv(&report)),
+        Format::CashCsv => print!("{}", machi_node::report_cash_csv(&report)),
     }
     if !report.invariant_held_every_block {
         std::process::exit(1);

@@ -38,6 +38,7 @@ impl State {
     /// with the running totals, and checks each resident's cap. O(accounts): for tests
     /// and audits.
     pub fn check_full(&self) -> Result<(), String> {
+        self.check_counters()?;
         let mut sums: BTreeMap<IssueId, Supply> = BTreeMap::new();
         for (key, account) in &self.accounts {
             for lot in &account.lots {

@@ -6,11 +6,13 @@
 //! `payments` and `cash_outs`; the invariants in `checks`. docs/RULES.md states each rule.
 
 mod accounts;
+mod cash;
 mod cash_outs;
 mod checks;
 mod payments;
 mod replicas;
 
+pub use cash::{CashClose, CounterDay, Deposit};
 pub use replicas::address_is_valid;
 mod sales;
 
@@ -206,6 +208,10 @@ pub struct State {
     pub cash_outs: HashMap<TxId, CashOut>,
     pub settlements: HashMap<TxId, Settlement>,
     pub txs: HashMap<TxId, TxRecord>,
+    /// Per operator, per JST day (`YYYY-MM-DD`): the sales at that counter and its close.
+    pub counter_days: HashMap<AccountId, BTreeMap<String, CounterDay>>,
+    /// Bank deposits of sale days' cash, in the order the town recorded them.
+    pub deposits: Vec<Deposit>,
 }
 
 /// Where in the chain a transaction is being applied.
@@ -275,13 +281,17 @@ impl State {
                 | Action::SettleCashOuts { .. }
                 | Action::ExpireIssue { .. }
                 | Action::RegisterDelegate { .. }
-                | Action::SetReplicas { .. },
+                | Action::SetReplicas { .. }
+                | Action::RecordDeposit { .. },
                 Role::Town,
             ) => true,
             (Action::RegisterShop { .. }, Role::ShopRegistrar) => true,
             (Action::SettleCashOuts { .. }, Role::Settler) => true,
             (
-                Action::RegisterResident { .. } | Action::SellSets { .. } | Action::ReplaceKey { .. },
+                Action::RegisterResident { .. }
+                | Action::SellSets { .. }
+                | Action::ReplaceKey { .. }
+                | Action::CloseDay { .. },
                 Role::Operator,
             ) => true,
             (Action::Pay { .. }, Role::Resident { .. }) => true,
@@ -335,7 +345,10 @@ impl State {
             }
             Action::CreateIssue { issue } => self.create_issue(issue),
             Action::SellSets { issue, resident, sets, cash_received } => {
-                self.sell_sets(*issue, *resident, *sets, *cash_received, now_ms)
+                self.counter_is_open(signer, now_ms)?;
+                self.sell_sets(*issue, *resident, *sets, *cash_received, now_ms)?;
+                self.record_counter_sale(signer, *issue, *sets, *cash_received, now_ms);
+                Ok(())
             }
             Action::Pay { shop, amount, invoice } => {
                 self.pay(tx.id, signer, *shop, *amount, invoice.as_deref(), now_ms)
@@ -352,6 +365,13 @@ impl State {
             Action::Freeze { account } => self.set_frozen(signer, *account, true),
             Action::Unfreeze { account } => self.set_frozen(signer, *account, false),
             Action::SetReplicas { replicas } => self.set_replicas(replicas),
+            Action::CloseDay { day, sales, expected, counted } => {
+                let count = cash::Count { day, sales, expected: *expected, counted: *counted };
+                self.close_day(tx.id, signer, count, now_ms)
+            }
+            Action::RecordDeposit { day, deposited_on, amount, slip_reference } => {
+                self.record_deposit(tx.id, day, deposited_on, *amount, slip_reference, now_ms)
+            }
             Action::RegisterDelegate { delegate, name, delegation } => {
                 let role = match delegation {
                     Delegation::ShopRegistrar => Role::ShopRegistrar,

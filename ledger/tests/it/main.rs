@@ -2,6 +2,7 @@
 //! rule of docs/RULES.md, and properties of the formats, yen text and signatures.
 
 mod blocks;
+mod cash;
 mod crafted;
 mod format_doc;
 mod formats;

@@ -21,6 +21,7 @@ pub(crate) struct AppState {
 }
 
 mod accounts;
+mod cash;
 mod chain;
 mod cluster;
 mod dashboard;
@@ -44,6 +45,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         proof::routes(),
         accounts::routes(),
         issues::routes(),
+        cash::routes(),
         chain::routes(),
         cluster::routes(),
         events::routes(),

@@ -38,6 +38,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         super::chain::block,
         super::chain::head,
         super::chain::supply,
+        super::cash::days,
+        super::cash::day,
         super::chain::health,
         super::cluster::cluster,
         super::chain::metrics,

@@ -5,6 +5,7 @@
 
 pub(crate) mod balance;
 pub(crate) mod card;
+pub(crate) mod cash;
 pub(crate) mod check;
 pub(crate) mod history;
 pub(crate) mod kiosk;

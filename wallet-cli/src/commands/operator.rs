@@ -67,6 +67,11 @@ pub(crate) enum OperatorCommand {
         #[arg(long)]
         lost_card: String,
     },
+    /// Close the counter's cash for a day (入金締め): shows the day's sales at this
+    /// counter from the chain and the cash expected, asks for the cash counted (typed, or
+    /// a line of standard input), shows the difference (過不足) and asks to confirm (1),
+    /// then signs the close. The counter sells no more that day once closed.
+    CloseDay(super::cash::CloseDayArgs),
 }
 
 pub(crate) async fn run(ctx: &Ctx, command: OperatorCommand) -> Result<(), Failure> {
@@ -78,6 +83,7 @@ pub(crate) async fn run(ctx: &Ctx, command: OperatorCommand) -> Result<(), Failu
             sell(ctx, &card, &resident_card, issue, sets).await
         }
         OperatorCommand::ReplaceCard { card, lost_card } => replace_card(ctx, &card, &lost_card).await,
+        OperatorCommand::CloseDay(args) => super::cash::close_day(ctx, args).await,
     }
 }
 

@@ -106,6 +106,10 @@ pub(crate) enum TownCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Record the bank deposit of a sale day's cash, from the deposit slip: the day, the
+    /// amount, the slip's reference and its date. Shows the day's cash received, counted
+    /// and deposited after it.
+    RecordDeposit(super::cash::RecordDepositArgs),
 }
 
 /// The powers the town can delegate.
@@ -186,6 +190,7 @@ pub(crate) async fn run(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> 
         TownCommand::Expire { card, issue } => expire(ctx, &card, issue).await,
         TownCommand::SaleStatus { issue, watch } => sale_status(ctx, issue, watch).await,
         TownCommand::SetReplicas { card, file } => set_replicas(ctx, &card, &file).await,
+        TownCommand::RecordDeposit(args) => super::cash::record_deposit(ctx, args).await,
     }
 }
 

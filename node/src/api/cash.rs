@@ -1,0 +1,33 @@
+//! `GET /v1/cash/days` and `GET /v1/cash/days/{day}`: per sale day (JST), the cash the
+//! chain received, what each counter counted at its close, what the town deposited, and
+//! the gaps (docs/AUDIT.md). The wallet's `operator close-day` reads its counter's day here.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, MethodRouter};
+use axum::Json;
+use machi_api::{CashDayView, CashReport, ErrorBody};
+
+use super::{ApiError, AppState};
+
+pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/v1/cash/days", get(days)), ("/v1/cash/days/{day}", get(day))]
+}
+
+/// Every day with a sale, a close or a deposit, oldest first.
+#[utoipa::path(get, path = "/v1/cash/days", tag = "chain", responses((status = 200, body = CashReport)))]
+async fn days(State(state): State<AppState>) -> Json<CashReport> {
+    let chain = state.shared.chain.read().await;
+    Json(CashReport::new(&chain.state, chain.head.height))
+}
+
+/// One day (empty figures when nothing happened that day).
+#[utoipa::path(get, path = "/v1/cash/days/{day}", tag = "chain",
+    params(("day" = String, Path, description = "the JST date, YYYY-MM-DD")),
+    responses((status = 200, body = CashDayView), (status = 400, body = ErrorBody, description = "bad_day")))]
+async fn day(State(state): State<AppState>, Path(day): Path<String>) -> Result<Json<CashDayView>, ApiError> {
+    if machi_ledger::time::parse_date(&day).is_none() {
+        return Err(ApiError::bad_request("bad_day", "a day is a date, YYYY-MM-DD"));
+    }
+    let chain = state.shared.chain.read().await;
+    Ok(Json(CashReport::new(&chain.state, chain.head.height).day(&day)))
+}
