@@ -92,11 +92,13 @@ pub(crate) enum Command {
     /// still holds unanswered is sent again (the same signed bytes) until the node says.
     /// Exit 0 applied, 3 refused or rejected, 5 still unknown.
     Check(commands::check::CheckArgs),
-    /// Write the receipt of a committed payment as a plain-text file for the kiosk printer.
+    /// Write the receipt of a committed payment or purchase as a plain-text file for the
+    /// kiosk printer, with its check code and QR code.
     Receipt(commands::receipt::ReceiptArgs),
     /// Check a receipt without the rest of the chain: its block, proven against a block
-    /// hash you trust (--block-hash, as the town publishes it, else read from --node),
-    /// holds the transaction and an "applied" outcome. Exit 0 proven, 6 not proven.
+    /// hash you trust (--block-hash, as the town publishes it, or read from --trust-node
+    /// or --node), holds the transaction and an "applied" outcome. Exit 0 proven, 6 not
+    /// proven.
     VerifyReceipt(commands::verify_receipt::VerifyReceiptArgs),
     /// Counter staff: register residents, sell sets, replace lost cards.
     #[command(subcommand)]

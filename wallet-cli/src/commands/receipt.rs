@@ -1,4 +1,5 @@
-//! `receipt`: a committed payment's receipt as a plain-text file for the kiosk printer.
+//! `receipt`: a committed payment's or purchase's receipt as a plain-text file for the
+//! kiosk printer.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use crate::ctx::{receipt_text, user, Ctx, Failure};
 /// Flags of `receipt`.
 #[derive(clap::Args)]
 pub(crate) struct ReceiptArgs {
-    /// The payment's transaction id.
+    /// The payment's or purchase's transaction id.
     tx_id: String,
     #[arg(long, default_value = "receipt.txt")]
     out: PathBuf,
