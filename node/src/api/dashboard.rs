@@ -1,5 +1,6 @@
 //! `GET /`: the town hall screen on sale day. Per issue: sets sold and left, the supply
-//! breakdown as server-drawn SVG, the invariant's state, and the newest blocks. No
+//! breakdown as server-drawn SVG, the invariant's state; the cash of the latest sale days
+//! (received, counted at the counters, deposited, every gap highlighted); the newest blocks. No
 //! external assets; the page is whole without JavaScript, and a few lines of script
 //! refresh it in place every two seconds.
 
@@ -9,13 +10,15 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, MethodRouter};
-use machi_api::{ClusterView, IssueSupplyView};
+use machi_api::{CashDayView, CashReport, ClusterView, IssueSupplyView};
 use machi_ledger::time::format_jst;
 use machi_ledger::{group_thousands, Yen};
 
 use super::AppState;
 
 const RECENT_BLOCKS: u64 = 8;
+/// Sale days whose cash the screen shows, newest first.
+const CASH_DAYS_SHOWN: usize = 7;
 
 pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![("/", get(page)), ("/dashboard/live", get(live))]
@@ -48,7 +51,7 @@ const CSS: &str = "body{font-family:system-ui,'Noto Sans JP',sans-serif;margin:1
 h1{font-size:2rem;margin:0 0 .2rem}h2{font-size:1.6rem;margin:1.5rem 0 .3rem}small{color:#666;font-size:.8rem}\
 .big{font-size:3.2rem;font-weight:700}.row{display:flex;gap:2rem;flex-wrap:wrap;align-items:flex-end}\
 .ok{color:#1a7f37}.bad{color:#c00}table{border-collapse:collapse}td,th{padding:.2rem .6rem;text-align:right;border-bottom:1px solid #ddd}\
-th{text-align:left}.issue{background:#fff;border:1px solid #ddd;border-radius:8px;padding:1rem;margin:1rem 0}";
+th{text-align:left}td.state{text-align:left}tr.gap td,tr.gap th{background:#fde8e8}.issue{background:#fff;border:1px solid #ddd;border-radius:8px;padding:1rem;margin:1rem 0}";
 
 const SCRIPT: &str = "setInterval(function(){fetch('/dashboard/live',{cache:'no-store'}).then(function(r){return r.ok?r.text():null})\
 .then(function(t){if(t){document.getElementById('live').innerHTML=t}}).catch(function(){})},2000);";
@@ -73,6 +76,7 @@ fn render_body(chain: &crate::chain::Chain, cluster: &ClusterView) -> String {
     for issue in &issues {
         render_issue(&mut out, issue);
     }
+    render_cash(&mut out, &CashReport::new(&chain.state, chain.head.height).days);
     if !chain.state.replicas.is_empty() {
         render_replicas(&mut out, cluster);
     }
@@ -91,6 +95,52 @@ fn render_body(chain: &crate::chain::Chain, cluster: &ClusterView) -> String {
     }
     out.push_str("</table>");
     out
+}
+
+/// A signed amount for the screen: `-¥1,000`, `+¥500`, `¥0`.
+fn signed_yen(value: i64) -> String {
+    let amount = Yen(value.unsigned_abs());
+    match value.signum() {
+        -1 => format!("-{amount}"),
+        1 => format!("+{amount}"),
+        _ => amount.to_string(),
+    }
+}
+
+/// The latest sale days' cash: received by the chain (per issue), counted at the
+/// counters' closes, deposited at the bank, and each gap in words, its row highlighted.
+fn render_cash(out: &mut String, days: &[CashDayView]) {
+    if days.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<h2>販売代金の締めと入金 <small>cash: received, counted, deposited</small></h2><table>         <tr><th>日付 <small>day (JST)</small></th><th>販売代金 <small>received</small></th>         <th>窓口の計数 <small>counted</small></th><th>過不足 <small>difference</small></th>         <th>入金 <small>deposited</small></th><th>入金−計数 <small>deposited − counted</small></th>         <th>状態 <small>state</small></th></tr>",
+    );
+    for d in days.iter().rev().take(CASH_DAYS_SHOWN) {
+        let by_issue: Vec<String> =
+            d.issues.iter().map(|i| format!("第{}回 {}", i.issue, i.cash_received)).collect();
+        let state = if d.gaps.is_empty() {
+            "<span class=\"ok\">✔ 一致 <small>balanced</small></span>".to_string()
+        } else {
+            let gaps: Vec<String> = d.gaps.iter().map(|g| escape(&g.describe())).collect();
+            format!("<span class=\"bad\">✘ {}</span>", gaps.join("<br>"))
+        };
+        let _ = write!(
+            out,
+            "<tr class=\"{}\" id=\"cash-{}\"><th>{}</th><td>{}<br><small>{}</small></td><td>{}<br><small>未締め {} 窓口</small></td><td>{}</td><td>{}</td><td>{}</td><td class=\"state\">{state}</td></tr>",
+            if d.gaps.is_empty() { "balanced" } else { "gap" },
+            d.day,
+            d.day,
+            d.cash_received,
+            by_issue.join("、"),
+            d.counted,
+            d.counters_not_closed,
+            signed_yen(d.count_difference),
+            d.deposited,
+            signed_yen(d.deposit_difference),
+        );
+    }
+    out.push_str("</table>");
 }
 
 /// The replicas that keep the chain, who leads, and how far each has applied.

@@ -3,6 +3,7 @@
 
 mod api;
 mod audit;
+mod cash;
 mod clock;
 mod cluster;
 mod crash;
