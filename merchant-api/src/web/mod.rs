@@ -236,15 +236,26 @@ fn csrf_failed(page: Option<&Page>) -> Refused {
     layout::error_page(page, &error).into()
 }
 
-/// Whether an `Origin` header, when sent, is this very host (as the request names it, or
-/// as a reverse proxy passes it on in `X-Forwarded-Host`).
+/// Whether a POST comes from one of the service's own pages. A browser says so in
+/// `Sec-Fetch-Site` (`same-origin`; `none` when the person typed it); without that header,
+/// an `Origin` other than `null` must be this host (as the request names it, or as a
+/// reverse proxy passes it on in `X-Forwarded-Host`). Under `Referrer-Policy: no-referrer`
+/// a browser's own form says `Origin: null`, so `null` alone decides nothing: the CSRF
+/// token does.
 pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(site) = text("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    let origin = match text(header::ORIGIN.as_str()) {
+        None | Some("null") => return true,
+        Some(origin) => origin,
+    };
     let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
     [header::HOST.as_str(), "x-forwarded-host"]
         .iter()
-        .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
-        .any(|host| !host.is_empty() && origin_host == host.trim())
+        .filter_map(|name| text(name))
+        .any(|host| !host.is_empty() && origin_host == host)
 }
 
 impl FromRequest<AppState> for Posted {

@@ -461,11 +461,21 @@ async fn a_counter_cannot_open_the_offices_forms_need_their_token_revoked_or_idl
     let own = counter.post("/counter/requests", &[("csrf", &csrf), ("amount", "500")]).await;
     assert_eq!(own.status, 303, "the service's own origin is fine");
     counter.extra.clear();
+    // Under `Referrer-Policy: no-referrer` a browser's own form says `Origin: null`, and
+    // says where it comes from in `Sec-Fetch-Site`.
+    counter.extra.push(("origin".into(), "null".into()));
+    counter.extra.push(("sec-fetch-site".into(), "same-origin".into()));
+    let chromium = counter.post("/counter/requests", &[("csrf", &csrf), ("amount", "500")]).await;
+    assert_eq!(chromium.status, 303, "{}", chromium.body);
+    counter.extra[1].1 = "cross-site".into();
+    let framed = counter.post("/counter/requests", &[("csrf", &csrf), ("amount", "500")]).await;
+    assert_eq!(framed.error_code().as_deref(), Some("csrf_failed"));
+    counter.extra.clear();
     let made = town.call("GET", "/v1/invoices", Some(&token), None).await.1;
     assert_eq!(
         made.as_array().unwrap().len(),
-        before.as_array().unwrap().len() + 1,
-        "only that one was made"
+        before.as_array().unwrap().len() + 2,
+        "only those two were made"
     );
 
     // Revoked from the back office: signed out at once.
