@@ -1,6 +1,11 @@
 //! machi-merchant against a real node, both on loopback sockets, sled in temp folders.
 
 mod auth;
+mod browser;
+mod browser_counter;
+mod browser_guard;
+mod browser_money;
+mod browser_screens;
 mod day;
 mod exactly_once;
 mod follower;
