@@ -33,7 +33,10 @@ pub use cluster::{ClusterFile, ReplicaEntry};
 pub use code::TxCode;
 pub use error::{ErrorBody, ErrorDetail};
 pub use explain::{explain, Lang};
-pub use issue::{IssueSupplyView, IssueView, SupplyReport};
+pub use issue::{
+    IssueSupplyView, IssueView, LotteryDrawView, LotteryEntryView, LotteryPartyView, LotteryStage,
+    LotteryStatus, LotteryView, SupplyReport,
+};
 pub use pay::PayCodeView;
 pub use proof::{BlockHeaderView, OutcomeRecordView, ProofCheck, TxProof};
 pub use tx::{SubmitRequest, SubmitResponse, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};

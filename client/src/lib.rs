@@ -20,7 +20,7 @@ use machi_api::{
     AccountView, BlockView, ErrorBody, HeadView, HealthView, IssueView, PayCodeView, SupplyReport,
     TxErrorBody, TxProof, TxResultView, TxView,
 };
-use machi_ledger::{AccountId, Action, SignedTx, SigningKey, TxBody, TxId};
+use machi_ledger::{AccountId, Action, Hash32, SignedTx, SigningKey, TxBody, TxId};
 use serde::de::DeserializeOwned;
 
 pub use events::{EventStream, ServerEvent, EVENTS_READ_TIMEOUT_S, RECONNECT_PAUSE_MS};
@@ -115,6 +115,17 @@ pub fn sign_at(chain_id: &str, key: &SigningKey, action: Action, created_ms: u64
         action,
     };
     SignedTx::sign(chain_id, key, &body)
+}
+
+/// A lottery party's new secret (32 random bytes from the operating system's generator)
+/// and its commitment `SHA-256(secret)`, for `CommitLotterySecret` now and
+/// `RevealLotterySecret` after the application window. Keep the secret until then and
+/// show it to nobody.
+pub fn lottery_secret() -> (Hash32, Hash32) {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let secret = Hash32(bytes);
+    (secret, machi_ledger::lottery::commitment(&secret))
 }
 
 impl Client {
@@ -389,6 +400,21 @@ impl Client {
 
     pub async fn issues(&self) -> Result<Vec<IssueView>, ClientError> {
         self.get("/v1/issues").await
+    }
+
+    /// A lottery issue's lottery: schedule, parties, applications, and once drawn the seed,
+    /// winners, waiting list and purchases (`not_found` for an issue sold first come).
+    pub async fn lottery(&self, issue: u32) -> Result<machi_api::LotteryView, ClientError> {
+        self.get(&format!("/v1/issues/{issue}/lottery")).await
+    }
+
+    /// One resident's lottery application and result, by their current key.
+    pub async fn lottery_entry(
+        &self,
+        issue: u32,
+        account: &AccountId,
+    ) -> Result<machi_api::LotteryEntryView, ClientError> {
+        self.get(&format!("/v1/issues/{issue}/lottery/{account}")).await
     }
 
     pub async fn block(&self, height: u64) -> Result<BlockView, ClientError> {

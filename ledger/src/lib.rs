@@ -15,6 +15,7 @@ mod block;
 mod hash;
 mod issue;
 mod limits;
+pub mod lottery;
 mod proof;
 mod reason;
 mod signature;
@@ -43,8 +44,8 @@ pub use proof::{inclusion_proof, verify_inclusion};
 pub use reason::{Outcome, Reason, Refusal, TxError};
 pub use signature::{check_key, verify as verify_signature, KeyCache};
 pub use state::{
-    address_is_valid, Account, ApplyAt, CashClose, CashOut, CashOutStatus, CounterDay, Deposit, Lot, Payment,
-    Role, Settlement, State, TxRecord,
+    address_is_valid, Account, ApplyAt, CashClose, CashOut, CashOutStatus, CounterDay, Deposit, Lot, Lottery,
+    LotteryPhase, LotteryResult, Payment, Role, Settlement, State, TxRecord,
 };
 pub use tx::{
     decode, verify_batch, verify_batch_cached, verify_one, Action, DaySales, Delegation, Replica, ShopClass,

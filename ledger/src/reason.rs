@@ -70,6 +70,21 @@ reasons! {
     CloseMismatch = 34, "close_mismatch", "the sales stated in the close are not the ones the chain recorded at this counter that day";
     DayAlreadyClosed = 35, "day_already_closed", "this counter has already closed that day; the first close stands";
     SlipAlreadyRecorded = 36, "slip_already_recorded", "a deposit with this slip reference is already recorded";
+    NotALottery = 37, "not_a_lottery", "this issue is not sold by lottery";
+    LotteryLocked = 38, "lottery_locked", "a lottery can be set only before the issue's sale starts and before any application";
+    NotALotteryParty = 39, "not_a_lottery_party", "the signer is not one of the lottery's parties";
+    CommitClosed = 40, "commit_closed", "the lottery's commit deadline has passed";
+    AlreadyCommitted = 41, "already_committed", "this party has already committed its secret";
+    LotteryNotReady = 42, "lottery_not_ready", "not every party committed its secret by the deadline; applications open only once all have";
+    ApplicationsNotOpen = 43, "applications_not_open", "the lottery is not taking applications at this time";
+    RevealNotOpen = 44, "reveal_not_open", "secrets are revealed only after applications close and before the reveal period ends";
+    RevealMismatch = 45, "reveal_mismatch", "the secret does not hash to the party's commitment";
+    AlreadyRevealed = 46, "already_revealed", "this party has already revealed its secret";
+    DrawTooEarly = 47, "draw_too_early", "the draw waits until every party revealed or the reveal period ended";
+    AlreadyDrawn = 48, "already_drawn", "the lottery has already been drawn";
+    LotteryNotDrawn = 49, "lottery_not_drawn", "the lottery has not been drawn yet; no sets are sold before the draw";
+    NotAllotted = 50, "not_allotted", "in this window only residents the lottery allotted sets to may buy, and this one has none";
+    OverAllotment = 51, "over_allotment", "more sets than the lottery allotted this resident and they have not bought yet";
 }
 
 /// What is wrong with a transaction's bytes or signature: it is refused before the ledger

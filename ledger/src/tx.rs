@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::hash::{tx_id, AccountId, Hash32, TxId};
 use crate::issue::{IssueId, IssueParams};
 use crate::limits::BODY_BYTES_MAX;
+use crate::lottery::LotteryParams;
 use crate::reason::TxError;
 use crate::signature::{self, KeyCache};
 use crate::yen::Yen;
@@ -32,6 +33,9 @@ pub enum Delegation {
     ShopRegistrar,
     /// Records settlements of shops' cash-outs.
     Settler,
+    /// Takes part in lottery draws it is named in (the bank, the auditor): commits,
+    /// reveals, draws.
+    LotteryParty,
 }
 
 /// One replica of the chain (docs/OPERATIONS.md): a party that keeps a copy, verifies
@@ -155,6 +159,40 @@ pub enum Action {
         /// The slip's reference number, as printed (unique on the chain).
         slip_reference: String,
     },
+    /// Town only, before the issue's sale starts and before any application: the issue is
+    /// sold by lottery (docs/RULES.md, "Lottery sales"). Setting it again replaces the
+    /// schedule and parties and clears the commitments.
+    SetLottery {
+        #[cfg_attr(feature = "openapi", schema(inline))]
+        issue: IssueId,
+        lottery: LotteryParams,
+    },
+    /// A named party, before the commit deadline: `SHA-256(secret)` of its 32-byte secret.
+    CommitLotterySecret {
+        #[cfg_attr(feature = "openapi", schema(inline))]
+        issue: IssueId,
+        commitment: Hash32,
+    },
+    /// The resident, or an operator on the resident's behalf, in the application window:
+    /// `sets` (1 to the issue's per-resident cap). A later one replaces an earlier one.
+    ApplyLottery {
+        #[cfg_attr(feature = "openapi", schema(inline))]
+        issue: IssueId,
+        resident: AccountId,
+        sets: u32,
+    },
+    /// A named party, in the reveal period: the secret it committed to.
+    RevealLotterySecret {
+        #[cfg_attr(feature = "openapi", schema(inline))]
+        issue: IssueId,
+        secret: Hash32,
+    },
+    /// The town or a named party, once the reveal period ended or every party revealed:
+    /// the draw (`lottery::draw`), recorded once.
+    DrawLottery {
+        #[cfg_attr(feature = "openapi", schema(inline))]
+        issue: IssueId,
+    },
 }
 
 /// One issue's sales at one counter on one day, as a cash close states them.
@@ -188,6 +226,11 @@ impl Action {
             Action::SetReplicas { .. } => "set_replicas",
             Action::CloseDay { .. } => "close_day",
             Action::RecordDeposit { .. } => "record_deposit",
+            Action::SetLottery { .. } => "set_lottery",
+            Action::CommitLotterySecret { .. } => "commit_lottery_secret",
+            Action::ApplyLottery { .. } => "apply_lottery",
+            Action::RevealLotterySecret { .. } => "reveal_lottery_secret",
+            Action::DrawLottery { .. } => "draw_lottery",
         }
     }
 
@@ -203,6 +246,11 @@ impl Action {
             Action::ReplaceKey { old, new } => vec![*old, *new],
             Action::Freeze { account } | Action::Unfreeze { account } => vec![*account],
             Action::RegisterDelegate { delegate, .. } => vec![*delegate],
+            Action::ApplyLottery { resident, .. } => vec![*resident],
+            Action::SetLottery { .. }
+            | Action::CommitLotterySecret { .. }
+            | Action::RevealLotterySecret { .. }
+            | Action::DrawLottery { .. } => vec![],
             Action::SetReplicas { .. } | Action::CloseDay { .. } | Action::RecordDeposit { .. } => vec![],
             Action::CreateIssue { .. }
             | Action::Refund { .. }

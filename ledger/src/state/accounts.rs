@@ -56,6 +56,7 @@ impl State {
             self.resident_hashes.insert(hash, new);
         }
         self.accounts.insert(new, moved);
+        self.lotteries_follow_key(old, new);
         Ok(())
     }
 

@@ -9,10 +9,12 @@ mod accounts;
 mod cash;
 mod cash_outs;
 mod checks;
+mod lottery;
 mod payments;
 mod replicas;
 
 pub use cash::{CashClose, CounterDay, Deposit};
+pub use lottery::{Lottery, LotteryPhase, LotteryResult};
 pub use replicas::address_is_valid;
 mod sales;
 
@@ -41,6 +43,8 @@ pub enum Role {
     ShopRegistrar,
     /// A delegated town key that may only settle cash-outs.
     Settler,
+    /// A delegated key that may only take part in lottery draws it is named in.
+    LotteryParty,
 }
 
 impl Role {
@@ -54,6 +58,7 @@ impl Role {
             Role::Resident { worker: true } => "worker",
             Role::ShopRegistrar => "shop_registrar",
             Role::Settler => "settler",
+            Role::LotteryParty => "lottery_party",
         }
     }
 }
@@ -208,6 +213,8 @@ pub struct State {
     pub cash_outs: HashMap<TxId, CashOut>,
     pub settlements: HashMap<TxId, Settlement>,
     pub txs: HashMap<TxId, TxRecord>,
+    /// The lotteries set on issues sold by lottery.
+    pub lotteries: BTreeMap<IssueId, Lottery>,
     /// Per operator, per JST day (`YYYY-MM-DD`): the sales at that counter and its close.
     pub counter_days: HashMap<AccountId, BTreeMap<String, CounterDay>>,
     /// Bank deposits of sale days' cash, in the order the town recorded them.
@@ -287,6 +294,14 @@ impl State {
             ) => true,
             (Action::RegisterShop { .. }, Role::ShopRegistrar) => true,
             (Action::SettleCashOuts { .. }, Role::Settler) => true,
+            (Action::SetLottery { .. }, Role::Town) => true,
+            (
+                Action::CommitLotterySecret { .. }
+                | Action::RevealLotterySecret { .. }
+                | Action::DrawLottery { .. },
+                Role::Town | Role::LotteryParty,
+            ) => true,
+            (Action::ApplyLottery { .. }, Role::Resident { .. } | Role::Operator) => true,
             (
                 Action::RegisterResident { .. }
                 | Action::SellSets { .. }
@@ -365,6 +380,17 @@ impl State {
             Action::Freeze { account } => self.set_frozen(signer, *account, true),
             Action::Unfreeze { account } => self.set_frozen(signer, *account, false),
             Action::SetReplicas { replicas } => self.set_replicas(replicas),
+            Action::SetLottery { issue, lottery } => self.set_lottery(*issue, lottery, now_ms),
+            Action::CommitLotterySecret { issue, commitment } => {
+                self.commit_lottery_secret(signer, *issue, *commitment, now_ms)
+            }
+            Action::ApplyLottery { issue, resident, sets } => {
+                self.apply_lottery(signer, *issue, *resident, *sets, now_ms)
+            }
+            Action::RevealLotterySecret { issue, secret } => {
+                self.reveal_lottery_secret(signer, *issue, *secret, now_ms)
+            }
+            Action::DrawLottery { issue } => self.draw_lottery(signer, *issue, now_ms),
             Action::CloseDay { day, sales, expected, counted } => {
                 let count = cash::Count { day, sales, expected: *expected, counted: *counted };
                 self.close_day(tx.id, signer, count, now_ms)
@@ -376,6 +402,7 @@ impl State {
                 let role = match delegation {
                     Delegation::ShopRegistrar => Role::ShopRegistrar,
                     Delegation::Settler => Role::Settler,
+                    Delegation::LotteryParty => Role::LotteryParty,
                 };
                 self.register(*delegate, role, name, None)
             }

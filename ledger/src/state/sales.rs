@@ -49,6 +49,7 @@ impl State {
         if sets == 0 {
             return Err(Reason::InvalidParameters);
         }
+        let phase = self.lottery_sale_phase(issue_id, &resident, sets, now_ms)?;
         if issue.sets_left() == 0 {
             return Err(Reason::SoldOut);
         }
@@ -81,6 +82,9 @@ impl State {
         match account.bought.iter_mut().find(|(i, _)| *i == issue_id) {
             Some((_, n)) => *n += sets,
             None => account.bought.push((issue_id, sets)),
+        }
+        if let Some(phase) = phase {
+            self.record_lottery_sale(issue_id, &resident, sets, phase);
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ mod cash;
 mod crafted;
 mod format_doc;
 mod formats;
+mod lottery;
 mod replicas;
 mod rules;
 mod signatures;
