@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 ///   machi-merchant run --node http://127.0.0.1:7070 --data-dir merchant-data \
 ///       --town <town account> --registrar-key merchant-keys/registrar.key \
 ///       --settler-key merchant-keys/settler.key --town-bank town-bank.toml
+///   machi-merchant demo --data-dir merchant-data   # the screens' URLs, each with a pairing code
 #[derive(Parser)]
 #[command(name = "machi-merchant", version, verbatim_doc_comment)]
 struct Cli {

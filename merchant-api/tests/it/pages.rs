@@ -752,6 +752,29 @@ async fn the_town_office_registers_a_shop_looks_up_banks_suspends_and_checks_an_
     assert_eq!(office.get("/office").await.status, 200);
     assert_eq!(town.call("GET", &format!("/v1/pay/{code}"), None, None).await.0, 200);
 
+    // The same through the JSON API: the town's only.
+    let suspension = format!("/v1/admin/shops/{shop}/suspension");
+    let body = Some(serde_json::json!({"suspended": true}));
+    let (status, error) = town.call("PUT", &suspension, Some(&secret), body.clone()).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (403, Some("admin_only")));
+    let (status, view) = town.call("PUT", &suspension, Some(&town.admin), body).await;
+    assert_eq!((status, view["suspended"].as_bool()), (200, Some(true)));
+    assert_eq!(town.call("GET", "/v1/shop", Some(&secret), None).await.0, 403);
+    let body = Some(serde_json::json!({"suspended": false}));
+    assert_eq!(town.call("PUT", &suspension, Some(&town.admin), body).await.0, 200);
+    assert_eq!(town.call("GET", "/v1/shop", Some(&secret), None).await.0, 200);
+    let bank = format!("/v1/admin/shops/{shop}/bank");
+    let account = serde_json::json!({"bank_code": "0126", "branch_code": "105", "account_type": "savings",
+        "account_number": "7654321", "holder_kana": "ｺﾒﾔ"});
+    let (status, view) = town.call("PUT", &bank, Some(&town.admin), Some(account.clone())).await;
+    assert_eq!((status, view["bank"]["account_number"].as_str()), (200, Some("7654321")), "{view}");
+    let mut wrong = account;
+    wrong["account_number"] = "123".into();
+    let (status, error) = town.call("PUT", &bank, Some(&town.admin), Some(wrong)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("bad_bank_account")));
+    let (_, shops) = town.call("GET", "/v1/admin/shops", Some(&town.admin), None).await;
+    assert_eq!(shops[0]["bank"]["account_number"], "7654321", "a refused change changes nothing");
+
     // An issue is checked as the wallet checks it; the town's key signs it elsewhere.
     let issue = [
         ("id", "2".to_string()),
