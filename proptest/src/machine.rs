@@ -14,16 +14,19 @@ use std::fmt;
 use std::sync::Mutex;
 
 use machi_ledger::{
-    decode, genesis, produce, replay, AccountId, Action, Block, BlockHeader, Delegation, Hash32, IssueParams,
-    Outcome, RateBp, Reason, Refusal, Role, ShopClass, SignatureCheck, SignedTx, SigningKey, State, TxBody,
-    TxId, VerifiedTx, Yen, CLOCK_SKEW_MS_MAX, TTL_MS_MAX,
+    decode, genesis, produce, replay, AccountId, Action, Block, BlockHeader, DaySales, Delegation, Hash32,
+    IssueParams, Outcome, RateBp, Reason, Refusal, Role, ShopClass, SignatureCheck, SignedTx, SigningKey,
+    State, TxBody, TxId, VerifiedTx, Yen, CLOCK_SKEW_MS_MAX, TTL_MS_MAX,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 use proptest::strategy::Union;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
-use crate::model::{Acct, Envelope, Expect, Invoice, MAccount, MAction, MIssue, MRole, MTx, Model, Ref};
+use crate::model::{
+    jst_day, Acct, Day, DaySale, Envelope, Expect, Invoice, MAccount, MAction, MIssue, MRole, MTx, Model,
+    Ref, CASH_MAX,
+};
 
 /// The test chain's id.
 pub const CHAIN: &str = "model-town";
@@ -291,8 +294,56 @@ fn actions(town: &Town) -> BoxedStrategy<(Acct, MAction)> {
     let create_issue = (mostly(vec![TOWN], 9, 1), new_issue(town.now))
         .prop_map(|(signer, issue)| (signer, MAction::CreateIssue { issue }));
 
+    let today = jst_day(town.now);
+    let counter_days: BTreeMap<(Acct, Day), Vec<DaySale>> =
+        m.counter_sales.keys().map(|&(op, day)| ((op, day), m.day_sales(op, day))).collect();
+    let day = prop_oneof![
+        2 => Just(Some(today.saturating_sub(1))),
+        6 => Just(Some(today)),
+        1 => Just(Some(today + 1)),
+        1 => Just(None)
+    ];
+    let close = (mostly(OPERATORS.to_vec(), 9, 1), day, 0..10u8, -2_000..=2_000i64).prop_map(
+        move |(signer, day, defect, off)| {
+            let mut sales = day.and_then(|d| counter_days.get(&(signer, d))).cloned().unwrap_or_default();
+            match (defect, sales.last_mut()) {
+                (0, Some(last)) => last.1 += 1,
+                (1, Some(_)) => {
+                    sales.pop();
+                }
+                (2, None) => sales.push((1, 1, 1_000)),
+                _ => {}
+            }
+            let stated: u64 = sales.iter().map(|s| s.2).sum();
+            let expected = if defect == 3 { stated + 1 } else { stated };
+            let counted = if defect == 4 { CASH_MAX + 1 } else { expected.saturating_add_signed(off) };
+            (signer, MAction::CloseDay { day, sales, expected, counted })
+        },
+    );
+    let deposit_day =
+        prop_oneof![9 => (0..3u64).prop_map(move |back| Some(today.saturating_sub(back))), 1 => Just(None)];
+    let deposit = (mostly(vec![TOWN], 9, 1), deposit_day, 0..12u8, 0..60_000u64, 0..8u8).prop_map(
+        move |(signer, day, defect, amount, slip)| {
+            let deposited_on = match (defect, day) {
+                (0, _) => None,
+                (1, Some(d)) => Some(d.saturating_sub(1)),
+                (2, Some(_)) => Some(today + 1),
+                (_, d) => d.map(|d| d + 1).map(|d| d.min(today)),
+            };
+            let amount = match defect {
+                3 => 0,
+                4 => CASH_MAX + 1,
+                _ => amount,
+            };
+            let slip = if defect == 5 { None } else { Some(slip) };
+            (signer, MAction::RecordDeposit { day, deposited_on, amount, slip })
+        },
+    );
+
     let mut arms: Vec<(u32, BoxedStrategy<(Acct, MAction)>)> = vec![
         (20, sell.boxed()),
+        (2, close.boxed()),
+        (2, deposit.boxed()),
         (25, pay.boxed()),
         (10, cash_out.boxed()),
         (5, settle.boxed()),
@@ -536,6 +587,21 @@ impl Ledger {
                 class: *class,
             },
             MAction::CreateIssue { issue } => Action::CreateIssue { issue: issue.clone() },
+            MAction::CloseDay { day, sales, expected, counted } => Action::CloseDay {
+                day: date(*day),
+                sales: sales
+                    .iter()
+                    .map(|&(issue, sets, cash)| DaySales { issue, sets, cash: Yen(cash) })
+                    .collect(),
+                expected: Yen(*expected),
+                counted: Yen(*counted),
+            },
+            MAction::RecordDeposit { day, deposited_on, amount, slip } => Action::RecordDeposit {
+                day: date(*day),
+                deposited_on: date(*deposited_on),
+                amount: Yen(*amount),
+                slip_reference: slip.map_or_else(String::new, |n| format!("slip-{n}")),
+            },
         }
     }
 
@@ -677,7 +743,7 @@ impl Ledger {
                 return Err(format!("issue {id}: supply invariant broken: {s:?}"));
             }
         }
-        Ok(())
+        compare_cash(self, model)
     }
 
     /// Replays the chain with every check, and produces it again from the same
@@ -708,6 +774,53 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// A JST day as the ledger writes it; `None` as a date that is not one.
+fn date(day: Option<Day>) -> String {
+    day.map_or_else(|| "2027-02-30".into(), |d| machi_ledger::time::format_jst_date(d * DAY_MS))
+}
+
+/// The counters' sales and closes and the deposits agree with the model.
+fn compare_cash(ledger: &Ledger, model: &Model) -> Result<(), String> {
+    let mut days = 0;
+    for (operator, counter_days) in &ledger.state.counter_days {
+        let acct = ledger.index[operator];
+        for (day, counter) in counter_days {
+            days += 1;
+            let d = model
+                .counter_sales
+                .keys()
+                .chain(model.closes.keys())
+                .map(|k| k.1)
+                .find(|d| date(Some(*d)) == *day)
+                .ok_or_else(|| format!("counter {acct} {day} is not in the model"))?;
+            let sales: Vec<(u32, u32, u64)> =
+                counter.sales.iter().map(|s| (s.issue, s.sets, s.cash.0)).collect();
+            let close = counter.close.as_ref().map(|c| (c.expected.0, c.counted.0));
+            let expected = (model.day_sales(acct, d), model.closes.get(&(acct, d)).copied());
+            if (sales.clone(), close) != expected {
+                return Err(format!("counter {acct} {day}: ledger {sales:?} {close:?}, model {expected:?}"));
+            }
+        }
+    }
+    let model_days: std::collections::BTreeSet<(Acct, Day)> =
+        model.counter_sales.keys().chain(model.closes.keys()).copied().collect();
+    if days != model_days.len() {
+        return Err(format!("ledger has {days} counter days, model {}", model_days.len()));
+    }
+    let mut deposits: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for d in &ledger.state.deposits {
+        let entry = deposits.entry(d.day.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += d.amount.0;
+    }
+    let model_deposits: BTreeMap<String, (usize, u64)> =
+        model.deposits.iter().map(|(d, v)| (date(Some(*d)), *v)).collect();
+    if deposits != model_deposits {
+        return Err(format!("deposits: ledger {deposits:?}, model {model_deposits:?}"));
+    }
+    Ok(())
 }
 
 /// The state-machine test: the ledger against the reference model.

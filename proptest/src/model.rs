@@ -22,6 +22,22 @@ const INVOICE_CHARS_MAX: usize = 64;
 const SETTLE_REQUESTS_MAX: usize = 1_000;
 /// The largest cash-out fee: 100%, in basis points.
 const FEE_BP_MAX: u64 = 10_000;
+/// Most cash a close or a deposit may state (docs/RULES.md, "close day").
+pub const CASH_MAX: u64 = 10_000_000_000;
+/// Japan's offset from UTC, and a day, in milliseconds.
+const JST_MS: u64 = 9 * 60 * 60 * 1000;
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// A JST calendar day, as days since 1970-01-01.
+pub type Day = u64;
+
+/// The JST day of a block time.
+pub fn jst_day(now: u64) -> Day {
+    (now + JST_MS) / DAY_MS
+}
+
+/// One issue's sales at a counter on a day: (issue, sets, cash), as a close states them.
+pub type DaySale = (u32, u32, u64);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MRole {
@@ -166,6 +182,20 @@ pub enum MAction {
     CreateIssue {
         issue: IssueParams,
     },
+    /// `day: None` is a date that is not one (2027-02-30).
+    CloseDay {
+        day: Option<Day>,
+        sales: Vec<DaySale>,
+        expected: u64,
+        counted: u64,
+    },
+    /// `slip: None` is a blank slip reference; `Some(n)` the slip numbered n.
+    RecordDeposit {
+        day: Option<Day>,
+        deposited_on: Option<Day>,
+        amount: u64,
+        slip: Option<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,6 +225,13 @@ pub struct Model {
     pub cashed_out: BTreeMap<(Acct, u32), u64>,
     pub pending: BTreeMap<u32, u64>,
     pub paid: BTreeMap<u32, u64>,
+    /// Each counter's applied sales per day, by issue: (sets, cash).
+    pub counter_sales: BTreeMap<(Acct, Day), BTreeMap<u32, (u32, u64)>>,
+    /// Each counter's close of a day: (expected, counted).
+    pub closes: BTreeMap<(Acct, Day), (u64, u64)>,
+    /// Deposits per sale day: their count and sum.
+    pub deposits: BTreeMap<Day, (usize, u64)>,
+    pub slips: BTreeSet<u8>,
 }
 
 /// Whether `role` may sign `action` (docs/RULES.md §1). `target` is the role of the
@@ -205,9 +242,11 @@ fn may_sign(role: MRole, action: &MAction, target: Option<MRole>, names_town: bo
         MAction::CreateIssue { .. } | MAction::Expire { .. } => role == MRole::Town,
         MAction::RegisterShop { .. } => matches!(role, MRole::Town | MRole::ShopRegistrar),
         MAction::Settle { .. } => matches!(role, MRole::Town | MRole::Settler),
-        MAction::RegisterResident { .. } | MAction::Sell { .. } | MAction::ReplaceKey { .. } => {
-            role == MRole::Operator
-        }
+        MAction::RegisterResident { .. }
+        | MAction::Sell { .. }
+        | MAction::ReplaceKey { .. }
+        | MAction::CloseDay { .. } => role == MRole::Operator,
+        MAction::RecordDeposit { .. } => role == MRole::Town,
         MAction::Pay { .. } => matches!(role, MRole::Resident { .. }),
         MAction::Refund { .. } | MAction::CashOut { .. } => matches!(role, MRole::Shop(_)),
         MAction::Freeze { .. } | MAction::Unfreeze { .. } => match role {
@@ -302,7 +341,17 @@ impl Model {
     fn rule(&mut self, tx: &MTx, by_town: bool, now: u64) -> Result<(), Reason> {
         let signer = tx.signer;
         match &tx.action {
-            MAction::Sell { issue, resident, sets, cash } => self.sell(*resident, *issue, *sets, *cash, now),
+            MAction::Sell { issue, resident, sets, cash } => {
+                if self.closes.contains_key(&(signer, jst_day(now))) {
+                    return Err(Reason::CounterClosed);
+                }
+                self.sell(*resident, *issue, *sets, *cash, now)?;
+                let sale =
+                    self.counter_sales.entry((signer, jst_day(now))).or_default().entry(*issue).or_default();
+                sale.0 += *sets;
+                sale.1 += *cash;
+                Ok(())
+            }
             MAction::Pay { shop, amount, invoice } => {
                 self.pay(tx.nonce, signer, *shop, *amount, *invoice, now)
             }
@@ -318,7 +367,74 @@ impl Model {
             }
             MAction::RegisterShop { shop, class, named } => self.register_shop(*shop, *class, *named),
             MAction::CreateIssue { issue } => self.create_issue(issue),
+            MAction::CloseDay { day, sales, expected, counted } => {
+                self.close_day(signer, *day, sales, *expected, *counted, now)
+            }
+            MAction::RecordDeposit { day, deposited_on, amount, slip } => {
+                self.record_deposit(*day, *deposited_on, *amount, *slip, now)
+            }
         }
+    }
+
+    /// A counter's sales on a day as a close must state them.
+    pub fn day_sales(&self, counter: Acct, day: Day) -> Vec<DaySale> {
+        self.counter_sales
+            .get(&(counter, day))
+            .map(|sales| sales.iter().map(|(issue, (sets, cash))| (*issue, *sets, *cash)).collect())
+            .unwrap_or_default()
+    }
+
+    fn close_day(
+        &mut self,
+        counter: Acct,
+        day: Option<Day>,
+        sales: &[DaySale],
+        expected: u64,
+        counted: u64,
+        now: u64,
+    ) -> Result<(), Reason> {
+        let Some(day) = day.filter(|_| counted <= CASH_MAX) else { return Err(Reason::InvalidParameters) };
+        if day > jst_day(now) {
+            return Err(Reason::DayNotStarted);
+        }
+        if self.closes.contains_key(&(counter, day)) {
+            return Err(Reason::DayAlreadyClosed);
+        }
+        let recorded = self.day_sales(counter, day);
+        if sales != recorded.as_slice() || expected != recorded.iter().map(|s| s.2).sum::<u64>() {
+            return Err(Reason::CloseMismatch);
+        }
+        self.closes.insert((counter, day), (expected, counted));
+        Ok(())
+    }
+
+    fn record_deposit(
+        &mut self,
+        day: Option<Day>,
+        deposited_on: Option<Day>,
+        amount: u64,
+        slip: Option<u8>,
+        now: u64,
+    ) -> Result<(), Reason> {
+        if amount == 0 {
+            return Err(Reason::ZeroAmount);
+        }
+        let (Some(day), Some(on), Some(slip)) = (day, deposited_on, slip) else {
+            return Err(Reason::InvalidParameters);
+        };
+        if on < day || amount > CASH_MAX {
+            return Err(Reason::InvalidParameters);
+        }
+        if on > jst_day(now) {
+            return Err(Reason::DayNotStarted);
+        }
+        if !self.slips.insert(slip) {
+            return Err(Reason::SlipAlreadyRecorded);
+        }
+        let entry = self.deposits.entry(day).or_default();
+        entry.0 += 1;
+        entry.1 += amount;
+        Ok(())
     }
 
     fn register_resident(&mut self, resident: Acct, number: u8, worker: bool) -> Result<(), Reason> {
