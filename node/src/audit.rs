@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::storage::BlockLog;
 
+mod lottery;
+
+pub use lottery::LotteryAudit;
+
 /// What an audit of a whole chain found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -30,6 +34,9 @@ pub struct AuditReport {
     pub issues: Vec<IssueSupplyView>,
     /// Sets sold per issue and sale day (JST), from the applied sales on the chain.
     pub sales_by_day: Vec<SalesDay>,
+    /// Per lottery issue: the draw recomputed from the chain's transactions (it matched
+    /// the state's record, or the audit failed) and the sets bought in each window.
+    pub lotteries: Vec<LotteryAudit>,
     /// Per sale day (JST): cash received by the chain, counted at the counters' closes,
     /// deposited at the bank, and the gaps (docs/AUDIT.md).
     pub cash_days: Vec<CashDayView>,
@@ -90,6 +97,8 @@ struct Auditor {
     keys: Vec<std::sync::Mutex<machi_ledger::KeyCache>>,
     /// A chunk whose signatures are checked, waiting to be replayed.
     ready: Option<Verified>,
+    /// Every lottery, counted from the transactions apart from the state.
+    lotteries: lottery::LotteryRecount,
 }
 
 struct Verified {
@@ -152,12 +161,22 @@ impl Auditor {
             invariant_broken: None,
             issues: Vec::new(),
             sales_by_day: Vec::new(),
+            lotteries: Vec::new(),
             cash_days: Vec::new(),
             producers: Vec::new(),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let keys = (0..cores).map(|_| std::sync::Mutex::default()).collect();
-        Auditor { state: None, prev: None, report, pending: Vec::new(), pending_txs: 0, keys, ready: None }
+        Auditor {
+            state: None,
+            prev: None,
+            report,
+            pending: Vec::new(),
+            pending_txs: 0,
+            keys,
+            ready: None,
+            lotteries: lottery::LotteryRecount::default(),
+        }
     }
 
     /// Takes the next block; blocks are checked in chunks so signatures can be verified
@@ -229,6 +248,7 @@ impl Auditor {
         r.txs_applied += block.outcomes.iter().filter(|o| **o == Outcome::Applied).count() as u64;
         r.txs_rejected += block.outcomes.iter().filter(|o| **o != Outcome::Applied).count() as u64;
         self.count_sales(block);
+        self.lotteries.observe(block);
         self.note_producers(block.header.height);
         self.prev = Some(block.header.clone());
         Ok(())
@@ -294,6 +314,7 @@ impl Auditor {
         r.height = head.height;
         r.head_hash = head.hash();
         r.issues = state.issues.values().map(|i| IssueSupplyView::new(&i.params, &i.supply)).collect();
+        r.lotteries = std::mem::take(&mut self.lotteries).finish(&state)?;
         r.cash_days = CashReport::new(&state, head.height).days;
         Ok(self.report)
     }
@@ -429,6 +450,7 @@ pub fn report_text(r: &AuditReport) -> String {
             );
         }
     }
+    lottery::report_text(&mut out, &r.lotteries);
     report_cash_text(&mut out, &r.cash_days);
     for i in &r.issues {
         let y = |v: machi_ledger::Yen| v.to_string();
@@ -540,12 +562,12 @@ pub fn report_cash_csv(r: &AuditReport) -> String {
 }
 
 pub fn report_csv(r: &AuditReport) -> String {
-    let mut out = String::from("issue,name,total_sets,sets_sold,sets_left,cash_received,issued_common,issued_local,issued_total,premium_cost,residents_common,residents_local,shops_common,shops_local,pending_cash_out,paid_out,fees,expired,invariant_holds\n");
+    let mut out = String::from("issue,name,total_sets,sets_sold,sets_left,cash_received,issued_common,issued_local,issued_total,premium_cost,residents_common,residents_local,shops_common,shops_local,pending_cash_out,paid_out,fees,expired,invariant_holds,sale_mode,lottery_seed,applicants,sets_applied,sets_won,parties_not_revealed,bought_by_winners,bought_by_waiting_list,sold_first_come\n");
     for i in &r.issues {
         let name = i.name.replace('"', "\"\"");
         let _ = writeln!(
             out,
-            "{},\"{name}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},\"{name}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             i.issue,
             i.total_sets,
             i.sets_sold,
@@ -563,7 +585,8 @@ pub fn report_csv(r: &AuditReport) -> String {
             i.paid_out.0,
             i.fees.0,
             i.expired.0,
-            i.invariant_holds
+            i.invariant_holds,
+            lottery::csv_cells(&r.lotteries, i.issue)
         );
     }
     out

@@ -33,7 +33,7 @@ pub use api::paths as api_paths;
 pub use api::{ApiError, JsonBody, BODY_BYTES_MAX};
 pub use audit::{
     audit_data_dir, export, report_cash_csv, report_csv, report_text, verify_export, AuditReport,
-    ProducersFrom,
+    LotteryAudit, ProducersFrom,
 };
 pub use chain::{index_path, log_path, now_ms, Clock, ManualClock, SystemClock};
 /// Key files, serving with limits and the shutdown signal: machi-host's, shared with the

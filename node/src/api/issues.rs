@@ -1,15 +1,21 @@
-//! `GET /v1/issues` and `GET /v1/issues/{id}`: parameters, sets sold and left, supply.
+//! `GET /v1/issues` and `GET /v1/issues/{id}`: parameters, sets sold and left, supply;
+//! `GET /v1/issues/{id}/lottery` and `.../lottery/{account}`: a lottery issue's draw.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, MethodRouter};
 use axum::Json;
-use machi_api::{ErrorBody, IssueView};
-use machi_ledger::IssueState;
+use machi_api::{ErrorBody, IssueView, LotteryEntryView, LotteryView};
+use machi_ledger::{AccountId, IssueState};
 
-use super::{ApiError, AppState};
+use super::{parse_hex32, ApiError, AppState};
 
 pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/v1/issues", get(list)), ("/v1/issues/{id}", get(one))]
+    vec![
+        ("/v1/issues", get(list)),
+        ("/v1/issues/{id}", get(one)),
+        ("/v1/issues/{id}/lottery", get(lottery)),
+        ("/v1/issues/{id}/lottery/{account}", get(lottery_entry)),
+    ]
 }
 
 fn view(issue: &IssueState, now_ms: u64) -> IssueView {
@@ -43,4 +49,45 @@ async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Js
     let chain = state.shared.chain.read().await;
     let issue = chain.state.issues.get(&id).ok_or_else(|| ApiError::not_found("issue"))?;
     Ok(Json(view(issue, state.shared.clock.now_ms())))
+}
+
+fn issue_id(id: &str) -> Result<u32, ApiError> {
+    id.parse().map_err(|_| ApiError::bad_request("bad_id", "an issue id is a whole number"))
+}
+
+/// A lottery issue's lottery: schedule, parties with their commitments and secrets, the
+/// applications, and once drawn the seed, who did not reveal, the winners, the waiting
+/// list and the purchases.
+#[utoipa::path(get, path = "/v1/issues/{id}/lottery", tag = "issues",
+    params(("id" = u32, Path, description = "the issue's number")),
+    responses((status = 200, body = LotteryView), (status = 400, body = ErrorBody, description = "bad_id"),
+        (status = 404, body = ErrorBody, description = "not_found: no such issue, or it is sold first come")))]
+async fn lottery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<LotteryView>, ApiError> {
+    let id = issue_id(&id)?;
+    let chain = state.shared.chain.read().await;
+    let issue = chain.state.issues.get(&id).ok_or_else(|| ApiError::not_found("issue"))?;
+    let lottery = chain.state.lotteries.get(&id).ok_or_else(|| ApiError::not_found("lottery issue"))?;
+    Ok(Json(LotteryView::new(issue, lottery, state.shared.clock.now_ms())))
+}
+
+/// One resident's application and result (当選 / 補欠 / 落選), by any key that has held
+/// their identity since the draw.
+#[utoipa::path(get, path = "/v1/issues/{id}/lottery/{account}", tag = "issues",
+    params(("id" = u32, Path, description = "the issue's number"),
+        ("account" = String, Path, description = "the resident's account, 64 hex digits")),
+    responses((status = 200, body = LotteryEntryView), (status = 400, body = ErrorBody, description = "bad_id"),
+        (status = 404, body = ErrorBody, description = "not_found: no such issue, or it is sold first come")))]
+async fn lottery_entry(
+    State(state): State<AppState>,
+    Path((id, account)): Path<(String, String)>,
+) -> Result<Json<LotteryEntryView>, ApiError> {
+    let id = issue_id(&id)?;
+    let account: AccountId = parse_hex32(&account, "account id")?;
+    let chain = state.shared.chain.read().await;
+    let issue = chain.state.issues.get(&id).ok_or_else(|| ApiError::not_found("issue"))?;
+    let lottery = chain.state.lotteries.get(&id).ok_or_else(|| ApiError::not_found("lottery issue"))?;
+    Ok(Json(LotteryEntryView::new(issue, lottery, account, state.shared.clock.now_ms())))
 }

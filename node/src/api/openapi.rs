@@ -35,6 +35,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         super::accounts::account,
         super::issues::list,
         super::issues::one,
+        super::issues::lottery,
+        super::issues::lottery_entry,
         super::chain::block,
         super::chain::head,
         super::chain::supply,

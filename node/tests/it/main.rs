@@ -10,6 +10,7 @@ mod crash;
 mod harness;
 mod history;
 mod limits;
+mod lottery;
 mod openapi;
 mod processes;
 mod proof;
