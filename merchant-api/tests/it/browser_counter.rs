@@ -119,7 +119,7 @@ async fn a_counter_pairs_takes_1200_yen_paid_by_the_wallet_shows_thanks_and_refu
     let counter = chrome.device(&town.url, TABLET).await;
     let pos = DeviceCaller::Shop { shop: shop_id(&shop), scope: Scope::PointOfSale };
     pair(&town, &counter, pos, "レジ 1").await;
-    let home = counter.check_screen(&[TABLET, PHONE], "").await;
+    let home = counter.check_screen(&[TABLET, PHONE], "-paired").await;
 
     // ¥1,200 on the keypad: 1, 2, 00; a mistyped key taken back first.
     counter.open("/counter").await;
@@ -140,7 +140,7 @@ async fn a_counter_pairs_takes_1200_yen_paid_by_the_wallet_shows_thanks_and_refu
     let code = counter.attribute("#pay-code", "data-code").await.expect("the pay code");
     assert_eq!(counter.text("#pay-code").await, Some(format!("{} {}", &code[..4], &code[4..])));
     assert!(counter.shows("#time-left").await && !counter.shows("#thank-you").await);
-    written.extend(counter.check_screen(&[TABLET, PHONE], "").await);
+    written.extend(counter.check_screen(&[TABLET, PHONE], "-1200").await);
 
     // The resident pays with the pay code; the counter turns to the thank-you by itself.
     // A mark on this very document: still there after the thank-you shows it came live,
@@ -158,7 +158,7 @@ async fn a_counter_pairs_takes_1200_yen_paid_by_the_wallet_shows_thanks_and_refu
     let tx = counter.attribute("[data-payment]", "data-payment").await.unwrap();
     assert_eq!(counter.text(&format!("[data-payment=\"{tx}\"] .amount")).await.as_deref(), Some("¥1,200"));
     assert_eq!(counter.text("#today-total").await.as_deref(), Some("¥1,200"));
-    written.extend(counter.check_screen(&[TABLET, PHONE], "").await);
+    written.extend(counter.check_screen(&[TABLET, PHONE], "-1200").await);
     counter.click(&format!("[data-refund=\"{tx}\"]")).await;
     counter.wait_for(&visible_js("#refund-amount"), "the refund form").await;
     assert_eq!(
@@ -194,7 +194,7 @@ async fn a_counter_pairs_takes_1200_yen_paid_by_the_wallet_shows_thanks_and_refu
         office.text("[data-issue=\"1\"][data-kind=\"local\"] .balance").await.as_deref(),
         Some("¥900")
     );
-    written.extend(office.check_screen(&[TABLET, PHONE], "").await);
+    written.extend(office.check_screen(&[TABLET, PHONE], "-900").await);
 
     // More payments at the same counter, for the thank-you's timing.
     for round in 0..MORE_PAYMENTS {

@@ -38,7 +38,7 @@ async fn a_counter_cannot_open_the_offices_or_post_without_its_token_and_is_sign
         assert!(counter.shows("#forbidden").await, "{path}");
         assert_eq!(counter.text("#error-code").await.as_deref(), Some(code), "{path}");
     }
-    counter.check_screen(&[TABLET, PHONE], "").await;
+    counter.check_screen(&[TABLET, PHONE], "-town").await;
 
     // The keypad's form sent without its CSRF token (taken out of the page) is refused,
     // and so is a POST from a script that has no token; nothing is made.
@@ -78,7 +78,7 @@ async fn a_counter_cannot_open_the_offices_or_post_without_its_token_and_is_sign
         )
         .await;
     assert!(!device.is_empty(), "the counter is listed by its name");
-    office.check_screen(&[TABLET, PHONE], "").await;
+    office.check_screen(&[TABLET, PHONE], "-revoking").await;
     office.click(&format!("[data-revoke-device=\"{device}\"]")).await;
     office
         .wait_for(

@@ -66,7 +66,7 @@ async fn the_back_office_cashes_out_and_the_town_office_downloads_the_apis_zengi
     assert_eq!((cash_out["amount"].as_u64(), cash_out["fee"].as_u64()), (Some(4_000), Some(fee)));
     let row = format!("[data-cash-out=\"{}\"]", cash_out["id"].as_str().unwrap());
     assert_eq!(office.attribute(&format!("{row} .status"), "data-status").await.as_deref(), Some("pending"));
-    office.check_screen(&[TABLET, PHONE], "").await;
+    office.check_screen(&[TABLET, PHONE], "-requested").await;
 
     // The town office, on its PC: the pending cash-out, a settlement, the file.
     let town_office = chrome.device(&town.url, DESKTOP).await;
@@ -75,7 +75,7 @@ async fn the_back_office_cashes_out_and_the_town_office_downloads_the_apis_zengi
     town_office.wait_screen("settlements").await;
     let pending = format!("[data-pending-shop=\"{shop}\"] .amount");
     assert_eq!(town_office.text(&pending).await.map(|t| yen(&t)), Some(net), "the shop's transfer");
-    town_office.check_screen(&[DESKTOP, TABLET, PHONE], "").await;
+    town_office.check_screen(&[DESKTOP, TABLET, PHONE], "-pending").await;
     town_office.click("#create-settlement").await;
     town_office.wait_screen("settlement").await;
     let path = town_office.path().await;
@@ -84,7 +84,7 @@ async fn the_back_office_cashes_out_and_the_town_office_downloads_the_apis_zengi
     let height = town_office.text("#on-chain .height").await.expect("the block height");
     assert!(height.chars().filter(char::is_ascii_digit).count() > 0, "{height}");
     let file_sha256 = town_office.text("#on-chain .file-sha256").await.expect("the file's SHA-256");
-    town_office.check_screen(&[DESKTOP, TABLET, PHONE], "").await;
+    town_office.check_screen(&[DESKTOP, TABLET, PHONE], "-recorded").await;
 
     let (name, downloaded) = chrome.download(&town_office, "#download-zengin").await;
     let (status, _, api) = town.get_bytes(&format!("/v1/admin/settlements/{id}/zengin"), &town.admin).await;
