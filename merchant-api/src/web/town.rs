@@ -27,6 +27,7 @@ const SETTLEMENT_REFRESH_S: u32 = 2;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/town", get(sale_status))
+        .route("/town/issues.json", get(sale_numbers))
         .route("/town/banks/{bank}", get(bank_name))
         .route("/town/banks/{bank}/branches/{branch}", get(branch_name))
         .route("/town/shops", get(shops).post(register_shop))
@@ -54,7 +55,7 @@ async fn sale_status(page: Page) -> PageResult {
         html! {
             h1 { "発行状況 " span lang="en" .en { "Sale status" } }
             @if issues.is_empty() { p .empty { "発行回はまだありません。" } }
-            div .table-wrap { table #issues {
+            div .table-wrap { table #issues data-live="/town/issues.json" {
                 thead { tr { th { "発行回" } th .num { "販売済み" } th .num { "残り" } th .num { "総数" } th { "販売" } th { "販売期間" } } }
                 tbody {
                     @for issue in &issues {
@@ -77,6 +78,17 @@ async fn sale_status(page: Page) -> PageResult {
         },
     )
     .into_response())
+}
+
+/// Sets sold and left per issue, for the sale status page's script to refresh its rows.
+async fn sale_numbers(page: Page) -> Result<Response, Refused> {
+    page.admin()?;
+    let issues = page.merchant.node.issues().await.map_err(crate::merchant::node_error).or_page(&page)?;
+    let numbers: Vec<serde_json::Value> = issues
+        .iter()
+        .map(|i| serde_json::json!({ "id": i.params.id, "sold": i.sets_sold, "left": i.sets_left, "on_sale": i.on_sale }))
+        .collect();
+    Ok(Json(numbers).into_response())
 }
 
 /// `{"name": …}` of a bank (4 digits) from the bank code list; 404 with an empty name.

@@ -640,7 +640,17 @@ async fn the_back_office_cashes_out_with_the_apis_fee_and_the_town_office_settle
     // The town office: what is pending per shop, a settlement, its file as the API's.
     let mut admin = paired(&town, DeviceCaller::TownOffice).await;
     let status = admin.get("/town").await;
-    assert!(status.body.contains("data-issue=\"1\""));
+    let issue = town.node.issue(1).await.unwrap();
+    let row = status.body.find("data-issue=\"1\"").expect("issue 1's row");
+    let sold = status.body[row..].split("class=\"num sold\">").nth(1).unwrap().split('<').next().unwrap();
+    assert_eq!(sold, issue.sets_sold.to_string());
+    assert_eq!(issue.sets_sold, 6, "three residents bought two sets each");
+    let live: serde_json::Value = serde_json::from_str(&admin.get("/town/issues.json").await.body).unwrap();
+    assert_eq!(
+        live,
+        serde_json::json!([{"id": 1, "sold": 6, "left": issue.sets_left, "on_sale": issue.on_sale}])
+    );
+    assert_eq!(office.get("/town/issues.json").await.error_code().as_deref(), Some("admin_only"));
     let pending = admin.get("/town/settlements").await;
     assert!(pending.body.contains(&format!("data-pending-shop=\"{shop}\"")), "{}", pending.body);
     let row = pending.body.find(&format!("data-pending-shop=\"{shop}\"")).unwrap();

@@ -74,6 +74,27 @@
     tick();
   }
 
+  // The sale status, refreshed while the page is open.
+  var live = document.querySelector('[data-live]');
+  if (live) {
+    var refresh = function () {
+      fetch(live.getAttribute('data-live'), { credentials: 'same-origin' })
+        .then(function (r) { return r.ok ? r.json() : []; })
+        .then(function (issues) {
+          issues.forEach(function (issue) {
+            var row = document.querySelector('[data-issue="' + issue.id + '"]');
+            if (!row) return;
+            row.querySelector('.sold').textContent = issue.sold;
+            row.querySelector('.left').textContent = issue.left;
+            row.querySelector('.on-sale').textContent = issue.on_sale ? '\u8ca9\u58f2\u4e2d' : '\u2014';
+          });
+        })
+        .catch(function () {})
+        .then(function () { setTimeout(refresh, 3000); });
+    };
+    setTimeout(refresh, 3000);
+  }
+
   // Bank and branch names as the codes are typed.
   function lookUp(inputId, outputId, url) {
     var field = byId(inputId);
