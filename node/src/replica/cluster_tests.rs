@@ -495,3 +495,32 @@ async fn a_write_through_a_follower_is_read_back_there() {
     assert_eq!(cluster.http.get(url).send().await.unwrap().status(), 200, "the shop reads back there");
     Arc::into_inner(cluster).expect("the only handle").stop().await;
 }
+
+/// A receipt of a payment the leader answered is proven by the others: a follower serves
+/// the proof, and the third replica the block hash it is checked against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_from_a_follower_checks_out_against_another_replicas_block_hash() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+    let (follower, third) = ((leader + 1) % 3, (leader + 2) % 3);
+    let result = cluster.commit(leader, &cluster.register_shop("茶屋")).await;
+    let height = result.height.expect("committed");
+    cluster.applied(follower, height).await;
+    cluster.applied(third, height).await;
+    let (http, members) = (&cluster.http, &cluster.members);
+    let get = |at: usize, path: String| {
+        let url = format!("{}{path}", members[at].api);
+        async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let proof: machi_api::TxProof =
+        serde_json::from_value(get(follower, format!("/v1/transactions/{}/proof", result.tx_id)).await)
+            .unwrap();
+    let block = get(third, format!("/v1/blocks/{height}")).await;
+    let trusted: machi_ledger::Hash32 = block["hash"].as_str().unwrap().parse().unwrap();
+    assert_eq!(Some(trusted), result.block_hash, "the leader answered with the same block");
+    assert!(proof.check(&result.tx_id, &trusted).proven(), "{proof:?}");
+    let other: machi_ledger::Hash32 =
+        get(third, format!("/v1/blocks/{}", height - 1)).await["hash"].as_str().unwrap().parse().unwrap();
+    assert!(!proof.check(&result.tx_id, &other).proven());
+    cluster.stop().await;
+}
