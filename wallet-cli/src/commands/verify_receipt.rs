@@ -115,36 +115,10 @@ enum Trust {
 
 pub(crate) async fn run(ctx: &Ctx, args: VerifyReceiptArgs) -> Result<(), Failure> {
     let claim = claim(ctx, &args)?;
-    let proof: TxProof = match &args.proof {
-        Some(file) => {
-            let text = std::fs::read(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
-            serde_json::from_slice(&text).map_err(|e| user(format!("{}: {e}", file.display())))?
-        }
-        None => match ctx.client.proof(&claim.tx_id).await {
-            Ok(proof) => proof,
-            Err(ClientError::Api { status: 404, .. }) => {
-                let why = ctx.t(
-                    "ノードはこの取引を知りません（まだ記録されていないか、取引IDのまちがいです）",
-                    "the node does not know this transaction (not recorded yet, or a wrong id)",
-                );
-                return Err(not_proven(ctx, &claim, None, None, why.to_string()));
-            }
-            Err(e) => return Err(Failure::from(e)),
-        },
-    };
-    let (trusted, trust) = match &args.block_hash {
-        Some(text) => (hash(text, "--block-hash")?, Trust::Given),
-        None => {
-            let height = claim.height.unwrap_or(proof.header.height);
-            let trusted = match &args.trust_node {
-                Some(url) => Client::new(url),
-                None => ctx.client.clone(),
-            };
-            let block = trusted.block(height).await?;
-            (block.hash, Trust::Node(trusted.base().to_string()))
-        }
-    };
+    let proof = proof(ctx, &args, &claim).await?;
+    let (trusted, trust) = trusted_hash(&args, ctx, &claim, &proof).await?;
     let check = proof.check(&claim.tx_id, &trusted);
+    let mismatch = receipt_mismatch(ctx, &claim, &proof, &trusted);
     let trusted_from = match &trust {
         Trust::Given => "given".to_string(),
         Trust::Node(url) => url.clone(),
@@ -156,29 +130,11 @@ pub(crate) async fn run(ctx: &Ctx, args: VerifyReceiptArgs) -> Result<(), Failur
         "block_hash": proof.block_hash,
         "trusted_block_hash": trusted,
         "trusted_from": trusted_from,
+        "receipt_matches": mismatch.is_none(),
         "checks": check_json(&check),
         "outcome": { "status": proof.outcome.status, "reason_code": proof.outcome.reason_code,
                      "reason": proof.outcome.reason },
     });
-    // What the receipt itself says must name this block too.
-    let mut mismatch = None;
-    if claim.chain_id.as_ref().is_some_and(|c| *c != proof.header.chain_id) {
-        mismatch = Some(
-            ctx.t("領収書の町（チェーン）が、証明のものとちがいます", "the receipt is for another chain"),
-        );
-    } else if claim.height.is_some_and(|h| h != proof.header.height) {
-        mismatch =
-            Some(ctx.t(
-                "領収書のブロックの高さが、証明のものとちがいます",
-                "the receipt names another block height",
-            ));
-    } else if claim.block_hash.is_some_and(|h| h != trusted) {
-        mismatch = Some(ctx.t(
-            "領収書のブロックハッシュが、信頼するブロックハッシュとちがいます",
-            "the receipt's block hash is not the trusted block hash",
-        ));
-    }
-    report["receipt_matches"] = Value::Bool(mismatch.is_none());
     if !ctx.json {
         println!("{}", steps(ctx, &claim, &proof, &check, &trusted, &trust, mismatch.is_none()));
         if mismatch.is_some() || !check.proven() {
@@ -199,6 +155,67 @@ pub(crate) async fn run(ctx: &Ctx, args: VerifyReceiptArgs) -> Result<(), Failur
     );
     ctx.print(report, verdict);
     Ok(())
+}
+
+/// The proof from `--proof`, else from the node; a transaction the node does not know
+/// is not proven.
+async fn proof(ctx: &Ctx, args: &VerifyReceiptArgs, claim: &Claim) -> Result<TxProof, Failure> {
+    if let Some(file) = &args.proof {
+        let text = std::fs::read(file).map_err(|e| user(format!("{}: {e}", file.display())))?;
+        return serde_json::from_slice(&text).map_err(|e| user(format!("{}: {e}", file.display())));
+    }
+    match ctx.client.proof(&claim.tx_id).await {
+        Ok(proof) => Ok(proof),
+        Err(ClientError::Api { status: 404, .. }) => {
+            let why = ctx.t(
+                "ノードはこの取引を知りません（まだ記録されていないか、取引IDのまちがいです）",
+                "the node does not know this transaction (not recorded yet, or a wrong id)",
+            );
+            Err(not_proven(ctx, claim, None, None, why.to_string()))
+        }
+        Err(e) => Err(Failure::from(e)),
+    }
+}
+
+/// The block hash to trust: given, or the hash of the block at the receipt's height as
+/// `--trust-node` (else `--node`) serves it.
+async fn trusted_hash(
+    args: &VerifyReceiptArgs,
+    ctx: &Ctx,
+    claim: &Claim,
+    proof: &TxProof,
+) -> Result<(Hash32, Trust), Failure> {
+    if let Some(text) = &args.block_hash {
+        return Ok((hash(text, "--block-hash")?, Trust::Given));
+    }
+    let height = claim.height.unwrap_or(proof.header.height);
+    let trusted = match &args.trust_node {
+        Some(url) => Client::new(url),
+        None => ctx.client.clone(),
+    };
+    let block = trusted.block(height).await?;
+    Ok((block.hash, Trust::Node(trusted.base().to_string())))
+}
+
+/// What the receipt itself says must name the proof's block and the trusted one.
+fn receipt_mismatch<'a>(ctx: &'a Ctx, claim: &Claim, proof: &TxProof, trusted: &Hash32) -> Option<&'a str> {
+    if claim.chain_id.as_ref().is_some_and(|c| *c != proof.header.chain_id) {
+        Some(ctx.t("領収書の町（チェーン）が、証明のものとちがいます", "the receipt is for another chain"))
+    } else if claim.height.is_some_and(|h| h != proof.header.height) {
+        Some(
+            ctx.t(
+                "領収書のブロックの高さが、証明のものとちがいます",
+                "the receipt names another block height",
+            ),
+        )
+    } else if claim.block_hash.is_some_and(|h| h != *trusted) {
+        Some(ctx.t(
+            "領収書のブロックハッシュが、信頼するブロックハッシュとちがいます",
+            "the receipt's block hash is not the trusted block hash",
+        ))
+    } else {
+        None
+    }
 }
 
 fn check_json(check: &ProofCheck) -> Value {
@@ -276,14 +293,6 @@ fn steps(
             crate::Lang::En => format!("read from the node {url}"),
         },
     };
-    let line = |ok: bool, yes: (&str, &str), no: (&str, &str)| {
-        if ok {
-            format!("  ✔ {}", ctx.t(yes.0, yes.1))
-        } else {
-            format!("  ✘ {}", ctx.t(no.0, no.1))
-        }
-    };
-    let why = proof.outcome.reason.map(|code| explain(ctx.lang, code).to_string()).unwrap_or_default();
     let mut lines = vec![
         ctx.t("領収書の確認", "Checking a receipt").to_string(),
         format!("  {}: {}", ctx.t("取引ID          ", "transaction id  "), claim.tx_id),
@@ -291,6 +300,21 @@ fn steps(
         format!("  {}: {trusted}", ctx.t("信頼するハッシュ", "trusted hash    ")),
         format!("  {}  {from}", " ".repeat(16)),
         String::new(),
+    ];
+    lines.extend(checks(ctx, proof, check, receipt_matches));
+    lines.join("\n")
+}
+
+/// The checks' lines; after a block that is not the trusted one, none but that.
+fn checks(ctx: &Ctx, proof: &TxProof, check: &ProofCheck, receipt_matches: bool) -> Vec<String> {
+    let line = |ok: bool, yes: (&str, &str), no: (&str, &str)| {
+        if ok {
+            format!("  ✔ {}", ctx.t(yes.0, yes.1))
+        } else {
+            format!("  ✘ {}", ctx.t(no.0, no.1))
+        }
+    };
+    let mut lines = vec![
         line(
             receipt_matches,
             ("領収書の内容が、そのブロックをさしています", "the receipt names that block"),
@@ -316,7 +340,7 @@ fn steps(
                 "not the trusted block: the transaction and its outcome were not checked"
             )
         ));
-        return lines.join("\n");
+        return lines;
     }
     lines.push(line(
         check.tx_included,
@@ -334,14 +358,16 @@ fn steps(
             "its outcome is not proven to be in that block",
         ),
     ));
-    lines.push(if check.applied {
-        line(
-            true,
-            ("結果: 成立（取引は完了しています）", "outcome: applied (the transaction went through)"),
-            ("", ""),
-        )
-    } else {
-        format!("  ✘ {} {why}", ctx.t("結果: 不成立 —", "outcome: not applied —"))
-    });
-    lines.join("\n")
+    let why = proof.outcome.reason.map(|code| explain(ctx.lang, code).to_string()).unwrap_or_default();
+    lines.push(line(
+        check.applied,
+        ("結果: 成立（取引は完了しています）", "outcome: applied (the transaction went through)"),
+        ("結果: 不成立 —", "outcome: not applied —"),
+    ));
+    if !check.applied {
+        let last = lines.last_mut().expect("just pushed");
+        last.push(' ');
+        last.push_str(&why);
+    }
+    lines
 }
