@@ -32,6 +32,32 @@ pub(crate) const SESSION_ABSOLUTE_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 /// requests a minute; idle expiry needs no finer time).
 const LAST_SEEN_WRITE_MS: u64 = 60 * 1000;
 
+/// A used or expired pairing code's record is kept this long after its expiry (so a late
+/// second use still reads "used"), then removed.
+const PAIRING_KEEP_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Removes pairing codes past `PAIRING_KEEP_MS` after their expiry and sessions that have
+/// expired (revoked ones included, once their time is up). Returns how many went.
+pub(crate) fn prune(pairings: &sled::Tree, sessions: &sled::Tree, now_ms: u64) -> sled::Result<usize> {
+    let mut removed = 0;
+    for item in pairings.iter() {
+        let (key, value) = item?;
+        let old = serde_json::from_slice::<PairingRecord>(&value)
+            .map_or(true, |r| now_ms > r.expires_ms.saturating_add(PAIRING_KEEP_MS));
+        if old && pairings.compare_and_swap(&key, Some(&value), None::<&[u8]>)?.is_ok() {
+            removed += 1;
+        }
+    }
+    for item in sessions.iter() {
+        let (key, value) = item?;
+        let old = serde_json::from_slice::<SessionRecord>(&value).map_or(true, |r| r.expired(now_ms));
+        if old && sessions.compare_and_swap(&key, Some(&value), None::<&[u8]>)?.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Why a browser has no session.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum NoSession {
@@ -263,6 +289,10 @@ impl Merchant {
         let cookie = new_cookie();
         put_json(&self.store.sessions, key_of(&cookie), &record)
             .map_err(|e| ApiError::internal("storing a session", e))?;
+        // Each pairing sweeps what has run out, so neither tree grows for ever.
+        if let Err(e) = prune(&self.store.pairings, &self.store.sessions, now) {
+            tracing::warn!("removing old sessions and pairing codes: {e}");
+        }
         self.store.flush().await.map_err(|e| ApiError::internal("flushing a session", e))?;
         Ok((cookie, record))
     }
@@ -345,6 +375,45 @@ impl Merchant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_codes_and_ended_sessions_are_swept_and_live_ones_kept() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (pairings, sessions) = (db.open_tree("p").unwrap(), db.open_tree("s").unwrap());
+        let caller = DeviceCaller::TownOffice;
+        let code = |expires_ms| PairingRecord {
+            caller,
+            label: String::new(),
+            created_ms: 0,
+            expires_ms,
+            used_ms: None,
+        };
+        put_json(&pairings, "old", &code(1_000)).unwrap();
+        put_json(&pairings, "recent", &code(1_000 + PAIRING_KEEP_MS)).unwrap();
+        let session = |last_seen_ms, revoked_ms| SessionRecord {
+            device: "dev_1".into(),
+            caller,
+            label: String::new(),
+            csrf: "x".into(),
+            created_ms: 0,
+            last_seen_ms,
+            revoked_ms,
+        };
+        let now = 2_000 + PAIRING_KEEP_MS;
+        put_json(&sessions, "idle", &session(now - OFFICE_IDLE_MS - 1, None)).unwrap();
+        put_json(&sessions, "live", &session(now - 1, None)).unwrap();
+        put_json(&sessions, "revoked", &session(now - 1, Some(now - 1))).unwrap();
+        assert_eq!(prune(&pairings, &sessions, now).unwrap(), 2);
+        let keys = |tree: &sled::Tree| -> Vec<String> {
+            tree.iter().keys().map(|k| String::from_utf8(k.unwrap().to_vec()).unwrap()).collect()
+        };
+        assert_eq!(keys(&pairings), ["recent"]);
+        assert_eq!(
+            keys(&sessions),
+            ["live", "revoked"],
+            "a revoked session stays listed until its time is up"
+        );
+    }
 
     #[test]
     fn codes_are_read_as_people_type_them() {
