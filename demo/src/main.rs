@@ -13,8 +13,9 @@ use clap::{Parser, Subcommand};
 
 /// machi-demo: a working local town — the node on 127.0.0.1:7070 and the merchant API on
 /// 127.0.0.1:7071, seeded with an issue on sale, two shops with tokens and residents with
-/// kiosk cards; it prints the tokens, the cards, a pay code and what to try next, and runs
-/// until Ctrl-C. Everything is kept in --data-dir, and a second run goes on from there.
+/// kiosk cards; it prints the tokens, the cards, a pay code, the screens' URLs with pairing
+/// codes and what to try next, and runs until Ctrl-C. Everything is kept in --data-dir,
+/// and a second run goes on from there.
 ///
 /// Examples:
 ///   machi-demo

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use machi_ledger::{AccountId, ShopClass, Yen};
 use machi_merchant::{
-    AccountType, BankAccountInput, Config, CreateInvoiceRequest, CreateTokenRequest, Invoice, Merchant,
-    RegisterShopRequest, Scope, ShopView, TokenCreated,
+    AccountType, BankAccountInput, Config, CreateInvoiceRequest, CreateTokenRequest, DeviceCaller, Invoice,
+    Merchant, RegisterShopRequest, Scope, ShopView, TokenCreated,
 };
 use machi_wallet::keystore::Keystore;
 use serde::de::DeserializeOwned;
@@ -173,6 +173,27 @@ async fn seed_shops(api: &MerchantApi, dir: &Path, node_dir: &Path) -> anyhow::R
     Ok(())
 }
 
+/// The screens of the first shop and of the town office: each URL with a fresh pairing
+/// code, to type on the page in a browser (the codes are machi-merchant's own).
+fn screens(dir: &Path, merchant_url: &str) -> anyhow::Result<String> {
+    let data_dir = dir.join("merchant");
+    let (shop, name) = machi_merchant::shops_in(&data_dir)?.into_iter().next().context("demo shops")?;
+    let minutes = machi_merchant::PAIRING_CODE_VALID_MS / 60_000;
+    let mut s = String::new();
+    writeln!(s, "Screens of {name} and the town office: open the URL in a browser and type the code there")?;
+    writeln!(s, "(each code works once, within {minutes} minutes; docs/SCREENS.md shows the screens):")?;
+    for (what, caller) in [
+        ("counter     ", DeviceCaller::Shop { shop, scope: Scope::PointOfSale }),
+        ("back office ", DeviceCaller::Shop { shop, scope: Scope::Full }),
+        ("town office ", DeviceCaller::TownOffice),
+    ] {
+        let code =
+            machi_merchant::pairing_code_offline(&data_dir, caller, what.trim(), machi_host::now_ms())?;
+        writeln!(s, "  {what} {merchant_url}/pair  pairing code {}-{}", &code[..4], &code[4..])?;
+    }
+    Ok(s)
+}
+
 async fn guide(api: &MerchantApi, dir: &Path, node_url: &str) -> anyhow::Result<String> {
     let merchant_url = &api.base;
     let secrets =
@@ -215,6 +236,8 @@ async fn guide(api: &MerchantApi, dir: &Path, node_url: &str) -> anyhow::Result<
     writeln!(g, "  town admin token: {admin}")?;
     writeln!(g, "  residents' cards (PIN {DEMO_PIN}): {}", cards.join(", "))?;
     writeln!(g, "  an open invoice: ¥1,200 at 山田商店, pay code {code}")?;
+    writeln!(g)?;
+    write!(g, "{}", screens(dir, merchant_url)?)?;
     writeln!(g)?;
     writeln!(g, "Try (in another terminal):")?;
     writeln!(g, "  curl {merchant_url}/v1/pay/{code}              # what a wallet sees for the pay code")?;

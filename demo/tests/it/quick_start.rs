@@ -19,6 +19,8 @@ struct Guide {
     cards: Vec<String>,
     pay_code: String,
     invoice_id: String,
+    /// The counter's, the back office's and the town office's URL and pairing code.
+    screens: Vec<(String, String)>,
     text: String,
 }
 
@@ -46,6 +48,14 @@ impl Guide {
             .split(", ")
             .map(str::to_string)
             .collect();
+        let screens = text
+            .lines()
+            .filter_map(|l| l.split_once("  pairing code "))
+            .map(|(url, code)| {
+                let url = url.split_whitespace().last().unwrap().to_string();
+                (url, code.split_whitespace().next().unwrap().to_string())
+            })
+            .collect();
         let invoice_line = text.lines().find(|l| l.contains("/v1/invoices/")).expect("the invoice's curl");
         Guide {
             node_url: after(&text, "  node          ").to_string(),
@@ -55,6 +65,7 @@ impl Guide {
             invoice_id: invoice_line.rsplit("/v1/invoices/").next().unwrap().trim().to_string(),
             shops,
             cards,
+            screens,
             text,
         }
     }
@@ -104,6 +115,26 @@ fn wallet(guide: &Guide, dir: &Path, args: &[&str]) -> (i32, Value) {
     (output.status.code().unwrap_or(-1), json)
 }
 
+/// Types `code` on the pairing page at `url` (as its form posts it); returns where the
+/// browser is sent, signed in.
+fn pair(url: &str, code: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let origin = url.trim_end_matches("/pair");
+        let response = http
+            .post(url)
+            .header("origin", origin)
+            .form(&[("code", code), ("label", "")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303, "pairing with {code} at {url}");
+        assert!(response.headers().get("set-cookie").is_some(), "a session cookie");
+        response.headers()["location"].to_str().unwrap().to_string()
+    })
+}
+
 fn get(url: &str, token: Option<&str>) -> Value {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
@@ -129,6 +160,18 @@ fn the_quick_start_runs_a_town_to_pay_in_and_keeps_it_between_runs() {
     assert!(first.pay_code.len() == 8 && first.pay_code.bytes().all(|b| b.is_ascii_digit()), "{first:?}");
     assert!(first.text.contains("cargo run -q --release -p machi-demo -- wallet --node"), "{}", first.text);
 
+    // The screens: each URL's pairing code signs a browser in, as the counter, the back
+    // office and the town office.
+    let homes: Vec<String> = first
+        .screens
+        .iter()
+        .map(|(url, code)| {
+            assert_eq!(url, &format!("{}/pair", first.merchant_url), "{}", first.text);
+            pair(url, code)
+        })
+        .collect();
+    assert_eq!(homes, ["/counter", "/office", "/town"], "{}", first.text);
+
     // The pay code, the invoice behind it, the issue on sale: all served over HTTP.
     let pay = get(&format!("{}/v1/pay/{}", first.merchant_url, first.pay_code), None);
     assert_eq!((pay["amount"].as_u64(), pay["shop_name"].as_str()), (Some(1_200), Some("山田商店")));
@@ -153,6 +196,8 @@ fn the_quick_start_runs_a_town_to_pay_in_and_keeps_it_between_runs() {
     assert_eq!(second.shops, first.shops);
     assert_eq!((&second.admin, &second.cards), (&first.admin, &first.cards));
     assert_ne!(second.pay_code, first.pay_code, "a fresh invoice each run");
+    assert_ne!(second.screens, first.screens, "fresh pairing codes each run");
+    assert_eq!(pair(&second.screens[0].0, &second.screens[0].1), "/counter");
     let (code, balance) = wallet(&second, dir.path(), &["balance", "--card", &first.cards[0]]);
     assert_eq!(code, 0, "{balance}");
     assert_eq!(
