@@ -28,6 +28,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/town", get(sale_status))
         .route("/town/issues.json", get(sale_numbers))
+        .route("/town/pairing", post(make_town_pairing))
         .route("/town/banks/{bank}", get(bank_name))
         .route("/town/banks/{bank}/branches/{branch}", get(branch_name))
         .route("/town/shops", get(shops).post(register_shop))
@@ -47,9 +48,28 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn sale_status(page: Page) -> PageResult {
     page.admin()?;
-    let issues = page.merchant.node.issues().await.map_err(crate::merchant::node_error).or_page(&page)?;
+    Ok(town_home(&page, html! {}).await?.into_response())
+}
+
+/// Another PC of the town office: a pairing code for it.
+async fn make_town_pairing(posted: Posted) -> PageResult {
+    let page = &posted.page;
+    page.admin()?;
+    let (code, expires) = page
+        .merchant
+        .make_pairing_code(DeviceCaller::TownOffice, posted.field("label"))
+        .await
+        .or_page(page)?;
+    Ok(town_home(page, pairing_made(&code, expires)).await?.into_response())
+}
+
+/// The sale status, and the town office's own devices.
+async fn town_home(page: &Page, made: Markup) -> Result<Markup, Refused> {
+    let issues = page.merchant.node.issues().await.map_err(crate::merchant::node_error).or_page(page)?;
+    let devices: Vec<_> =
+        page.merchant.devices(None).into_iter().filter(|d| d.caller == DeviceCaller::TownOffice).collect();
     Ok(shell(
-        Some(&page),
+        Some(page),
         "発行状況",
         "town",
         html! {
@@ -75,9 +95,17 @@ async fn sale_status(page: Page) -> PageResult {
                 a .button href="/town/issues/new" { "発行回の作成" }
                 a .button href="/town/settlements" { "精算" }
             }
+            h2 { "役場の端末" }
+            (made)
+            (device_rows(page, &devices, "/town/devices"))
+            form method="post" action="/town/pairing" {
+                (csrf(page))
+                label for="town-pairing-label" { "端末の名前" }
+                input #town-pairing-label name="label" type="text" maxlength="100";
+                button #town-pairing .primary type="submit" { "役場の端末のペアリングコードを作る" }
+            }
         },
-    )
-    .into_response())
+    ))
 }
 
 /// Sets sold and left per issue, for the sale status page's script to refresh its rows.
@@ -399,7 +427,7 @@ async fn revoke_device(Path(id): Path<String>, posted: Posted) -> PageResult {
     page.admin()?;
     let shop = page.merchant.devices(None).into_iter().find(|d| d.device == id).and_then(|d| d.caller.shop());
     page.merchant.revoke_device(&id, None).await.or_page(page)?;
-    Ok(see_other(&shop.map_or("/town/shops".to_string(), |s| format!("/town/shops/{s}"))))
+    Ok(see_other(&shop.map_or("/town".to_string(), |s| format!("/town/shops/{s}"))))
 }
 
 /// The issue form's fields: (name in the form and the wallet's TOML, label, input type).

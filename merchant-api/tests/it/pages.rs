@@ -813,6 +813,20 @@ async fn the_town_office_registers_a_shop_looks_up_banks_suspends_and_checks_an_
     late[9].1 = "2027-01-20".into();
     let unordered = admin.submit("/town/issues/new", "/town/issues/new", &fields(&late)).await;
     assert_eq!(unordered.error_code().as_deref(), Some("invalid_parameters"));
+    // Another PC of the town office is paired from the town office, and revoked there.
+    let made = admin.submit("/town", "/town/pairing", &[("label", "窓口2")]).await;
+    let code = made.attribute("id=\"pairing-code\"", "data-code").unwrap();
+    let mut second = Browser::new(&town);
+    let paired = second.post("/pair", &[("code", &code), ("label", "")]).await;
+    assert_eq!(paired.location(), "/town");
+    let home = admin.get("/town").await;
+    let row = home.body.find(">窓口2<").expect("the new PC is listed");
+    let device =
+        home.body[..row].rsplit("data-device=\"").next().unwrap().split('"').next().unwrap().to_string();
+    let revoked = admin.post(&format!("/town/devices/{device}/revoke"), &[("csrf", &home.csrf())]).await;
+    assert_eq!(revoked.location(), "/town");
+    assert_eq!(second.get("/town").await.location(), "/pair?signed-out");
+    assert_eq!(admin.get("/town").await.status, 200, "the town office's own session goes on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
