@@ -146,3 +146,62 @@ impl TxProof {
         ProofCheck { header_matches, tx_included, outcome_included, applied }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(text: &str) -> Hash32 {
+        text.parse().unwrap()
+    }
+
+    /// docs/FORMAT.md's worked example ("Checking a receipt"), as the wallet checks it.
+    #[test]
+    fn the_worked_example_of_format_md_is_proven_and_its_rejected_neighbour_is_not() {
+        let header = BlockHeaderView {
+            chain_id: "bandai-2026".into(),
+            height: 12,
+            prev_hash: h("0de27e11a90ab101e05dda38964617241b3c9b1532429349aca770ce9981550b"),
+            timestamp_ms: 1_782_864_000_250,
+            tx_count: 3,
+            tx_root: h("51d2afefad8a9d50c90cae0b58f3da9d78cd2913e1398c79cf06ecf2a00755dc"),
+            outcome_root: h("1b0b2db8bb3191a8a72f6cf6657f03ecb7ae867ce4d762014ae2fd6c8d1c2f84"),
+            producer: "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c".parse().unwrap(),
+        };
+        let trusted = h("d3f63dee118b097a691dae318d5f1d64824ff2a2d47c6103b0ce1725b2c8bbd9");
+        let tx: TxId = "434dc0ee14b155ff58337f0fa49385c50b3e96bd26f7f5a5e2d6cea70188f464".parse().unwrap();
+        let proof = TxProof {
+            tx_id: tx,
+            header: header.clone(),
+            block_hash: trusted,
+            signature: String::new(),
+            index: 2,
+            tree_size: 3,
+            tx_path: vec![h("ef197aa60708678431a865bfc867f915b3fbe5090fb1f5c4b240573328bf7f20")],
+            outcome: OutcomeRecordView { status: 0, reason_code: 0, reason: None },
+            outcome_path: vec![h("c9505fdb8c8ec1a4ffa207ed821ccad29e1273d246934926277ab1beb1d619ef")],
+        };
+        assert!(proof.check(&tx, &trusted).proven());
+        let rejected = TxProof {
+            tx_id: "d556f2bcd1e26a769595cc6ca072e24f5f01e50b38a57bc2a2e2f41cbdf74492".parse().unwrap(),
+            index: 1,
+            tx_path: vec![
+                h("ed5698f9654025a140bce87fbf3db42d15521782b7e04d9ded8df405e2cb0e2a"),
+                h("67d7621c40f18dede623abcb1116f76143b1edc8ab3792d0dc0fc59c28c58dcb"),
+            ],
+            outcome: OutcomeRecordView { status: 1, reason_code: 3, reason: None },
+            outcome_path: vec![
+                h("16b8dd0f87dbe64b08cdbcfb923fd5e03024fe635664967484f63fedc10328c4"),
+                h("6023cef5647a2610a75ff8e36f33ce811871819a58d4587e2b800a5dbdc271fe"),
+            ],
+            ..proof.clone()
+        };
+        let check = rejected.check(&rejected.tx_id, &trusted);
+        assert!(check.header_matches && check.tx_included && check.outcome_included, "{check:?}");
+        assert!(!check.applied && !check.proven());
+        // Claimed applied, its outcome record is not the block's.
+        let claimed =
+            TxProof { outcome: OutcomeRecordView { status: 0, reason_code: 0, reason: None }, ..rejected };
+        assert!(!claimed.check(&claimed.tx_id, &trusted).outcome_included);
+    }
+}
