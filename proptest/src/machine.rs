@@ -14,9 +14,10 @@ use std::fmt;
 use std::sync::Mutex;
 
 use machi_ledger::{
-    decode, genesis, produce, replay, AccountId, Action, Block, BlockHeader, DaySales, Delegation, Hash32,
-    IssueParams, Outcome, RateBp, Reason, Refusal, Role, ShopClass, SignatureCheck, SignedTx, SigningKey,
-    State, TxBody, TxId, VerifiedTx, Yen, CLOCK_SKEW_MS_MAX, TTL_MS_MAX,
+    decode, genesis, lottery::LotteryParams, produce, replay, AccountId, Action, Block, BlockHeader,
+    DaySales, Delegation, Hash32, IssueParams, Outcome, RateBp, Reason, Refusal, Role, ShopClass,
+    SignatureCheck, SignedTx, SigningKey, State, TxBody, TxId, VerifiedTx, Yen, CLOCK_SKEW_MS_MAX,
+    TTL_MS_MAX,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -49,7 +50,9 @@ const STRANGERS: std::ops::Range<Acct> = 14..34;
 /// The town's delegated keys.
 const SETTLER: Acct = 34;
 const REGISTRAR: Acct = 35;
-const KEYS: usize = 36;
+/// The lottery's parties beside the town (the bank, the auditor).
+const PARTIES: [Acct; 2] = [36, 37];
+const KEYS: usize = 38;
 /// Issue ids up to this may be created during a sequence; 99 never exists.
 const ISSUE_IDS_MAX: u32 = 5;
 const NO_ISSUE: u32 = 99;
@@ -83,6 +86,8 @@ pub struct Town {
     pub entered: Vec<Ref>,
     /// The model's answer for the last step's transaction.
     pub last: Option<Expect>,
+    /// The issue sold by lottery: the last one at the start.
+    pub lottery_issue: u32,
 }
 
 impl fmt::Debug for Town {
@@ -135,14 +140,24 @@ impl Town {
         }
         model.accounts.insert(SETTLER, MAccount::new(MRole::Settler));
         model.accounts.insert(REGISTRAR, MAccount::new(MRole::ShopRegistrar));
+        for party in PARTIES {
+            model.accounts.insert(party, MAccount::new(MRole::LotteryParty));
+        }
+        model.ids = (0..KEYS).map(|i| key(i).verifying_key().to_bytes()).collect();
         for (i, mut params) in issues.into_iter().enumerate() {
             params.id = i as u32 + 1;
             params.name = format!("issue {}", params.id);
             let issue = MIssue { params, sold: 0, residents_expired: false, shops_expired: false };
             model.issues.insert(issue.params.id, issue);
         }
-        Town { model, now: T0, nonce: 0, entered: Vec::new(), last: None }
+        let lottery_issue = model.issues.len() as u32;
+        Town { model, now: T0, nonce: 0, entered: Vec::new(), last: None, lottery_issue }
     }
+}
+
+/// The key of account number `acct`.
+fn key(acct: Acct) -> SigningKey {
+    SigningKey::from_bytes(&[acct as u8 + 1; 32])
 }
 
 /// Coherent issue parameters whose sale opens within three hours of `now`.
@@ -173,6 +188,138 @@ fn issue_params(now: u64) -> impl Strategy<Value = IssueParams> {
             cash_out_fee: RateBp(fee),
         }
     })
+}
+
+/// The issue a sequence sells by lottery (the last one at the start): few sets for the
+/// residents, so that there is a waiting list; on sale from the second day for five days,
+/// so the town can set its lottery first.
+fn lottery_issue(p: IssueParams) -> IssueParams {
+    let sale_start_ms = T0 + DAY_MS;
+    let sale_end_ms = sale_start_ms + 5 * DAY_MS;
+    IssueParams {
+        total_sets: 4,
+        max_sets_per_resident: 3,
+        sale_start_ms,
+        sale_end_ms,
+        spend_until_ms: sale_end_ms + 5 * DAY_MS,
+        cash_out_deadline_ms: sale_end_ms + 10 * DAY_MS,
+        ..p
+    }
+}
+
+/// The lottery's transactions, weighted by where the lottery stands: setting it while
+/// none is set, committing before the deadline, applying in the window, revealing,
+/// drawing, and buying once drawn; sometimes by the wrong key, at the wrong time, with
+/// the wrong secret.
+fn lottery_actions(town: &Town) -> Vec<(u32, BoxedStrategy<(Acct, MAction)>)> {
+    let m = &town.model;
+    let now = town.now;
+    let target = town.lottery_issue;
+    let issue = prop_oneof![9 => Just(target), 1 => prop_oneof![Just(1u32), Just(NO_ISSUE)]].boxed();
+    let all_parties = vec![TOWN, PARTIES[0], PARTIES[1]];
+    let lottery = m.lotteries.get(&target);
+    let mut arms = Vec::new();
+
+    let sale_start = m.issues[&target].params.sale_start_ms;
+    let parties = prop_oneof![
+        8 => Just(all_parties.clone()),
+        1 => Just(vec![TOWN, PARTIES[1]]),
+        1 => prop_oneof![Just(vec![]), Just(vec![TOWN, TOWN]), Just(vec![TOWN, OPERATORS[0]])],
+    ];
+    let hour = DAY_MS / 24;
+    let times = (
+        hour..6 * hour,
+        0..hour,
+        2 * hour..10 * hour,
+        hour..5 * hour,
+        4 * hour..24 * hour,
+        4 * hour..24 * hour,
+        0..12u8,
+    );
+    let set = (mostly(vec![TOWN], 9, 1), issue.clone(), parties, times).prop_map(
+        move |(signer, issue, parties, (d0, d1, d2, d3, d4, d5, defect))| {
+            let t0 = now + d0;
+            let t1 = t0 + d1;
+            let t2 = t1 + d2;
+            let t3 = t2 + d3;
+            let t4 = t3.max(sale_start) + d4;
+            let t5 = t4 + d5;
+            let mut times = [t0, t1, t2, t3, t4, t5];
+            match defect {
+                0 => times[2] = times[1],
+                1 => times[0] = now,
+                _ => {}
+            }
+            (signer, MAction::SetLottery { issue, parties, times })
+        },
+    );
+    arms.push((if lottery.is_none() && now < sale_start { 40 } else { 1 }, set.boxed()));
+    let Some(l) = lottery else { return arms };
+
+    let parties = if l.parties.is_empty() { all_parties.clone() } else { l.parties.clone() };
+    let party = prop_oneof![9 => select(parties), 1 => any_key()].boxed();
+    let committing = now < l.times[0] && l.committed.iter().any(Option::is_none);
+    let commit = (party, issue.clone(), prop::bool::weighted(0.9)).prop_map(|(signer, issue, usual)| {
+        let secret = if usual { signer as u8 } else { 200 };
+        (signer, MAction::CommitSecret { issue, secret })
+    });
+    arms.push((if committing { 40 } else { 1 }, commit.boxed()));
+
+    let residents = m.with_role(|r| matches!(r, MRole::Resident { .. }));
+    let resident =
+        prop_oneof![17 => select(residents.clone()), 1 => STRANGERS, 1 => select(SHOPS.to_vec())].boxed();
+    let applying = now >= l.times[1] && now < l.times[2];
+    let who = (prop::bool::weighted(0.7), mostly(OPERATORS.to_vec(), 9, 1), prop::bool::weighted(0.05));
+    let apply = (resident, who, issue.clone(), 0..=4u32).prop_map(
+        |(resident, (own, operator, other), issue, sets)| {
+            let signer = match (own, other) {
+                (true, false) => resident,
+                (true, true) => RESIDENTS.start + (resident + 1) % RESIDENTS.len(),
+                (false, _) => operator,
+            };
+            (signer, MAction::ApplyLottery { issue, resident, sets })
+        },
+    );
+    arms.push((if applying { 40 } else { 2 }, apply.boxed()));
+
+    let committed: Vec<(Acct, u8)> =
+        l.parties.iter().zip(&l.committed).map(|(p, c)| (*p, c.unwrap_or(*p as u8))).collect();
+    let committed = if committed.is_empty() { vec![(TOWN, 0)] } else { committed };
+    let revealing = now >= l.times[2] && now < l.times[3] && l.revealed.iter().any(|r| !r);
+    let reveal =
+        (select(committed), prop::bool::weighted(0.9), any_key(), prop::bool::weighted(0.05), issue.clone())
+            .prop_map(|((signer, secret), right, stranger, by_stranger, issue)| {
+                let signer = if by_stranger { stranger } else { signer };
+                let secret = if right { secret } else { secret.wrapping_add(1) };
+                (signer, MAction::RevealSecret { issue, secret })
+            });
+    arms.push((if revealing { 30 } else { 1 }, reveal.boxed()));
+
+    let drawer = prop_oneof![
+        4 => Just(TOWN),
+        4 => select(PARTIES.to_vec()),
+        1 => select(OPERATORS.to_vec()),
+        1 => any_key()
+    ];
+    let drawable = l.drawn.is_none() && now >= l.times[2];
+    let draw = (drawer, issue).prop_map(|(signer, issue)| (signer, MAction::Draw { issue }));
+    arms.push((if drawable { 20 } else { 1 }, draw.boxed()));
+
+    if let Some((winners, waiting)) = &l.drawn {
+        let applicants: Vec<Acct> = winners.iter().chain(waiting).map(|w| m.current(w.0)).collect();
+        let price = m.issues[&target].params.price.0;
+        let buyer = if applicants.is_empty() {
+            select(residents).boxed()
+        } else {
+            prop_oneof![9 => select(applicants), 1 => select(residents)].boxed()
+        };
+        let sell =
+            (mostly(OPERATORS.to_vec(), 9, 1), buyer, 1..=3u32).prop_map(move |(signer, resident, sets)| {
+                (signer, MAction::Sell { issue: target, resident, sets, cash: price * u64::from(sets) })
+            });
+        arms.push((15, sell.boxed()));
+    }
+    arms
 }
 
 /// An issue the town creates during a sequence: mostly coherent, sometimes with one rule
@@ -354,6 +501,7 @@ fn actions(town: &Town) -> BoxedStrategy<(Acct, MAction)> {
         (1, register_shop.boxed()),
         (1, create_issue.boxed()),
     ];
+    arms.extend(lottery_actions(town));
     let payments: Vec<(Ref, Acct, u64)> =
         m.payments.iter().map(|(id, p)| (*id, p.shop, p.amount - p.refunded)).collect();
     if !payments.is_empty() {
@@ -376,7 +524,12 @@ impl ReferenceStateMachine for Reference {
     type Transition = Step;
 
     fn init_state() -> BoxedStrategy<Town> {
-        prop::collection::vec(issue_params(T0), 2..=3).prop_map(Town::new).boxed()
+        (prop::collection::vec(issue_params(T0), 2..=3), issue_params(T0))
+            .prop_map(|(mut issues, lottery)| {
+                issues.push(lottery_issue(lottery));
+                Town::new(issues)
+            })
+            .boxed()
     }
 
     fn transitions(town: &Town) -> BoxedStrategy<Step> {
@@ -462,7 +615,7 @@ pub struct Ledger {
 
 impl Ledger {
     fn new(town: &Town) -> Ledger {
-        let keys: Vec<SigningKey> = (0..KEYS).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
+        let keys: Vec<SigningKey> = (0..KEYS).map(key).collect();
         let index = keys.iter().enumerate().map(|(i, k)| (AccountId::of(k), i)).collect();
         let mut ledger = Ledger {
             keys,
@@ -495,6 +648,11 @@ impl Ledger {
                     resident: ledger.id(acct),
                     resident_hash: Hash32([acct as u8; 32]),
                     worker,
+                },
+                MRole::LotteryParty => Action::RegisterDelegate {
+                    delegate: ledger.id(acct),
+                    name: format!("party{acct}"),
+                    delegation: Delegation::LotteryParty,
                 },
                 MRole::Settler | MRole::ShopRegistrar => Action::RegisterDelegate {
                     delegate: ledger.id(acct),
@@ -602,6 +760,29 @@ impl Ledger {
                 amount: Yen(*amount),
                 slip_reference: slip.map_or_else(String::new, |n| format!("slip-{n}")),
             },
+            MAction::SetLottery { issue, parties, times } => Action::SetLottery {
+                issue: *issue,
+                lottery: LotteryParams {
+                    parties: parties.iter().map(|a| self.id(*a)).collect(),
+                    commit_deadline_ms: times[0],
+                    apply_start_ms: times[1],
+                    apply_end_ms: times[2],
+                    reveal_end_ms: times[3],
+                    purchase_end_ms: times[4],
+                    waiting_end_ms: times[5],
+                },
+            },
+            MAction::CommitSecret { issue, secret } => Action::CommitLotterySecret {
+                issue: *issue,
+                commitment: machi_ledger::sha256(&[*secret; 32]),
+            },
+            MAction::ApplyLottery { issue, resident, sets } => {
+                Action::ApplyLottery { issue: *issue, resident: self.id(*resident), sets: *sets }
+            }
+            MAction::RevealSecret { issue, secret } => {
+                Action::RevealLotterySecret { issue: *issue, secret: Hash32([*secret; 32]) }
+            }
+            MAction::Draw { issue } => Action::DrawLottery { issue: *issue },
         }
     }
 
@@ -684,6 +865,7 @@ impl Ledger {
                 MRole::Resident { worker } => Role::Resident { worker },
                 MRole::ShopRegistrar => Role::ShopRegistrar,
                 MRole::Settler => Role::Settler,
+                MRole::LotteryParty => Role::LotteryParty,
             };
             let flags = (account.role, account.frozen, account.frozen_by_town, account.replaced_by);
             let expected = (role, m.frozen, m.town_froze, m.replaced_by.map(|a| self.id(a)));
@@ -743,7 +925,8 @@ impl Ledger {
                 return Err(format!("issue {id}: supply invariant broken: {s:?}"));
             }
         }
-        compare_cash(self, model)
+        compare_cash(self, model)?;
+        compare_lotteries(self, model)
     }
 
     /// Replays the chain with every check, and produces it again from the same
@@ -819,6 +1002,54 @@ fn compare_cash(ledger: &Ledger, model: &Model) -> Result<(), String> {
         model.deposits.iter().map(|(d, v)| (date(Some(*d)), *v)).collect();
     if deposits != model_deposits {
         return Err(format!("deposits: ledger {deposits:?}, model {model_deposits:?}"));
+    }
+    Ok(())
+}
+
+/// Every lottery agrees with the model: commitments, reveals, applications, the draw and
+/// the purchases in each window.
+fn compare_lotteries(ledger: &Ledger, model: &Model) -> Result<(), String> {
+    let lotteries = &ledger.state.lotteries;
+    if lotteries.len() != model.lotteries.len() {
+        return Err(format!("ledger has {} lotteries, model {}", lotteries.len(), model.lotteries.len()));
+    }
+    let acct = |id: &AccountId| ledger.index[id];
+    for (issue, m) in &model.lotteries {
+        let l = lotteries.get(issue).ok_or_else(|| format!("lottery {issue} is not in the ledger"))?;
+        let ledger_view = (
+            l.params.parties.iter().map(acct).collect::<Vec<_>>(),
+            l.commitments.iter().map(Option::is_some).collect::<Vec<_>>(),
+            l.secrets.iter().map(Option::is_some).collect::<Vec<_>>(),
+            l.applications.iter().map(|(a, s)| (acct(a), *s)).collect::<BTreeMap<_, _>>(),
+        );
+        let model_view = (
+            m.parties.clone(),
+            m.committed.iter().map(Option::is_some).collect::<Vec<_>>(),
+            m.revealed.clone(),
+            m.apps.clone(),
+        );
+        if ledger_view != model_view {
+            return Err(format!("lottery {issue}: ledger {ledger_view:?}, model {model_view:?}"));
+        }
+        let drawn = l.result.as_ref().map(|r| {
+            (
+                r.draw.winners.iter().map(|w| (acct(&w.account), w.won)).collect::<Vec<_>>(),
+                r.draw.waiting.iter().map(|w| (acct(&w.account), w.applied)).collect::<Vec<_>>(),
+            )
+        });
+        if drawn != m.drawn {
+            return Err(format!("lottery {issue} drawn: ledger {drawn:?}, model {:?}", m.drawn));
+        }
+        let bought = |map: &BTreeMap<AccountId, u32>| {
+            map.iter().map(|(a, n)| (acct(a), *n)).collect::<BTreeMap<_, _>>()
+        };
+        let ledger_bought = (bought(&l.bought_by_winners), bought(&l.bought_by_waiting), l.sold_first_come);
+        let model_bought = (m.bought_winners.clone(), m.bought_waiting.clone(), m.first_come);
+        if ledger_bought != model_bought {
+            return Err(format!(
+                "lottery {issue} purchases: ledger {ledger_bought:?}, model {model_bought:?}"
+            ));
+        }
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use machi_ledger::{IssueParams, Kind, Reason, Refusal, ShopClass, NAME_CHARS_MAX};
+use machi_ledger::{sha256, IssueParams, Kind, Reason, Refusal, ShopClass, NAME_CHARS_MAX};
 
 /// A key, by number: the test's key table turns it into an account id.
 pub type Acct = usize;
@@ -51,6 +51,8 @@ pub enum MRole {
     ShopRegistrar,
     /// A delegated town key that may only settle cash-outs.
     Settler,
+    /// A delegated key that may only take part in the lotteries it is named in.
+    LotteryParty,
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +198,92 @@ pub enum MAction {
         amount: u64,
         slip: Option<u8>,
     },
+    /// `times`: commit deadline, application start and end, reveal end, winners' end,
+    /// waiting list's end.
+    SetLottery {
+        issue: u32,
+        parties: Vec<Acct>,
+        times: [u64; 6],
+    },
+    /// The secret is 32 bytes of `secret`; the commitment its SHA-256.
+    CommitSecret {
+        issue: u32,
+        secret: u8,
+    },
+    ApplyLottery {
+        issue: u32,
+        resident: Acct,
+        sets: u32,
+    },
+    RevealSecret {
+        issue: u32,
+        secret: u8,
+    },
+    Draw {
+        issue: u32,
+    },
+}
+
+/// Applicants in draw order with sets: the winners' won, the waiting list's applied for.
+pub type Drawn = (Vec<(Acct, u32)>, Vec<(Acct, u32)>);
+
+/// A lottery on an issue (docs/RULES.md, "Lottery sales").
+#[derive(Clone, Debug)]
+pub struct MLottery {
+    pub parties: Vec<Acct>,
+    pub times: [u64; 6],
+    pub committed: Vec<Option<u8>>,
+    pub revealed: Vec<bool>,
+    /// Sets applied for, by the key that holds the application.
+    pub apps: BTreeMap<Acct, u32>,
+    /// Once drawn: the winners with the sets they won, then the waiting list with the
+    /// sets they applied for, each in draw order.
+    pub drawn: Option<Drawn>,
+    /// After the draw, a new card → the key that applied.
+    pub holders: BTreeMap<Acct, Acct>,
+    pub bought_winners: BTreeMap<Acct, u32>,
+    pub bought_waiting: BTreeMap<Acct, u32>,
+    pub first_come: u32,
+}
+
+impl MLottery {
+    fn ready(&self) -> bool {
+        self.committed.iter().all(Option::is_some)
+    }
+
+    /// The waiting list's allotment of the sets the winners left: each what they asked,
+    /// the last the remainder.
+    pub fn waiting_allotment(&self) -> Vec<(Acct, u32)> {
+        let Some((winners, waiting)) = &self.drawn else { return Vec::new() };
+        let won: u32 = winners.iter().map(|w| w.1).sum();
+        let mut left = won - self.bought_winners.values().sum::<u32>();
+        let mut out = Vec::new();
+        for &(acct, applied) in waiting {
+            if left == 0 {
+                break;
+            }
+            let give = applied.min(left);
+            left -= give;
+            out.push((acct, give));
+        }
+        out
+    }
+}
+
+/// RFC 6962's tree hash over byte leaves.
+fn tree_hash(leaves: &[Vec<u8>]) -> [u8; 32] {
+    match leaves {
+        [] => sha256(&[]).0,
+        [leaf] => sha256(&[&[0u8][..], leaf].concat()).0,
+        _ => {
+            let mut k = 1;
+            while k * 2 < leaves.len() {
+                k *= 2;
+            }
+            let (l, r) = (tree_hash(&leaves[..k]), tree_hash(&leaves[k..]));
+            sha256(&[&[1u8][..], &l, &r].concat()).0
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,6 +320,9 @@ pub struct Model {
     /// Deposits per sale day: their count and sum.
     pub deposits: BTreeMap<Day, (usize, u64)>,
     pub slips: BTreeSet<u8>,
+    pub lotteries: BTreeMap<u32, MLottery>,
+    /// Each key's account id, for the draw's hashes.
+    pub ids: Vec<[u8; 32]>,
 }
 
 /// Whether `role` may sign `action` (docs/RULES.md §1). `target` is the role of the
@@ -246,7 +337,11 @@ fn may_sign(role: MRole, action: &MAction, target: Option<MRole>, names_town: bo
         | MAction::Sell { .. }
         | MAction::ReplaceKey { .. }
         | MAction::CloseDay { .. } => role == MRole::Operator,
-        MAction::RecordDeposit { .. } => role == MRole::Town,
+        MAction::RecordDeposit { .. } | MAction::SetLottery { .. } => role == MRole::Town,
+        MAction::CommitSecret { .. } | MAction::RevealSecret { .. } | MAction::Draw { .. } => {
+            matches!(role, MRole::Town | MRole::LotteryParty)
+        }
+        MAction::ApplyLottery { .. } => matches!(role, MRole::Resident { .. } | MRole::Operator),
         MAction::Pay { .. } => matches!(role, MRole::Resident { .. }),
         MAction::Refund { .. } | MAction::CashOut { .. } => matches!(role, MRole::Shop(_)),
         MAction::Freeze { .. } | MAction::Unfreeze { .. } => match role {
@@ -373,7 +468,200 @@ impl Model {
             MAction::RecordDeposit { day, deposited_on, amount, slip } => {
                 self.record_deposit(*day, *deposited_on, *amount, *slip, now)
             }
+            MAction::SetLottery { issue, parties, times } => self.set_lottery(*issue, parties, *times, now),
+            MAction::CommitSecret { issue, secret } => {
+                let (l, party) = self.lottery_party(*issue, signer)?;
+                if now >= l.times[0] {
+                    return Err(Reason::CommitClosed);
+                }
+                if l.committed[party].is_some() {
+                    return Err(Reason::AlreadyCommitted);
+                }
+                self.lotteries.get_mut(issue).expect("exists").committed[party] = Some(*secret);
+                Ok(())
+            }
+            MAction::ApplyLottery { issue, resident, sets } => {
+                self.apply_lottery(signer, *issue, *resident, *sets, now)
+            }
+            MAction::RevealSecret { issue, secret } => {
+                let (l, party) = self.lottery_party(*issue, signer)?;
+                if now < l.times[2] || now >= l.times[3] {
+                    return Err(Reason::RevealNotOpen);
+                }
+                if !l.ready() {
+                    return Err(Reason::LotteryNotReady);
+                }
+                if l.revealed[party] {
+                    return Err(Reason::AlreadyRevealed);
+                }
+                if l.committed[party] != Some(*secret) {
+                    return Err(Reason::RevealMismatch);
+                }
+                self.lotteries.get_mut(issue).expect("exists").revealed[party] = true;
+                Ok(())
+            }
+            MAction::Draw { issue } => self.draw(signer, by_town, *issue, now),
         }
+    }
+
+    fn lottery(&self, issue: u32) -> Result<&MLottery, Reason> {
+        if !self.issues.contains_key(&issue) {
+            return Err(Reason::UnknownIssue);
+        }
+        self.lotteries.get(&issue).ok_or(Reason::NotALottery)
+    }
+
+    fn lottery_party(&self, issue: u32, signer: Acct) -> Result<(&MLottery, usize), Reason> {
+        let l = self.lottery(issue)?;
+        let party = l.parties.iter().position(|p| *p == signer).ok_or(Reason::NotALotteryParty)?;
+        Ok((l, party))
+    }
+
+    fn set_lottery(&mut self, issue: u32, parties: &[Acct], t: [u64; 6], now: u64) -> Result<(), Reason> {
+        let p = self.issues.get(&issue).ok_or(Reason::UnknownIssue)?.params.clone();
+        if now >= p.sale_start_ms
+            || self.lotteries.get(&issue).is_some_and(|l| !l.apps.is_empty() || l.drawn.is_some())
+        {
+            return Err(Reason::LotteryLocked);
+        }
+        let distinct: BTreeSet<&Acct> = parties.iter().collect();
+        let in_order = now < t[0]
+            && t[0] <= t[1]
+            && t[1] < t[2]
+            && t[2] < t[3]
+            && t[3] < t[4]
+            && p.sale_start_ms < t[4]
+            && t[4] < t[5]
+            && t[5] <= p.sale_end_ms;
+        let fit = parties.iter().all(|a| {
+            self.accounts.get(a).is_some_and(|a| {
+                matches!(a.role, MRole::Town | MRole::LotteryParty) && a.replaced_by.is_none()
+            })
+        });
+        if parties.is_empty() || parties.len() > 8 || distinct.len() != parties.len() || !in_order || !fit {
+            return Err(Reason::InvalidParameters);
+        }
+        let n = parties.len();
+        let lottery = MLottery {
+            parties: parties.to_vec(),
+            times: t,
+            committed: vec![None; n],
+            revealed: vec![false; n],
+            apps: BTreeMap::new(),
+            drawn: None,
+            holders: BTreeMap::new(),
+            bought_winners: BTreeMap::new(),
+            bought_waiting: BTreeMap::new(),
+            first_come: 0,
+        };
+        self.lotteries.insert(issue, lottery);
+        Ok(())
+    }
+
+    fn apply_lottery(
+        &mut self,
+        signer: Acct,
+        issue: u32,
+        resident: Acct,
+        sets: u32,
+        now: u64,
+    ) -> Result<(), Reason> {
+        let l = self.lottery(issue)?;
+        if matches!(self.accounts[&signer].role, MRole::Resident { .. }) && signer != resident {
+            return Err(Reason::InvalidParameters);
+        }
+        if now < l.times[1] || now >= l.times[2] {
+            return Err(Reason::ApplicationsNotOpen);
+        }
+        if !l.ready() {
+            return Err(Reason::LotteryNotReady);
+        }
+        let p = &self.issues[&issue].params;
+        let account = self.accounts.get(&resident).ok_or(Reason::UnknownAccount)?;
+        let MRole::Resident { worker } = account.role else { return Err(Reason::NotAResident) };
+        if account.replaced_by.is_some() {
+            return Err(Reason::AccountRevoked);
+        }
+        if account.frozen {
+            return Err(Reason::AccountFrozen);
+        }
+        if worker && !p.workers_may_buy {
+            return Err(Reason::WorkersNotEligible);
+        }
+        if sets == 0 {
+            return Err(Reason::InvalidParameters);
+        }
+        if sets > p.max_sets_per_resident {
+            return Err(Reason::OverCap);
+        }
+        self.lotteries.get_mut(&issue).expect("exists").apps.insert(resident, sets);
+        Ok(())
+    }
+
+    fn draw(&mut self, signer: Acct, by_town: bool, issue: u32, now: u64) -> Result<(), Reason> {
+        let l = self.lottery(issue)?;
+        if !by_town && !l.parties.contains(&signer) {
+            return Err(Reason::NotALotteryParty);
+        }
+        if l.drawn.is_some() {
+            return Err(Reason::AlreadyDrawn);
+        }
+        if !l.ready() {
+            return Err(Reason::LotteryNotReady);
+        }
+        if now < l.times[2] || (now < l.times[3] && !l.revealed.iter().all(|r| *r)) {
+            return Err(Reason::DrawTooEarly);
+        }
+        // FORMAT.md, "Lottery draw", restated.
+        let mut apps: Vec<([u8; 32], Acct, u32)> =
+            l.apps.iter().map(|(a, s)| (self.ids[*a], *a, *s)).collect();
+        apps.sort();
+        let leaves: Vec<Vec<u8>> =
+            apps.iter().map(|(id, _, s)| [&id[..], &s.to_be_bytes()].concat()).collect();
+        let mut seed_input = b"machi.lottery.v1\0".to_vec();
+        seed_input.extend_from_slice(&issue.to_be_bytes());
+        for (committed, revealed) in l.committed.iter().zip(&l.revealed) {
+            let secret = if *revealed { [committed.expect("revealed"); 32] } else { [0; 32] };
+            seed_input.extend_from_slice(&secret);
+        }
+        seed_input.extend_from_slice(&tree_hash(&leaves));
+        let seed = sha256(&seed_input).0;
+        let mut order: Vec<([u8; 32], Acct, u32)> =
+            apps.iter().map(|(id, a, s)| (sha256(&[&seed[..], id].concat()).0, *a, *s)).collect();
+        order.sort();
+        let mut left = self.issues[&issue].params.total_sets;
+        let (mut winners, mut waiting) = (Vec::new(), Vec::new());
+        for (_, acct, sets) in order {
+            if left == 0 {
+                waiting.push((acct, sets));
+            } else {
+                let won = sets.min(left);
+                left -= won;
+                winners.push((acct, won));
+            }
+        }
+        self.lotteries.get_mut(&issue).expect("exists").drawn = Some((winners, waiting));
+        Ok(())
+    }
+
+    /// A sale's lottery rules: which window (0 winners, 1 waiting list, 2 first come).
+    fn lottery_window(&self, issue: u32, resident: Acct, sets: u32, now: u64) -> Result<Option<u8>, Reason> {
+        let Some(l) = self.lotteries.get(&issue) else { return Ok(None) };
+        let Some((winners, _)) = &l.drawn else { return Err(Reason::LotteryNotDrawn) };
+        let applicant = l.holders.get(&resident).copied().unwrap_or(resident);
+        let (window, allotted, bought) = if now < l.times[4] {
+            (0, winners.iter().find(|w| w.0 == applicant).map(|w| w.1), l.bought_winners.get(&applicant))
+        } else if now < l.times[5] {
+            let allotment = l.waiting_allotment();
+            (1, allotment.iter().find(|w| w.0 == applicant).map(|w| w.1), l.bought_waiting.get(&applicant))
+        } else {
+            return Ok(Some(2));
+        };
+        let allotted = allotted.ok_or(Reason::NotAllotted)?;
+        if sets > allotted - bought.copied().unwrap_or(0) {
+            return Err(Reason::OverAllotment);
+        }
+        Ok(Some(window))
     }
 
     /// A counter's sales on a day as a close must state them.
@@ -492,6 +780,7 @@ impl Model {
         if sets == 0 {
             return Err(Reason::InvalidParameters);
         }
+        let window = self.lottery_window(issue_id, resident, sets, now)?;
         let left = p.total_sets - issue.sold;
         if left == 0 {
             return Err(Reason::SoldOut);
@@ -508,6 +797,15 @@ impl Model {
         }
         self.issues.get_mut(&issue_id).expect("exists").sold += sets;
         *self.bought.entry((resident, issue_id)).or_default() += sets;
+        if let Some(window) = window {
+            let l = self.lotteries.get_mut(&issue_id).expect("a lottery issue");
+            let applicant = l.holders.get(&resident).copied().unwrap_or(resident);
+            match window {
+                0 => *l.bought_winners.entry(applicant).or_default() += sets,
+                1 => *l.bought_waiting.entry(applicant).or_default() += sets,
+                _ => l.first_come += sets,
+            }
+        }
         self.add(resident, issue_id, Kind::Common, p.common_per_set.0 * u64::from(sets));
         self.add(resident, issue_id, Kind::Local, p.local_per_set.0 * u64::from(sets));
         Ok(())
@@ -569,7 +867,7 @@ impl Model {
         Ok(())
     }
 
-    fn current(&self, mut acct: Acct) -> Acct {
+    pub fn current(&self, mut acct: Acct) -> Acct {
         while let Some(next) = self.accounts.get(&acct).and_then(|a| a.replaced_by) {
             acct = next;
         }
@@ -725,6 +1023,18 @@ impl Model {
             self.bought.insert((new, issue), n);
         }
         self.accounts.get_mut(&old).expect("exists").replaced_by = Some(new);
+        for l in self.lotteries.values_mut() {
+            if l.drawn.is_none() {
+                if let Some(sets) = l.apps.remove(&old) {
+                    l.apps.insert(new, sets);
+                }
+            } else {
+                let applicant = l.holders.remove(&old).unwrap_or(old);
+                if l.apps.contains_key(&applicant) {
+                    l.holders.insert(new, applicant);
+                }
+            }
+        }
         let town_froze = account.town_froze;
         let role = MRole::Resident { worker };
         self.accounts.insert(new, MAccount { role, frozen: town_froze, town_froze, replaced_by: None });
