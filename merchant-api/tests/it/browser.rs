@@ -41,8 +41,9 @@ const RELOAD_WATCH_MS: u64 = 250;
 /// The smallest height of anything a finger presses (issue 14's standard).
 pub(crate) const TOUCH_TARGET_PX_MIN: f64 = 48.0;
 
-/// Chromium's flags: headless, and nothing that reaches beyond this machine.
-const CHROMIUM_FLAGS: [&str; 7] = [
+/// Chromium's flags: nothing that reaches beyond this machine, and every device's page
+/// kept running at full speed while another device's page is in front.
+const CHROMIUM_FLAGS: [&str; 10] = [
     "disable-gpu",
     "disable-quic",
     "no-first-run",
@@ -50,6 +51,9 @@ const CHROMIUM_FLAGS: [&str; 7] = [
     "disable-component-update",
     "disable-sync",
     "disable-dev-shm-usage",
+    "disable-background-timer-throttling",
+    "disable-renderer-backgrounding",
+    "disable-backgrounding-occluded-windows",
 ];
 
 /// A screen size a page must work at.
