@@ -1,6 +1,7 @@
 //! A shop's counter in a real browser: paired with a code, ¥1,200 typed on the keypad,
 //! paid by a resident's wallet with the pay code, the thank-you shown live, part of it
-//! refunded from today's list, and the back office's balance.
+//! refunded from today's list, and the back office's balance; a request nobody pays shows
+//! itself expired.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,6 +16,9 @@ const PIN: &str = "1234";
 
 /// The longest the thank-you may take to show after the wallet's answer (issue 14).
 const THANK_YOU_MS_MAX: u64 = 1_000;
+
+/// How long a counter's payment request is open (the API's default for an invoice).
+const REQUEST_EXPIRES_MS: u64 = 15 * 60 * 1_000;
 
 /// Payments after the first, at the same counter, for the thank-you's timing.
 const MORE_PAYMENTS: usize = 4;
@@ -201,6 +205,14 @@ async fn a_counter_pairs_takes_1200_yen_paid_by_the_wallet_shows_thanks_and_refu
         let code = request_payment(&counter, &["3", "0", "0"], "¥300").await;
         timings.push(pay_and_see_thanks(&counter, &Wallet::new(&town, 1 + round % 2), &code, "¥300").await);
     }
+    // A request nobody pays says so by itself once its time is up.
+    request_payment(&counter, &["5", "0", "0"], "¥500").await;
+    assert!(counter.shows("#waiting").await && !counter.shows("#expired").await);
+    town.clock.set(town.now() + REQUEST_EXPIRES_MS + 1_000);
+    counter.wait_for(&visible_js("#expired"), "the expired request").await;
+    assert!(!counter.shows("#waiting").await && !counter.shows("#thank-you").await);
+    counter.check_screen(&[TABLET, PHONE], "-expired").await;
+
     timings.sort();
     let ms: Vec<u128> = timings.iter().map(Duration::as_millis).collect();
     println!(
