@@ -5,9 +5,20 @@ use machi_ledger::{Hash32, IssueId, IssueParams, Supply, Yen};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// How an issue's sets are sold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleMode {
+    /// First come, first served, within the per-resident cap.
+    FirstCome,
+    /// By lottery (`GET /v1/issues/{id}/lottery`), then first come for what is left.
+    Lottery,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IssueView {
     pub params: IssueParams,
+    pub sale_mode: SaleMode,
     pub sets_sold: u32,
     pub sets_left: u32,
     pub on_sale: bool,

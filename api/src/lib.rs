@@ -35,7 +35,7 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use explain::{explain, Lang};
 pub use issue::{
     IssueSupplyView, IssueView, LotteryDrawView, LotteryEntryView, LotteryPartyView, LotteryStage,
-    LotteryStatus, LotteryView, SupplyReport,
+    LotteryStatus, LotteryView, SaleMode, SupplyReport,
 };
 pub use pay::PayCodeView;
 pub use proof::{BlockHeaderView, OutcomeRecordView, ProofCheck, TxProof};

@@ -532,3 +532,33 @@ proptest! {
         prop_assert_eq!(given.len() + rest.len(), apps.len());
     }
 }
+
+/// The lottery's kinds are appended after every earlier one (FORMAT.md: indices 18-22),
+/// and each decodes back from its one encoding.
+#[test]
+fn the_lottery_kinds_take_the_indices_18_to_22() {
+    let a = machi_ledger::AccountId([0x11; 32]);
+    let kinds = [
+        (18, Action::SetLottery { issue: 2, lottery: schedule(vec![a]) }),
+        (19, Action::CommitLotterySecret { issue: 2, commitment: Hash32([1; 32]) }),
+        (20, Action::ApplyLottery { issue: 2, resident: a, sets: 3 }),
+        (21, Action::RevealLotterySecret { issue: 2, secret: Hash32([2; 32]) }),
+        (22, Action::DrawLottery { issue: 2 }),
+    ];
+    for (index, action) in kinds {
+        let body = machi_ledger::TxBody { chain_id: "c".into(), created_ms: 1, ttl_ms: 1, nonce: 1, action };
+        let bytes = body.encode();
+        // chain_id "c" (2 bytes), created_ms, ttl_ms and nonce (1 byte each), then the index.
+        assert_eq!(bytes[5], index, "{:?}", body.action);
+        assert_eq!(machi_ledger::TxBody::decode(&bytes), Ok(body));
+    }
+    // draw_lottery of issue 2: the index, then the issue as a varint.
+    let body = machi_ledger::TxBody {
+        chain_id: "c".into(),
+        created_ms: 1,
+        ttl_ms: 1,
+        nonce: 1,
+        action: Action::DrawLottery { issue: 2 },
+    };
+    assert_eq!(hex::encode(body.encode()), "01630101011602");
+}

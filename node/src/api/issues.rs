@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, MethodRouter};
 use axum::Json;
-use machi_api::{ErrorBody, IssueView, LotteryEntryView, LotteryView};
+use machi_api::{ErrorBody, IssueView, LotteryEntryView, LotteryView, SaleMode};
 use machi_ledger::{AccountId, IssueState};
 
 use super::{parse_hex32, ApiError, AppState};
@@ -18,10 +18,11 @@ pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     ]
 }
 
-fn view(issue: &IssueState, now_ms: u64) -> IssueView {
+fn view(issue: &IssueState, lottery: bool, now_ms: u64) -> IssueView {
     let p = &issue.params;
     IssueView {
         params: p.clone(),
+        sale_mode: if lottery { SaleMode::Lottery } else { SaleMode::FirstCome },
         sets_sold: issue.supply.sets_sold,
         sets_left: issue.sets_left(),
         on_sale: now_ms >= p.sale_start_ms && now_ms < p.sale_end_ms && issue.sets_left() > 0,
@@ -36,7 +37,8 @@ fn view(issue: &IssueState, now_ms: u64) -> IssueView {
 async fn list(State(state): State<AppState>) -> Json<Vec<IssueView>> {
     let chain = state.shared.chain.read().await;
     let now = state.shared.clock.now_ms();
-    Json(chain.state.issues.values().map(|i| view(i, now)).collect())
+    let lottery = |i: &IssueState| chain.state.lotteries.contains_key(&i.params.id);
+    Json(chain.state.issues.values().map(|i| view(i, lottery(i), now)).collect())
 }
 
 /// One issue.
@@ -48,7 +50,7 @@ async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Js
     let id: u32 = id.parse().map_err(|_| ApiError::bad_request("bad_id", "an issue id is a whole number"))?;
     let chain = state.shared.chain.read().await;
     let issue = chain.state.issues.get(&id).ok_or_else(|| ApiError::not_found("issue"))?;
-    Ok(Json(view(issue, state.shared.clock.now_ms())))
+    Ok(Json(view(issue, chain.state.lotteries.contains_key(&id), state.shared.clock.now_ms())))
 }
 
 fn issue_id(id: &str) -> Result<u32, ApiError> {

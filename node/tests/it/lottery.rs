@@ -3,7 +3,7 @@
 //! recorded; `GET /v1/issues/{id}/lottery` carries everything needed to recompute it, a
 //! resident reads their result, winners buy, and `audit` and `verify` recompute the draw.
 
-use machi_api::{LotteryStage, LotteryStatus, TxCode, TxStatus};
+use machi_api::{LotteryStage, LotteryStatus, SaleMode, TxCode, TxStatus};
 use machi_ledger::lottery::{self, LotteryParams};
 use machi_ledger::testkit::standard_issue;
 use machi_ledger::{sha256, Action, Delegation, IssueParams, Yen};
@@ -48,6 +48,8 @@ async fn a_lottery_is_drawn_read_bought_and_recomputed_by_the_audit() {
     node.ok(&town, Action::SetLottery { issue: 1, lottery: lottery.clone() }).await;
     let view = node.client.lottery(1).await.unwrap();
     assert_eq!(view.stage, LotteryStage::Committing);
+    assert_eq!(node.client.issue(1).await.unwrap().sale_mode, SaleMode::Lottery);
+    assert_eq!(node.client.issue(2).await.unwrap().sale_mode, SaleMode::FirstCome);
     assert!(view.parties.iter().all(|p| p.commitment.is_none()));
 
     let secrets: Vec<_> = parties.iter().map(|_| machi_client::lottery_secret()).collect();
