@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::Router;
 use machi_host::{ApiError, JsonBody};
 use machi_ledger::AccountId;
@@ -36,7 +37,14 @@ pub(crate) fn app(merchant: Arc<Merchant>) -> Router {
         .merge(public::router())
         // The pages: their own session cookie, never a bearer token (crate::web).
         .merge(crate::web::router())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        // A path under /v1 is the API's JSON 404; anything else a person typed, a page.
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/v1/") {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").into_response()
+            } else {
+                crate::web::not_found()
+            }
+        })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn_with_state(BODY_BYTES_MAX, machi_host::refuse_oversized))
         .with_state(merchant)

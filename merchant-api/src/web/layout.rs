@@ -113,8 +113,15 @@ fn nav(page: &Page) -> Markup {
         ],
         DeviceCaller::Shop { .. } => &[("/counter", "レジ"), ("/counter/today", "今日の支払い")],
     };
+    let who = match page.session.caller {
+        DeviceCaller::TownOffice => "役場".to_string(),
+        DeviceCaller::Shop { shop, .. } => {
+            page.merchant.shop(&shop).map(|s| s.record.name.clone()).unwrap_or_default()
+        }
+    };
     html! {
         header .top {
+            span #who .who { (who) }
             nav {
                 @for (href, label) in links {
                     a href=(href) { (label) }

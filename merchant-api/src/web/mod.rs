@@ -54,16 +54,28 @@ pub(crate) fn router() -> Router<AppState> {
         .layer(axum::middleware::from_fn(security_headers))
 }
 
+/// A page for a path nothing serves, with the pages' headers.
+pub(crate) fn not_found() -> Response {
+    let error = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page");
+    let mut response = layout::error_page(None, &error);
+    add_security_headers(&mut response);
+    response
+}
+
 /// The headers every page and asset carries.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    add_security_headers(&mut response);
+    response
+}
+
+fn add_security_headers(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-    response
 }
 
 /// `/`: the caller's home, or pairing.

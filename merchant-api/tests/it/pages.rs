@@ -392,6 +392,15 @@ async fn cookies_are_secure_behind_tls_and_every_page_carries_the_security_heade
             assert!(!answer.body.contains("<style"), "{path}");
         }
     }
+    // A path nothing serves: a page for people, the API's JSON under /v1.
+    let missing = nobody.get("/counter/nothing-here").await;
+    assert_eq!((missing.status, missing.error_code().as_deref()), (404, Some("not_found")));
+    assert_eq!(missing.headers["content-security-policy"], CSP);
+    let (status, json) = town.call("GET", "/v1/nothing-here", None, None).await;
+    assert_eq!((status, json["error"]["code"].as_str()), (404, Some("not_found")));
+    // Every page names whom it serves.
+    assert!(office.get("/office").await.text_of("who").unwrap().contains("旅館"));
+    assert_eq!(admin.get("/town").await.text_of("who").as_deref(), Some("役場"));
     // The town office's session is not a shop's: /office is 403 admin-side too.
     let (_, office_as_town) = pages.last().unwrap();
     assert_eq!((office_as_town.status, office_as_town.error_code().as_deref()), (403, Some("shop_only")));
