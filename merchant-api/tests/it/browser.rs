@@ -76,9 +76,9 @@ pub(crate) const DESKTOP: Size = Size { name: "desktop", width: 1920, height: 10
 /// Where the screenshots are written: `target/screens/` of the workspace (or of
 /// `CARGO_TARGET_DIR`).
 pub(crate) fn screens_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").join("target")
+    });
     target.join("screens")
 }
 
