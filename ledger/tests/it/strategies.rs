@@ -46,7 +46,11 @@ pub(crate) fn issue() -> impl Strategy<Value = IssueParams> {
 /// Every kind of action, with any field values (valid or not: the format does not care).
 pub(crate) fn action() -> impl Strategy<Value = Action> {
     let class = prop_oneof![Just(ShopClass::Large), Just(ShopClass::Local)];
-    let delegation = prop_oneof![Just(Delegation::ShopRegistrar), Just(Delegation::Settler)];
+    let delegation = prop_oneof![
+        Just(Delegation::ShopRegistrar),
+        Just(Delegation::Settler),
+        Just(Delegation::LotteryParty)
+    ];
     let tx_id = any::<[u8; 32]>().prop_map(TxId);
     prop_oneof![
         (account(), account()).prop_map(|(town, producer)| Action::Genesis { town, producer }),
@@ -79,6 +83,29 @@ pub(crate) fn action() -> impl Strategy<Value = Action> {
             name,
             delegation
         }),
+        (any::<u32>(), prop::collection::vec(account(), 0..4), any::<[u64; 6]>()).prop_map(
+            |(issue, parties, t)| Action::SetLottery {
+                issue,
+                lottery: machi_ledger::lottery::LotteryParams {
+                    parties,
+                    commit_deadline_ms: t[0],
+                    apply_start_ms: t[1],
+                    apply_end_ms: t[2],
+                    reveal_end_ms: t[3],
+                    purchase_end_ms: t[4],
+                    waiting_end_ms: t[5],
+                },
+            }
+        ),
+        (any::<u32>(), hash())
+            .prop_map(|(issue, commitment)| Action::CommitLotterySecret { issue, commitment }),
+        (any::<u32>(), account(), any::<u32>()).prop_map(|(issue, resident, sets)| Action::ApplyLottery {
+            issue,
+            resident,
+            sets
+        }),
+        (any::<u32>(), hash()).prop_map(|(issue, secret)| Action::RevealLotterySecret { issue, secret }),
+        any::<u32>().prop_map(|issue| Action::DrawLottery { issue }),
     ]
 }
 
