@@ -24,7 +24,7 @@ pub enum ShopClass {
 
 /// The one power a delegated town key holds. The town's master key registers them and can
 /// stay offline: a service holding a delegated key can do this one thing and nothing else
-/// (no issues, no expiry, no freezing, no operators).
+/// (only an issuer delegate creates issues; none expires, freezes or registers operators).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +36,9 @@ pub enum Delegation {
     /// Takes part in lottery draws it is named in (the bank, the auditor): commits,
     /// reveals, draws.
     LotteryParty,
+    /// Creates issues (the town office's form in the merchant API). It cannot set up an
+    /// issue's lottery, expire an issue, or do anything else.
+    Issuer,
 }
 
 /// One replica of the chain (docs/OPERATIONS.md): a party that keeps a copy, verifies

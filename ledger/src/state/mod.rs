@@ -45,6 +45,8 @@ pub enum Role {
     Settler,
     /// A delegated key that may only take part in lottery draws it is named in.
     LotteryParty,
+    /// A delegated town key that may only create issues.
+    Issuer,
 }
 
 impl Role {
@@ -59,6 +61,7 @@ impl Role {
             Role::ShopRegistrar => "shop_registrar",
             Role::Settler => "settler",
             Role::LotteryParty => "lottery_party",
+            Role::Issuer => "issuer",
         }
     }
 }
@@ -294,6 +297,7 @@ impl State {
             ) => true,
             (Action::RegisterShop { .. }, Role::ShopRegistrar) => true,
             (Action::SettleCashOuts { .. }, Role::Settler) => true,
+            (Action::CreateIssue { .. }, Role::Issuer) => true,
             (Action::SetLottery { .. }, Role::Town) => true,
             (
                 Action::CommitLotterySecret { .. }
@@ -403,6 +407,7 @@ impl State {
                     Delegation::ShopRegistrar => Role::ShopRegistrar,
                     Delegation::Settler => Role::Settler,
                     Delegation::LotteryParty => Role::LotteryParty,
+                    Delegation::Issuer => Role::Issuer,
                 };
                 self.register(*delegate, role, name, None)
             }

@@ -461,6 +461,70 @@ fn delegated_town_keys() {
     assert!(!town.state.accounts.contains_key(&id(&key(81))));
 }
 
+/// An issuer delegate (the town office's form) creates issues and does nothing else; the
+/// town revokes it by freezing it, and no other delegate may create an issue.
+#[test]
+fn an_issuer_delegate_only_creates_issues() {
+    use machi_ledger::{Delegation, ShopClass};
+    let mut town = Town::new(1);
+    town.sell(0, 1).unwrap();
+    let (t, local) = (town.town.clone(), town.local.clone());
+    let (issuer, registrar) = (key(90), key(91));
+    let delegate = |key: &machi_ledger::SigningKey, delegation| Action::RegisterDelegate {
+        delegate: id(key),
+        name: format!("{delegation:?}"),
+        delegation,
+    };
+    town.ok(&t, delegate(&issuer, Delegation::Issuer));
+    town.ok(&t, delegate(&registrar, Delegation::ShopRegistrar));
+    assert_eq!(town.state.accounts[&id(&issuer)].role.name(), "issuer");
+    assert_eq!(
+        town.run(&registrar, Action::CreateIssue { issue: issue_params(2) }),
+        Err(Refusal::WrongRole),
+        "a registrar cannot create an issue"
+    );
+    assert_eq!(town.run(&issuer, Action::CreateIssue { issue: issue_params(2) }), APPLIED);
+    assert!(town.state.issues.contains_key(&2));
+    let resident = id(&town.residents[0]);
+    let never = [
+        Action::SellSets { issue: 2, resident, sets: 1, cash_received: Yen(10_000) },
+        Action::RegisterShop { shop: id(&key(92)), name: "八百屋".into(), class: ShopClass::Local },
+        Action::SettleCashOuts {
+            cash_outs: vec![],
+            transfer_date: "2027-02-01".into(),
+            file_sha256: Hash32([1; 32]),
+        },
+        Action::ExpireIssue { issue: 1 },
+        Action::Freeze { account: id(&local) },
+        Action::Unfreeze { account: id(&local) },
+        Action::RegisterOperator { operator: id(&key(93)), name: "x".into() },
+        delegate(&key(94), Delegation::Issuer),
+    ];
+    for action in never {
+        let what = format!("{action:?}");
+        assert_eq!(town.run(&issuer, action), Err(Refusal::WrongRole), "issuer: {what}");
+    }
+    town.ok(&t, Action::Freeze { account: id(&issuer) });
+    assert_eq!(
+        town.run(&issuer, Action::CreateIssue { issue: issue_params(3) }),
+        rejected(Reason::AccountFrozen),
+        "a frozen issuer is a revoked one"
+    );
+    assert!(!town.state.issues.contains_key(&3));
+}
+
+/// The delegation's postcard index is part of the signed format (docs/FORMAT.md): appended
+/// kinds keep the earlier numbers.
+#[test]
+fn delegation_indices_are_pinned() {
+    use machi_ledger::Delegation;
+    let kinds =
+        [Delegation::ShopRegistrar, Delegation::Settler, Delegation::LotteryParty, Delegation::Issuer];
+    for (index, kind) in kinds.into_iter().enumerate() {
+        assert_eq!(postcard::to_allocvec(&kind).unwrap(), vec![index as u8], "{kind:?}");
+    }
+}
+
 /// An operator may freeze a resident (a lost card) and lift that, but a freeze by the town
 /// is the town's to lift, and a new card does not lift it.
 #[test]

@@ -49,7 +49,8 @@ pub(crate) fn action() -> impl Strategy<Value = Action> {
     let delegation = prop_oneof![
         Just(Delegation::ShopRegistrar),
         Just(Delegation::Settler),
-        Just(Delegation::LotteryParty)
+        Just(Delegation::LotteryParty),
+        Just(Delegation::Issuer)
     ];
     let tx_id = any::<[u8; 32]>().prop_map(TxId);
     prop_oneof![
