@@ -11,6 +11,7 @@ mod harness;
 mod history;
 mod limits;
 mod lottery;
+mod lottery_day;
 mod openapi;
 mod processes;
 mod proof;
