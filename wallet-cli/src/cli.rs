@@ -106,6 +106,10 @@ pub(crate) enum Command {
     /// The town: issues, operators, expiry, sale progress.
     #[command(subcommand)]
     Town(commands::town::TownCommand),
+    /// Lottery sales (抽選): parties commit, reveal and draw; residents apply and see
+    /// their result (当選 / 落選 / 補欠) with the seed and how to check it.
+    #[command(subcommand)]
+    Lottery(commands::lottery::LotteryCommand),
 }
 
 /// Runs the wallet on a command line and returns the process's exit code. `args` begins

@@ -9,6 +9,7 @@ pub(crate) mod cash;
 pub(crate) mod check;
 pub(crate) mod history;
 pub(crate) mod kiosk;
+pub(crate) mod lottery;
 pub(crate) mod operator;
 pub(crate) mod pay;
 pub(crate) mod receipt;
@@ -84,6 +85,7 @@ async fn execute(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::VerifyReceipt(args) => verify_receipt::run(ctx, args).await,
         Command::Operator(command) => operator::run(ctx, command).await,
         Command::Town(command) => town::run(ctx, command).await,
+        Command::Lottery(command) => lottery::run(ctx, command).await,
     }
 }
 

@@ -72,6 +72,9 @@ pub(crate) enum OperatorCommand {
     /// a line of standard input), shows the difference (過不足) and asks to confirm (1),
     /// then signs the close. The counter sells no more that day once closed.
     CloseDay(super::cash::CloseDayArgs),
+    /// Apply for a lottery issue's sets on a resident's behalf (also a family member's
+    /// card); a second application replaces the first while the window is open.
+    LotteryApply(super::lottery::OperatorApplyArgs),
 }
 
 pub(crate) async fn run(ctx: &Ctx, command: OperatorCommand) -> Result<(), Failure> {
@@ -84,6 +87,7 @@ pub(crate) async fn run(ctx: &Ctx, command: OperatorCommand) -> Result<(), Failu
         }
         OperatorCommand::ReplaceCard { card, lost_card } => replace_card(ctx, &card, &lost_card).await,
         OperatorCommand::CloseDay(args) => super::cash::close_day(ctx, args).await,
+        OperatorCommand::LotteryApply(args) => super::lottery::operator_apply(ctx, args).await,
     }
 }
 

@@ -110,6 +110,10 @@ pub(crate) enum TownCommand {
     /// amount, the slip's reference and its date. Shows the day's cash received, counted
     /// and deposited after it.
     RecordDeposit(super::cash::RecordDepositArgs),
+    /// Sell an issue by lottery (抽選): the parties whose secrets make the draw's seed, and
+    /// the windows (JST, YYYY-MM-DD HH:MM), checked for order before signing. Only before
+    /// the issue's sale opens.
+    SetLottery(super::lottery::SetLotteryArgs),
 }
 
 /// The powers the town can delegate.
@@ -191,6 +195,7 @@ pub(crate) async fn run(ctx: &Ctx, command: TownCommand) -> Result<(), Failure> 
         TownCommand::SaleStatus { issue, watch } => sale_status(ctx, issue, watch).await,
         TownCommand::SetReplicas { card, file } => set_replicas(ctx, &card, &file).await,
         TownCommand::RecordDeposit(args) => super::cash::record_deposit(ctx, args).await,
+        TownCommand::SetLottery(args) => super::lottery::set_lottery(ctx, args).await,
     }
 }
 

@@ -3,4 +3,5 @@
 
 mod cash;
 mod commands;
+mod lottery;
 mod verify_receipt;
