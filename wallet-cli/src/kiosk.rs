@@ -144,6 +144,7 @@ impl Kiosk<'_> {
                 self.t("3  履歴を見る", "3  History").to_string(),
                 self.t("4  領収書を印刷する", "4  Print a receipt").to_string(),
                 self.t("5  終わる", "5  Finish").to_string(),
+                self.t("6  抽選（申し込み・結果）", "6  Lottery (apply, result)").to_string(),
             ];
             let title = self.t("メニュー", "Menu");
             self.draw(
@@ -169,9 +170,10 @@ impl Kiosk<'_> {
                     self.notice = Some(self.t("ご利用ありがとうございました。", "Thank you.").into());
                     return Ok(());
                 }
+                "6" => self.lottery(&wallet).await?,
                 _ => {
                     self.notice =
-                        Some(self.t("1 から 5 の番号を入れてください。", "Type a number from 1 to 5.").into())
+                        Some(self.t("1 から 6 の番号を入れてください。", "Type a number from 1 to 6.").into())
                 }
             }
         }
@@ -672,6 +674,161 @@ impl Kiosk<'_> {
                     "{} {e}",
                     self.t("領収書を書けませんでした:", "Could not write the receipt:")
                 ));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The lottery (抽選): apply while the window is open, else the result in plain words.
+impl Kiosk<'_> {
+    async fn lottery(&mut self, wallet: &Wallet) -> Result<(), End> {
+        let step = "【抽選】";
+        let issues = match self.ctx.client.issues().await {
+            Ok(issues) => issues,
+            Err(e) => {
+                self.trouble(Failure::from(e));
+                return Ok(());
+            }
+        };
+        let Some(issue) = issues.iter().rev().find(|i| i.sale_mode == machi_api::SaleMode::Lottery) else {
+            let body =
+                [self.t("いま抽選の販売はありません。", "No issue is sold by lottery now.").to_string()];
+            return self.pause(step, self.t("抽選", "Lottery"), &body).await;
+        };
+        let (id, name, cap) =
+            (issue.params.id, issue.params.name.clone(), issue.params.max_sets_per_resident);
+        let price = issue.params.price;
+        let entry = match self.ctx.client.lottery_entry(id, &wallet.account()).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.trouble(Failure::from(e));
+                return Ok(());
+            }
+        };
+        if entry.stage == machi_api::LotteryStage::Applying {
+            return self.lottery_apply(wallet, id, &name, cap, entry.applied_sets).await;
+        }
+        let mut body = vec![name, String::new()];
+        let headline = crate::commands::lottery::headline(self.ctx.lang, &entry);
+        body.push(headline);
+        if entry.status == machi_api::LotteryStatus::Won {
+            body.push(String::new());
+            body.extend(big_digits(&entry.won_sets.unwrap_or(0).to_string()));
+        }
+        if let Some(n) = entry.can_buy_now.filter(|n| *n > 0) {
+            let cash = price.checked_mul(u64::from(n)).unwrap_or(price);
+            body.push(String::new());
+            body.push(match self.ctx.lang {
+                crate::Lang::Ja => {
+                    format!("窓口で {n} セット（{cash}）を買えます。このカードをお持ちください。")
+                }
+                crate::Lang::En => format!("You can buy {n} set(s) ({cash}) at the counter with this card."),
+            });
+        }
+        if let Some(seed) = entry.seed {
+            body.push(String::new());
+            body.push(format!("seed {}", &seed.to_hex()[..16]));
+            body.push(
+                self.t(
+                    "抽選は誰でも確かめられます（machi-node verify）。",
+                    "Anyone can check the draw (machi-node verify).",
+                )
+                .into(),
+            );
+        }
+        self.pause(step, self.t("抽選の結果", "Lottery result"), &body).await
+    }
+
+    /// One question per screen: how many sets, then yes or no.
+    async fn lottery_apply(
+        &mut self,
+        wallet: &Wallet,
+        issue: u32,
+        name: &str,
+        cap: u32,
+        applied: Option<u32>,
+    ) -> Result<(), End> {
+        let step = "【抽選】";
+        let sets = loop {
+            let mut body = vec![name.to_string(), String::new()];
+            if let Some(n) = applied {
+                body.push(match self.ctx.lang {
+                    crate::Lang::Ja => format!("いまの申し込み: {n} セット（申し込み直せます）"),
+                    crate::Lang::En => format!("Applied now: {n} set(s) (you may change it)"),
+                });
+            }
+            body.push(match self.ctx.lang {
+                crate::Lang::Ja => format!("何セット申し込みますか？（1 から {cap}）"),
+                crate::Lang::En => format!("How many sets? (1 to {cap})"),
+            });
+            self.draw(
+                step,
+                self.t("抽選に申し込む", "Apply"),
+                &body,
+                self.t("数を入れて Enter", "Type a number and press Enter"),
+            );
+            match self.input.line().await {
+                Err(End::Cancel) => return Ok(()),
+                Err(end) => return Err(end),
+                Ok(text) => match text.parse::<u32>() {
+                    Ok(n) if (1..=cap).contains(&n) => break n,
+                    _ => {
+                        self.notice = Some(match self.ctx.lang {
+                            crate::Lang::Ja => format!("1 から {cap} の数を入れてください。"),
+                            crate::Lang::En => format!("Type a number from 1 to {cap}."),
+                        })
+                    }
+                },
+            }
+        };
+        loop {
+            let mut body = vec![name.to_string(), String::new()];
+            body.extend(big_digits(&sets.to_string()));
+            body.push(String::new());
+            body.push(match self.ctx.lang {
+                crate::Lang::Ja => format!("{sets} セット 申し込みますか？"),
+                crate::Lang::En => format!("Apply for {sets} set(s)?"),
+            });
+            body.push(String::new());
+            body.push(self.t("1  はい（申し込む）", "1  Yes, apply").into());
+            body.push(self.t("2  いいえ（やめる）", "2  No, cancel").into());
+            self.draw(
+                step,
+                self.t("確認", "Confirm"),
+                &body,
+                self.t("1 か 2 を入れて Enter", "Type 1 or 2 and press Enter"),
+            );
+            match self.input.line().await {
+                Ok(answer) if answer == "1" => break,
+                Ok(answer) if answer == "2" => return Ok(()),
+                Err(End::Cancel) => return Ok(()),
+                Err(end) => return Err(end),
+                Ok(_) => {
+                    self.notice = Some(
+                        self.t("1（はい）か 2（いいえ）を入れてください。", "Type 1 (yes) or 2 (no).").into(),
+                    )
+                }
+            }
+        }
+        let action = Action::ApplyLottery { issue, resident: wallet.account(), sets };
+        match self.ctx.submit(&wallet.key, action).await {
+            Ok(_) => {
+                let body = [
+                    match self.ctx.lang {
+                        crate::Lang::Ja => format!("{sets} セット 申し込みました。"),
+                        crate::Lang::En => format!("Applied for {sets} set(s)."),
+                    },
+                    self.t(
+                        "抽選のあと、このメニューの 6 で結果を見られます。",
+                        "After the draw, menu 6 shows the result.",
+                    )
+                    .into(),
+                ];
+                self.pause(step, self.t("申し込みました", "Applied"), &body).await
+            }
+            Err(failure) => {
+                self.trouble(failure);
                 Ok(())
             }
         }

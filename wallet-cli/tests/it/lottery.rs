@@ -234,3 +234,131 @@ async fn parties_commit_reveal_and_draw_residents_apply_read_and_winners_buy() {
     let entry = client.lottery_entry(1, &id(&residents[winner])).await.unwrap();
     assert_eq!(u64::from(entry.bought), n);
 }
+
+/// Applies at the kiosk in a real terminal, then after the draw reads 当選 there, buys
+/// the won sets at the counter, and the kiosk no longer offers any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_applies_at_the_kiosk_reads_the_result_and_buys_the_won_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    machi_node::init(dir.path(), "kiosk-lottery").unwrap();
+    let now = machi_client::now_ms();
+    let clock = Arc::new(ManualClock::new(now));
+    let node = machi_node::Node::open_with_clock(dir.path(), clock.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(node.serve(listener, std::future::pending()));
+    let client = Client::new(&url);
+    let chain_id = client.head().await.unwrap().chain_id;
+    let applied = |key: SigningKey, action: Action| {
+        let (client, chain_id) = (client.clone(), chain_id.clone());
+        async move {
+            let result = client.submit(&sign(&chain_id, &key, action)).await.unwrap();
+            assert_eq!(result.status, TxStatus::Applied, "{result:?}");
+        }
+    };
+    let town = machi_node::read_key(&dir.path().join("keys/town.key")).unwrap();
+    let (operator, resident) = (machi_node::generate_key(), machi_node::generate_key());
+    applied(town.clone(), Action::RegisterOperator { operator: id(&operator), name: "窓口".into() }).await;
+    let m0 = (now / MINUTE_MS + 2) * MINUTE_MS;
+    let issue = IssueParams {
+        id: 1,
+        name: "抽選の回".into(),
+        price: Yen(10_000),
+        common_per_set: Yen(6_000),
+        local_per_set: Yen(6_000),
+        total_sets: 5,
+        max_sets_per_resident: 3,
+        workers_may_buy: false,
+        sale_start_ms: m0 + 2 * MINUTE_MS,
+        sale_end_ms: now + DAY_MS,
+        spend_until_ms: now + 30 * DAY_MS,
+        cash_out_deadline_ms: now + 60 * DAY_MS,
+        cash_out_fee: RateBp(0),
+    };
+    applied(town.clone(), Action::CreateIssue { issue }).await;
+    let resident_hash = machi_ledger::sha256(b"resident-kiosk");
+    applied(
+        operator.clone(),
+        Action::RegisterResident { resident: id(&resident), resident_hash, worker: false },
+    )
+    .await;
+    let lottery = machi_ledger::lottery::LotteryParams {
+        parties: vec![id(&town)],
+        commit_deadline_ms: m0,
+        apply_start_ms: m0,
+        apply_end_ms: m0 + MINUTE_MS,
+        reveal_end_ms: m0 + 2 * MINUTE_MS,
+        purchase_end_ms: m0 + 4 * MINUTE_MS,
+        waiting_end_ms: m0 + 6 * MINUTE_MS,
+    };
+    applied(town.clone(), Action::SetLottery { issue: 1, lottery }).await;
+    let (secret, commitment) = machi_client::lottery_secret();
+    applied(town.clone(), Action::CommitLotterySecret { issue: 1, commitment }).await;
+    let ks = dir.path().join("keystore");
+    let store = Keystore::open(&ks).unwrap();
+    let card = store.create(&resident, PIN, "resident").unwrap().display();
+    let op_card = store.create(&operator, PIN, "operator").unwrap().display();
+    clock.set(m0);
+
+    let kiosk = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_machi-wallet"));
+        command.args(["--node", &url, "--keystore"]).arg(&ks).arg("kiosk").env_remove("MACHI_PIN");
+        let mut session = expectrl::Session::spawn(command).expect("starts in a pseudo-terminal");
+        session.set_expect_timeout(Some(std::time::Duration::from_secs(20)));
+        session
+    };
+    let mut at = kiosk();
+    at.expect("カード番号").unwrap();
+    at.send_line(&card).unwrap();
+    at.expect("暗証番号").unwrap();
+    at.send_line(PIN).unwrap();
+    at.expect("6  抽選").unwrap();
+    at.send_line("6").unwrap();
+    at.expect("何セット申し込みますか？（1 から 3）").unwrap();
+    at.send_line("4").unwrap();
+    at.expect("1 から 3 の数を入れてください。").unwrap();
+    at.send_line("2").unwrap();
+    at.expect("2 セット 申し込みますか？").unwrap();
+    at.send_line("1").unwrap();
+    at.expect("2 セット 申し込みました。").unwrap();
+    at.send_line("").unwrap();
+    at.expect("5  終わる").unwrap();
+    at.send_line("5").unwrap();
+    at.expect("カード番号").unwrap();
+    let entry = client.lottery_entry(1, &id(&resident)).await.unwrap();
+    assert_eq!(entry.applied_sets, Some(2));
+
+    clock.set(m0 + MINUTE_MS);
+    applied(town.clone(), Action::RevealLotterySecret { issue: 1, secret }).await;
+    applied(town.clone(), Action::DrawLottery { issue: 1 }).await;
+    clock.set(m0 + 2 * MINUTE_MS);
+    at.send_line(&card).unwrap();
+    at.expect("暗証番号").unwrap();
+    at.send_line(PIN).unwrap();
+    at.expect("6  抽選").unwrap();
+    at.send_line("6").unwrap();
+    at.expect("当選 2 セット").unwrap();
+    at.expect("窓口で 2 セット（¥20,000）を買えます。").unwrap();
+    at.send_line("").unwrap();
+    at.expect("5  終わる").unwrap();
+
+    let sell: Vec<String> =
+        ["operator", "sell", "--card", &op_card, "--resident-card", &card, "--issue", "1", "--sets", "2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let (u, k) = (url.clone(), ks.clone());
+    let sold = tokio::task::spawn_blocking(move || {
+        wallet(&u, &k, &sell.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{PIN}\n"))
+    })
+    .await
+    .unwrap();
+    ok(sold);
+    assert_eq!(client.lottery_entry(1, &id(&resident)).await.unwrap().bought, 2);
+    at.send_line("6").unwrap();
+    at.expect("当選 2 セット").unwrap();
+    at.send_line("").unwrap();
+    at.expect("5  終わる").unwrap();
+    at.send_line("1").unwrap();
+    at.expect("残高の合計").unwrap();
+}
