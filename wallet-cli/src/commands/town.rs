@@ -123,6 +123,8 @@ pub(crate) enum DelegationArg {
     ShopRegistrar,
     /// May record settlements of shops' cash-outs, nothing else.
     Settler,
+    /// A lottery party (the bank, the auditor): commits, reveals and draws, nothing else.
+    LotteryParty,
 }
 
 impl From<DelegationArg> for machi_ledger::Delegation {
@@ -130,6 +132,7 @@ impl From<DelegationArg> for machi_ledger::Delegation {
         match arg {
             DelegationArg::ShopRegistrar => machi_ledger::Delegation::ShopRegistrar,
             DelegationArg::Settler => machi_ledger::Delegation::Settler,
+            DelegationArg::LotteryParty => machi_ledger::Delegation::LotteryParty,
         }
     }
 }

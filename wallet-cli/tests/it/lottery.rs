@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use machi_api::TxStatus;
 use machi_client::{sign, Client};
-use machi_ledger::{AccountId, Action, Delegation, Hash32, IssueParams, RateBp, SigningKey, Yen};
+use machi_ledger::{AccountId, Action, Hash32, IssueParams, RateBp, SigningKey, Yen};
 use machi_node::ManualClock;
 use machi_wallet::keystore::Keystore;
 
@@ -55,9 +55,6 @@ async fn parties_commit_reveal_and_draw_residents_apply_read_and_winners_buy() {
     let town = machi_node::read_key(&dir.path().join("keys/town.key")).unwrap();
     let (bank, operator) = (machi_node::generate_key(), machi_node::generate_key());
     applied(town.clone(), Action::RegisterOperator { operator: id(&operator), name: "窓口".into() }).await;
-    let delegation = Delegation::LotteryParty;
-    applied(town.clone(), Action::RegisterDelegate { delegate: id(&bank), name: "銀行".into(), delegation })
-        .await;
     // Every window sits on a whole minute within the transactions' ten-minute life, so the
     // wallet's transactions (signed at the real time) stay valid as the clock moves on.
     let m0 = (now / MINUTE_MS + 2) * MINUTE_MS;
@@ -100,6 +97,20 @@ async fn parties_commit_reveal_and_draw_residents_apply_read_and_winners_buy() {
     };
     let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
+    let bank_id = id(&bank).to_string();
+    let delegate = [
+        "town",
+        "register-delegate",
+        "--card",
+        &town_card,
+        "--delegation",
+        "lottery-party",
+        "--account",
+        &bank_id,
+        "--name",
+        "銀行",
+    ];
+    ok(run(args(&delegate), pin.clone()).await);
     let parties = format!("{},{}", id(&town), id(&bank));
     let set = |apply_end: u64| {
         args(&[
