@@ -93,14 +93,18 @@ pub(crate) async fn delegate_to_the_merchant_api(
 ) -> anyhow::Result<()> {
     let town = machi_host::read_key(&node_dir.join("keys/town.key"))?;
     let (registrar, settler) = machi_merchant::generate_delegate_keys(keys_dir)?;
-    let txs = [(registrar, Delegation::ShopRegistrar), (settler, Delegation::Settler)].map(
-        |(delegate, delegation)| {
-            machi_client::sign(
-                chain_id,
-                &town,
-                Action::RegisterDelegate { delegate, name: "merchant API".into(), delegation },
-            )
-        },
-    );
+    let issuer = machi_merchant::generate_issuer_key(keys_dir)?;
+    let delegates = [
+        (registrar, Delegation::ShopRegistrar),
+        (settler, Delegation::Settler),
+        (issuer, Delegation::Issuer),
+    ];
+    let txs = delegates.map(|(delegate, delegation)| {
+        machi_client::sign(
+            chain_id,
+            &town,
+            Action::RegisterDelegate { delegate, name: "merchant API".into(), delegation },
+        )
+    });
     submit_all(node, &txs, "delegating to the merchant API").await
 }

@@ -78,6 +78,12 @@ pub(crate) async fn run_demo(
         town: AccountId::of(&town_key),
         registrar_key: machi_host::read_key(&keys_dir.join(machi_merchant::REGISTRAR_KEY_FILE))?,
         settler_key: machi_host::read_key(&keys_dir.join(machi_merchant::SETTLER_KEY_FILE))?,
+        // The town office's issue form creates issues with it (a town seeded before the
+        // issuer delegation existed has none: its form gives the file to sign instead).
+        issuer_key: {
+            let path = keys_dir.join(machi_merchant::ISSUER_KEY_FILE);
+            path.exists().then(|| machi_host::read_key(&path)).transpose()?
+        },
         town_bank: Some(machi_merchant::load_town_bank(&bank_path)?),
         clock: Arc::new(machi_host::SystemClock),
     })

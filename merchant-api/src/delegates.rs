@@ -11,6 +11,8 @@ use machi_ledger::{AccountId, SigningKey};
 /// File names `machi-merchant keygen` writes.
 pub const REGISTRAR_KEY_FILE: &str = "registrar.key";
 pub const SETTLER_KEY_FILE: &str = "settler.key";
+/// The issuer key's file: the town office's issue form creates issues with it.
+pub const ISSUER_KEY_FILE: &str = "issuer.key";
 
 /// A delegated key is of use only once the town registered it with that power and has not
 /// frozen (revoked) it: refuse to start otherwise, saying what the town must sign.
@@ -49,4 +51,13 @@ pub fn generate_delegate_keys(dir: &Path) -> anyhow::Result<(AccountId, AccountI
         accounts.push(AccountId::of(&key));
     }
     Ok((accounts[0], accounts[1]))
+}
+
+/// Creates the service's delegated issuer key in `dir` (mode 0600) and returns its account:
+/// with it (`run --issuer-key`) the town office's form creates issues on chain.
+pub fn generate_issuer_key(dir: &Path) -> anyhow::Result<AccountId> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = machi_host::generate_key();
+    machi_host::write_key(&dir.join(ISSUER_KEY_FILE), &key)?;
+    Ok(AccountId::of(&key))
 }

@@ -41,7 +41,9 @@ use std::sync::Arc;
 use machi_host::supervise::Part;
 
 pub use bank::{half_width_kana, Bank, BankError, Banks};
-pub use delegates::{generate_delegate_keys, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE};
+pub use delegates::{
+    generate_delegate_keys, generate_issuer_key, ISSUER_KEY_FILE, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE,
+};
 pub use merchant::{Config, Merchant, Network};
 pub use model::*;
 pub use sessions::{pairing_code_offline, shops_in, PAIRING_CODE_VALID_MS};

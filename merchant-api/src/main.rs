@@ -53,6 +53,11 @@ enum Command {
         /// The town's delegated settler key file: settlements are recorded with it.
         #[arg(long)]
         settler_key: PathBuf,
+        /// The town's delegated issuer key file (from `keygen`, registered by the town as
+        /// `--delegation issuer`): the town office's form creates issues with it. Without
+        /// it the form checks an issue and gives the file for the town's own key.
+        #[arg(long)]
+        issuer_key: Option<PathBuf>,
         /// TOML file with the town's own bank account, for settlement files
         /// (see docs/MERCHANT-API.md). Without it, settlements are refused.
         #[arg(long)]
@@ -153,14 +158,18 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Keygen { dir } => {
             let (registrar, settler) = machi_merchant::generate_delegate_keys(&dir)?;
+            let issuer = machi_merchant::generate_issuer_key(&dir)?;
             println!(
                 "shop registrar: {registrar}  ({})",
                 dir.join(machi_merchant::REGISTRAR_KEY_FILE).display()
             );
             println!("settler:        {settler}  ({})", dir.join(machi_merchant::SETTLER_KEY_FILE).display());
+            println!("issuer:         {issuer}  ({})", dir.join(machi_merchant::ISSUER_KEY_FILE).display());
             println!();
             println!("The town registers them, with the town's key, at the town office:");
-            for (delegation, account) in [("shop-registrar", registrar), ("settler", settler)] {
+            for (delegation, account) in
+                [("shop-registrar", registrar), ("settler", settler), ("issuer", issuer)]
+            {
                 println!(
                     "  machi-wallet town register-delegate --delegation {delegation} --account {account} \\\n      --name \"merchant API\""
                 );
@@ -214,6 +223,7 @@ fn main() -> anyhow::Result<()> {
             town,
             registrar_key,
             settler_key,
+            issuer_key,
             town_bank,
             trusted_proxies,
             secure_cookies,
@@ -227,6 +237,7 @@ fn main() -> anyhow::Result<()> {
                     town,
                     registrar_key: machi_host::read_key(&registrar_key)?,
                     settler_key: machi_host::read_key(&settler_key)?,
+                    issuer_key: issuer_key.map(|p| machi_host::read_key(&p)).transpose()?,
                     town_bank,
                     clock: Arc::new(machi_host::SystemClock),
                 };

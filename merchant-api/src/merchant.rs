@@ -44,6 +44,10 @@ pub struct Config {
     pub registrar_key: SigningKey,
     /// The town's delegated settler: settlements are recorded with it, and nothing else.
     pub settler_key: SigningKey,
+    /// The town's delegated issuer, if the town gave the service one: the town office's
+    /// form creates issues with it. Without it the form only checks an issue and gives
+    /// the file and command for the town's own key.
+    pub issuer_key: Option<SigningKey>,
     /// The town's own bank account, for settlement files; without it settlements are
     /// refused with `town_bank_not_configured`.
     pub town_bank: Option<Originator>,
@@ -68,6 +72,7 @@ pub struct Merchant {
     pub(crate) chain_id: String,
     pub(crate) registrar: SigningKey,
     pub(crate) settler: SigningKey,
+    pub(crate) issuer: Option<SigningKey>,
     pub(crate) sealer: Sealer,
     pub(crate) banks: Banks,
     pub(crate) town_bank: Option<Originator>,
@@ -114,6 +119,9 @@ impl Merchant {
         let chain_id = wait_for_node(&node).await?;
         check_delegate(&node, &config.registrar_key, "shop_registrar", "shop-registrar").await?;
         check_delegate(&node, &config.settler_key, "settler", "settler").await?;
+        if let Some(issuer) = &config.issuer_key {
+            check_delegate(&node, issuer, "issuer", "issuer").await?;
+        }
         let sealer = Sealer::new(&config.registrar_key);
         let mut shops = HashMap::new();
         for record in read_all::<ShopRecord>(&store.shops_dir())? {
@@ -136,6 +144,7 @@ impl Merchant {
             chain_id,
             registrar: config.registrar_key,
             settler: config.settler_key,
+            issuer: config.issuer_key,
             sealer,
             banks: Banks::load(),
             town_bank: config.town_bank,
@@ -187,6 +196,12 @@ impl Merchant {
     pub(crate) fn sign_as_settler(&self, action: Action) -> SignedTx {
         debug_assert!(matches!(action, Action::SettleCashOuts { .. }));
         self.sign(&self.settler, action)
+    }
+
+    /// Signs an issue with the town's delegated issuer, if the service has one.
+    pub(crate) fn sign_as_issuer(&self, action: Action) -> Option<SignedTx> {
+        debug_assert!(matches!(action, Action::CreateIssue { .. }));
+        self.issuer.as_ref().map(|key| self.sign(key, action))
     }
 
     pub(crate) fn shop(&self, id: &AccountId) -> Option<Arc<Shop>> {

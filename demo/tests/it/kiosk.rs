@@ -76,6 +76,7 @@ impl Town {
             town: AccountId(town.verifying_key().to_bytes()),
             registrar_key: registrar,
             settler_key: settler,
+            issuer_key: None,
             town_bank: None,
             clock: Arc::new(machi_node::SystemClock),
         };

@@ -529,8 +529,12 @@ fn issue_page(page: &Page, field: &dyn Fn(&str) -> String, made: Markup, error: 
         "issue-new",
         html! {
             h1 { "発行回の作成 " span lang="en" .en { "New issue" } }
-            p .notice { "発行回は町の鍵（マスター鍵）で署名します。このサーバーは町の鍵を持たないため、"
-                "ここでは内容を台帳と同じ規則で確認し、役場の端末で署名するファイルとコマンドを作ります。" }
+            @if page.merchant.issuer.is_some() {
+                p .notice { "内容を台帳と同じ規則で確認し、町が登録した発行用の鍵（issuer）で署名して台帳に記録します。" }
+            } @else {
+                p .notice #issuer-missing { "このサーバーには町が登録した発行用の鍵（--issuer-key）がなく、町の鍵（マスター鍵）も持たないため、"
+                    "ここでは内容を台帳と同じ規則で確認し、役場の端末で署名するファイルとコマンドを作ります。" }
+            }
             (made)
             (form_error(error))
             form method="post" action="/town/issues/new" {
@@ -545,7 +549,9 @@ fn issue_page(page: &Page, field: &dyn Fn(&str) -> String, made: Markup, error: 
                 }
                 label for="issue-workers" { "町外で働く人も購入できる" }
                 input #issue-workers name="workers" type="checkbox" value="1" checked[!field("workers").is_empty()];
-                button #create-issue .primary type="submit" { "内容を確認してファイルを作る" }
+                button #create-issue .primary type="submit" {
+                    @if page.merchant.issuer.is_some() { "内容を確認して発行回を作成する" } @else { "内容を確認してファイルを作る" }
+                }
             }
         },
     )
@@ -561,6 +567,24 @@ async fn check_issue(posted: Posted) -> PageResult {
     page.admin()?;
     let field = |name: &str| posted.field(name).to_string();
     let mut params = issue_from_form(&field);
+    if page.merchant.issuer.is_some() {
+        return match params {
+            Ok(params) => match create_issue(page, params.clone()).await {
+                Ok(height) => {
+                    let made = html! {
+                        section .card .notice #issue-created role="status" data-issue=(params.id) data-height=(height) {
+                            p { "発行回 " strong { (params.id) "：" (params.name) } " を作成しました（ブロック " (height) "）。" }
+                        }
+                    };
+                    Ok(issue_page(page, &|_| String::new(), made, None).into_response())
+                }
+                Err(e) => {
+                    Err((e.status, issue_page(page, &field, html! {}, Some(&e))).into_response().into())
+                }
+            },
+            Err(e) => Err((e.status, issue_page(page, &field, html! {}, Some(&e))).into_response().into()),
+        };
+    }
     if let Ok(p) = &params {
         // An issue number already on chain would be rejected: say so now.
         if page.merchant.node.issue(p.id).await.is_ok() {
@@ -585,6 +609,28 @@ async fn check_issue(posted: Posted) -> PageResult {
         }
         Err(e) => Err((e.status, issue_page(page, &field, html! {}, Some(&e))).into_response().into()),
     }
+}
+
+/// Signs the issue with the town's delegated issuer and sends it once: the signed
+/// transaction is kept under the issue's number before it leaves, and a second post of the
+/// same issue (after a lost answer) sends the same bytes again, so the chain answers it
+/// with its first outcome. Returns the block height that holds it.
+async fn create_issue(page: &Page, params: IssueParams) -> Result<u64, ApiError> {
+    let m = &page.merchant;
+    let issuer = m.issuer.as_ref().map(AccountId::of).expect("called only with an issuer key");
+    let request = serde_json::to_vec(&params).map_err(|e| ApiError::internal("encoding an issue", e))?;
+    let number = params.id.to_string();
+    let sign = || {
+        let action = machi_ledger::Action::CreateIssue { issue: params.clone() };
+        let tx = m.sign_as_issuer(action);
+        async move {
+            tx.ok_or_else(|| ApiError::bad_request("issuer_not_configured", "the service has no issuer key"))
+        }
+    };
+    let result = m.submit_once(&issuer, "create_issue", Some(&number), &request, sign).await?;
+    let height = result.height.expect("applied transactions have a height");
+    m.wait_synced(height).await?;
+    Ok(height)
 }
 
 async fn settlements(page: Page) -> PageResult {

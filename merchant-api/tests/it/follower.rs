@@ -148,6 +148,7 @@ async fn a_chain_whose_genesis_another_town_signed_is_refused() {
         town: crate::harness::id(&machi_node::generate_key()),
         registrar_key: town.registrar.clone(),
         settler_key: town.settler.clone(),
+        issuer_key: None,
         town_bank: None,
         clock: town.clock.clone(),
     };
@@ -171,6 +172,7 @@ async fn delegated_keys_must_be_registered_with_their_power() {
             town: crate::harness::id(&town.town),
             registrar_key: registrar.clone(),
             settler_key: settler.clone(),
+            issuer_key: None,
             town_bank: None,
             clock: town.clock.clone(),
         };

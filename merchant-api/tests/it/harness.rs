@@ -54,6 +54,8 @@ pub(crate) struct Town {
     /// The town's delegated keys that the merchant API runs with.
     pub(crate) registrar: SigningKey,
     pub(crate) settler: SigningKey,
+    /// The delegated issuer the service is started with, if any.
+    pub(crate) issuer: Option<SigningKey>,
     pub(crate) operator: SigningKey,
     pub(crate) residents: Vec<SigningKey>,
     pub(crate) clock: Arc<ManualClock>,
@@ -122,6 +124,7 @@ impl Town {
             town,
             registrar: machi_node::generate_key(),
             settler: machi_node::generate_key(),
+            issuer: None,
             operator: machi_node::generate_key(),
             residents: (0..3).map(|_| machi_node::generate_key()).collect(),
             clock,
@@ -193,6 +196,17 @@ impl Town {
     }
 
     pub(crate) async fn start_merchant(&mut self) {
+        let config = self.merchant_config();
+        let network = machi_merchant::Network {
+            trusted_proxies: self.trusted_proxies.clone(),
+            secure_cookies: self.secure_cookies,
+        };
+        let merchant = Merchant::open_with(config, network).await.expect("merchant opens");
+        self.serve_merchant(merchant).await;
+    }
+
+    /// The service's configuration for this town (its delegated keys, the town's bank).
+    pub(crate) fn merchant_config(&self) -> Config {
         let town_bank = self.merchant_dir.with_file_name("town-bank.toml");
         std::fs::write(
             &town_bank,
@@ -200,7 +214,7 @@ impl Town {
              branch_code = \"101\"\naccount_type = \"ordinary\"\naccount_number = \"7654321\"\n",
         )
         .unwrap();
-        let config = Config {
+        Config {
             data_dir: self.merchant_dir.clone(),
             // Without a proxy, the service is given a replica that is down before the
             // node, as a town's list of replicas may have: every test then also shows the
@@ -212,14 +226,13 @@ impl Town {
             town: id(&self.town),
             registrar_key: self.registrar.clone(),
             settler_key: self.settler.clone(),
+            issuer_key: self.issuer.clone(),
             town_bank: Some(machi_merchant::load_town_bank(&town_bank).expect("town bank")),
             clock: self.clock.clone(),
-        };
-        let network = machi_merchant::Network {
-            trusted_proxies: self.trusted_proxies.clone(),
-            secure_cookies: self.secure_cookies,
-        };
-        let merchant = Merchant::open_with(config, network).await.expect("merchant opens");
+        }
+    }
+
+    async fn serve_merchant(&mut self, merchant: Arc<Merchant>) {
         self.merchant = Arc::downgrade(&merchant);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind merchant");
         self.url = format!("http://{}", listener.local_addr().unwrap());

@@ -891,3 +891,79 @@ async fn machi_merchant_demo_prints_three_screens_with_codes_that_pair_while_the
         .unwrap();
     assert!(!unknown.status.success(), "a shop not in the data folder is refused");
 }
+
+/// With the town's delegated issuer key the town office's form creates the issue on
+/// chain (the same checks as the wallet's); without a registered issuer the service does
+/// not start, and a shop's session cannot post the form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_town_office_creates_an_issue_with_the_issuer_key() {
+    let mut town = Town::start().await;
+    let issuer = machi_node::generate_key();
+    town.stop_merchant().await;
+    town.issuer = Some(issuer.clone());
+    let network = machi_merchant::Network::default();
+    let refused = match machi_merchant::Merchant::open_with(town.merchant_config(), network).await {
+        Ok(_) => panic!("an unregistered issuer key must keep the service from starting"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(refused.contains("issuer") && refused.contains("not registered"), "{refused}");
+    let delegation = machi_ledger::Delegation::Issuer;
+    let register = machi_ledger::Action::RegisterDelegate {
+        delegate: machi_ledger::AccountId::of(&issuer),
+        name: "merchant API".into(),
+        delegation,
+    };
+    town.submit(&town.town.clone(), register).await;
+    town.start_merchant().await;
+
+    let mut admin = paired(&town, DeviceCaller::TownOffice).await;
+    let form = admin.get("/town/issues/new").await;
+    assert!(!form.body.contains("issuer-missing"), "{}", form.body);
+    let issue = [
+        ("id", "2".to_string()),
+        ("name", "第2弾".to_string()),
+        ("price", "10,000".to_string()),
+        ("common", "".to_string()),
+        ("local", "".to_string()),
+        ("sets", "100".to_string()),
+        ("cap", "5".to_string()),
+        ("sale_start", "2027-01-10".to_string()),
+        ("sale_end", "2027-01-31".to_string()),
+        ("spend_until", "2027-06-30".to_string()),
+        ("cash_out_deadline", "2027-07-31".to_string()),
+        ("fee", "0.5%".to_string()),
+    ];
+    fn fields<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        form.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+    let created = admin.submit("/town/issues/new", "/town/issues/new", &fields(&issue)).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.body.contains("id=\"issue-created\""), "{}", created.body);
+    assert_eq!(created.attribute("id=\"issue-created\"", "data-issue").as_deref(), Some("2"));
+    let on_chain = town.node.issue(2).await.expect("the issue is on the node");
+    assert_eq!((on_chain.params.name.as_str(), on_chain.params.total_sets), ("第2弾", 100));
+    // The same issue posted again (a lost answer) is the same transaction: still applied.
+    let again = admin.submit("/town/issues/new", "/town/issues/new", &fields(&issue)).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    // A bad form gets the wallet's error, and nothing reaches the chain.
+    let mut late = issue.to_vec();
+    late[0].1 = "3".into();
+    late[9].1 = "2027-01-20".into();
+    let unordered = admin.submit("/town/issues/new", "/town/issues/new", &fields(&late)).await;
+    assert_eq!(unordered.error_code().as_deref(), Some("invalid_parameters"));
+    assert!(town.node.issue(3).await.is_err());
+    // A different issue under a number already used is the ledger's refusal.
+    let mut taken = issue.to_vec();
+    taken[0].1 = "1".into();
+    let exists = admin.submit("/town/issues/new", "/town/issues/new", &fields(&taken)).await;
+    assert_eq!(exists.error_code().as_deref(), Some("issue_exists"), "{}", exists.body);
+    // A shop's session cannot post the town office's form.
+    let shop = town.register_shop("米屋", "local", "コメヤ").await;
+    let mut office = paired(&town, DeviceCaller::Shop { shop: shop_id(&shop), scope: Scope::Full }).await;
+    let csrf = office.get("/office").await.csrf();
+    let mut posted = vec![("csrf", csrf)];
+    posted.extend(issue.iter().cloned().map(|(k, v)| if k == "id" { (k, "4".to_string()) } else { (k, v) }));
+    let forbidden = office.post("/town/issues/new", &fields(&posted)).await;
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    assert!(town.node.issue(4).await.is_err());
+}

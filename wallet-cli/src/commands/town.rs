@@ -125,6 +125,8 @@ pub(crate) enum DelegationArg {
     Settler,
     /// A lottery party (the bank, the auditor): commits, reveals and draws, nothing else.
     LotteryParty,
+    /// May create issues, nothing else (the merchant API's town office form).
+    Issuer,
 }
 
 impl From<DelegationArg> for machi_ledger::Delegation {
@@ -133,6 +135,7 @@ impl From<DelegationArg> for machi_ledger::Delegation {
             DelegationArg::ShopRegistrar => machi_ledger::Delegation::ShopRegistrar,
             DelegationArg::Settler => machi_ledger::Delegation::Settler,
             DelegationArg::LotteryParty => machi_ledger::Delegation::LotteryParty,
+            DelegationArg::Issuer => machi_ledger::Delegation::Issuer,
         }
     }
 }
