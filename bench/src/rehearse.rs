@@ -35,7 +35,15 @@ pub(crate) struct RehearseArgs {
     /// Seconds residents may spend before the issue expires.
     #[arg(long, default_value_t = 20)]
     spend_seconds: u64,
+    /// Seconds the lottery day's application window stays open (every resident applies
+    /// within it).
+    #[arg(long, default_value_t = 10)]
+    lottery_apply_seconds: u64,
 }
+
+/// Milliseconds between one lottery window's end and the next step, so that every
+/// transaction falls clearly inside its window.
+const LOTTERY_MARGIN_MS: u64 = 1_500;
 
 /// Of the payments, one in this many is partly refunded.
 const REFUND_EVERY: usize = 20;
@@ -63,7 +71,14 @@ pub(crate) async fn run(args: RehearseArgs) -> anyhow::Result<()> {
     let cash_outs = day.cash_outs().await?;
     day.settlement(cash_outs).await?;
     day.expiry().await?;
-    day.summary(started).await
+    day.summary(started).await?;
+    day.lottery(args.lottery_apply_seconds).await
+}
+
+/// Sleeps until the wall clock reaches `ms` (a lottery window's boundary).
+async fn wait_until(ms: u64) {
+    let wait = ms.saturating_sub(machi_client::now_ms());
+    tokio::time::sleep(Duration::from_millis(wait)).await;
 }
 
 fn phase(name: &str, started: Instant) {
@@ -223,6 +238,116 @@ impl Day {
         let expire = Action::ExpireIssue { issue: self.issue };
         all_applied(&self.client, &[sign(&self.town.chain_id, &self.town_key, expire)]).await?;
         phase("expiry: unspent resident value expired", t);
+        Ok(())
+    }
+
+    /// A lottery day on a new issue (one set for every two residents, up to two each): the
+    /// town commits and reveals (the only party the rehearsal holds a key of), every
+    /// resident applies, the draw, and every winner buys what they won at a counter.
+    async fn lottery(&self, apply_seconds: u64) -> anyhow::Result<()> {
+        let town = &self.town;
+        let chain = &town.chain_id;
+        let now = machi_client::now_ms();
+        let apply_start_ms = now + LOTTERY_MARGIN_MS;
+        let apply_end_ms = apply_start_ms + apply_seconds * 1_000;
+        let reveal_end_ms = apply_end_ms + 60_000;
+        let purchase_end_ms = reveal_end_ms + 600_000;
+        let mut params = self.client.issue(self.issue).await?.params;
+        params.id = self.issue + 1;
+        params.name = format!("リハーサル 抽選 第{}回", params.id);
+        params.total_sets = u32::try_from(town.residents.len().div_ceil(2)).context("too many residents")?;
+        params.max_sets_per_resident = 2;
+        params.sale_start_ms = apply_end_ms;
+        params.sale_end_ms = purchase_end_ms + 3_600_000;
+        params.spend_until_ms = params.sale_end_ms + 3_600_000;
+        params.cash_out_deadline_ms = params.spend_until_ms + 3_600_000;
+        let (issue, price) = (params.id, params.price);
+        let lottery = machi_ledger::lottery::LotteryParams {
+            parties: vec![id(&self.town_key)],
+            commit_deadline_ms: apply_start_ms,
+            apply_start_ms,
+            apply_end_ms,
+            reveal_end_ms,
+            purchase_end_ms,
+            waiting_end_ms: purchase_end_ms + 1,
+        };
+        let (secret, commitment) = machi_client::lottery_secret();
+        let setup = [
+            Action::CreateIssue { issue: params },
+            Action::SetLottery { issue, lottery },
+            Action::CommitLotterySecret { issue, commitment },
+        ];
+        for action in setup {
+            all_applied(&self.client, &[sign(chain, &self.town_key, action)]).await?;
+        }
+        println!("\nlottery day: issue {issue}, {} residents", town.residents.len());
+        wait_until(apply_start_ms).await;
+
+        let t = Instant::now();
+        let applications: Vec<_> = town
+            .residents
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (r.clone(), Action::ApplyLottery { issue, resident: id(r), sets: 1 + (i % 2) as u32 })
+            })
+            .collect();
+        let n = applications.len();
+        all_applied(&self.client, &sign_all(chain, applications)).await?;
+        let took = t.elapsed().as_secs_f64();
+        if machi_client::now_ms() >= apply_end_ms {
+            bail!("the applications took longer than the window; raise --lottery-apply-seconds");
+        }
+        phase("lottery: every resident applied", t);
+        println!("    {n} applications, {:.0} applications/s", n as f64 / took);
+
+        wait_until(apply_end_ms + LOTTERY_MARGIN_MS).await;
+        all_applied(
+            &self.client,
+            &[sign(chain, &self.town_key, Action::RevealLotterySecret { issue, secret })],
+        )
+        .await?;
+        let t = Instant::now();
+        all_applied(&self.client, &[sign(chain, &self.town_key, Action::DrawLottery { issue })]).await?;
+        let draw_ms = t.elapsed().as_secs_f64() * 1e3;
+        let view = self.client.lottery(issue).await?;
+        let drawn = view.draw.context("the draw is not on record")?;
+        phase("lottery: revealed and drawn", t);
+        println!(
+            "    draw {draw_ms:.1} ms (the transaction, applied): {} winners, {} sets won, {} waiting",
+            drawn.winners.len(),
+            drawn.sets_won,
+            drawn.waiting_list.len()
+        );
+
+        let t = Instant::now();
+        let sales: Vec<_> = drawn
+            .winners
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let cash_received = Yen(price.0 * u64::from(w.won));
+                let action = Action::SellSets { issue, resident: w.account, sets: w.won, cash_received };
+                (town.operators[i % town.operators.len()].clone(), action)
+            })
+            .collect();
+        let bought = sales.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        for tx in sign_all(chain, sales) {
+            let client = self.client.clone();
+            tasks.spawn(async move { client.submit(&tx).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            let result = result?.context("a purchase was not answered")?;
+            if result.status != TxStatus::Applied {
+                bail!("a winner's purchase failed: {result:?}");
+            }
+        }
+        let took = t.elapsed().as_secs_f64();
+        phase("lottery: every winner bought what they won", t);
+        println!("    {bought} purchases, {:.0} purchases/s", bought as f64 / took);
+        let sold = self.client.lottery(issue).await?.draw.context("drawn")?.bought_by_winners;
+        println!("    sets bought by winners: {sold} of {}", drawn.sets_won);
         Ok(())
     }
 
