@@ -203,22 +203,7 @@ impl State {
             return Err(Reason::LotteryNotReady);
         }
         let params = &self.issues[&issue_id].params;
-        let account = self.accounts.get(&resident).ok_or(Reason::UnknownAccount)?;
-        let Role::Resident { worker } = account.role else {
-            return Err(Reason::NotAResident);
-        };
-        if account.replaced_by.is_some() {
-            return Err(Reason::AccountRevoked);
-        }
-        if account.frozen {
-            return Err(Reason::AccountFrozen);
-        }
-        if worker && !params.workers_may_buy {
-            return Err(Reason::WorkersNotEligible);
-        }
-        if sets == 0 {
-            return Err(Reason::InvalidParameters);
-        }
+        self.check_buyer(params, &resident, sets)?;
         if sets > params.max_sets_per_resident {
             return Err(Reason::OverCap);
         }

@@ -20,20 +20,16 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn sell_sets(
-        &mut self,
-        issue_id: IssueId,
-        resident: AccountId,
+    /// Who may buy (or apply for) `sets` of an issue: a registered resident, not replaced,
+    /// not frozen, a worker only where the issue allows, at least one set: one rule for a
+    /// sale and a lottery application. The buyer's account.
+    pub(super) fn check_buyer(
+        &self,
+        params: &IssueParams,
+        resident: &AccountId,
         sets: u32,
-        cash: Yen,
-        now_ms: u64,
-    ) -> Result<(), Reason> {
-        let issue = self.issues.get(&issue_id).ok_or(Reason::UnknownIssue)?;
-        let params = &issue.params;
-        if now_ms < params.sale_start_ms || now_ms >= params.sale_end_ms {
-            return Err(Reason::SaleNotOpen);
-        }
-        let account = self.accounts.get(&resident).ok_or(Reason::UnknownAccount)?;
+    ) -> Result<&Account, Reason> {
+        let account = self.accounts.get(resident).ok_or(Reason::UnknownAccount)?;
         let Role::Resident { worker } = account.role else {
             return Err(Reason::NotAResident);
         };
@@ -49,6 +45,23 @@ impl State {
         if sets == 0 {
             return Err(Reason::InvalidParameters);
         }
+        Ok(account)
+    }
+
+    pub(super) fn sell_sets(
+        &mut self,
+        issue_id: IssueId,
+        resident: AccountId,
+        sets: u32,
+        cash: Yen,
+        now_ms: u64,
+    ) -> Result<(), Reason> {
+        let issue = self.issues.get(&issue_id).ok_or(Reason::UnknownIssue)?;
+        let params = &issue.params;
+        if now_ms < params.sale_start_ms || now_ms >= params.sale_end_ms {
+            return Err(Reason::SaleNotOpen);
+        }
+        let account = self.check_buyer(params, &resident, sets)?;
         let phase = self.lottery_sale_phase(issue_id, &resident, sets, now_ms)?;
         if issue.sets_left() == 0 {
             return Err(Reason::SoldOut);
