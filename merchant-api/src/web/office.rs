@@ -419,6 +419,26 @@ pub(super) fn token_rows(page: &Page, list: &[TokenRecord], revoke_base: &str) -
     }
 }
 
+/// The form that makes an API token (a label and a scope), posted to `action`.
+pub(super) fn token_form(page: &Page, action: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf(page))
+            div .row {
+                div { label for="token-label" { "トークンの名前" } input #token-label name="label" type="text" maxlength="100"; }
+                div { label for="token-scope" { "権限" }
+                    select #token-scope name="scope" {
+                        option value="point_of_sale" { "レジ（point_of_sale）" }
+                        option value="read_only" { "閲覧のみ（read_only）" }
+                        option value="full" { "バックオフィス（full）" }
+                    }
+                }
+            }
+            button #make-token .primary type="submit" { "トークンを作る" }
+        }
+    }
+}
+
 fn devices_page(page: &Page, shop: &AccountId, made: Markup, error: Option<&ApiError>) -> Markup {
     let m = &page.merchant;
     let list = m.devices(Some(shop));
@@ -449,20 +469,7 @@ fn devices_page(page: &Page, shop: &AccountId, made: Markup, error: Option<&ApiE
             (device_rows(page, &list, "/office/devices"))
             h2 { "APIトークン" }
             (token_rows(page, &tokens, "/office/tokens"))
-            form method="post" action="/office/tokens" {
-                (csrf(page))
-                div .row {
-                    div { label for="token-label" { "トークンの名前" } input #token-label name="label" type="text" maxlength="100"; }
-                    div { label for="token-scope" { "権限" }
-                        select #token-scope name="scope" {
-                            option value="point_of_sale" { "レジ（point_of_sale）" }
-                            option value="read_only" { "閲覧のみ（read_only）" }
-                            option value="full" { "バックオフィス（full）" }
-                        }
-                    }
-                }
-                button #make-token .primary type="submit" { "トークンを作る" }
-            }
+            (token_form(page, "/office/tokens"))
         },
     )
 }

@@ -14,7 +14,7 @@ use machi_ledger::{AccountId, IssueParams, RateBp, ShopClass, Yen};
 use maud::{html, Markup};
 
 use super::layout::{csrf, form_error, shell, when, yen};
-use super::office::{device_rows, pairing_made, parse_scope, token_made, token_rows};
+use super::office::{device_rows, pairing_made, parse_scope, token_form, token_made, token_rows};
 use super::{see_other, OrPage, Page, PageResult, Posted, Refused};
 use crate::api::{parse_account, AppState};
 use crate::model::{
@@ -333,20 +333,7 @@ fn shop_page(
             (device_rows(page, &devices, "/town/devices"))
             h2 { "APIトークン" }
             (token_rows(page, &tokens, "/town/tokens"))
-            form method="post" action=(format!("/town/shops/{account}/tokens")) {
-                (csrf(page))
-                div .row {
-                    div { label for="token-label" { "トークンの名前" } input #token-label name="label" type="text" maxlength="100"; }
-                    div { label for="token-scope" { "権限" }
-                        select #token-scope name="scope" {
-                            option value="point_of_sale" { "レジ（point_of_sale）" }
-                            option value="read_only" { "閲覧のみ（read_only）" }
-                            option value="full" { "バックオフィス（full）" }
-                        }
-                    }
-                }
-                button #make-token .primary type="submit" { "トークンを作る" }
-            }
+            (token_form(page, &format!("/town/shops/{account}/tokens")))
         },
     ))
 }
