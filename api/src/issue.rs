@@ -129,13 +129,21 @@ pub struct LotteryDrawView {
     pub applications_root: Hash32,
     /// The parties that did not reveal (their secrets counted as 32 zero bytes).
     pub missing_parties: Vec<machi_ledger::AccountId>,
-    /// In draw order; only the last may have won fewer sets than it applied for.
+    /// In draw order; only the last may have won fewer sets than it applied for. Empty
+    /// when `LotteryView::lists_withheld`.
     pub winners: Vec<machi_ledger::lottery::Placed>,
-    /// In draw order.
+    /// In draw order. Empty when `LotteryView::lists_withheld`.
     pub waiting_list: Vec<machi_ledger::lottery::Placed>,
+    /// How many applicants won (the length of `winners`, also when it is withheld).
+    #[serde(default)]
+    pub winners_count: u32,
+    /// How many applicants are on the waiting list (the length of `waiting_list`).
+    #[serde(default)]
+    pub waiting_list_count: u32,
     pub sets_won: u32,
     /// Once the winners' window closed: the sets the winners left, given down the waiting
-    /// list (each `won` is what that applicant may buy in the waiting-list window).
+    /// list (each `won` is what that applicant may buy in the waiting-list window). Absent
+    /// when `LotteryView::lists_withheld`.
     pub waiting_allotment: Option<Vec<machi_ledger::lottery::Placed>>,
     pub bought_by_winners: u32,
     pub bought_by_waiting_list: u32,
@@ -151,10 +159,19 @@ pub struct LotteryView {
     pub stage: LotteryStage,
     /// In party order.
     pub parties: Vec<LotteryPartyView>,
-    /// The applications in force, sorted by account.
+    /// The applications in force, sorted by account. Empty when `lists_withheld`.
     pub applications: Vec<machi_ledger::lottery::Application>,
+    /// How many residents applied (the length of `applications`, also when it is withheld).
+    #[serde(default)]
+    pub applicants: u64,
     pub sets_applied: u64,
     pub draw: Option<LotteryDrawView>,
+    /// The per-account lists (applications, winners, waiting list, allotment) are given
+    /// only to the town, auditors and the town's services (docs/RULES.md §5); for anyone
+    /// else they are empty and this is true. The counts, the seed and the applications'
+    /// root are always given.
+    #[serde(default)]
+    pub lists_withheld: bool,
 }
 
 impl LotteryView {
@@ -197,6 +214,8 @@ impl LotteryView {
             missing_parties: r.missing.clone(),
             winners: r.draw.winners.clone(),
             waiting_list: r.draw.waiting.clone(),
+            winners_count: r.draw.winners.len() as u32,
+            waiting_list_count: r.draw.waiting.len() as u32,
             sets_won: r.draw.sets_won(),
             waiting_allotment: (now_ms >= p.purchase_end_ms).then(|| lottery.waiting_allotment()),
             bought_by_winners: lottery.bought_by_winners.values().sum(),
@@ -208,10 +227,25 @@ impl LotteryView {
             params: p.clone(),
             stage,
             parties,
+            applicants: applications.len() as u64,
             applications,
             sets_applied,
             draw,
+            lists_withheld: false,
         }
+    }
+
+    /// The view for a reader outside the everything scope: the per-account lists emptied,
+    /// the counts kept.
+    pub fn withhold_lists(mut self) -> LotteryView {
+        self.applications = Vec::new();
+        if let Some(draw) = self.draw.as_mut() {
+            draw.winners = Vec::new();
+            draw.waiting_list = Vec::new();
+            draw.waiting_allotment = None;
+        }
+        self.lists_withheld = true;
+        self
     }
 }
 

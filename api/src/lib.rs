@@ -3,7 +3,8 @@
 //! types, so they cannot drift apart, and the ledger never changes because an endpoint
 //! did.
 //!
-//! Layout by resource: `tx` (submit, results, a committed transaction), `code`
+//! Layout by resource: `tx` (submit, results, a committed transaction), `auth` (read
+//! sessions, the access log, a shop's public profile), `code`
 //! (`TxCode`, every code a transaction's result can carry, typed), `explain` (every
 //! code in plain Japanese and English, the one source of those words), `account`,
 //! `issue` (issues and the supply report), `cash` (the counters' cash by day: received,
@@ -13,6 +14,7 @@
 //! service). Amounts are integer yen; hashes and keys are lowercase hex.
 
 mod account;
+mod auth;
 mod cash;
 mod chain;
 mod cluster;
@@ -25,6 +27,10 @@ mod proof;
 mod tx;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
+pub use auth::{
+    AccessLogEntry, AccessLogPage, ReadChallenge, ReadScope, ReadSession, ReadSessionRequest, ReaderRole,
+    ShopView, ACCESS_LOG_ENTRIES_MAX, READ_CHALLENGE_TTL_MS, READ_SESSION_TTL_MS,
+};
 pub use cash::{CashDayView, CashGap, CashIssueDayView, CashReport, CloseView, CounterDayView, DepositView};
 pub use chain::{
     BlockTxView, BlockView, ClockView, ClusterView, HaltView, HeadView, HealthView, MemberView, TxEvent,

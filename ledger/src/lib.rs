@@ -3,7 +3,8 @@
 //! Layout: `yen` (integer money, rates), `hash` (the byte-exact hashes of
 //! docs/FORMAT.md), `proof` (inclusion proofs in a block's two Merkle trees), `tx`
 //! (transaction bodies, encoding), `signature` (the one Ed25519 acceptance rule, single
-//! and batch), `issue` (issues and supply), `lottery` (the lottery draw, one pure
+//! and batch), `read_auth` (the message a reader signs to open a read session), `issue`
+//! (issues and supply), `lottery` (the lottery draw, one pure
 //! function), `state` (accounts and
 //! the state transition `State::apply`), `block` (headers, production, replay), `reason`
 //! (rejection and refusal codes), `limits` and `time` (JST); with the feature `testkit`,
@@ -18,6 +19,7 @@ mod issue;
 mod limits;
 pub mod lottery;
 mod proof;
+pub mod read_auth;
 mod reason;
 mod signature;
 mod state;

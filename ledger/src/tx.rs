@@ -39,6 +39,9 @@ pub enum Delegation {
     /// Creates issues (the town office's form in the merchant API). It cannot set up an
     /// issue's lottery, expire an issue, or do anything else.
     Issuer,
+    /// Reads everything on the node's API (the bank's or the town assembly's auditors),
+    /// every read logged with its purpose (docs/PRIVACY.md); it signs nothing on chain.
+    Auditor,
 }
 
 /// One replica of the chain (docs/OPERATIONS.md): a party that keeps a copy, verifies

@@ -4,7 +4,10 @@
 //! place (large values are not what sled is for); sled keeps its metadata (height, block
 //! hash, length, checksum). Nothing here is trusted: a checkpoint is used only when its
 //! checksum holds, its format is the one this build reads, and the block at its height has
-//! the hash it recorded; an index sled cannot open is deleted.
+//! the hash it recorded; an index sled cannot open is deleted. One tree is not rebuilt
+//! from the chain: the access log (`crate::access`), this replica's record of the reads
+//! it served under the everything scope; it is kept with the index and goes with it if
+//! sled cannot open it (the node then says so in its log).
 
 use std::path::Path;
 
@@ -122,6 +125,11 @@ impl Index {
         }
         let checkpoint: Checkpoint = postcard::from_bytes(body).ok()?;
         (checkpoint.height == meta.height && checkpoint.hash == meta.hash).then_some(checkpoint)
+    }
+
+    /// The tree of the access log (`crate::access::AccessLog`).
+    pub(crate) fn access_log_tree(&self) -> sled::Result<sled::Tree> {
+        self.db.open_tree("access_log")
     }
 
     pub(crate) fn flush(&self) {

@@ -6,12 +6,14 @@
 //! `producer` (the single writer: it makes the blocks while this replica leads), `verify`
 //! (signature checks in batches), `replica` (openraft: the Raft log, the state machine
 //! that verifies every committed block, replica-to-replica HTTP), `cluster` (setting up
-//! a cluster: keygen, genesis), `shared` (what the handlers and the producer share), `api`
-//! (axum HTTP API and its OpenAPI document), `audit` (replay, export and verify), and
+//! a cluster: keygen, genesis), `shared` (what the handlers and the producer share), `access`
+//! (read challenges and sessions, who a reader is, the access log), `api` (axum HTTP API,
+//! each route's access, and its OpenAPI document), `audit` (replay, export and verify), and
 //! `metrics`; serving with limits, key files, the clock, durable files and supervision
 //! are machi-host's (`serve`, `keys`, `chain` re-export them). `node` opens and runs it:
 //! `Node::open` + `Node::serve`; tests bind `127.0.0.1:0`.
 
+mod access;
 mod api;
 mod audit;
 mod chain;

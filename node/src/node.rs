@@ -31,6 +31,7 @@ pub struct Node {
     producer: machi_ledger::AccountId,
     submit: SyncSender<Submission>,
     verifier: crate::verify::Verifier,
+    readers: Arc<crate::access::Readers>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -74,6 +75,8 @@ impl Node {
         let runtime = tokio::runtime::Handle::try_current()
             .context("a node is opened within a tokio runtime (replication runs in it)")?;
         let index = Index::open(&chain::index_path(data_dir))?;
+        let access_log = crate::access::AccessLog::open(index.access_log_tree()?)?;
+        let readers = Arc::new(crate::access::Readers::new(clock.clone(), access_log));
         let chain = Chain::open(reopen_log()?, Some(&index))?;
         if chain.log.format() != crate::storage::LogFormat::V2 {
             bail!("the block log is format 1, which is only read: `Node::open` (machi-node run) converts it");
@@ -107,6 +110,8 @@ impl Node {
         let (submit, submissions) = sync_channel::<Submission>(SUBMIT_QUEUE_MAX);
         let block_clock = crate::producer::BlockClock::start(&shared, head_ms);
         let replicas = Arc::new(Replicas::new(shared.clone()));
+        // The producer key also signs this replica's requests to the others.
+        let replica_key = producer.clone();
         let producer_thread = {
             let (shared, replicas) = (shared.clone(), replicas.clone());
             Part::vital("producer").spawn_thread("producer", move || {
@@ -118,7 +123,7 @@ impl Node {
         let raft_base = data_dir.to_path_buf();
         let (starting, started) = (shared.clone(), replicas.clone());
         runtime.spawn(Part::vital("replication start-up").task(async move {
-            match Replication::start(starting.clone(), &raft_base, members).await {
+            match Replication::start(starting.clone(), &raft_base, members, replica_key).await {
                 Ok((replication, side)) => started.started(replication, side),
                 Err(e) => {
                     let height = starting.chain.read().await.head.height + 1;
@@ -128,7 +133,15 @@ impl Node {
                 }
             }
         }));
-        Ok(Node { shared, replicas, producer: producer_id, submit, verifier, threads: vec![producer_thread] })
+        Ok(Node {
+            shared,
+            replicas,
+            producer: producer_id,
+            submit,
+            verifier,
+            readers,
+            threads: vec![producer_thread],
+        })
     }
 
     /// This replica in the chain's replica set (found by its producer key), or `None` for
@@ -166,6 +179,7 @@ impl Node {
             replicas: self.replicas.clone(),
             submit: self.submit.clone(),
             verifier: self.verifier.clone(),
+            readers: self.readers.clone(),
         }
     }
 
@@ -219,7 +233,13 @@ impl Node {
             }
         };
         let shared = self.shared.clone();
-        let raft_router = crate::replica::network::router(replication.raft.clone(), side.clone(), side);
+        let raft_router = crate::replica::network::router(
+            replication.raft.clone(),
+            replication.network.identity(),
+            side.clone(),
+            side.clone(),
+            side,
+        );
         let peers = Part::vital("replica listener").spawn_task(crate::serve::serve(
             raft,
             raft_router,

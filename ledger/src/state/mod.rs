@@ -47,6 +47,9 @@ pub enum Role {
     LotteryParty,
     /// A delegated town key that may only create issues.
     Issuer,
+    /// A delegated key that signs nothing: it only reads the node's API, under the
+    /// everything scope (docs/RULES.md §5).
+    Auditor,
 }
 
 impl Role {
@@ -62,6 +65,7 @@ impl Role {
             Role::Settler => "settler",
             Role::LotteryParty => "lottery_party",
             Role::Issuer => "issuer",
+            Role::Auditor => "auditor",
         }
     }
 }
@@ -408,6 +412,7 @@ impl State {
                     Delegation::Settler => Role::Settler,
                     Delegation::LotteryParty => Role::LotteryParty,
                     Delegation::Issuer => Role::Issuer,
+                    Delegation::Auditor => Role::Auditor,
                 };
                 self.register(*delegate, role, name, None)
             }

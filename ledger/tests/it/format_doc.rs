@@ -104,6 +104,22 @@ fn compute(kind: &str, args: &[&str]) -> String {
                 Err(other) => format!("{other:?}"),
             }
         }
+        ("read_message", [chain, challenge, account, purpose]) => hex::encode(
+            machi_ledger::read_auth::message(chain, &h32(challenge), &AccountId(h32(account)), purpose),
+        ),
+        ("read_signature", [seed, chain, challenge, purpose]) => {
+            let key = SigningKey::from_bytes(&h32(seed));
+            let signature = machi_ledger::read_auth::sign(chain, &h32(challenge), &key, purpose);
+            let verdict = machi_ledger::read_auth::verify(
+                chain,
+                &h32(challenge),
+                &AccountId::of(&key),
+                purpose,
+                &signature,
+            );
+            assert_eq!(verdict, Ok(()), "the read signature verifies");
+            hex::encode(signature)
+        }
         _ => panic!("FORMAT.md has an unknown vector: {kind} {args:?}"),
     }
 }

@@ -112,3 +112,29 @@ fn crafted_signatures_pass_the_bare_equation() {
         }
     }
 }
+
+/// A read session's signature binds the chain, the challenge, the account and the
+/// purpose: a change to any one is `bad_signature`; a crafted key is `bad_key`, as for a
+/// transaction (the one acceptance rule).
+#[test]
+fn a_read_signature_binds_chain_challenge_account_and_purpose() {
+    use machi_ledger::read_auth::{sign, verify};
+    use machi_ledger::SigningKey;
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let account = AccountId::of(&key);
+    let challenge = [9u8; 32];
+    let signature = sign("town", &challenge, &key, "監査");
+    assert_eq!(verify("town", &challenge, &account, "監査", &signature), Ok(()));
+    let other = AccountId::of(&SigningKey::from_bytes(&[8; 32]));
+    let cases = [
+        verify("town2", &challenge, &account, "監査", &signature),
+        verify("town", &[10; 32], &account, "監査", &signature),
+        verify("town", &challenge, &other, "監査", &signature),
+        verify("town", &challenge, &account, "監査2", &signature),
+    ];
+    for (i, verdict) in cases.into_iter().enumerate() {
+        assert_eq!(verdict, Err(TxError::BadSignature), "case {i}");
+    }
+    let small_order = AccountId([0; 32]);
+    assert_eq!(verify("town", &challenge, &small_order, "監査", &signature), Err(TxError::BadKey));
+}

@@ -50,7 +50,8 @@ pub(crate) fn action() -> impl Strategy<Value = Action> {
         Just(Delegation::ShopRegistrar),
         Just(Delegation::Settler),
         Just(Delegation::LotteryParty),
-        Just(Delegation::Issuer)
+        Just(Delegation::Issuer),
+        Just(Delegation::Auditor)
     ];
     let tx_id = any::<[u8; 32]>().prop_map(TxId);
     prop_oneof![

@@ -1,23 +1,27 @@
-//! `GET /v1/accounts/{id}`: role, balances by issue and kind, purchases, history.
+//! `GET /v1/accounts/{id}`: role, balances by issue and kind, purchases, history (the
+//! account's own key and the everything scope); `GET /v1/shops/{id}`: a shop's public
+//! profile.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, MethodRouter};
 use axum::Json;
-use machi_api::{AccountView, BalanceView, ErrorBody, HistoryEntry, SetsBoughtView, TxCode, TxStatus};
-use machi_ledger::{Outcome, TxBody};
+use machi_api::{
+    AccountView, BalanceView, ErrorBody, HistoryEntry, SetsBoughtView, ShopView, TxCode, TxStatus,
+};
+use machi_ledger::{Outcome, Role, TxBody};
 
 use crate::chain::{BlockReads, Chain};
 use crate::shared::Shared;
 use machi_ledger::time::format_jst_date;
 use machi_ledger::AccountId;
 
-use super::{parse_hex32, query_param, ApiError, AppState};
+use super::{parse_hex32, query_param, Access, ApiError, AppState};
 
 pub(super) const HISTORY_ENTRIES_MAX: usize = 500;
 const HISTORY_ENTRIES_DEFAULT: usize = 50;
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/v1/accounts/{id}", get(account))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![("/v1/accounts/{id}", Access::Reader, get(account)), ("/v1/shops/{id}", Access::Public, get(shop))]
 }
 
 /// An account: role, name, balances by issue and kind (with expiry), sets bought, and
@@ -113,4 +117,24 @@ fn history(reads: BlockReads, shared: &Shared, chain_id: &str) -> std::io::Resul
         });
     }
     Ok(entries)
+}
+
+/// A registered shop as a payer sees it before paying: its name, class and whether it is
+/// frozen. Any account that is not a shop is `not_found`, as a missing one.
+#[utoipa::path(get, path = "/v1/shops/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "the shop's account id, 64 hex digits")),
+    responses((status = 200, body = ShopView), (status = 400, body = ErrorBody, description = "bad_id"),
+        (status = 404, body = ErrorBody, description = "not_found: no shop with that id")))]
+async fn shop(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ShopView>, ApiError> {
+    let id: AccountId = parse_hex32(&id, "shop id")?;
+    let chain = state.shared.chain.read().await;
+    match chain.state.accounts.get(&id) {
+        Some(account) => match account.role {
+            Role::Shop(class) => {
+                Ok(Json(ShopView { id, name: account.name.clone(), class, frozen: account.frozen }))
+            }
+            _ => Err(ApiError::not_found("shop")),
+        },
+        None => Err(ApiError::not_found("shop")),
+    }
 }

@@ -7,10 +7,10 @@ use axum::routing::{get, MethodRouter};
 use axum::Json;
 use machi_api::{CashDayView, CashReport, ErrorBody};
 
-use super::{ApiError, AppState};
+use super::{Access, ApiError, AppState};
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/v1/cash/days", get(days)), ("/v1/cash/days/{day}", get(day))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![("/v1/cash/days", Access::Reader, get(days)), ("/v1/cash/days/{day}", Access::Reader, get(day))]
 }
 
 /// Every day with a sale, a close or a deposit, oldest first.

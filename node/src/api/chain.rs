@@ -11,15 +11,15 @@ use machi_api::{
 
 use std::sync::atomic::Ordering;
 
-use super::{query_param, ApiError, AppState};
+use super::{query_param, Access, ApiError, AppState};
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
     vec![
-        ("/v1/blocks/{height}", get(block)),
-        ("/v1/chain/head", get(head)),
-        ("/v1/supply", get(supply)),
-        ("/v1/health", get(health)),
-        ("/metrics", get(metrics)),
+        ("/v1/blocks/{height}", Access::Reader, get(block)),
+        ("/v1/chain/head", Access::Public, get(head)),
+        ("/v1/supply", Access::Public, get(supply)),
+        ("/v1/health", Access::Public, get(health)),
+        ("/metrics", Access::Public, get(metrics)),
     ]
 }
 

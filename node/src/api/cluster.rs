@@ -7,13 +7,13 @@ use axum::routing::{get, MethodRouter};
 use axum::Json;
 use machi_api::{ClusterView, HealthView, MemberView};
 
-use super::AppState;
+use super::{Access, AppState};
 
 /// How long the answering replica waits for each other replica's `/v1/health`.
 const MEMBER_HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/v1/cluster", get(cluster))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![("/v1/cluster", Access::Public, get(cluster))]
 }
 
 /// The replicas named on chain, the leader this replica knows of (null during an

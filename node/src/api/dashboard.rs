@@ -14,14 +14,14 @@ use machi_api::{CashDayView, CashReport, ClusterView, IssueSupplyView};
 use machi_ledger::time::format_jst;
 use machi_ledger::{group_thousands, Yen};
 
-use super::AppState;
+use super::{Access, AppState};
 
 const RECENT_BLOCKS: u64 = 8;
 /// Sale days whose cash the screen shows, newest first.
 const CASH_DAYS_SHOWN: usize = 7;
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/", get(page)), ("/dashboard/live", get(live))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![("/", Access::Public, get(page)), ("/dashboard/live", Access::Public, get(live))]
 }
 
 /// The town hall screen on sale day (HTML; refreshes itself every two seconds).

@@ -12,10 +12,10 @@ use machi_api::{ErrorBody, TxEvent};
 use machi_ledger::AccountId;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::{parse_hex32, query_param, ApiError, AppState};
+use super::{parse_hex32, query_param, Access, ApiError, AppState};
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/v1/events", get(events))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![("/v1/events", Access::Reader, get(events))]
 }
 
 /// Server-sent events: one `tx` event (a TxEvent) per committed transaction that

@@ -7,14 +7,14 @@ use axum::Json;
 use machi_api::{ErrorBody, IssueView, LotteryEntryView, LotteryView, SaleMode};
 use machi_ledger::{AccountId, IssueState};
 
-use super::{parse_hex32, ApiError, AppState};
+use super::{parse_hex32, Access, ApiError, AppState};
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
     vec![
-        ("/v1/issues", get(list)),
-        ("/v1/issues/{id}", get(one)),
-        ("/v1/issues/{id}/lottery", get(lottery)),
-        ("/v1/issues/{id}/lottery/{account}", get(lottery_entry)),
+        ("/v1/issues", Access::Public, get(list)),
+        ("/v1/issues/{id}", Access::Public, get(one)),
+        ("/v1/issues/{id}/lottery", Access::Reader, get(lottery)),
+        ("/v1/issues/{id}/lottery/{account}", Access::Reader, get(lottery_entry)),
     ]
 }
 

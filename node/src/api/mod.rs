@@ -11,15 +11,17 @@ use axum::Router;
 pub use machi_host::{ApiError, JsonBody};
 
 /// What every HTTP handler holds: the shared state, replication, the way to the producer,
-/// and the signature verifier.
+/// the signature verifier, and the read sessions with the access log.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub shared: std::sync::Arc<crate::shared::Shared>,
     pub replicas: std::sync::Arc<crate::replica::replication::Replicas>,
     pub submit: std::sync::mpsc::SyncSender<crate::shared::Submission>,
     pub verifier: crate::verify::Verifier,
+    pub readers: std::sync::Arc<crate::access::Readers>,
 }
 
+mod access;
 mod accounts;
 mod cash;
 mod chain;
@@ -37,10 +39,15 @@ pub(crate) use openapi::ApiDoc;
 /// Largest request body accepted (a full batch of typical transactions fits easily).
 pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-/// Every route: its path and handlers, by resource. The router is built from this one
-/// list, and the OpenAPI test checks that the document describes each path and method.
-fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+pub(crate) use access::Access;
+
+/// Every route: its path, who may call it (`Access`, docs/RULES.md §5) and its handlers,
+/// by resource. The router is built from this one list; the OpenAPI test checks that the
+/// document describes each path and method, and the privacy test that each answers every
+/// kind of reader as RULES.md says.
+fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
     [
+        access::routes(),
         transactions::routes(),
         proof::routes(),
         accounts::routes(),
@@ -59,12 +66,18 @@ fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 
 /// The path of every route the API serves, as written in the OpenAPI document.
 pub fn paths() -> Vec<&'static str> {
-    routes().into_iter().map(|(path, _)| path).collect()
+    routes().into_iter().map(|(path, _, _)| path).collect()
 }
 
 pub(crate) fn app(state: AppState) -> Router {
-    let router =
-        routes().into_iter().fold(Router::new(), |router, (path, methods)| router.route(path, methods));
+    let router = routes().into_iter().fold(Router::new(), |router, (path, access, methods)| {
+        let methods = match access {
+            Access::Public => methods,
+            access => methods
+                .route_layer(axum::middleware::from_fn_with_state((state.clone(), access), access::enforce)),
+        };
+        router.route(path, methods)
+    });
     router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))

@@ -5,10 +5,10 @@ use axum::routing::{get, MethodRouter};
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::AppState;
+use super::{Access, AppState};
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/openapi.json", get(openapi))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![("/openapi.json", Access::Public, get(openapi))]
 }
 
 /// This document.
@@ -29,6 +29,10 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         replica has applied block H, else 503 `behind`."
     ),
     paths(
+        super::access::challenge,
+        super::access::session,
+        super::access::access_log,
+        super::accounts::shop,
         super::transactions::submit,
         super::transactions::status,
         super::proof::proof,
@@ -50,6 +54,25 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         super::dashboard::live,
         openapi
     ),
-    components(schemas(machi_api::TxCode, machi_api::ErrorDetail))
+    components(schemas(machi_api::TxCode, machi_api::ErrorDetail, machi_api::AccessLogEntry)),
+    modifiers(&ReadSessionScheme)
 )]
 pub(crate) struct ApiDoc;
+
+/// The bearer token of a read session (`POST /v1/auth/session`), named `read_session` in
+/// the routes that take one.
+struct ReadSessionScheme;
+
+impl utoipa::Modify for ReadSessionScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.description = Some(
+            "a read session's token: POST /v1/auth/challenge, sign it (docs/FORMAT.md, \"Read \
+             authentication\"), POST /v1/auth/session; valid 10 minutes on the replica that gave it"
+                .into(),
+        );
+        components.add_security_scheme("read_session", SecurityScheme::Http(scheme));
+    }
+}

@@ -9,11 +9,11 @@ use axum::Json;
 use machi_api::{BlockHeaderView, ErrorBody, OutcomeRecordView, TxProof};
 use machi_ledger::{inclusion_proof, outcome_record, Block, TxId};
 
-use super::{parse_hex32, ApiError, AppState};
+use super::{parse_hex32, Access, ApiError, AppState};
 use crate::chain::TxLoc;
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/v1/transactions/{id}/proof", get(proof))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![("/v1/transactions/{id}/proof", Access::Public, get(proof))]
 }
 
 /// The proof that a committed transaction, with its outcome, is in its block: the block

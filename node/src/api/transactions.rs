@@ -16,12 +16,15 @@ use machi_api::{
 use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
 use tokio::sync::oneshot;
 
-use super::{parse_hex32, ApiError, AppState, JsonBody};
+use super::{parse_hex32, Access, ApiError, AppState, JsonBody};
 use crate::replica::replication::Route;
 use crate::shared::Submission;
 
-pub(super) fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/v1/transactions", post(submit)), ("/v1/transactions/{id}", get(status))]
+pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/transactions", Access::Public, post(submit)),
+        ("/v1/transactions/{id}", Access::Reader, get(status)),
+    ]
 }
 
 /// One transaction's answer: the result itself when applied, else an error body that

@@ -13,6 +13,7 @@ mod limits;
 mod lottery;
 mod lottery_day;
 mod openapi;
+mod privacy;
 mod processes;
 mod proof;
 mod raft_proxy;
