@@ -16,6 +16,7 @@ use machi_api::TxEvent;
 use machi_ledger::AccountId;
 use serde::de::DeserializeOwned;
 
+use crate::reading::session_gone;
 use crate::{error_answer, transport_error, Client, ClientError};
 
 /// Longest silence on an event stream before the connection counts as lost: the node
@@ -210,19 +211,30 @@ async fn request(
     last_id: &str,
 ) -> Result<RawEvents, ClientError> {
     let base = client.nodes.url(index);
-    let mut request =
-        client.streams.get(format!("{base}{path}")).header(reqwest::header::ACCEPT, "text/event-stream");
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    let open = |bearer: Option<String>| async move {
+        let mut request =
+            client.streams.get(format!("{base}{path}")).header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if !last_id.is_empty() {
+            request = request.header("Last-Event-ID", last_id);
+        }
+        let response = request.send().await.map_err(|e| transport_error(base, e))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.bytes().await.map_err(|e| transport_error(base, e))?;
+            return Err(error_answer(status, &body));
+        }
+        Ok(response.bytes_stream().eventsource().boxed())
+    };
+    // A service's own token (the merchant API's shop events), else this client's read
+    // session at that node, opened anew once if the node no longer knows it.
+    let reader = client.reader.as_ref().filter(|_| token.is_none());
+    let Some(reader) = reader else { return open(token.map(str::to_string)).await };
+    let session = reader.token(client, index, None).await?;
+    match open(Some(session.clone())).await {
+        Err(e) if session_gone(&e) => open(Some(reader.token(client, index, Some(&session)).await?)).await,
+        other => other,
     }
-    if !last_id.is_empty() {
-        request = request.header("Last-Event-ID", last_id);
-    }
-    let response = request.send().await.map_err(|e| transport_error(base, e))?;
-    let status = response.status().as_u16();
-    if status != 200 {
-        let body = response.bytes().await.map_err(|e| transport_error(base, e))?;
-        return Err(error_answer(status, &body));
-    }
-    Ok(response.bytes_stream().eventsource().boxed())
 }

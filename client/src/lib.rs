@@ -7,10 +7,11 @@
 //! answer was lost), `ClientError` and the signing helpers; `nodes` the replicas a client
 //! knows and which answers send a call on to the next one; `events` server-sent event
 //! streams, read with eventsource-stream and reconnected to another replica when one is
-//! lost.
+//! lost; `reading` the read sessions of a client that reads as a key (`reading_as`).
 
 mod events;
 mod nodes;
+mod reading;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use serde::de::DeserializeOwned;
 pub use events::{EventStream, ServerEvent, EVENTS_READ_TIMEOUT_S, RECONNECT_PAUSE_MS};
 pub use nodes::node_list;
 use nodes::{submit_elsewhere, submit_unknown, Nodes};
+pub use reading::SESSION_RENEW_MS_BEFORE;
+use reading::{session_gone, Reader};
 
 /// Default time-to-live of transactions built here: long enough for a kiosk queue.
 pub const TTL_MS_DEFAULT: u32 = 10 * 60 * 1000;
@@ -87,9 +90,15 @@ impl ClientError {
 /// only once it has applied the highest block this client has seen (`?min_height=`), so
 /// a replica that lags shows this client's writes all the same. Clones share the memory
 /// of which node answered and of that block.
+///
+/// Reads are anonymous unless the client was made with `reading_as`: then every read
+/// (and event stream) is made as that key, which the node checks against what the key
+/// may read (docs/PRIVACY.md).
 #[derive(Clone)]
 pub struct Client {
     nodes: Arc<Nodes>,
+    /// The key reads are made as, and its sessions (shared by clones); none: anonymous.
+    reader: Option<Arc<Reader>>,
     http: reqwest::Client,
     /// For event streams: no limit on the whole answer, which lasts as long as the
     /// stream, but one on the silence between two reads (the servers send keep-alives).
@@ -159,7 +168,33 @@ impl Client {
             .read_timeout(Duration::from_secs(EVENTS_READ_TIMEOUT_S))
             .build()
             .expect("a client without TLS always builds");
-        Client { nodes: Arc::new(nodes), http, streams }
+        Client { nodes: Arc::new(nodes), reader: None, http, streams }
+    }
+
+    /// A clone of this client (the same nodes, the same memory of which answered) that
+    /// makes every read as `key`: at each node it asks for a challenge, signs it with
+    /// `key` and `purpose` (why it reads: the node writes it in its access log for the
+    /// town's and the auditors' reads), and sends the session token it gets with each
+    /// read there. Sessions are opened when first needed, kept by every clone of the
+    /// returned client, and opened anew before they expire or when a node no longer
+    /// knows one. Writes are the same as before: a transaction's signature is its
+    /// authority.
+    pub fn reading_as(&self, key: SigningKey, purpose: impl Into<String>) -> Client {
+        let reader = Reader::new(key, purpose.into(), self.nodes.urls().len());
+        Client { reader: Some(Arc::new(reader)), ..self.clone() }
+    }
+
+    /// The account this client reads as (`None`: it reads anonymously).
+    pub fn reader(&self) -> Option<AccountId> {
+        self.reader.as_ref().map(|reader| reader.account())
+    }
+
+    /// Drops every read session this client (and its clones) holds, so the next read
+    /// on each node opens a new one.
+    pub async fn forget_sessions(&self) {
+        if let Some(reader) = &self.reader {
+            reader.forget().await;
+        }
     }
 
     /// The base URL of the node that answered last (the first one before any answer).
@@ -216,13 +251,29 @@ impl Client {
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let path = &self.nodes.read_path(path);
         let read = |index: usize| async move {
-            let base = self.nodes.url(index);
-            let (status, body) = self.send(base, self.http.get(format!("{base}{path}"))).await?;
+            let (status, body) = self.read_at(index, path).await?;
             decode(status, &body)
         };
         let elsewhere =
             |outcome: &Result<T, ClientError>| outcome.as_ref().is_err_and(ClientError::try_elsewhere);
         self.on_nodes(read, elsewhere, |_| false).await
+    }
+
+    /// One read at node `index`: anonymous, or with this client's session there (opened
+    /// if need be, and opened anew once if the node no longer knows it).
+    async fn read_at(&self, index: usize, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+        let base = self.nodes.url(index);
+        let url = format!("{base}{path}");
+        let Some(reader) = &self.reader else {
+            return self.send(base, self.http.get(&url)).await;
+        };
+        let token = reader.token(self, index, None).await?;
+        let (status, body) = self.send(base, self.http.get(&url).bearer_auth(&token)).await?;
+        if status != 401 || !session_gone(&error_answer(status, &body)) {
+            return Ok((status, body));
+        }
+        let token = reader.token(self, index, Some(&token)).await?;
+        self.send(base, self.http.get(&url).bearer_auth(&token)).await
     }
 
     /// Submits one transaction once and waits until it is in a durable block (or
@@ -348,7 +399,8 @@ impl Client {
         }
     }
 
-    /// A transaction's result if it is on the chain, `None` if it is not (yet).
+    /// A transaction's result if it is on the chain, `None` if it is not (yet) — or if
+    /// it is not this client's to read (the node answers both alike).
     pub async fn lookup(&self, id: &TxId) -> Result<Option<TxResultView>, ClientError> {
         match self.get::<TxResultView>(&format!("/v1/transactions/{id}")).await {
             Ok(result) => Ok(Some(result)),
@@ -392,6 +444,24 @@ impl Client {
 
     pub async fn account(&self, id: &AccountId) -> Result<AccountView, ClientError> {
         self.get(&format!("/v1/accounts/{id}")).await
+    }
+
+    /// A registered shop's public profile (name, class, frozen): whom a payment goes to.
+    /// `not_found` for an account that is not a shop.
+    pub async fn shop(&self, id: &AccountId) -> Result<machi_api::ShopView, ClientError> {
+        self.get(&format!("/v1/shops/{id}")).await
+    }
+
+    /// The node's access log: the reads served under the everything scope (who, role,
+    /// purpose, what, answer), oldest first, those after `after` (0: from the start), at
+    /// most `limit` (`ACCESS_LOG_ENTRIES_MAX`). Only the town and auditors may read it,
+    /// and their reading it is logged too. Each replica keeps its own.
+    pub async fn access_log(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<machi_api::AccessLogPage, ClientError> {
+        self.get(&format!("/v1/access-log?after={after}&limit={limit}")).await
     }
 
     pub async fn issue(&self, id: u32) -> Result<IssueView, ClientError> {
