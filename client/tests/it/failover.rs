@@ -27,7 +27,8 @@ fn register_shop(node: &LiveNode, name: &str) -> (SignedTx, AccountId) {
 async fn a_node_that_is_down_is_passed_over() {
     let node = LiveNode::start().await;
     let down = closed_url();
-    let client = Client::new(&format!("{down},{}", node.url));
+    // The town reads every account and follows every event.
+    let client = Client::new(&format!("{down},{}", node.url)).reading_as(node.town.clone(), "client test");
     assert_eq!(client.nodes(), [down.clone(), node.url.clone()]);
 
     let head = client.head().await.expect("read from the second node");
@@ -88,7 +89,8 @@ async fn a_node_without_a_leader_sends_the_client_to_the_next() {
 async fn a_transaction_whose_answer_was_lost_commits_once_on_the_next_node() {
     let node = LiveNode::start().await;
     let proxy = DroppingProxy::start(&node.url).await;
-    let client = Client::new(&format!("{},{}", proxy.url, node.url));
+    let client =
+        Client::new(&format!("{},{}", proxy.url, node.url)).reading_as(node.town.clone(), "client test");
     let before = client.head().await.expect("read through the proxy").height;
     assert_eq!(client.base(), proxy.url);
 
@@ -110,7 +112,8 @@ async fn a_transaction_whose_answer_was_lost_commits_once_on_the_next_node() {
     let client = Client::new(&format!("{},{}", proxy.url, closed_url()));
     let (tx, _) = register_shop(&node, "染物屋");
     assert!(matches!(client.submit(&tx).await, Err(ClientError::NoAnswer(..))));
-    let committed = Client::new(&node.url).lookup(&tx.id(&node.chain_id)).await.unwrap();
+    let town = Client::new(&node.url).reading_as(node.town.clone(), "client test");
+    let committed = town.lookup(&tx.id(&node.chain_id)).await.unwrap();
     assert_eq!(committed.map(|r| r.status), Some(TxStatus::Applied));
 }
 

@@ -21,7 +21,7 @@ pub(crate) struct LiveNode {
     pub(crate) url: String,
     pub(crate) chain_id: String,
     pub(crate) town: SigningKey,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -30,10 +30,24 @@ impl LiveNode {
     pub(crate) async fn start() -> LiveNode {
         let dir = tempfile::tempdir().expect("temp dir");
         machi_node::init(dir.path(), "test-town").expect("init");
+        LiveNode::open(dir, "127.0.0.1:0").await
+    }
+
+    /// Two nodes of one chain, each with its own copy of the same genesis: what one
+    /// holds, the other holds too, but each keeps its own read sessions, as two replicas do.
+    pub(crate) async fn start_two() -> (LiveNode, LiveNode) {
+        let first = tempfile::tempdir().expect("temp dir");
+        machi_node::init(first.path(), "test-town").expect("init");
+        let second = tempfile::tempdir().expect("temp dir");
+        copy_dir(first.path(), second.path());
+        (LiveNode::open(first, "127.0.0.1:0").await, LiveNode::open(second, "127.0.0.1:0").await)
+    }
+
+    async fn open(dir: tempfile::TempDir, addr: &str) -> LiveNode {
         let town = machi_node::read_key(&dir.path().join("keys/town.key")).expect("town key");
         let node = machi_node::Node::open(dir.path()).expect("node opens");
         let chain_id = node.shared.chain_id.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -43,7 +57,17 @@ impl LiveNode {
             .await
             .expect("serves");
         });
-        LiveNode { url, chain_id, town, _dir: dir, stop: Some(stop), task: Some(task) }
+        LiveNode { url, chain_id, town, dir, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the node and starts it again from its folder on the same address: the
+    /// chain is the same, the read sessions it kept in memory are gone.
+    pub(crate) async fn restart(self) -> LiveNode {
+        let mut old = self;
+        old.stop().await;
+        let addr = old.url.trim_start_matches("http://").to_string();
+        let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().expect("temp dir"));
+        LiveNode::open(dir, &addr).await
     }
 
     /// Stops the node and waits until it no longer listens.
@@ -61,6 +85,76 @@ impl Drop for LiveNode {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+    }
+}
+
+/// Copies the folder `from` (files and folders) into `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("folder");
+    for entry in std::fs::read_dir(from).expect("read folder") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A loopback proxy to a node that forwards everything and counts the read sessions
+/// opened through it (`POST /v1/auth/session`) and the reads (`GET`).
+pub(crate) struct CountingProxy {
+    pub(crate) url: String,
+    sessions: Arc<AtomicUsize>,
+    reads: Arc<AtomicUsize>,
+}
+
+impl CountingProxy {
+    pub(crate) async fn start(node: &str) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let node = node.trim_start_matches("http://").to_string();
+        let (sessions, reads) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counters = (sessions.clone(), reads.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(count(client, node.clone(), counters.clone()));
+            }
+        });
+        CountingProxy { url, sessions, reads }
+    }
+
+    /// Read sessions opened through the proxy.
+    pub(crate) fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Reads forwarded.
+    pub(crate) fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+/// One client connection of a `CountingProxy`: each request forwarded on one node
+/// connection, in order, and counted.
+async fn count(mut client: TcpStream, node: String, (sessions, reads): (Arc<AtomicUsize>, Arc<AtomicUsize>)) {
+    let Ok(mut upstream) = TcpStream::connect(&node).await else { return };
+    let (mut from_client, mut from_node) = (Vec::new(), Vec::new());
+    loop {
+        let Some(request) = read_message(&mut client, &mut from_client).await else { return };
+        if request.starts_with(b"POST /v1/auth/session ") {
+            sessions.fetch_add(1, Ordering::SeqCst);
+        } else if request.starts_with(b"GET ") {
+            reads.fetch_add(1, Ordering::SeqCst);
+        }
+        if upstream.write_all(&request).await.is_err() {
+            return;
+        }
+        let Some(answer) = read_message(&mut upstream, &mut from_node).await else { return };
+        if client.write_all(&answer).await.is_err() {
+            return;
         }
     }
 }
