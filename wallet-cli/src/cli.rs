@@ -20,6 +20,11 @@ use crate::commands;
 ///   machi-wallet check TX_ID                 # what became of a transaction
 ///   machi-wallet kiosk                       # the assisted kiosk at the town hall
 ///   machi-wallet verify-receipt receipt.txt --block-hash HASH  # check a receipt
+///   machi-wallet audit account ID --card 1234-5678-9 --why "開示請求 2027-014"
+///
+/// A card reads only what is its own: its balance, its transactions, its lottery
+/// result. The town's and auditors' cards read everything, each read with a reason
+/// (--why) that the node writes in its access log.
 #[derive(Parser)]
 #[command(name = "machi-wallet", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
@@ -110,6 +115,11 @@ pub(crate) enum Command {
     /// their result (当選 / 落選 / 補欠) with the seed and how to check it.
     #[command(subcommand)]
     Lottery(commands::lottery::LotteryCommand),
+    /// The town and its auditors: read an account, export the whole chain, read the
+    /// node's access log — each with the town's or an auditor's card and a reason
+    /// (--why), which the node logs.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 }
 
 /// Runs the wallet on a command line and returns the process's exit code. `args` begins

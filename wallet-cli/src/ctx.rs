@@ -52,13 +52,59 @@ impl From<std::io::Error> for Failure {
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Failure {
-        let (code, kind) = match e {
+        let (code, kind) = match &e {
             ClientError::Unreachable(..) | ClientError::NoAnswer(..) => (EXIT_UNREACHABLE, "unreachable"),
-            ClientError::Api { status, .. } if (400..500).contains(&status) => (EXIT_REFUSED, "refused"),
+            ClientError::Api { status, code, .. } if (400..500).contains(status) => {
+                (EXIT_REFUSED, read_refusal(code).unwrap_or("refused"))
+            }
             _ => (1, "node_error"),
         };
         Failure { code, kind, message: e.to_string(), details: Value::Null }
     }
+}
+
+/// The kinds of a read the node did not answer for this key (docs/PRIVACY.md): what
+/// `report` and the kiosk put in plain words.
+fn read_refusal(code: &str) -> Option<&'static str> {
+    Some(match code {
+        // What this key may not see is answered exactly as what does not exist.
+        "not_found" => "not_found",
+        "read_auth_required" | "not_allowed" => "not_allowed",
+        "not_registered" => "not_registered",
+        "key_replaced" => "key_replaced",
+        "account_frozen" => "account_frozen",
+        "purpose_required" | "purpose_too_long" => "purpose",
+        _ => return None,
+    })
+}
+
+/// The plain words for a read the node did not answer (`read_refusal`), in `lang`.
+pub(crate) fn read_words(lang: Lang, kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "not_found" => t(
+            lang,
+            "見つかりません（ないか、このカードでは見られないものです）",
+            "not found (it does not exist, or it is not this card's to read)",
+        ),
+        "not_allowed" => t(lang, "このカードでは見られません", "this card may not read that"),
+        "not_registered" => t(
+            lang,
+            "このカードの鍵はチェーンに登録されていません",
+            "this card's key is not registered on the chain",
+        ),
+        "key_replaced" => t(
+            lang,
+            "このカードは再発行されて使えなくなりました。新しいカードをお使いください",
+            "this card was replaced; use the new card",
+        ),
+        "account_frozen" => t(lang, "このカードは凍結されています", "this card is frozen"),
+        "purpose" => t(
+            lang,
+            "読む理由（--why）は4文字以上200バイト以内で書いてください",
+            "say why you read (--why): 4 characters to 200 bytes",
+        ),
+        _ => return None,
+    })
 }
 
 pub(crate) struct Ctx {
@@ -73,6 +119,13 @@ pub(crate) struct Ctx {
 impl Ctx {
     pub(crate) fn t<'a>(&self, ja: &'a str, en: &'a str) -> &'a str {
         t(self.lang, ja, en)
+    }
+
+    /// The node's client reading as `key` (docs/PRIVACY.md: a resident reads their own
+    /// account, an operator the counters' cash, the town and auditors everything), with
+    /// `purpose`: why, as the node's access log records it.
+    pub(crate) fn reading_as(&self, key: &SigningKey, purpose: &str) -> Client {
+        self.client.reading_as(key.clone(), purpose)
     }
 
     pub(crate) fn unlock(&self, card: &str, pin: &str) -> Result<Wallet, Failure> {
@@ -227,12 +280,18 @@ pub(crate) async fn pay_code(ctx: &Ctx, code: &str) -> Result<machi_api::PayCode
 /// was paid or bought, and the transaction id, block height and block hash with their
 /// check code as text and as a QR code, so that anyone can check it
 /// (`machi-wallet verify-receipt`, docs/FORMAT.md "Checking a receipt").
-pub(crate) async fn receipt_text(ctx: &Ctx, id: &machi_ledger::TxId) -> Result<String, Failure> {
-    let tx = ctx.client.tx(id).await?;
+///
+/// `reader` reads as the card whose receipt it is (the payer, the buyer).
+pub(crate) async fn receipt_text(
+    ctx: &Ctx,
+    reader: &Client,
+    id: &machi_ledger::TxId,
+) -> Result<String, Failure> {
+    let tx = reader.tx(id).await?;
     let body = tx.body.ok_or_else(|| user("not a transaction this wallet can print"))?;
     let what = match body.action {
         Action::Pay { shop, amount, invoice } => {
-            let shop_name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
+            let shop_name = ctx.client.shop(&shop).await.map(|s| s.name).unwrap_or_default();
             format!(
                 "お支払い明細 / Receipt\n------------------------------\nお店 Shop   : {shop_name}\n金額 Amount : {amount}\n{}",
                 invoice.map(|i| format!("請求番号    : {i}\n")).unwrap_or_default()

@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use crate::screen::{big_digits, fits, wrap, SCREEN_COLUMNS};
 use machi_api::{AccountView, PayCodeView, TxStatus};
-use machi_client::ClientError;
+use machi_client::{Client, ClientError};
 use machi_ledger::{Action, Kind, ShopClass, TxId, Yen};
 use tokio::sync::mpsc;
 
-use crate::ctx::{pay_code, receipt_text, user, Ctx, Failure, EXIT_UNKNOWN, EXIT_USER, SETTLE_ATTEMPTS};
+use crate::ctx::{
+    pay_code, read_words, receipt_text, user, Ctx, Failure, EXIT_UNKNOWN, EXIT_USER, SETTLE_ATTEMPTS,
+};
 use crate::keystore::{CardNumber, KeystoreError, Wallet};
 use crate::secrets::EchoOff;
 use crate::text::kind;
@@ -78,13 +80,19 @@ struct Kiosk<'a> {
     receipts: &'a Path,
     /// Shown at the top of the next screen: what went wrong, or what just happened.
     notice: Option<String>,
+    /// The node's client reading as the card unlocked now (its account, its lottery
+    /// result, its receipts): set after the PIN, dropped with the card when its session
+    /// ends.
+    reader: Option<Client>,
 }
 
 pub(crate) async fn run(ctx: &Ctx, timeout: Duration, receipts: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(receipts).map_err(|e| user(format!("{}: {e}", receipts.display())))?;
-    let mut kiosk = Kiosk { ctx, input: Input::start(timeout), receipts, notice: None };
+    let mut kiosk = Kiosk { ctx, input: Input::start(timeout), receipts, notice: None, reader: None };
     loop {
-        match kiosk.session().await {
+        let ended = kiosk.session().await;
+        kiosk.reader = None;
+        match ended {
             Ok(()) => {}
             Err(End::Cancel) => kiosk.notice = Some(ctx.t("やめました。", "Cancelled.").into()),
             Err(End::Timeout) => {
@@ -101,6 +109,11 @@ pub(crate) async fn run(ctx: &Ctx, timeout: Duration, receipts: &Path) -> Result
 impl Kiosk<'_> {
     fn t<'b>(&self, ja: &'b str, en: &'b str) -> &'b str {
         self.ctx.t(ja, en)
+    }
+
+    /// The client that reads as the unlocked card (anonymous before a PIN was taken).
+    fn reader(&self) -> &Client {
+        self.reader.as_ref().unwrap_or(&self.ctx.client)
     }
 
     /// Clears the terminal and draws one screen: a header with the step, the notice,
@@ -136,6 +149,8 @@ impl Kiosk<'_> {
     async fn session(&mut self) -> Result<(), End> {
         let card = self.card().await?;
         let wallet = self.pin(&card).await?;
+        // Every read from here on is the resident's own, made with their card's key.
+        self.reader = Some(self.ctx.reading_as(&wallet.key, "kiosk"));
         let mut last_payment: Option<TxId> = None;
         loop {
             let menu = [
@@ -295,11 +310,12 @@ impl Kiosk<'_> {
     }
 
     fn trouble(&mut self, failure: Failure) {
-        self.notice = Some(format!("{} {}", self.t("できませんでした:", "Not done:"), failure.message));
+        let words = read_words(self.ctx.lang, failure.kind).map_or(failure.message, str::to_string);
+        self.notice = Some(format!("{} {words}", self.t("できませんでした:", "Not done:")));
     }
 
     async fn account(&mut self, wallet: &Wallet) -> Option<AccountView> {
-        match self.ctx.client.account(&wallet.account()).await {
+        match self.reader().account(&wallet.account()).await {
             Ok(view) => Some(view),
             Err(e) => {
                 self.trouble(Failure::from(e));
@@ -407,7 +423,7 @@ impl Kiosk<'_> {
                 let may_have_arrived =
                     matches!(first, Err(ClientError::NoAnswer(..) | ClientError::Decode(_)));
                 self.checking(&step(3), &request);
-                self.ctx.client.settle(&pending.tx, &pending.tx_id, SETTLE_ATTEMPTS, may_have_arrived).await
+                self.reader().settle(&pending.tx, &pending.tx_id, SETTLE_ATTEMPTS, may_have_arrived).await
             }
         };
         match self.ctx.conclude(&pending, answer) {
@@ -643,7 +659,7 @@ impl Kiosk<'_> {
     }
 
     async fn print_receipt(&mut self, tx: TxId) -> Result<(), End> {
-        let text = match receipt_text(self.ctx, &tx).await {
+        let text = match receipt_text(self.ctx, self.reader(), &tx).await {
             Ok(text) => text,
             Err(failure) => {
                 self.trouble(failure);
@@ -699,7 +715,7 @@ impl Kiosk<'_> {
         let (id, name, cap) =
             (issue.params.id, issue.params.name.clone(), issue.params.max_sets_per_resident);
         let price = issue.params.price;
-        let entry = match self.ctx.client.lottery_entry(id, &wallet.account()).await {
+        let entry = match self.reader().lottery_entry(id, &wallet.account()).await {
             Ok(entry) => entry,
             Err(e) => {
                 self.trouble(Failure::from(e));

@@ -16,7 +16,8 @@ pub(crate) struct BalanceArgs {
 
 pub(crate) async fn run(ctx: &Ctx, args: BalanceArgs) -> Result<(), Failure> {
     let wallet = unlock(ctx, &args.card)?;
-    let view = ctx.client.account(&wallet.account()).await?;
+    // Read as the card's own key: a resident's account is theirs to read.
+    let view = ctx.reading_as(&wallet.key, "balance").account(&wallet.account()).await?;
     let issues = ctx.client.issues().await?;
     let mut lines = vec![format!(
         "{} {} {}: {}",

@@ -160,11 +160,14 @@ pub(crate) async fn close_day(ctx: &Ctx, args: CloseDayArgs) -> Result<(), Failu
     let day = checked_day(ctx, &args.day.unwrap_or_else(today))?;
     let operator = unlock(ctx, &args.card)?;
     let me = AccountId::of(&operator.key);
-    let view = ctx.client.cash_day(&day).await?;
+    // The counters' cash is the operators' to read (and the town's); the operator's
+    // own account is its own.
+    let reader = ctx.reading_as(&operator.key, "close-day");
+    let view = reader.cash_day(&day).await?;
     let counter = view.counters.iter().find(|c| c.operator == me);
     let name = match counter {
         Some(c) => c.name.clone(),
-        None => ctx.client.account(&me).await?.name,
+        None => reader.account(&me).await?.name,
     };
     if let Some(close) = counter.and_then(|c| c.close.as_ref()) {
         return Err(user(format!(
@@ -231,7 +234,8 @@ pub(crate) async fn record_deposit(ctx: &Ctx, args: RecordDepositArgs) -> Result
     let town = unlock(ctx, &args.card)?;
     let action = Action::RecordDeposit { day: day.clone(), deposited_on, amount, slip_reference };
     let result = ctx.submit(&town.key, action).await?;
-    let view = ctx.client.cash_day(&day).await?;
+    let view =
+        ctx.reading_as(&town.key, "record-deposit: the day's cash after the deposit").cash_day(&day).await?;
     let text = format!(
         "{} {day}: {amount}\n  {} {}  {} {}  {} {}  ({} {})\n{}: {}",
         ctx.t("入金を記録しました", "Deposit recorded for"),

@@ -21,7 +21,7 @@ pub(crate) struct HistoryArgs {
 
 pub(crate) async fn run(ctx: &Ctx, args: HistoryArgs) -> Result<(), Failure> {
     let wallet = unlock(ctx, &args.card)?;
-    let view = ctx.client.account(&wallet.account()).await?;
+    let view = ctx.reading_as(&wallet.key, "history").account(&wallet.account()).await?;
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
     let entries: Vec<_> = view.history.into_iter().take(limit).collect();
     let text = entries

@@ -44,8 +44,9 @@ pub(crate) enum LotteryCommand {
         sets: u32,
     },
     /// Your result: 当選 N セット / 落選 / 補欠 M 番目, with the seed and how to check it.
+    /// Asks for the card's PIN: a result is shown only to its card.
     Result {
-        /// Your card number (or any card in this keystore; no PIN is needed to read).
+        /// Your card number, e.g. 1234-5678-9.
         #[arg(long)]
         card: String,
         #[arg(long)]
@@ -115,8 +116,9 @@ pub(crate) async fn run(ctx: &Ctx, command: LotteryCommand) -> Result<(), Failur
             apply(ctx, &wallet.key, wallet.account(), issue, sets).await
         }
         LotteryCommand::Result { card, issue } => {
-            let account = ctx.store.account(&CardNumber::parse(&card)?)?;
-            let entry = ctx.client.lottery_entry(issue, &account).await?;
+            let wallet = unlock(ctx, &card)?;
+            let reader = ctx.reading_as(&wallet.key, "lottery result");
+            let entry = reader.lottery_entry(issue, &wallet.account()).await?;
             ctx.print(json!(entry), &describe(ctx, &entry));
             Ok(())
         }
@@ -208,16 +210,16 @@ async fn reveal(ctx: &Ctx, a: PartyArgs) -> Result<(), Failure> {
 async fn draw(ctx: &Ctx, a: PartyArgs) -> Result<(), Failure> {
     let wallet = unlock(ctx, &a.card)?;
     let result = ctx.submit(&wallet.key, Action::DrawLottery { issue: a.issue }).await?;
-    let view = ctx.client.lottery(a.issue).await?;
+    let view = ctx.reading_as(&wallet.key, "lottery draw: the result").lottery(a.issue).await?;
     let d = view.draw.as_ref().ok_or_else(|| user("the draw is not on record"))?;
     let text = format!(
         "{}: seed {}\n{} {} / {} {} / {} {}",
         ctx.t("抽選しました", "Drawn"),
         d.seed,
         ctx.t("当選", "winners"),
-        d.winners.len(),
+        d.winners_count,
         ctx.t("補欠", "waiting list"),
-        d.waiting_list.len(),
+        d.waiting_list_count,
         ctx.t("当選セット", "sets won"),
         d.sets_won
     );

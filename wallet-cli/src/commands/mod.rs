@@ -3,6 +3,7 @@
 //! the keystore, dispatches, reports a failure with its exit code, and keeps the small
 //! parsers the commands share.
 
+pub(crate) mod audit;
 pub(crate) mod balance;
 pub(crate) mod card;
 pub(crate) mod cash;
@@ -22,7 +23,7 @@ use machi_client::Client;
 use machi_ledger::{AccountId, TxId, Yen};
 use serde_json::{json, Value};
 
-use crate::ctx::{user, Ctx, Failure, EXIT_UNKNOWN};
+use crate::ctx::{read_words, user, Ctx, Failure, EXIT_UNKNOWN};
 use crate::keystore::{CardNumber, Keystore, Wallet};
 use crate::pending::PendingStore;
 use crate::secrets::Secrets;
@@ -57,7 +58,10 @@ pub(crate) async fn run(cli: Cli) -> i32 {
 }
 
 /// Says why a command was not done (as JSON with `--json`) and returns its exit code.
-fn report(ctx: &Ctx, failure: Failure) -> i32 {
+fn report(ctx: &Ctx, mut failure: Failure) -> i32 {
+    if let Some(words) = read_words(ctx.lang, failure.kind) {
+        failure.message = words.to_string();
+    }
     if ctx.json {
         let mut out = json!({ "error": { "kind": failure.kind, "message": failure.message } });
         if let Value::Object(details) = failure.details {
@@ -86,6 +90,7 @@ async fn execute(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Operator(command) => operator::run(ctx, command).await,
         Command::Town(command) => town::run(ctx, command).await,
         Command::Lottery(command) => lottery::run(ctx, command).await,
+        Command::Audit(command) => audit::run(ctx, command).await,
     }
 }
 

@@ -30,9 +30,10 @@ pub(crate) struct PayArgs {
 pub(crate) async fn run(ctx: &Ctx, args: PayArgs) -> Result<(), Failure> {
     let wallet = unlock(ctx, &args.card)?;
     let (shop, amount, invoice) = payee(ctx, args).await?;
-    let name = ctx.client.account(&shop).await.map(|a| a.name).unwrap_or_default();
+    // Whom the payment goes to: a shop's public profile (anyone may read it).
+    let name = ctx.client.shop(&shop).await.map(|s| s.name).unwrap_or_default();
     let result = ctx.submit(&wallet.key, Action::Pay { shop, amount, invoice }).await?;
-    let left = ctx.client.account(&wallet.account()).await?.total;
+    let left = ctx.reading_as(&wallet.key, "pay").account(&wallet.account()).await?.total;
     let text = format!(
         "{} {amount} → {name}\n{}: {left}\n{}: {}",
         ctx.t("支払いが完了しました", "Payment complete:"),

@@ -46,6 +46,8 @@ pub(crate) enum TownCommand {
     /// Give a service one narrow power of the town's, so the town's own key can stay
     /// offline: a shop registrar (the merchant API registers shops) or a settler (it
     /// records settlements). `machi-merchant keygen` prints the accounts to register.
+    /// An auditor's key (made with `create --label auditor`) signs nothing and reads
+    /// everything with `machi-wallet audit`.
     RegisterDelegate {
         /// The card number, e.g. 1234-5678-9 (for operator and town commands: your own card).
         #[arg(long)]
@@ -127,6 +129,9 @@ pub(crate) enum DelegationArg {
     LotteryParty,
     /// May create issues, nothing else (the merchant API's town office form).
     Issuer,
+    /// The bank's or the town assembly's auditors: may sign nothing, reads everything
+    /// (`machi-wallet audit`), each read logged with its reason.
+    Auditor,
 }
 
 impl From<DelegationArg> for machi_ledger::Delegation {
@@ -136,6 +141,7 @@ impl From<DelegationArg> for machi_ledger::Delegation {
             DelegationArg::Settler => machi_ledger::Delegation::Settler,
             DelegationArg::LotteryParty => machi_ledger::Delegation::LotteryParty,
             DelegationArg::Issuer => machi_ledger::Delegation::Issuer,
+            DelegationArg::Auditor => machi_ledger::Delegation::Auditor,
         }
     }
 }

@@ -79,6 +79,9 @@ async fn residents_operators_and_the_town_through_the_binary() {
     };
 
     let town_key = dir.path().join("keys/town.key");
+    let town_signing = machi_node::read_key(&town_key).unwrap();
+    // The test reads what it checks as the town, which reads every account.
+    let as_town = machi_client::Client::new(url).reading_as(town_signing.clone(), "wallet test: the check");
     let town = card(&ok(w(&["import", "--key-file", town_key.to_str().unwrap()], "1111\n").await));
     let operator = card(&ok(w(&["create", "--label", "operator"], "2222\n").await));
     ok(w(
@@ -95,10 +98,10 @@ async fn residents_operators_and_the_town_through_the_binary() {
         ok(w(&[&delegate[..], &["--account", &registrar_id, "--name", "merchant API"]].concat(), "1111\n")
             .await);
     assert_eq!(delegated["delegate"], registrar_id.as_str());
-    let account = machi_client::Client::new(url).account(&registrar_id.parse().unwrap()).await.unwrap();
+    let account = as_town.account(&registrar_id.parse().unwrap()).await.unwrap();
     assert_eq!((account.role.as_str(), account.frozen), ("shop_registrar", false));
     ok(w(&["town", "freeze", "--card", &town, "--account", &registrar_id], "1111\n").await);
-    let account = machi_client::Client::new(url).account(&registrar_id.parse().unwrap()).await.unwrap();
+    let account = as_town.account(&registrar_id.parse().unwrap()).await.unwrap();
     assert!(account.frozen);
     let not_hex = w(&["town", "freeze", "--card", &town, "--account", "xyz"], "1111\n").await;
     assert_eq!(not_hex.code, 2, "{}", not_hex.stderr);
@@ -240,7 +243,6 @@ async fn residents_operators_and_the_town_through_the_binary() {
     // A shop, registered with the town's key (shops normally come through the merchant API).
     let shop = machi_node::generate_key();
     let shop_id = AccountId(shop.verifying_key().to_bytes());
-    let town_signing = machi_node::read_key(&town_key).unwrap();
     let client = machi_client::Client::new(url);
     let action = Action::RegisterShop { shop: shop_id, name: "山田商店".into(), class: ShopClass::Local };
     client.submit(&machi_client::sign("wallet-town", &town_signing, action)).await.unwrap();
@@ -278,7 +280,9 @@ async fn residents_operators_and_the_town_through_the_binary() {
     let history = ok(w(&["history", "--card", &resident], "2468\n").await);
     assert_eq!(history["history"][0]["kind"], "pay");
     let receipt_path = dir.path().join("receipt.txt");
-    ok(w(&["receipt", paid["tx_id"].as_str().unwrap(), "--out", receipt_path.to_str().unwrap()], "").await);
+    let paid_id = paid["tx_id"].as_str().unwrap();
+    ok(w(&["receipt", paid_id, "--card", &resident, "--out", receipt_path.to_str().unwrap()], "2468\n")
+        .await);
     let receipt = std::fs::read_to_string(&receipt_path).unwrap();
     assert!(
         receipt.contains("¥1,200") && receipt.contains("山田商店") && receipt.contains("INV-9"),
@@ -365,11 +369,18 @@ async fn a_list_of_nodes_passes_over_one_that_is_down() {
         ["town", "register-operator", "--card", &town, "--operator-card", &operator, "--name", "窓口"];
     let registered = ok(w(&nodes, &register, "1111\n").await.unwrap());
     let tx_id = registered["tx_id"].as_str().unwrap().parse().unwrap();
-    let committed = machi_client::Client::new(&live).lookup(&tx_id).await.unwrap();
+    let town_signing = machi_node::read_key(&town_key).unwrap();
+    let as_town = machi_client::Client::new(&live).reading_as(town_signing, "wallet test: the check");
+    let committed = as_town.lookup(&tx_id).await.unwrap();
     assert_eq!(committed.map(|r| r.status), Some(machi_api::TxStatus::Applied), "{registered}");
     let tx_id = registered["tx_id"].as_str().unwrap();
-    let checked = ok(w(&nodes, &["check", tx_id], "").await.unwrap());
+    // A transaction is shown to the cards it concerns: the town's signed it.
+    let checked = ok(w(&nodes, &["check", tx_id, "--card", &town], "1111\n").await.unwrap());
     assert_eq!(checked["status"], "applied", "{checked}");
+    // Without a card nothing on the chain is shown, and the wallet says what to give.
+    let unseen = w(&nodes, &["check", tx_id], "").await.unwrap();
+    assert_eq!((unseen.code, unseen.json["status"].as_str()), (5, Some("not_found")), "{}", unseen.json);
+    assert!(unseen.json["error"]["message"].as_str().unwrap().contains("--card"), "{}", unseen.json);
 
     let gap = w(&format!("{down},,{live}"), &["town", "sale-status", "--issue", "1"], "").await.unwrap();
     assert_eq!(gap.code, 2, "{}", gap.stderr);

@@ -4,4 +4,5 @@
 mod cash;
 mod commands;
 mod lottery;
+mod privacy;
 mod verify_receipt;

@@ -68,7 +68,9 @@ async fn a_receipt_is_proven_against_the_trusted_block_hash_and_nothing_else_is(
     for check in ["header_matches", "tx_included", "outcome_included", "applied"] {
         assert_eq!(proven["checks"][check], true, "{check}: {proven}");
     }
-    let client = Client::new(&url);
+    // The test reads a whole block as the town (full blocks are not public).
+    let client =
+        Client::new(&url).reading_as(machi_node::read_key(&town_key).unwrap(), "wallet test: blocks");
     let proof = client.proof(&applied.parse().unwrap()).await.unwrap();
     let block_hash = proof.block_hash.to_hex();
     let parent = client.block(proof.header.height - 1).await.unwrap().hash.to_hex();
@@ -149,9 +151,13 @@ async fn a_receipt_is_proven_against_the_trusted_block_hash_and_nothing_else_is(
     assert_eq!(unreachable.code, 4, "{}", unreachable.json);
 
     // A purchase of sets at the counter: its printed receipt is proven too.
-    let purchase = purchase(&client, &town_key).await;
+    let (purchase, buyer) = purchase(&client, &town_key).await;
+    let buyer =
+        machi_wallet::keystore::Keystore::open(&ks).unwrap().create(&buyer, "3333", "resident").unwrap();
     let receipt = dir.path().join("purchase.txt");
-    ok(w(&url, &["receipt", &purchase.to_hex(), "--out", receipt.to_str().unwrap()], "").await.unwrap());
+    let print =
+        ["receipt", &purchase.to_hex(), "--card", &buyer.display(), "--out", receipt.to_str().unwrap()];
+    ok(w(&url, &print, "3333\n").await.unwrap());
     let printed = std::fs::read_to_string(&receipt).unwrap();
     assert!(printed.contains("ご購入明細") && printed.contains("MACHI-RECEIPT:V1:wallet-town:"), "{printed}");
     let proven = ok(w(&url, &["verify-receipt", receipt.to_str().unwrap()], "").await.unwrap());
@@ -184,8 +190,12 @@ async fn a_receipt_is_proven_against_the_trusted_block_hash_and_nothing_else_is(
     server.await.unwrap().unwrap();
 }
 
-/// An operator sells a resident one set of a new issue: the purchase's id.
-async fn purchase(client: &Client, town_key: &std::path::Path) -> machi_ledger::TxId {
+/// An operator sells a resident one set of a new issue: the purchase's id and the
+/// resident's key.
+async fn purchase(
+    client: &Client,
+    town_key: &std::path::Path,
+) -> (machi_ledger::TxId, machi_ledger::SigningKey) {
     let town = machi_node::read_key(town_key).unwrap();
     let (operator, resident) = (machi_node::generate_key(), machi_node::generate_key());
     let chain_id = client.head().await.unwrap().chain_id;
@@ -233,5 +243,5 @@ async fn purchase(client: &Client, town_key: &std::path::Path) -> machi_ledger::
         assert_eq!(result.status, machi_api::TxStatus::Applied, "{result:?}");
         last = Some(result.tx_id);
     }
-    last.unwrap()
+    (last.unwrap(), resident)
 }
