@@ -3,7 +3,8 @@
 //! Layout: `yen` (integer money, rates), `hash` (the byte-exact hashes of
 //! docs/FORMAT.md), `proof` (inclusion proofs in a block's two Merkle trees), `tx`
 //! (transaction bodies, encoding), `signature` (the one Ed25519 acceptance rule, single
-//! and batch), `read_auth` (the message a reader signs to open a read session), `issue`
+//! and batch), `read_auth` (the message a reader signs to open a read session), `attest` (the
+//! supply digest and the replicas' signed statement of what they applied), `issue`
 //! (issues and supply), `lottery` (the lottery draw, one pure
 //! function), `state` (accounts and
 //! the state transition `State::apply`), `block` (headers, production, replay), `reason`
@@ -13,6 +14,7 @@
 //! replica computes the same state. The rules are docs/RULES.md. The HTTP contracts built
 //! on these types are machi-api's.
 
+pub mod attest;
 mod block;
 mod hash;
 mod issue;

@@ -2,7 +2,7 @@
 //! Every line `vector KIND ARGS... => EXPECTED` in it is recomputed.
 
 use machi_ledger::{
-    inclusion_proof, merkle_root, outcome_record, sha256, tx_id, verify_inclusion, verify_signature,
+    attest, inclusion_proof, merkle_root, outcome_record, sha256, tx_id, verify_inclusion, verify_signature,
     AccountId, Action, Hash32, SignedTx, SigningKey, TxBody, TxError, TxId, Yen,
 };
 
@@ -52,6 +52,71 @@ fn replicas_body() -> TxBody {
                 replica(3, "auditor", 7101, 0x33, false),
             ],
         },
+    }
+}
+
+/// The sample supply report of FORMAT.md ("Supply digest and replica attestation"),
+/// listed out of id order as there.
+fn sample_supply() -> (&'static str, u64, Hash32, Vec<attest::IssueTotals>) {
+    let summer = attest::IssueTotals {
+        issue: 2,
+        name: "夏の商品券".into(),
+        total_sets: 500,
+        sets_sold: 0,
+        sets_left: 500,
+        cash_received: Yen(0),
+        issued_common: Yen(0),
+        issued_local: Yen(0),
+        issued_total: Yen(0),
+        premium_cost: Yen(0),
+        residents_common: Yen(0),
+        residents_local: Yen(0),
+        shops_common: Yen(0),
+        shops_local: Yen(0),
+        pending_cash_out: Yen(0),
+        paid_out: Yen(0),
+        fees: Yen(0),
+        expired: Yen(0),
+        invariant_holds: true,
+    };
+    let year = attest::IssueTotals {
+        issue: 1,
+        name: "2026年度 プレミアム商品券".into(),
+        total_sets: 10_000,
+        sets_sold: 3,
+        sets_left: 9_997,
+        cash_received: Yen(30_000),
+        issued_common: Yen(18_000),
+        issued_local: Yen(21_000),
+        issued_total: Yen(39_000),
+        premium_cost: Yen(9_000),
+        residents_common: Yen(15_000),
+        residents_local: Yen(20_000),
+        shops_common: Yen(2_000),
+        shops_local: Yen(1_000),
+        pending_cash_out: Yen(0),
+        paid_out: Yen(990),
+        fees: Yen(10),
+        expired: Yen(0),
+        invariant_holds: true,
+    };
+    let hash = Hash32(h32("d3f63dee118b097a691dae318d5f1d64824ff2a2d47c6103b0ce1725b2c8bbd9"));
+    ("bandai-2026", 12, hash, vec![summer, year])
+}
+
+fn statement<'a>(
+    chain: &'a str,
+    replica: &str,
+    height: &str,
+    hash: &str,
+    digest: &str,
+) -> attest::Statement<'a> {
+    attest::Statement {
+        chain_id: chain,
+        replica: replica.parse().unwrap(),
+        height: height.parse().unwrap(),
+        block_hash: Hash32(h32(hash)),
+        supply_digest: Hash32(h32(digest)),
     }
 }
 
@@ -120,6 +185,31 @@ fn compute(kind: &str, args: &[&str]) -> String {
             assert_eq!(verdict, Ok(()), "the read signature verifies");
             hex::encode(signature)
         }
+        ("supply_bytes", ["sample"]) => {
+            let (chain, height, hash, issues) = sample_supply();
+            hex::encode(attest::supply_bytes(chain, height, &hash, &issues))
+        }
+        ("supply_digest", ["sample"]) => {
+            let (chain, height, hash, issues) = sample_supply();
+            hex::encode(attest::supply_digest(chain, height, &hash, &issues).0)
+        }
+        ("supply_digest", ["empty", chain, height, hash]) => {
+            hex::encode(attest::supply_digest(chain, height.parse().unwrap(), &Hash32(h32(hash)), &[]).0)
+        }
+        ("attest_message", [chain, replica, height, hash, digest]) => {
+            hex::encode(statement(chain, replica, height, hash, digest).message())
+        }
+        ("attest_signature", [seed, chain, replica, height, hash, digest]) => {
+            let key = SigningKey::from_bytes(&h32(seed));
+            let statement = statement(chain, replica, height, hash, digest);
+            let signature = statement.sign(&key);
+            assert_eq!(
+                statement.verify(&AccountId::of(&key), &signature),
+                Ok(()),
+                "the attestation verifies"
+            );
+            hex::encode(signature)
+        }
         _ => panic!("FORMAT.md has an unknown vector: {kind} {args:?}"),
     }
 }
@@ -142,4 +232,60 @@ fn format_md_vectors_hold() {
 fn sample_body_decodes_back() {
     let body = sample_body();
     assert_eq!(TxBody::decode(&body.encode()), Ok(body));
+}
+
+#[test]
+fn supply_digest_covers_every_figure_and_not_the_order() {
+    let (chain, height, hash, issues) = sample_supply();
+    let digest = attest::supply_digest(chain, height, &hash, &issues);
+    let reversed: Vec<_> = issues.iter().rev().cloned().collect();
+    assert_eq!(attest::supply_digest(chain, height, &hash, &reversed), digest, "issues are hashed by id");
+    let tampered: Vec<fn(&mut attest::IssueTotals)> = vec![
+        |i| i.issue = 3,
+        |i| i.name.push('!'),
+        |i| i.total_sets += 1,
+        |i| i.sets_sold += 1,
+        |i| i.sets_left -= 1,
+        |i| i.cash_received.0 += 1,
+        |i| i.issued_common.0 += 1,
+        |i| i.issued_local.0 += 1,
+        |i| i.issued_total.0 += 1,
+        |i| i.premium_cost.0 += 1,
+        |i| i.residents_common.0 += 1,
+        |i| i.residents_local.0 += 1,
+        |i| i.shops_common.0 += 1,
+        |i| i.shops_local.0 += 1,
+        |i| i.pending_cash_out.0 += 1,
+        |i| i.paid_out.0 += 1,
+        |i| i.fees.0 += 1,
+        |i| i.expired.0 += 1,
+        |i| i.invariant_holds = false,
+    ];
+    for (n, tamper) in tampered.into_iter().enumerate() {
+        let mut changed = issues.clone();
+        tamper(&mut changed[1]);
+        assert_ne!(attest::supply_digest(chain, height, &hash, &changed), digest, "figure {n} is covered");
+    }
+    assert_ne!(attest::supply_digest(chain, height + 1, &hash, &issues), digest, "the height is covered");
+    assert_ne!(attest::supply_digest("bandai-2027", height, &hash, &issues), digest, "the chain is covered");
+    assert_ne!(
+        attest::supply_digest(chain, height, &Hash32([0; 32]), &issues),
+        digest,
+        "the block is covered"
+    );
+    assert_ne!(attest::supply_digest(chain, height, &hash, &issues[..1]), digest, "every issue is covered");
+}
+
+#[test]
+fn an_attestation_verifies_only_for_its_key_and_statement() {
+    let key = SigningKey::from_bytes(&[0x42; 32]);
+    let other = SigningKey::from_bytes(&[0x43; 32]);
+    let statement = statement("bandai-2026", "2", "12", &"ab".repeat(32), &"cd".repeat(32));
+    let signature = statement.sign(&key);
+    assert_eq!(statement.verify(&AccountId::of(&key), &signature), Ok(()));
+    assert_eq!(statement.verify(&AccountId::of(&other), &signature), Err(TxError::BadSignature));
+    let moved = attest::Statement { height: 13, ..statement.clone() };
+    assert_eq!(moved.verify(&AccountId::of(&key), &signature), Err(TxError::BadSignature));
+    let other_replica = attest::Statement { replica: 3, ..statement };
+    assert_eq!(other_replica.verify(&AccountId::of(&key), &signature), Err(TxError::BadSignature));
 }
