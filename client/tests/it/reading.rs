@@ -3,12 +3,19 @@
 //! caller noticing; another replica gets its own; an account is read only by its own
 //! key or the town's.
 
-use futures_util::StreamExt as _;
-use machi_api::TxStatus;
-use machi_client::{sign, Client, ClientError};
-use machi_ledger::{AccountId, Action, ShopClass, SigningKey};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::harness::{CountingProxy, LiveNode};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::Json;
+use futures_util::StreamExt as _;
+use machi_api::{ReadSessionRequest, TxStatus};
+use machi_client::{sign, Client, ClientError};
+use machi_ledger::{read_auth, AccountId, Action, Hash32, ShopClass, SigningKey};
+use serde_json::json;
+
+use crate::harness::{serve, CountingProxy, LiveNode};
 
 /// Registers a new shop (signed by the town) through `client`; its key and account.
 async fn new_shop(client: &Client, node: &LiveNode, name: &str) -> (SigningKey, AccountId) {
@@ -150,4 +157,74 @@ async fn a_purpose_too_long_is_refused_before_anything_is_signed() {
     let town = Client::new(&proxy.url).reading_as(node.town.clone(), "");
     let error = town.account(&AccountId::of(&node.town)).await.unwrap_err();
     assert_eq!(error.code(), "purpose_required");
+}
+
+/// A server that answers as a node does for read sessions, with sessions that last
+/// `ttl_ms`: the chain's head (public, and with a token only a known one), a challenge,
+/// and a session for a signature that verifies (machi_ledger::read_auth). Its URL and
+/// how many sessions it opened.
+async fn node_with_sessions_of(ttl_ms: u64) -> (String, Arc<AtomicUsize>) {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let challenge = Hash32([7; 32]);
+    let head = {
+        let tokens = tokens.clone();
+        move |headers: HeaderMap| {
+            let tokens = tokens.clone();
+            async move {
+                let bearer = headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+                if bearer.is_some_and(|b| !tokens.lock().unwrap().iter().any(|t| b == format!("Bearer {t}")))
+                {
+                    let body = json!({"error": {"code": "read_session_invalid", "message": "unknown"}});
+                    return (StatusCode::UNAUTHORIZED, Json(body));
+                }
+                let head = json!({"chain_id": "test-town", "height": 0, "hash": Hash32([0; 32]),
+                                  "timestamp_ms": 0, "txs_total": 0});
+                (StatusCode::OK, Json(head))
+            }
+        }
+    };
+    let session = {
+        let (opened, tokens) = (opened.clone(), tokens.clone());
+        move |Json(request): Json<ReadSessionRequest>| {
+            let (opened, tokens) = (opened.clone(), tokens.clone());
+            async move {
+                let account: AccountId = request.account.parse().unwrap();
+                let signature: [u8; 64] = hex::decode(&request.signature).unwrap().try_into().unwrap();
+                read_auth::verify("test-town", &challenge.0, &account, &request.purpose, &signature)
+                    .expect("the client signs the read message");
+                let n = opened.fetch_add(1, Ordering::SeqCst);
+                let token = Hash32([n as u8; 32]).to_hex();
+                tokens.lock().unwrap().push(token.clone());
+                Json(json!({"token": token, "account": account, "role": "town", "scope": "everything",
+                            "expires_ms": machi_client::now_ms() + ttl_ms}))
+            }
+        }
+    };
+    let router = axum::Router::new()
+        .route("/v1/chain/head", get(head))
+        .route(
+            "/v1/auth/challenge",
+            post(move || async move { Json(json!({"challenge": challenge, "expires_ms": u64::MAX})) }),
+        )
+        .route("/v1/auth/session", post(session));
+    (serve(router).await, opened)
+}
+
+#[tokio::test]
+async fn a_session_is_renewed_before_it_expires_and_kept_while_it_has_time() {
+    let key = machi_node::generate_key();
+    // A session that ends within the renewal margin is not used again: each read opens one.
+    let (url, opened) = node_with_sessions_of(machi_client::SESSION_RENEW_MS_BEFORE / 2).await;
+    let client = Client::new(&url).reading_as(key.clone(), "client test: renewal");
+    client.head().await.expect("a read");
+    client.head().await.expect("another read");
+    assert_eq!(opened.load(Ordering::SeqCst), 2, "renewed before it expires");
+    // A session with more time left is kept.
+    let (url, opened) = node_with_sessions_of(10 * machi_client::SESSION_RENEW_MS_BEFORE).await;
+    let client = Client::new(&url).reading_as(key, "client test: renewal");
+    for _ in 0..3 {
+        client.head().await.expect("a read");
+    }
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "kept while it has time");
 }
