@@ -524,3 +524,51 @@ async fn a_proof_from_a_follower_checks_out_against_another_replicas_block_hash(
     assert!(!proof.check(&result.tx_id, &other).proven());
     cluster.stop().await;
 }
+
+/// Replica traffic on whole nodes: `/raft/blocks` answers a replica the chain names,
+/// signing with its key on chain; not a request without a signature, nor one signed by
+/// the town's key in a replica's name; and, once the town retires a replica, not that
+/// replica either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_traffic_is_answered_only_for_the_replicas_the_chain_names() {
+    use super::network::{paths, Identity, Refusal};
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+    let height = cluster.commit(leader, &cluster.register_shop("本屋")).await.height.unwrap();
+    let asker = (leader + 1) % 3;
+    let (leader_id, asker_id) = (leader as u64 + 1, asker as u64 + 1);
+    let path = format!("{}?from={height}&to={height}", paths::BLOCKS);
+    let url = format!("http://{}{path}", cluster.replicas[leader].raft_addr);
+    let get = |signer: Option<Identity>| {
+        let mut request = cluster.http.get(&url);
+        if let Some(signer) = signer {
+            request = request.headers(signer.sign(leader_id, crate::now_ms(), "GET", &path, &[]).headers());
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let code = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 401);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["error"]["code"].as_str().unwrap().to_owned()
+    };
+    let replica = |key: &SigningKey| Identity::new(CHAIN.into(), asker_id, key.clone());
+
+    assert_eq!(code(get(None).await).await, Refusal::Required.code());
+    assert_eq!(code(get(Some(replica(&cluster.town))).await).await, Refusal::BadSignature.code());
+    let served = get(Some(replica(&cluster.members[asker].key))).await;
+    assert_eq!(served.status(), 200);
+    let blocks: Vec<Vec<u8>> = postcard::from_bytes(&served.bytes().await.unwrap()).unwrap();
+    let block = Block::decode(&blocks[0]).expect("a block");
+    assert_eq!(block.header.height, height);
+
+    // The town retires the asker: the leader refuses it once it has applied the new set.
+    let without: Vec<Replica> = cluster.replicas.iter().filter(|r| r.id != asker_id).cloned().collect();
+    let retire = cluster.sign(&cluster.town, Action::SetReplicas { replicas: without });
+    let retired_at = cluster.commit(leader, &retire).await.height.unwrap();
+    cluster.applied(leader, retired_at).await;
+    assert_eq!(
+        code(get(Some(replica(&cluster.members[asker].key))).await).await,
+        Refusal::UnknownReplica.code()
+    );
+    cluster.stop().await;
+}

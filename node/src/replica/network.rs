@@ -14,20 +14,32 @@
 //! backs off), any other transport failure `Network` (retried at once), the remote Raft's
 //! error `RemoteError`.
 //!
-//! openraft believes whatever reaches this port: across sites it must be reachable only
-//! by the other replicas (a private link, or TLS and authentication in front of it).
+//! Every request is signed by the sending replica's key (`Replica.producer` on chain, the
+//! key it signs blocks with): `Identity::sign`, over `request_digest`. The receiver answers
+//! only a replica of the set it knows (`ReplicaKeys`: the chain's replica set as it last
+//! applied it, voters and learners) that signed for this very receiver within
+//! `REQUEST_SKEW_MS_MAX` of its clock, and only once (`ReplayCache`); anything else is
+//! 401 with a stable code, before the body is read (a bad signature: before it is
+//! decoded), before Raft or the block log is touched. Nothing is encrypted: across sites
+//! the port still belongs on a private link or behind TLS (docs/OPERATIONS.md).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use ed25519_dalek::Signer as _;
+use machi_host::ApiError;
+use machi_ledger::{AccountId, Hash32, SigningKey};
 use openraft::error::{
     Fatal, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, ReplicationClosed,
     StreamingError, Timeout, Unreachable,
@@ -37,6 +49,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{AnyError, OptionalSend, Raft, Snapshot, SnapshotMeta, Vote};
+use rand::RngCore as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +94,375 @@ const BLOCKS_ANSWER_BYTES_MAX: usize =
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
+// ---- who sends: signed requests ----
+
+/// The headers that authenticate a request from one replica to another.
+pub(crate) mod headers {
+    /// The sender's replica id (decimal).
+    pub(crate) const FROM: &str = "machi-raft-from";
+    /// The receiver's replica id (decimal): a request signed for one replica is refused by
+    /// every other.
+    pub(crate) const TO: &str = "machi-raft-to";
+    /// When the sender signed, ms since the Unix epoch by its system clock (decimal).
+    pub(crate) const TIME: &str = "machi-raft-time-ms";
+    /// 16 random bytes (32 lowercase hex digits): two requests never sign the same message.
+    pub(crate) const NONCE: &str = "machi-raft-nonce";
+    /// The Ed25519 signature over `request_digest` (128 lowercase hex digits).
+    pub(crate) const SIGNATURE: &str = "machi-raft-signature";
+}
+
+/// What a replica request's digest starts with: no transaction id, block hash, read
+/// challenge or attestation is ever signed over a message that could be one.
+pub(crate) const REQUEST_DOMAIN: &[u8] = b"machi.raft.v1";
+/// Most a request's time may be from the receiver's clock, either way. Replicas keep their
+/// clocks by NTP; a request older than this is refused, and a request is kept in the
+/// replay cache only this long past its time.
+pub(crate) const REQUEST_SKEW_MS_MAX: u64 = 30_000;
+/// Bytes of a request's nonce.
+pub(crate) const NONCE_BYTES: usize = 16;
+/// Most requests held in the replay cache: every authenticated request of the last
+/// `2 × REQUEST_SKEW_MS_MAX` (about 60 s). Three replicas exchange some hundreds a second
+/// under load (heartbeats every 100 ms, one AppendEntries per block), so this is far
+/// above what the replicas send; past it the receiver answers 503 `raft_busy`.
+pub(crate) const REPLAY_CACHE_ENTRIES_MAX: usize = 500_000;
+/// Expired entries leave the replay cache at most this often (each pass is one sweep).
+const REPLAY_PRUNE_EVERY_MS: u64 = 1_000;
+/// At most one log line about refused requests this often (they may come by the thousand).
+const REFUSAL_LOG_EVERY_MS: u64 = 10_000;
+
+/// The digest a replica signs for one request:
+/// `SHA-256("machi.raft.v1" 0x00 || u16be(len chain_id) || chain_id || u64be(from) ||
+/// u64be(to) || u64be(time_ms) || nonce[16] || method || 0x00 || path_and_query || 0x00 ||
+/// SHA-256(body))`, the method in upper case (`GET`, `POST`), the path and query exactly
+/// as in the request line (`/raft/blocks?from=1&to=9`), the body as sent (empty for GET).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn request_digest(
+    chain_id: &str,
+    from: ReplicaId,
+    to: ReplicaId,
+    time_ms: u64,
+    nonce: &[u8; NONCE_BYTES],
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> Hash32 {
+    let chain_len = u16::try_from(chain_id.len()).expect("a chain id is at most CHAIN_ID_BYTES_MAX bytes");
+    let mut message = Vec::with_capacity(160 + chain_id.len() + path_and_query.len());
+    message.extend_from_slice(REQUEST_DOMAIN);
+    message.push(0);
+    message.extend_from_slice(&chain_len.to_be_bytes());
+    message.extend_from_slice(chain_id.as_bytes());
+    message.extend_from_slice(&from.to_be_bytes());
+    message.extend_from_slice(&to.to_be_bytes());
+    message.extend_from_slice(&time_ms.to_be_bytes());
+    message.extend_from_slice(nonce);
+    message.extend_from_slice(method.as_bytes());
+    message.push(0);
+    message.extend_from_slice(path_and_query.as_bytes());
+    message.push(0);
+    message.extend_from_slice(&machi_ledger::sha256(body).0);
+    machi_ledger::sha256(&message)
+}
+
+/// Who this replica is to the others: the chain, its replica id, and its key — the one
+/// named for it on chain (`Replica.producer`), with which it also signs the blocks it
+/// produces. Every replica, learners included, holds its own (`machi-node keygen`).
+pub(crate) struct Identity {
+    pub(crate) chain_id: String,
+    pub(crate) id: ReplicaId,
+    key: SigningKey,
+}
+
+/// The authentication of one request, as headers.
+#[derive(Clone, Debug)]
+pub(crate) struct SignedRequest {
+    pub(crate) from: ReplicaId,
+    pub(crate) to: ReplicaId,
+    pub(crate) time_ms: u64,
+    pub(crate) nonce: [u8; NONCE_BYTES],
+    pub(crate) signature: [u8; 64],
+}
+
+impl SignedRequest {
+    /// The headers to send.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        let mut put = |name: &'static str, value: String| {
+            map.insert(name, HeaderValue::try_from(value).expect("digits and hex are header values"));
+        };
+        put(headers::FROM, self.from.to_string());
+        put(headers::TO, self.to.to_string());
+        put(headers::TIME, self.time_ms.to_string());
+        put(headers::NONCE, hex::encode(self.nonce));
+        put(headers::SIGNATURE, hex::encode(self.signature));
+        map
+    }
+}
+
+impl Identity {
+    pub(crate) fn new(chain_id: String, id: ReplicaId, key: SigningKey) -> Identity {
+        Identity { chain_id, id, key }
+    }
+
+    /// This replica's public key, as the chain names it.
+    pub(crate) fn account(&self) -> AccountId {
+        AccountId::of(&self.key)
+    }
+
+    /// Signs a request to replica `to` at `time_ms` with a fresh nonce.
+    pub(crate) fn sign(
+        &self,
+        to: ReplicaId,
+        time_ms: u64,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> SignedRequest {
+        let mut nonce = [0u8; NONCE_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let digest =
+            request_digest(&self.chain_id, self.id, to, time_ms, &nonce, method, path_and_query, body);
+        let signature = self.key.sign(&digest.0).to_bytes();
+        SignedRequest { from: self.id, to, time_ms, nonce, signature }
+    }
+
+    /// Signs `request` (built, with its body) for replica `to`, now.
+    fn signed(&self, to: ReplicaId, request: reqwest::Request) -> reqwest::Request {
+        let url = request.url();
+        let path_and_query = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+        let signed = self.sign(to, machi_host::now_ms(), request.method().as_str(), &path_and_query, body);
+        let mut request = request;
+        request.headers_mut().extend(signed.headers());
+        request
+    }
+}
+
+/// The replicas this replica takes traffic from, and their keys: implemented by the node
+/// from the chain's replica set as this replica last applied it (voters and learners). A
+/// fresh replica knows the set its genesis names.
+pub(crate) trait ReplicaKeys: Send + Sync + 'static {
+    /// The key of replica `id`, when it is one.
+    fn key_of(&self, id: ReplicaId) -> Option<AccountId>;
+}
+
+/// Why a request was refused: 401 with a stable code (503 `raft_busy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No authentication at all.
+    Required,
+    /// A header missing or not in its form.
+    Malformed(&'static str),
+    /// Signed for another replica.
+    WrongReceiver,
+    /// The time is more than `REQUEST_SKEW_MS_MAX` from this replica's clock.
+    TimeSkew,
+    /// The sender is not in the replica set this replica knows.
+    UnknownReplica,
+    /// The signature is not the named replica's over this request.
+    BadSignature,
+    /// This very request was answered before.
+    Replayed,
+    /// The replay cache is full.
+    Busy,
+}
+
+impl Refusal {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Refusal::Required => "raft_auth_required",
+            Refusal::Malformed(_) => "raft_auth_malformed",
+            Refusal::WrongReceiver => "raft_wrong_receiver",
+            Refusal::TimeSkew => "raft_time_skew",
+            Refusal::UnknownReplica => "raft_unknown_replica",
+            Refusal::BadSignature => "raft_bad_signature",
+            Refusal::Replayed => "raft_replayed",
+            Refusal::Busy => "raft_busy",
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            Refusal::Required => "replica traffic is signed by a replica of this chain".into(),
+            Refusal::Malformed(name) => format!("the header {name} is missing or not in its form"),
+            Refusal::WrongReceiver => "the request was signed for another replica".into(),
+            Refusal::TimeSkew => {
+                format!("the request's time is more than {REQUEST_SKEW_MS_MAX} ms from this replica's clock")
+            }
+            Refusal::UnknownReplica => "the sender is not a replica this replica knows".into(),
+            Refusal::BadSignature => "the signature is not the sending replica's over this request".into(),
+            Refusal::Replayed => "this request was received before".into(),
+            Refusal::Busy => "too many recent requests to remember; try again".into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, self.code(), self.message()).into_response()
+    }
+}
+
+/// The requests answered within the skew window, by digest: the same signed request is
+/// answered once. Only authenticated requests enter it, so only the replicas fill it.
+#[derive(Default)]
+pub(crate) struct ReplayCache {
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Digest -> the time after which it is refused for its age anyway.
+    until_ms: HashMap<Hash32, u64>,
+    pruned_ms: u64,
+}
+
+impl ReplayCache {
+    /// Records `digest` of a request made at `time_ms`: `Replayed` when it was seen.
+    fn admit(&self, digest: Hash32, time_ms: u64, now_ms: u64) -> Result<(), Refusal> {
+        let mut seen = self.seen.lock().expect("replay cache");
+        let full = seen.until_ms.len() >= REPLAY_CACHE_ENTRIES_MAX;
+        if full || now_ms.saturating_sub(seen.pruned_ms) >= REPLAY_PRUNE_EVERY_MS {
+            seen.until_ms.retain(|_, until| *until >= now_ms);
+            seen.pruned_ms = now_ms;
+        }
+        if seen.until_ms.contains_key(&digest) {
+            return Err(Refusal::Replayed);
+        }
+        if seen.until_ms.len() >= REPLAY_CACHE_ENTRIES_MAX {
+            return Err(Refusal::Busy);
+        }
+        seen.until_ms.insert(digest, time_ms.saturating_add(REQUEST_SKEW_MS_MAX));
+        Ok(())
+    }
+
+    /// Requests remembered now.
+    pub(crate) fn len(&self) -> usize {
+        self.seen.lock().expect("replay cache").until_ms.len()
+    }
+}
+
+/// A request whose headers passed every check that needs no body: well formed, for this
+/// replica, in time, from a replica of the set, whose key is known. `Authenticated::check`
+/// then checks the signature over the body and that it is not a replay.
+struct Claim {
+    from: ReplicaId,
+    key: AccountId,
+    time_ms: u64,
+    nonce: [u8; NONCE_BYTES],
+    signature: [u8; 64],
+    method: String,
+    path_and_query: String,
+}
+
+fn header<'a>(parts: &'a Parts, name: &'static str) -> Result<&'a str, Refusal> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok()).ok_or(Refusal::Malformed(name))
+}
+
+fn number(parts: &Parts, name: &'static str) -> Result<u64, Refusal> {
+    let text = header(parts, name)?;
+    // Decimal digits only, as `u64::to_string` writes them: no sign, no spaces.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Refusal::Malformed(name));
+    }
+    text.parse().map_err(|_| Refusal::Malformed(name))
+}
+
+fn hex_bytes<const N: usize>(parts: &Parts, name: &'static str) -> Result<[u8; N], Refusal> {
+    let text = header(parts, name)?;
+    let mut out = [0u8; N];
+    if text.len() != 2 * N || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(Refusal::Malformed(name));
+    }
+    hex::decode_to_slice(text, &mut out).map_err(|_| Refusal::Malformed(name))?;
+    Ok(out)
+}
+
+impl Claim {
+    fn of(parts: &Parts, me: ReplicaId, keys: &dyn ReplicaKeys, now_ms: u64) -> Result<Claim, Refusal> {
+        const ALL: [&str; 5] =
+            [headers::FROM, headers::TO, headers::TIME, headers::NONCE, headers::SIGNATURE];
+        if ALL.iter().all(|name| !parts.headers.contains_key(*name)) {
+            return Err(Refusal::Required);
+        }
+        let from = number(parts, headers::FROM)?;
+        let to = number(parts, headers::TO)?;
+        let time_ms = number(parts, headers::TIME)?;
+        let nonce = hex_bytes::<NONCE_BYTES>(parts, headers::NONCE)?;
+        let signature = hex_bytes::<64>(parts, headers::SIGNATURE)?;
+        if to != me {
+            return Err(Refusal::WrongReceiver);
+        }
+        if time_ms.abs_diff(now_ms) > REQUEST_SKEW_MS_MAX {
+            return Err(Refusal::TimeSkew);
+        }
+        let key = keys.key_of(from).filter(|_| from != me).ok_or(Refusal::UnknownReplica)?;
+        let path_and_query = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
+        Ok(Claim {
+            from,
+            key,
+            time_ms,
+            nonce,
+            signature,
+            method: parts.method.as_str().to_owned(),
+            path_and_query: path_and_query.to_owned(),
+        })
+    }
+}
+
+/// A request from replica `from`, its headers checked (the body is read after this):
+/// `check` with the body finishes the authentication.
+pub(crate) struct Authenticated {
+    claim: Claim,
+}
+
+impl Authenticated {
+    /// The sender.
+    fn from(&self) -> ReplicaId {
+        self.claim.from
+    }
+
+    /// The signature over the request with this body, and that it was not answered before.
+    fn check<S, B, K>(&self, peer: &Peer<S, B, K>, body: &[u8]) -> Result<(), Refusal> {
+        let c = &self.claim;
+        let digest = request_digest(
+            &peer.identity.chain_id,
+            c.from,
+            peer.identity.id,
+            c.time_ms,
+            &c.nonce,
+            &c.method,
+            &c.path_and_query,
+            body,
+        );
+        machi_ledger::verify_signature(&c.key, &c.signature, &digest.0).map_err(|_| Refusal::BadSignature)?;
+        peer.replays.admit(digest, c.time_ms, machi_host::now_ms())
+    }
+}
+
+impl<S, B, K> FromRequestParts<Peer<S, B, K>> for Authenticated
+where
+    S: Send + Sync,
+    B: Send + Sync,
+    K: ReplicaKeys,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, peer: &Peer<S, B, K>) -> Result<Self, Self::Rejection> {
+        match Claim::of(parts, peer.identity.id, peer.keys.as_ref(), machi_host::now_ms()) {
+            Ok(claim) => Ok(Authenticated { claim }),
+            Err(refusal) => Err(peer.refused(refusal, parts.headers.get(headers::FROM))),
+        }
+    }
+}
+
 /// The body of `POST /raft/snapshot`.
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotRequest {
@@ -104,14 +486,16 @@ pub(crate) enum SnapshotRefused {
 }
 
 /// The receiving side of a snapshot, implemented by the node: pull the blocks from the
-/// replica's tip up to `tip` from `leader` (`HttpNetwork::pull_blocks`), verify and append
-/// them, then `install` the snapshot.
+/// replica's tip up to `tip` from the leader (`HttpNetwork::pull_blocks`: replica
+/// `leader_id`, which signed the snapshot, at `leader`), verify and append them, then
+/// `install` the snapshot.
 pub(crate) trait SnapshotReceiver: Send + Sync + 'static {
     fn receive(
         &self,
         vote: Vote<ReplicaId>,
         meta: SnapshotMeta<ReplicaId, ReplicaNode>,
         tip: ChainTip,
+        leader_id: ReplicaId,
         leader: ReplicaNode,
     ) -> impl Future<Output = Result<SnapshotResponse<ReplicaId>, SnapshotRefused>> + Send;
 }
@@ -136,30 +520,48 @@ pub(crate) trait BlockSource: Send + Sync + 'static {
 
 // ---- the client side ----
 
-/// openraft's network: HTTP to the other replicas' `raft_addr`.
+/// openraft's network: HTTP to the other replicas' `raft_addr`, every request signed by
+/// this replica's key.
 #[derive(Clone)]
 pub(crate) struct HttpNetwork {
-    id: ReplicaId,
+    identity: Arc<Identity>,
     me: ReplicaNode,
     client: reqwest::Client,
 }
 
 impl HttpNetwork {
-    /// The network of replica `id`, which is `me`.
-    pub(crate) fn new(id: ReplicaId, me: ReplicaNode) -> reqwest::Result<HttpNetwork> {
+    /// The network of the replica `identity`, which is `me`.
+    pub(crate) fn new(identity: Arc<Identity>, me: ReplicaNode) -> reqwest::Result<HttpNetwork> {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             // Replica traffic never goes through a proxy named in the environment.
             .no_proxy()
             .build()?;
-        Ok(HttpNetwork { id, me, client })
+        Ok(HttpNetwork { identity, me, client })
     }
 
-    /// Blocks `from..=to` from `node`'s block log: a prefix of them (the answer is capped
-    /// in bytes), or none when `node` does not hold `from` yet.
+    /// Who this replica is (for the routes it serves).
+    pub(crate) fn identity(&self) -> Arc<Identity> {
+        self.identity.clone()
+    }
+
+    /// Signs `request` for replica `to` and sends it.
+    async fn send(
+        &self,
+        to: ReplicaId,
+        request: reqwest::RequestBuilder,
+    ) -> reqwest::Result<reqwest::Response> {
+        let request = self.identity.signed(to, request.build()?);
+        self.client.execute(request).await
+    }
+
+    /// Blocks `from..=to` from the block log of replica `target`, which is `node`: a
+    /// prefix of them (the answer is capped in bytes), or none when it does not hold
+    /// `from` yet.
     pub(crate) async fn pull_blocks(
         &self,
+        target: ReplicaId,
         node: &ReplicaNode,
         from: u64,
         to: u64,
@@ -170,10 +572,7 @@ impl HttpNetwork {
         }
         let url = format!("http://{}{}?from={from}&to={to}", node.raft_addr, paths::BLOCKS);
         let response = self
-            .client
-            .get(url)
-            .timeout(BLOCKS_PULL_TIMEOUT)
-            .send()
+            .send(target, self.client.get(url).timeout(BLOCKS_PULL_TIMEOUT))
             .await
             .map_err(|e| failed(e.to_string()))?;
         let body = read_answer(response, BLOCKS_ANSWER_BYTES_MAX).await.map_err(|e| failed(e.to_string()))?;
@@ -245,15 +644,14 @@ impl Connection {
         ttl: Duration,
     ) -> Result<Resp, Failure> {
         let body = postcard::to_allocvec(request).map_err(|e| Failure::Network(AnyError::new(&e)))?;
-        let response = self
+        let request = self
             .network
             .client
             .post(format!("http://{}{path}", self.node.raft_addr))
             .timeout(ttl)
             .header(header::CONTENT_TYPE, OCTET_STREAM)
-            .body(body)
-            .send()
-            .await?;
+            .body(body);
+        let response = self.network.send(self.target, request).await?;
         let answer = read_answer(response, ANSWER_BYTES_MAX).await?;
         postcard::from_bytes(&answer).map_err(|e| Failure::Network(AnyError::new(&e)))
     }
@@ -272,7 +670,7 @@ impl Connection {
     }
 
     fn timeout(&self, action: RPCTypes, ttl: Duration) -> Timeout<ReplicaId> {
-        Timeout { action, id: self.network.id, target: self.target, timeout: ttl }
+        Timeout { action, id: self.network.identity.id, target: self.target, timeout: ttl }
     }
 
     /// One Raft RPC: the transport's failure, or the remote Raft's answer.
@@ -383,30 +781,92 @@ impl RaftNetwork<TypeConfig> for Connection {
 // ---- the server side ----
 
 /// What the routes need.
-struct Peer<S, B> {
+pub(crate) struct Peer<S, B, K> {
     raft: Raft<TypeConfig>,
+    identity: Arc<Identity>,
+    keys: Arc<K>,
+    replays: Arc<ReplayCache>,
+    refusals: Arc<RefusalLog>,
     snapshots: Arc<S>,
     blocks: Arc<B>,
 }
 
-impl<S, B> Clone for Peer<S, B> {
-    fn clone(&self) -> Peer<S, B> {
-        Peer { raft: self.raft.clone(), snapshots: self.snapshots.clone(), blocks: self.blocks.clone() }
+impl<S, B, K> Clone for Peer<S, B, K> {
+    fn clone(&self) -> Peer<S, B, K> {
+        Peer {
+            raft: self.raft.clone(),
+            identity: self.identity.clone(),
+            keys: self.keys.clone(),
+            replays: self.replays.clone(),
+            refusals: self.refusals.clone(),
+            snapshots: self.snapshots.clone(),
+            blocks: self.blocks.clone(),
+        }
     }
 }
 
-/// The replica-to-replica routes, to be served on `raft_addr`.
-pub(crate) fn router<S: SnapshotReceiver, B: BlockSource>(
+impl<S, B, K> Peer<S, B, K> {
+    /// The answer to a refused request, noted in the log (at most a line every
+    /// `REFUSAL_LOG_EVERY_MS`).
+    fn refused(&self, refusal: Refusal, from: Option<&HeaderValue>) -> Response {
+        self.refusals.note(refusal, from);
+        refusal.into_response()
+    }
+
+    /// Checks the signature over `body`: the refusal's answer if it fails.
+    fn refusal(&self, request: &Authenticated, body: &[u8]) -> Option<Response> {
+        let refusal = request.check(self, body).err()?;
+        Some(self.refused(refusal, Some(&HeaderValue::from(request.from()))))
+    }
+}
+
+/// Refused requests, logged without flooding the log.
+#[derive(Default)]
+pub(crate) struct RefusalLog {
+    last_ms: AtomicU64,
+    unlogged: AtomicU64,
+}
+
+impl RefusalLog {
+    fn note(&self, refusal: Refusal, from: Option<&HeaderValue>) {
+        let now = machi_host::now_ms();
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < REFUSAL_LOG_EVERY_MS
+            || self.last_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let unlogged = self.unlogged.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            code = refusal.code(),
+            from = ?from,
+            "refused a request on the replica port ({}); {unlogged} more refused since the last such line",
+            refusal.message()
+        );
+    }
+}
+
+/// The replica-to-replica routes of the replica `identity`, to be served on its
+/// `raft_addr`; `keys`: whom it takes requests from.
+pub(crate) fn router<S: SnapshotReceiver, B: BlockSource, K: ReplicaKeys>(
     raft: Raft<TypeConfig>,
+    identity: Arc<Identity>,
+    keys: Arc<K>,
     snapshots: Arc<S>,
     blocks: Arc<B>,
 ) -> Router {
+    let peer =
+        Peer { raft, identity, keys, replays: Arc::default(), refusals: Arc::default(), snapshots, blocks };
     Router::new()
-        .route(paths::APPEND, post(append::<S, B>).layer(DefaultBodyLimit::max(APPEND_BODY_BYTES_MAX)))
-        .route(paths::VOTE, post(vote::<S, B>).layer(DefaultBodyLimit::max(VOTE_BODY_BYTES_MAX)))
-        .route(paths::SNAPSHOT, post(snapshot::<S, B>).layer(DefaultBodyLimit::max(SNAPSHOT_BODY_BYTES_MAX)))
-        .route(paths::BLOCKS, get(pull::<S, B>))
-        .with_state(Peer { raft, snapshots, blocks })
+        .route(paths::APPEND, post(append::<S, B, K>).layer(DefaultBodyLimit::max(APPEND_BODY_BYTES_MAX)))
+        .route(paths::VOTE, post(vote::<S, B, K>).layer(DefaultBodyLimit::max(VOTE_BODY_BYTES_MAX)))
+        .route(
+            paths::SNAPSHOT,
+            post(snapshot::<S, B, K>).layer(DefaultBodyLimit::max(SNAPSHOT_BODY_BYTES_MAX)),
+        )
+        .route(paths::BLOCKS, get(pull::<S, B, K>))
+        .with_state(peer)
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, postcard::Error> {
@@ -422,30 +882,49 @@ fn answer<T: Serialize>(value: &T) -> Response {
     ([(header::CONTENT_TYPE, OCTET_STREAM)], body).into_response()
 }
 
-async fn append<S: SnapshotReceiver, B: BlockSource>(
-    State(peer): State<Peer<S, B>>,
+// Each route takes `Authenticated` before the body: a request whose headers fail is
+// refused before its body is read; the signature is checked over the body before it is
+// decoded.
+
+async fn append<S: SnapshotReceiver, B: BlockSource, K: ReplicaKeys>(
+    State(peer): State<Peer<S, B, K>>,
+    request: Authenticated,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = peer.refusal(&request, &body) {
+        return refused;
+    }
     match decode::<AppendEntriesRequest<TypeConfig>>(&body) {
         Ok(request) => answer(&peer.raft.append_entries(request).await),
         Err(e) => undecodable(e),
     }
 }
 
-async fn vote<S: SnapshotReceiver, B: BlockSource>(State(peer): State<Peer<S, B>>, body: Bytes) -> Response {
+async fn vote<S: SnapshotReceiver, B: BlockSource, K: ReplicaKeys>(
+    State(peer): State<Peer<S, B, K>>,
+    request: Authenticated,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = peer.refusal(&request, &body) {
+        return refused;
+    }
     match decode::<VoteRequest<ReplicaId>>(&body) {
         Ok(request) => answer(&peer.raft.vote(request).await),
         Err(e) => undecodable(e),
     }
 }
 
-async fn snapshot<S: SnapshotReceiver, B: BlockSource>(
-    State(peer): State<Peer<S, B>>,
+async fn snapshot<S: SnapshotReceiver, B: BlockSource, K: ReplicaKeys>(
+    State(peer): State<Peer<S, B, K>>,
+    request: Authenticated,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = peer.refusal(&request, &body) {
+        return refused;
+    }
     match decode::<SnapshotRequest>(&body) {
         Ok(SnapshotRequest { vote, meta, tip, leader }) => {
-            answer(&peer.snapshots.receive(vote, meta, tip, leader).await)
+            answer(&peer.snapshots.receive(vote, meta, tip, request.from(), leader).await)
         }
         Err(e) => undecodable(e),
     }
@@ -457,10 +936,18 @@ struct BlocksQuery {
     to: u64,
 }
 
-async fn pull<S: SnapshotReceiver, B: BlockSource>(
-    State(peer): State<Peer<S, B>>,
-    Query(BlocksQuery { from, to }): Query<BlocksQuery>,
+async fn pull<S: SnapshotReceiver, B: BlockSource, K: ReplicaKeys>(
+    State(peer): State<Peer<S, B, K>>,
+    request: Authenticated,
+    query: Result<Query<BlocksQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // A GET's body is not read: it is signed as empty.
+    if let Some(refused) = peer.refusal(&request, &[]) {
+        return refused;
+    }
+    let Ok(Query(BlocksQuery { from, to })) = query else {
+        return (StatusCode::BAD_REQUEST, "from and to are heights").into_response();
+    };
     if from > to {
         return (StatusCode::BAD_REQUEST, "from is past to").into_response();
     }

@@ -19,7 +19,7 @@ use openraft::{ChangeMembers, Raft, ServerState};
 use tokio::sync::mpsc;
 
 use super::machine::ChainMachine;
-use super::network::{BlockSource, HttpNetwork, SnapshotReceiver};
+use super::network::{BlockSource, HttpNetwork, Identity, ReplicaKeys, SnapshotReceiver};
 use super::{
     log_store::RaftLog, raft_config, ApplyOutcome, BlockProposal, ReplicaId, ReplicaNode, TypeConfig,
 };
@@ -211,11 +211,13 @@ pub(crate) struct Replication {
 impl Replication {
     /// Starts Raft on this replica (in a tokio runtime). The Raft log lives in
     /// `base/raft/`. A fresh voter of the starting set initialises the cluster with the
-    /// set's voters; learners are added by the leader.
+    /// set's voters; learners are added by the leader. `key`: this replica's key (its
+    /// producer key, named for it on chain), which signs its requests to the others.
     pub(crate) async fn start(
         shared: Arc<Shared>,
         base: &Path,
         members: Members,
+        key: machi_ledger::SigningKey,
     ) -> anyhow::Result<(Arc<Replication>, Arc<NodeSide>)> {
         let raft_dir = base.join("raft");
         std::fs::create_dir_all(&raft_dir).with_context(|| format!("creating {}", raft_dir.display()))?;
@@ -224,7 +226,8 @@ impl Replication {
             tokio::task::spawn_blocking(move || RaftLog::open(&base)).await??
         };
         let machine = ChainMachine::open(shared.clone(), &raft_dir)?;
-        let network = HttpNetwork::new(members.me, members.node())?;
+        let identity = Arc::new(Identity::new(shared.chain_id.clone(), members.me, key));
+        let network = HttpNetwork::new(identity, members.node())?;
         let config = Arc::new(raft_config(&shared.chain_id));
         let raft = Raft::new(members.me, config, network.clone(), log, machine).await?;
         if !raft.is_initialized().await? && members.starts_as_voter() {
@@ -244,7 +247,11 @@ impl Replication {
             .spawn_task(watch_leadership(replication.clone(), shared.clone()));
         machi_host::supervise::Part::vital("replica set reconciliation")
             .spawn_task(reconcile(replication.clone(), shared.clone()));
-        let side = Arc::new(NodeSide { shared, replication: Arc::downgrade(&replication) });
+        let known = tokio::sync::watch::Sender::new(replica_keys(&shared.chain.read().await.state.replicas));
+        let side =
+            Arc::new(NodeSide { shared: shared.clone(), replication: Arc::downgrade(&replication), known });
+        machi_host::supervise::Part::vital("replica set watch")
+            .spawn_task(watch_replica_set(side.clone(), shared));
         Ok((replication, side))
     }
 
@@ -439,10 +446,42 @@ async fn reconcile_once(raft: &Raft<TypeConfig>, wanted: &[Replica]) -> anyhow::
 }
 
 /// What the replica-to-replica routes need of the node: its blocks for replicas that lag,
-/// and catching up by snapshot.
+/// catching up by snapshot, and whom to take requests from.
 pub(crate) struct NodeSide {
     shared: Arc<Shared>,
     replication: std::sync::Weak<Replication>,
+    /// The chain's replica set as last read (`watch_replica_set`), for when the chain is
+    /// locked.
+    known: tokio::sync::watch::Sender<Arc<BTreeMap<ReplicaId, AccountId>>>,
+}
+
+fn replica_keys(replicas: &[Replica]) -> Arc<BTreeMap<ReplicaId, AccountId>> {
+    Arc::new(replicas.iter().map(|r| (r.id, r.producer)).collect())
+}
+
+/// Keeps `NodeSide::known` at the replica set of the last applied block.
+async fn watch_replica_set(side: Arc<NodeSide>, shared: Arc<Shared>) {
+    let mut applied = shared.applied.subscribe();
+    while applied.changed().await.is_ok() {
+        let keys = replica_keys(&shared.chain.read().await.state.replicas);
+        side.known.send_if_modified(|known| {
+            let changed = *known != keys;
+            *known = keys;
+            changed
+        });
+    }
+}
+
+impl ReplicaKeys for NodeSide {
+    /// From the chain's replica set as this replica applied it: read at once when the
+    /// chain is free; while it is locked (the producer holds it until its block commits,
+    /// a block is being applied) as of the last applied block.
+    fn key_of(&self, id: ReplicaId) -> Option<AccountId> {
+        match self.shared.chain.try_read() {
+            Ok(chain) => chain.state.replicas.iter().find(|r| r.id == id).map(|r| r.producer),
+            Err(_) => self.known.borrow().get(&id).copied(),
+        }
+    }
 }
 
 impl BlockSource for NodeSide {
@@ -471,6 +510,7 @@ impl SnapshotReceiver for NodeSide {
         vote: openraft::Vote<ReplicaId>,
         meta: openraft::SnapshotMeta<ReplicaId, ReplicaNode>,
         tip: super::ChainTip,
+        leader_id: ReplicaId,
         leader: ReplicaNode,
     ) -> Result<openraft::raft::SnapshotResponse<ReplicaId>, super::network::SnapshotRefused> {
         use super::network::SnapshotRefused;
@@ -496,7 +536,7 @@ impl SnapshotReceiver for NodeSide {
             }
             let blocks = replication
                 .network
-                .pull_blocks(&leader, height + 1, tip.height)
+                .pull_blocks(leader_id, &leader, height + 1, tip.height)
                 .await
                 .map_err(|e| SnapshotRefused::NotInstalled(e.to_string()))?;
             for bytes in blocks {
