@@ -84,6 +84,9 @@ pub struct SupplyReport {
     pub height: u64,
     pub block_hash: Hash32,
     pub issues: Vec<IssueSupplyView>,
+    /// The answering replica's signed statement of this very report: its
+    /// `supply_digest` is the digest of the fields above (docs/FORMAT.md).
+    pub attestation: crate::verifiable::AttestationView,
 }
 
 /// Where a lottery stands at a moment (docs/RULES.md, "Lottery sales").

@@ -10,7 +10,8 @@
 //! `issue` (issues and the supply report), `cash` (the counters' cash by day: received,
 //! counted, deposited, and the gaps), `chain` (head, health, blocks as exported,
 //! events), `proof` (a transaction's inclusion proofs, and checking them against a block
-//! hash), `pay` (the merchant API's pay code), `error` (the error body of every
+//! hash), `verifiable` (public headers, a replica's attestation, the supply digest), `pay`
+//! (the merchant API's pay code), `error` (the error body of every
 //! service). Amounts are integer yen; hashes and keys are lowercase hex.
 
 mod account;
@@ -25,6 +26,7 @@ mod issue;
 mod pay;
 mod proof;
 mod tx;
+mod verifiable;
 
 pub use account::{AccountView, BalanceView, HistoryEntry, SetsBoughtView};
 pub use auth::{
@@ -46,3 +48,4 @@ pub use issue::{
 pub use pay::PayCodeView;
 pub use proof::{BlockHeaderView, OutcomeRecordView, ProofCheck, TxProof};
 pub use tx::{SubmitRequest, SubmitResponse, TxErrorBody, TxResultView, TxStatus, TxView, SUBMIT_TXS_MAX};
+pub use verifiable::{report_digest, AttestationView, AttestedReplica, HeaderView, HeadersView, HEADERS_MAX};

@@ -32,6 +32,7 @@ pub struct Node {
     submit: SyncSender<Submission>,
     verifier: crate::verify::Verifier,
     readers: Arc<crate::access::Readers>,
+    attestor: Arc<crate::api::verifiable::Attestor>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -112,6 +113,8 @@ impl Node {
         let replicas = Arc::new(Replicas::new(shared.clone()));
         // The producer key also signs this replica's requests to the others.
         let replica_key = producer.clone();
+        // And this replica's attestations, learners' too (each holds its key on chain).
+        let attestor = Arc::new(crate::api::verifiable::Attestor::new(producer.clone()));
         let producer_thread = {
             let (shared, replicas) = (shared.clone(), replicas.clone());
             Part::vital("producer").spawn_thread("producer", move || {
@@ -140,6 +143,7 @@ impl Node {
             submit,
             verifier,
             readers,
+            attestor,
             threads: vec![producer_thread],
         })
     }
@@ -180,6 +184,7 @@ impl Node {
             submit: self.submit.clone(),
             verifier: self.verifier.clone(),
             readers: self.readers.clone(),
+            attestor: self.attestor.clone(),
         }
     }
 

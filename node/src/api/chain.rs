@@ -5,9 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
 use axum::Json;
-use machi_api::{
-    BlockView, ClockView, ErrorBody, HaltView, HeadView, HealthView, IssueSupplyView, SupplyReport,
-};
+use machi_api::{BlockView, ClockView, ErrorBody, HaltView, HeadView, HealthView, SupplyReport};
 
 use std::sync::atomic::Ordering;
 
@@ -39,7 +37,9 @@ async fn block(
     if height > chain.head.height {
         return Err(ApiError::not_found("block"));
     }
-    let block = chain.block(height).map_err(|e| ApiError::internal("reading a block", e))?;
+    let block = chain
+        .block(height)
+        .map_err(|e| ApiError::internal("reading a block", e))?;
     Ok(Json(BlockView::new(&block)))
 }
 
@@ -52,11 +52,16 @@ pub(crate) const HEAD_WAIT_MS_MAX: u64 = 30_000;
     params(("after" = Option<u64>, Query, description = "with wait_ms: wait for a block above this height"),
         ("wait_ms" = Option<u64>, Query, description = "with after: wait this long at most (capped at 30,000)")),
     responses((status = 200, body = HeadView), (status = 400, body = ErrorBody, description = "bad_query")))]
-async fn head(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<HeadView>, ApiError> {
+async fn head(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<HeadView>, ApiError> {
     let number = |name: &str| -> Result<Option<u64>, ApiError> {
         query_param(&query, name)
             .map(|v| {
-                v.parse().map_err(|_| ApiError::bad_request("bad_query", format!("{name} is a whole number")))
+                v.parse().map_err(|_| {
+                    ApiError::bad_request("bad_query", format!("{name} is a whole number"))
+                })
             })
             .transpose()
     };
@@ -87,15 +92,19 @@ async fn head_view(state: &AppState) -> Json<HeadView> {
     })
 }
 
-/// The supply report: per issue, where every issued yen is (docs/AUDIT.md).
+/// The supply report: per issue, where every issued yen is (docs/AUDIT.md), with this
+/// replica's attestation of exactly this report (its supply digest is the report's).
 #[utoipa::path(get, path = "/v1/supply", tag = "chain", responses((status = 200, body = SupplyReport)))]
 async fn supply(State(state): State<AppState>) -> Json<SupplyReport> {
     let chain = state.shared.chain.read().await;
+    let issues = super::verifiable::supply_views(&chain);
+    let attestation = (*super::verifiable::attest(&state, &chain, &issues)).clone();
     Json(SupplyReport {
         chain_id: chain.chain_id().to_string(),
         height: chain.head.height,
         block_hash: chain.head.hash(),
-        issues: chain.state.issues.values().map(|i| IssueSupplyView::new(&i.params, &i.supply)).collect(),
+        issues,
+        attestation,
     })
 }
 
@@ -121,7 +130,10 @@ async fn health(State(state): State<AppState>) -> Json<HealthView> {
         .lock()
         .expect("halted")
         .as_ref()
-        .map(|h| HaltView { height: h.height, reason: h.reason.clone() });
+        .map(|h| HaltView {
+            height: h.height,
+            reason: h.reason.clone(),
+        });
     let status = if halted.is_some() { "halted" } else { status };
     let role = state.replicas.role().to_string();
     let chain = state.shared.chain.read().await;

@@ -19,6 +19,8 @@ pub(crate) struct AppState {
     pub submit: std::sync::mpsc::SyncSender<crate::shared::Submission>,
     pub verifier: crate::verify::Verifier,
     pub readers: std::sync::Arc<crate::access::Readers>,
+    /// Signs this replica's attestations (`GET /v1/attestation`, `GET /v1/supply`).
+    pub attestor: std::sync::Arc<verifiable::Attestor>,
 }
 
 mod access;
@@ -32,6 +34,7 @@ mod issues;
 mod openapi;
 mod proof;
 pub(crate) mod transactions;
+pub(crate) mod verifiable;
 
 pub(crate) use chain::HEAD_WAIT_MS_MAX;
 pub(crate) use openapi::ApiDoc;
@@ -58,6 +61,7 @@ fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
         events::routes(),
         dashboard::routes(),
         openapi::routes(),
+        verifiable::routes(),
     ]
     .into_iter()
     .flatten()

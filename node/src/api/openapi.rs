@@ -44,6 +44,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         super::chain::block,
         super::chain::head,
         super::chain::supply,
+        super::verifiable::headers,
+        super::verifiable::attestation,
         super::cash::days,
         super::cash::day,
         super::chain::health,

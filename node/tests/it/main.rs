@@ -20,3 +20,4 @@ mod raft_proxy;
 mod sale_day;
 mod stop;
 mod storage;
+mod verifiable;

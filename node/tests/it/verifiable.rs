@@ -1,0 +1,105 @@
+//! What anyone can check without logging in: the public headers and a node's signed
+//! attestation, also carried by the supply report (docs/AUDIT.md, "What a citizen can
+//! check without logging in"). Every request here is anonymous.
+
+use machi_api::{AttestationView, ErrorBody, HeadersView, SupplyReport};
+use machi_ledger::{AccountId, Action, Hash32, ShopClass};
+
+use crate::harness::{id, new_key, TestNode};
+
+async fn get<T: serde::de::DeserializeOwned>(node: &TestNode, path: &str) -> (u16, T) {
+    let answer = reqwest::get(format!("{}{path}", node.url)).await.expect("answered");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.expect("JSON"))
+}
+
+fn producer(node: &TestNode) -> AccountId {
+    id(&machi_node::read_key(&node.path().join("keys/producer.key")).expect("producer key"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anyone_reads_headers_that_recompute_link_and_are_signed_by_the_producer() {
+    let node = TestNode::start().await;
+    for name in ["八百屋", "魚屋", "本屋"] {
+        node.ok(
+            &node.town,
+            Action::RegisterShop { shop: id(&new_key()), name: name.into(), class: ShopClass::Local },
+        )
+        .await;
+    }
+    let (status, headers): (u16, HeadersView) = get(&node, "/v1/headers?from=0&to=3").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (headers.chain_id.as_str(), headers.head, headers.headers.len()),
+        (node.chain_id.as_str(), 3, 4)
+    );
+    let mut prev = Hash32([0; 32]);
+    for (height, h) in headers.headers.iter().enumerate() {
+        assert_eq!(h.height, height as u64);
+        assert_eq!(h.header(&headers.chain_id).hash(), h.hash, "block {height}'s hash recomputes");
+        assert_eq!(h.prev_hash, prev, "block {height} links");
+        assert_eq!(h.producer, producer(&node));
+        let signature = h.signature_bytes().expect("128 hex digits");
+        assert_eq!(machi_ledger::verify_signature(&h.producer, &signature, &h.hash.0), Ok(()));
+        prev = h.hash;
+    }
+    let head = node.client.head().await.unwrap();
+    assert_eq!(headers.headers[3].hash, head.hash);
+
+    // A range that passes the head ends there; one above it is empty; `to` defaults.
+    let (_, tail): (u16, HeadersView) = get(&node, "/v1/headers?from=2&to=900").await;
+    assert_eq!(tail.headers, headers.headers[2..]);
+    let (_, above): (u16, HeadersView) = get(&node, "/v1/headers?from=4").await;
+    assert!(above.headers.is_empty());
+    let (_, all): (u16, HeadersView) = get(&node, "/v1/headers?from=0").await;
+    assert_eq!(all.headers, headers.headers);
+    for bad in ["/v1/headers", "/v1/headers?from=x", "/v1/headers?from=3&to=2", "/v1/headers?from=0&to=-1"] {
+        let (status, error): (u16, ErrorBody) = get(&node, bad).await;
+        assert_eq!((status, error.error.code.as_str()), (400, "bad_query"), "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_attests_its_head_and_supply_with_its_key_and_the_report_hashes_to_it() {
+    let node = TestNode::start().await;
+    let (status, attestation): (u16, AttestationView) = get(&node, "/v1/attestation").await;
+    assert_eq!(status, 200);
+    let key = producer(&node);
+    assert_eq!((attestation.replica, attestation.key, attestation.height), (1, key, 0));
+    assert!(attestation.signed_by(&key), "signed by the genesis producer's key");
+    assert!(!attestation.signed_by(&id(&node.town)), "and by no other");
+    assert_eq!(attestation.replicas.len(), 1);
+    assert_eq!((attestation.replicas[0].id, attestation.replicas[0].key), (1, key));
+    let (_, genesis): (u16, HeadersView) = get(&node, "/v1/headers?from=0&to=0").await;
+    assert_eq!(genesis.headers[0].producer, key, "the key is the genesis header's producer");
+    assert_eq!(attestation.block_hash, genesis.headers[0].hash);
+
+    // The supply report carries the same attestation, and hashes to its digest.
+    let (_, report): (u16, SupplyReport) = get(&node, "/v1/supply").await;
+    assert_eq!(report.attestation, attestation);
+    assert_eq!(report.digest(), Some(attestation.supply_digest));
+
+    // After a block, it attests the new head; the report, with its issue, still hashes.
+    let issue = machi_ledger::testkit::standard_issue(1, 100, 2, node.now());
+    node.ok(&node.town, Action::CreateIssue { issue }).await;
+    let (_, moved): (u16, AttestationView) = get(&node, "/v1/attestation").await;
+    assert_eq!(moved.height, 1);
+    assert_ne!((moved.block_hash, moved.supply_digest), (attestation.block_hash, attestation.supply_digest));
+    assert!(moved.signed_by(&key));
+    let (_, report): (u16, SupplyReport) = get(&node, "/v1/supply").await;
+    assert_eq!(report.issues.len(), 1);
+    assert_eq!(report.attestation, moved);
+    assert_eq!(report.digest(), Some(moved.supply_digest));
+
+    // A report that says anything else does not hash to the digest the node signed.
+    let mut tampered = report.clone();
+    tampered.issues[0].sets_left -= 1;
+    assert_ne!(tampered.digest(), Some(moved.supply_digest));
+    let mut renamed = report.clone();
+    renamed.issues[0].name.push('!');
+    assert_ne!(renamed.digest(), Some(moved.supply_digest));
+    // And an attestation changed in any field no longer verifies.
+    let mut forged = moved.clone();
+    forged.supply_digest = tampered.digest().unwrap();
+    assert!(!forged.signed_by(&key));
+}
