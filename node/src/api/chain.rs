@@ -37,9 +37,7 @@ async fn block(
     if height > chain.head.height {
         return Err(ApiError::not_found("block"));
     }
-    let block = chain
-        .block(height)
-        .map_err(|e| ApiError::internal("reading a block", e))?;
+    let block = chain.block(height).map_err(|e| ApiError::internal("reading a block", e))?;
     Ok(Json(BlockView::new(&block)))
 }
 
@@ -52,16 +50,11 @@ pub(crate) const HEAD_WAIT_MS_MAX: u64 = 30_000;
     params(("after" = Option<u64>, Query, description = "with wait_ms: wait for a block above this height"),
         ("wait_ms" = Option<u64>, Query, description = "with after: wait this long at most (capped at 30,000)")),
     responses((status = 200, body = HeadView), (status = 400, body = ErrorBody, description = "bad_query")))]
-async fn head(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<HeadView>, ApiError> {
+async fn head(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<HeadView>, ApiError> {
     let number = |name: &str| -> Result<Option<u64>, ApiError> {
         query_param(&query, name)
             .map(|v| {
-                v.parse().map_err(|_| {
-                    ApiError::bad_request("bad_query", format!("{name} is a whole number"))
-                })
+                v.parse().map_err(|_| ApiError::bad_request("bad_query", format!("{name} is a whole number")))
             })
             .transpose()
     };
@@ -130,10 +123,7 @@ async fn health(State(state): State<AppState>) -> Json<HealthView> {
         .lock()
         .expect("halted")
         .as_ref()
-        .map(|h| HaltView {
-            height: h.height,
-            reason: h.reason.clone(),
-        });
+        .map(|h| HaltView { height: h.height, reason: h.reason.clone() });
     let status = if halted.is_some() { "halted" } else { status };
     let role = state.replicas.role().to_string();
     let chain = state.shared.chain.read().await;
