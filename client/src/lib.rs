@@ -505,6 +505,19 @@ impl Client {
         Ok(head)
     }
 
+    /// Block headers from height `from` to `to` (public: hashes, roots, producers and
+    /// their signatures, no bodies), at most `machi_api::HEADERS_MAX` in one answer; the
+    /// answer may end earlier (at the replica's head, or with large blocks): ask again
+    /// from the last height + 1.
+    pub async fn headers(&self, from: u64, to: u64) -> Result<machi_api::HeadersView, ClientError> {
+        self.get(&format!("/v1/headers?from={from}&to={to}")).await
+    }
+
+    /// This replica's signed statement of the head it applied and its supply digest.
+    pub async fn attestation(&self) -> Result<machi_api::AttestationView, ClientError> {
+        self.get("/v1/attestation").await
+    }
+
     pub async fn supply(&self) -> Result<SupplyReport, ClientError> {
         self.get("/v1/supply").await
     }
