@@ -37,8 +37,8 @@ pub(crate) struct VerifyReceiptArgs {
     /// With --tx: the block hash printed on the receipt.
     #[arg(long, requires = "tx")]
     receipt_block_hash: Option<String>,
-    /// The block hash you trust, e.g. as the town publishes it. Without it, the hash of
-    /// the block holding the transaction is read from --trust-node, else from --node.
+    /// The block hash you trust, e.g. as the town publishes it. Without it, the block
+    /// hash at the receipt's height is read from --trust-node, else from --node.
     #[arg(long)]
     block_hash: Option<String>,
     /// A replica you trust (the bank's, the auditor's) to read the block hash from,
@@ -116,7 +116,7 @@ enum Trust {
 pub(crate) async fn run(ctx: &Ctx, args: VerifyReceiptArgs) -> Result<(), Failure> {
     let claim = claim(ctx, &args)?;
     let proof = proof(ctx, &args, &claim).await?;
-    let (trusted, trust) = trusted_hash(&args, ctx, &claim).await?;
+    let (trusted, trust) = trusted_hash(&args, ctx, &claim, &proof).await?;
     let check = proof.check(&claim.tx_id, &trusted);
     let mismatch = receipt_mismatch(ctx, &claim, &proof, &trusted);
     let trusted_from = match &trust {
@@ -177,12 +177,13 @@ async fn proof(ctx: &Ctx, args: &VerifyReceiptArgs, claim: &Claim) -> Result<TxP
     }
 }
 
-/// The block hash to trust: given, or the hash of the block holding the transaction as
-/// `--trust-node` (else `--node`) serves it.
+/// The block hash to trust: given, or the hash of the block at the receipt's height as
+/// `--trust-node` (else `--node`) serves it in its public headers.
 async fn trusted_hash(
     args: &VerifyReceiptArgs,
     ctx: &Ctx,
     claim: &Claim,
+    proof: &TxProof,
 ) -> Result<(Hash32, Trust), Failure> {
     if let Some(text) = &args.block_hash {
         return Ok((hash(text, "--block-hash")?, Trust::Given));
@@ -191,12 +192,19 @@ async fn trusted_hash(
         Some(url) => Client::new(url),
         None => ctx.client.clone(),
     };
-    // The trusted replica's own proof of the transaction names the block that holds it
-    // there, by its hash: anyone may read a proof (a full block is not public). A
-    // replica that holds it in another block, or whose block differs, gives a hash the
-    // proof checked here does not match.
-    let theirs = trusted.proof(&claim.tx_id).await?;
-    Ok((theirs.block_hash, Trust::Node(trusted.base().to_string())))
+    // The block's header as the trusted replica has it (headers are public).
+    let height = claim.height.unwrap_or(proof.header.height);
+    let header = trusted.headers(height, height).await?.headers.into_iter().find(|h| h.height == height);
+    let header = header.ok_or_else(|| {
+        user(format!(
+            "{} {height}",
+            ctx.t(
+                "信頼するノードに、まだこの高さのブロックがありません:",
+                "the trusted node has no block yet at height"
+            )
+        ))
+    })?;
+    Ok((header.hash, Trust::Node(trusted.base().to_string())))
 }
 
 /// What the receipt itself says must name the proof's block and the trusted one.
