@@ -30,15 +30,17 @@ use crate::commands;
 pub(crate) struct Cli {
     /// The node's address, or a chain's replicas separated by commas
     /// (http://10.0.0.1:7101,http://10.0.0.2:7101): a request that one cannot serve
-    /// (down, no leader, halted) goes to the next, the same signed transaction.
+    /// (down, no leader, halted) goes to the next, the same signed transaction. May be
+    /// given more than once (verify-chain reads each replica named).
     #[arg(
         long,
         global = true,
         env = "MACHI_NODE",
         default_value = "http://127.0.0.1:7070",
-        value_parser = machi_client::node_list
+        value_parser = machi_client::node_list,
+        action = clap::ArgAction::Append
     )]
-    pub(crate) node: String,
+    pub(crate) node: Vec<String>,
     /// The merchant API's address (for pay codes).
     #[arg(long, global = true, env = "MACHI_MERCHANT", default_value = "http://127.0.0.1:7071")]
     pub(crate) merchant: String,
@@ -105,6 +107,12 @@ pub(crate) enum Command {
     /// or --node), holds the transaction and an "applied" outcome. Exit 0 proven, 6 not
     /// proven.
     VerifyReceipt(commands::verify_receipt::VerifyReceiptArgs),
+    /// Check the chain without logging in, against every replica named with --node:
+    /// each replica's signed attestation with its key on chain, the public block headers
+    /// (hashes, signatures, links: no fork, no rewrite), the supply reports against their
+    /// signed digests, and that replicas at the same height agree. Exit 0 verified, 7 not
+    /// verified.
+    VerifyChain(commands::verify_chain::VerifyChainArgs),
     /// Counter staff: register residents, sell sets, replace lost cards.
     #[command(subcommand)]
     Operator(commands::operator::OperatorCommand),

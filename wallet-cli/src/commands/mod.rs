@@ -15,6 +15,7 @@ pub(crate) mod operator;
 pub(crate) mod pay;
 pub(crate) mod receipt;
 pub(crate) mod town;
+pub(crate) mod verify_chain;
 pub(crate) mod verify_receipt;
 
 use std::time::Duration;
@@ -44,7 +45,7 @@ pub(crate) async fn run(cli: Cli) -> i32 {
     };
     let timeout = Duration::from_secs(cli.request_timeout_s);
     let ctx = Ctx {
-        client: Client::with_timeout(&cli.node, timeout),
+        client: Client::with_timeout(&cli.node.join(","), timeout),
         merchant: Client::with_timeout(&cli.merchant, timeout),
         store,
         pending,
@@ -87,6 +88,7 @@ async fn execute(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Check(args) => check::run(ctx, args).await,
         Command::Receipt(args) => receipt::run(ctx, args).await,
         Command::VerifyReceipt(args) => verify_receipt::run(ctx, args).await,
+        Command::VerifyChain(args) => verify_chain::run(ctx, args).await,
         Command::Operator(command) => operator::run(ctx, command).await,
         Command::Town(command) => town::run(ctx, command).await,
         Command::Lottery(command) => lottery::run(ctx, command).await,

@@ -5,4 +5,5 @@ mod cash;
 mod commands;
 mod lottery;
 mod privacy;
+mod verify_chain;
 mod verify_receipt;
