@@ -103,3 +103,87 @@ async fn a_node_attests_its_head_and_supply_with_its_key_and_the_report_hashes_t
     forged.supply_digest = tampered.digest().unwrap();
     assert!(!forged.signed_by(&key));
 }
+
+/// Three replicas as real processes: each signs what it applied with its own key, the
+/// one the chain lists for it; at the same height all attest the same block and supply
+/// digest, which each one's supply report hashes to; they serve the same headers; and an
+/// attestation moves with the head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_attest_the_same_block_and_supply_each_with_its_own_key() {
+    let mut cluster = crate::processes::Cluster::create("attest-town", 3, false).await;
+    cluster.start_all().await;
+    let leader = cluster.leader(None, &[]).await;
+    let client = cluster.client(leader).clone();
+    let shop = |name: &str| {
+        machi_client::sign(
+            &cluster.chain_id,
+            &cluster.town,
+            Action::RegisterShop { shop: id(&new_key()), name: name.into(), class: ShopClass::Local },
+        )
+    };
+    let first = client.submit(&shop("八百屋")).await.unwrap().height.expect("committed");
+    cluster.heads_agree(first).await;
+    let keys: Vec<AccountId> = cluster
+        .replicas
+        .iter()
+        .map(|r| id(&machi_node::read_key(&r.dir.join("keys/producer.key")).unwrap()))
+        .collect();
+    let http = reqwest::Client::new();
+    let read = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let mut attested = Vec::new();
+    for (i, replica) in cluster.replicas.iter().enumerate() {
+        let at = format!("{}/v1/attestation?min_height={first}", replica.url);
+        let attestation: AttestationView = serde_json::from_value(read(at).await).unwrap();
+        assert_eq!((attestation.replica, attestation.key), (replica.id, keys[i]), "replica {}", replica.id);
+        assert!(attestation.signed_by(&keys[i]), "replica {} signs with its key on chain", replica.id);
+        assert!(!attestation.signed_by(&keys[(i + 1) % 3]), "and not with another's");
+        let listed: Vec<(u64, AccountId)> = attestation.replicas.iter().map(|r| (r.id, r.key)).collect();
+        assert_eq!(listed, vec![(1, keys[0]), (2, keys[1]), (3, keys[2])], "the set it applied");
+        let report: SupplyReport =
+            serde_json::from_value(read(format!("{}/v1/supply", replica.url)).await).unwrap();
+        assert_eq!(
+            report.digest(),
+            Some(report.attestation.supply_digest),
+            "the report hashes to its digest"
+        );
+        assert!(report.attestation.signed_by(&keys[i]));
+        attested.push(attestation);
+    }
+    for attestation in &attested[1..] {
+        assert_eq!(
+            (attestation.height, attestation.block_hash, attestation.supply_digest),
+            (attested[0].height, attested[0].block_hash, attested[0].supply_digest),
+            "the replicas agree at height {first}"
+        );
+    }
+
+    // The attestation moves with the head, and the headers are the same everywhere.
+    let second = client.submit(&shop("魚屋")).await.unwrap().height.expect("committed");
+    let head = cluster.heads_agree(second).await;
+    let mut served = Vec::new();
+    for (i, replica) in cluster.replicas.iter().enumerate() {
+        let moved: AttestationView =
+            serde_json::from_value(read(format!("{}/v1/attestation", replica.url)).await).unwrap();
+        assert_eq!((moved.height, moved.block_hash), (head.height, head.hash));
+        assert_ne!(moved.signature, attested[i].signature);
+        assert!(moved.signed_by(&keys[i]));
+        let url = format!("{}/v1/headers?from=0&to={}", replica.url, head.height);
+        let headers: HeadersView = serde_json::from_value(read(url).await).unwrap();
+        let mut prev = Hash32([0; 32]);
+        for h in &headers.headers {
+            assert_eq!(h.header(&headers.chain_id).hash(), h.hash);
+            assert_eq!(h.prev_hash, prev);
+            let signature = h.signature_bytes().unwrap();
+            assert_eq!(machi_ledger::verify_signature(&h.producer, &signature, &h.hash.0), Ok(()));
+            assert!(keys.contains(&h.producer), "block {} is signed by a replica", h.height);
+            prev = h.hash;
+        }
+        assert_eq!(prev, head.hash);
+        served.push(headers.headers);
+    }
+    assert!(served.iter().all(|h| *h == served[0]), "every replica serves the same headers");
+    cluster.stop_all().await;
+}
