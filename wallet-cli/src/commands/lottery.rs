@@ -210,7 +210,8 @@ async fn reveal(ctx: &Ctx, a: PartyArgs) -> Result<(), Failure> {
 async fn draw(ctx: &Ctx, a: PartyArgs) -> Result<(), Failure> {
     let wallet = unlock(ctx, &a.card)?;
     let result = ctx.submit(&wallet.key, Action::DrawLottery { issue: a.issue }).await?;
-    let view = ctx.reading_as(&wallet.key, "lottery draw: the result").lottery(a.issue).await?;
+    // The public view: the seed and the counts (who won is each resident's to read).
+    let view = ctx.client.lottery(a.issue).await?;
     let d = view.draw.as_ref().ok_or_else(|| user("the draw is not on record"))?;
     let text = format!(
         "{}: seed {}\n{} {} / {} {} / {} {}",
