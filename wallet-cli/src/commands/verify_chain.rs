@@ -145,6 +145,17 @@ pub(crate) async fn run(ctx: &Ctx, args: VerifyChainArgs) -> Result<(), Failure>
             )),
         }
     }
+    // Replicas are compared at one height: one behind the highest is asked again once
+    // it has applied that block (`?min_height=`, which a replica waits up to 10 s for).
+    let highest = replicas.iter().map(|r| r.attestation.height.max(r.supply.height)).max().unwrap_or(0);
+    for r in replicas.iter_mut().filter(|r| r.attestation.height < highest || r.supply.height < highest) {
+        let attestation =
+            fetch::<AttestationView>(&http, &format!("{}/v1/attestation?min_height={highest}", r.url)).await;
+        let supply = fetch::<SupplyReport>(&http, &format!("{}/v1/supply?min_height={highest}", r.url)).await;
+        if let (Ok(attestation), Ok(supply)) = (attestation, supply) {
+            (r.attestation, r.supply) = (attestation, supply);
+        }
+    }
     if replicas.is_empty() {
         let message = ctx.t("どのレプリカからも読めませんでした", "no replica could be read");
         let details = json!({ "verdict": "unreachable", "problems": problems.all() });

@@ -264,3 +264,130 @@ async fn a_citizen_verifies_the_chain_and_catches_a_lying_replica() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+/// A live cluster in this process: the town office and the bank vote, the auditor's
+/// replica is a learner; every one serves its API and its Raft listener on loopback.
+struct LiveCluster {
+    urls: Vec<String>,
+    keys: Vec<AccountId>,
+    town: machi_ledger::SigningKey,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    served: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl LiveCluster {
+    async fn start(chain_id: &str) -> LiveCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["town office", "bank", "auditor"];
+        let mut listeners = Vec::new();
+        let mut keys = Vec::new();
+        let mut toml = String::new();
+        for (i, name) in names.iter().enumerate() {
+            let data = dir.path().join(format!("r{}", i + 1));
+            let (_, key) = machi_node::keygen(&data).unwrap();
+            let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let raft = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            toml += &format!(
+                "[[replica]]\nid = {}\nname = \"{name}\"\napi_addr = \"{}\"\nraft_addr = \"{}\"\n\
+                 producer_key = \"{key}\"\nvoter = {}\n\n",
+                i + 1,
+                api.local_addr().unwrap(),
+                raft.local_addr().unwrap(),
+                i < 2
+            );
+            keys.push(key);
+            listeners.push((data, api, raft));
+        }
+        let cluster_file = dir.path().join("cluster.toml");
+        std::fs::write(&cluster_file, toml).unwrap();
+        let cluster = machi_node::read_cluster_file(&cluster_file).unwrap();
+        let town_path = machi_node::init_cluster(&listeners[0].0, chain_id, &cluster).unwrap();
+        let genesis = machi_node::genesis_path(&listeners[0].0);
+        for (data, _, _) in &listeners[1..] {
+            machi_node::init_from_genesis(data, &genesis, None).unwrap();
+        }
+        let town = machi_node::read_key(&town_path).unwrap();
+        let (mut urls, mut stops, mut served) = (Vec::new(), Vec::new(), Vec::new());
+        for (data, api, raft) in listeners {
+            urls.push(format!("http://{}", api.local_addr().unwrap()));
+            let node = machi_node::Node::open_with_clock(&data, Arc::new(machi_node::SystemClock)).unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            served.push(tokio::spawn(node.serve_replica(api, raft, Default::default(), async {
+                let _ = stopped.await;
+            })));
+            stops.push(stop);
+        }
+        LiveCluster { urls, keys, town, stops, served, _dir: dir }
+    }
+
+    async fn stop(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        for served in self.served {
+            served.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Against a live cluster of two voters and a learner, each replica named with its own
+/// --node: every replica attests with its key on chain (the learner too), at one height
+/// they agree, the headers link; verified. With the keys the town publishes, still
+/// verified; with a wrong one, not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_citizen_verifies_a_live_cluster_learner_included() {
+    let cluster = LiveCluster::start("cluster-town").await;
+    let client = Client::new(&cluster.urls.join(","));
+    for name in ["八百屋", "魚屋"] {
+        let shop = AccountId::of(&machi_node::generate_key());
+        let tx = sign(
+            "cluster-town",
+            &cluster.town,
+            Action::RegisterShop { shop, name: name.into(), class: ShopClass::Local },
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        // The cluster elects its first leader while the first transaction is sent.
+        while !client.submit(&tx).await.is_ok_and(|r| r.status == machi_api::TxStatus::Applied) {
+            assert!(std::time::Instant::now() < deadline, "no block within a minute");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let published: Vec<String> =
+        cluster.keys.iter().enumerate().map(|(i, key)| format!("{}={key}", i + 1)).collect();
+    let urls = cluster.urls.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let mut extra = Vec::new();
+        for key in &published {
+            extra.extend(["--replica-key", key.as_str()]);
+        }
+        verify_chain(&nodes, &extra, true)
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.code, 0, "{}", run.text);
+    assert_eq!(run.json["verdict"], "verified");
+    let replicas = run.json["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 3);
+    for (i, replica) in replicas.iter().enumerate() {
+        assert_eq!(replica["replica"], i as u64 + 1);
+        assert_eq!(replica["key"], cluster.keys[i].to_hex(), "replica {} attests with its own key", i + 1);
+        assert_eq!(replica["height"], replicas[0]["height"], "compared at one height: {}", run.json);
+        assert_eq!(replica["supply_digest"], replicas[0]["supply_digest"]);
+    }
+    assert_eq!(replicas[2]["name"], "auditor");
+
+    // The bank's key as the town does not publish it: not verified.
+    let wrong = format!("2={}", AccountId::of(&machi_node::generate_key()));
+    let urls = cluster.urls.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+        verify_chain(&nodes, &["--replica-key", &wrong], true)
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.code, EXIT_NOT_VERIFIED, "{}", run.text);
+    assert_eq!(run.json["checks"]["keys"], false);
+    cluster.stop().await;
+}
