@@ -196,3 +196,40 @@ impl Attestor {
         attestation
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flood of reads at one height is answered from one signature; the next block is
+    /// signed anew, and every answer verifies with the replica's key.
+    #[test]
+    fn an_attestation_is_signed_once_per_block() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::setup::init(dir.path(), "attest-test").unwrap();
+        let key = crate::keys::read_key(&crate::setup::producer_key_path(dir.path())).unwrap();
+        let open = || {
+            let file = crate::storage::DiskFile::open(&crate::chain::log_path(dir.path())).unwrap();
+            Chain::open(Box::new(file), None).unwrap()
+        };
+        let chain = open();
+        let attestor = Attestor::new(key.clone());
+        let first = attestor.attest(&chain, &supply_views(&chain), None);
+        for _ in 0..100 {
+            assert!(Arc::ptr_eq(&first, &attestor.attest(&chain, &supply_views(&chain), None)), "cached");
+        }
+        assert!(first.signed_by(&AccountId::of(&key)));
+        assert_eq!((first.replica, first.height), (1, 0));
+
+        // Another head (a header changed in place stands for the next block): the cache
+        // is keyed by the height and hash attested, so it is signed anew.
+        let mut moved = open();
+        moved.head.timestamp_ms += 1;
+        let at = moved.head.height as usize;
+        moved.hashes[at] = moved.head.hash();
+        let second = attestor.attest(&moved, &supply_views(&moved), None);
+        assert!(!Arc::ptr_eq(&first, &second), "signed anew for another block");
+        assert_eq!(second.block_hash, moved.head.hash());
+        assert!(second.signed_by(&AccountId::of(&key)));
+    }
+}
