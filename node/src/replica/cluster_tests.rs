@@ -572,3 +572,61 @@ async fn replica_traffic_is_answered_only_for_the_replicas_the_chain_names() {
     );
     cluster.stop().await;
 }
+
+/// A replica that has not applied the block naming another replica refuses that replica's
+/// requests, and catches up from the replicas it knows: here a replica started from the
+/// genesis, which the town names (at an address where it does not listen, so Raft never
+/// reaches it) together with a fifth replica. The fifth's first request is refused as from
+/// an unknown replica; the replica then pulls the blocks from the others, verifies them,
+/// learns the new set, and answers the fifth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_a_change_of_the_set_catches_up_from_the_replicas_it_knows() {
+    use super::network::{paths, Identity, Refusal};
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader(None).await;
+    cluster.commit(leader, &cluster.register_shop("魚屋")).await;
+
+    let (key, fifth) = (crate::keys::generate(), crate::keys::generate());
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raft = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raft_addr = raft.local_addr().unwrap().to_string();
+    let behind =
+        Member::start(&cluster.genesis, key.clone(), api, raft, Some(4), Arc::new(SystemClock)).await;
+    let nowhere = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().to_string();
+    let named = |id: u64, key: &SigningKey| Replica {
+        id,
+        name: format!("replica {id}"),
+        api_addr: nowhere.clone(),
+        raft_addr: nowhere.clone(),
+        producer: AccountId::of(key),
+        voter: false,
+    };
+    let mut replicas = cluster.replicas.clone();
+    replicas.extend([named(4, &key), named(5, &fifth)]);
+    let set = cluster.sign(&cluster.town, Action::SetReplicas { replicas });
+    let named_at = cluster.commit(leader, &set).await.height.unwrap();
+    for at in 0..3 {
+        cluster.applied(at, named_at).await;
+    }
+    assert_eq!(behind.shared.chain.read().await.head.height, 0, "Raft never reaches the fourth");
+
+    let path = format!("{}?from=1&to=1", paths::BLOCKS);
+    let as_fifth = Identity::new(CHAIN.into(), 5, fifth);
+    let ask = || {
+        let headers = as_fifth.sign(4, crate::now_ms(), "GET", &path, &[]).headers();
+        let request = cluster.http.get(format!("http://{raft_addr}{path}")).headers(headers);
+        async move { request.send().await.unwrap() }
+    };
+    let first = ask().await;
+    assert_eq!(first.status(), 401);
+    let body: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(body["error"]["code"], Refusal::UnknownReplica.code());
+    assert!(behind.shared.applied_at_least(named_at, DEADLINE).await, "it caught up to the new set");
+    let answered = ask().await;
+    assert_eq!(answered.status(), 200, "the fifth replica is known now");
+    let blocks: Vec<Vec<u8>> = postcard::from_bytes(&answered.bytes().await.unwrap()).unwrap();
+    assert_eq!(Block::decode(&blocks[0]).expect("a block").header.height, 1);
+    let mut cluster = cluster;
+    cluster.members.push(behind);
+    cluster.stop().await;
+}

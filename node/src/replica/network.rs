@@ -20,8 +20,10 @@
 //! applied it, voters and learners) that signed for this very receiver within
 //! `REQUEST_SKEW_MS_MAX` of its clock, and only once (`ReplayCache`); anything else is
 //! 401 with a stable code, before the body is read (a bad signature: before it is
-//! decoded), before Raft or the block log is touched. Nothing is encrypted: across sites
-//! the port still belongs on a private link or behind TLS (docs/OPERATIONS.md).
+//! decoded), before Raft or the block log is touched. A sender it does not know may be
+//! named in blocks it has not applied: `ReplicaKeys::unknown` lets the node catch up from
+//! the replicas it knows. Nothing is encrypted: across sites the port still belongs on a
+//! private link or behind TLS (docs/OPERATIONS.md, "Replica traffic").
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -247,6 +249,10 @@ impl Identity {
 pub(crate) trait ReplicaKeys: Send + Sync + 'static {
     /// The key of replica `id`, when it is one.
     fn key_of(&self, id: ReplicaId) -> Option<AccountId>;
+
+    /// A request signed for this replica, in time, came from `id`, which `key_of` does not
+    /// know: it may be a replica named in blocks this replica has not applied yet.
+    fn unknown(&self, id: ReplicaId);
 }
 
 /// Why a request was refused: 401 with a stable code (503 `raft_busy`).
@@ -403,7 +409,10 @@ impl Claim {
         if time_ms.abs_diff(now_ms) > REQUEST_SKEW_MS_MAX {
             return Err(Refusal::TimeSkew);
         }
-        let key = keys.key_of(from).filter(|_| from != me).ok_or(Refusal::UnknownReplica)?;
+        let Some(key) = keys.key_of(from).filter(|_| from != me) else {
+            keys.unknown(from);
+            return Err(Refusal::UnknownReplica);
+        };
         let path_and_query = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |p| p.as_str());
         Ok(Claim {
             from,

@@ -29,9 +29,10 @@ fn identity(id: ReplicaId) -> Arc<Identity> {
     Arc::new(Identity::new(CHAIN.into(), id, key_of(id)))
 }
 
-/// The replica set every replica of a test cluster knows (the node reads it from the chain).
+/// The replica set every replica of a test cluster knows (the node reads it from the
+/// chain), and the unknown senders it heard from.
 #[derive(Default)]
-struct TestKeys(std::sync::Mutex<BTreeMap<ReplicaId, AccountId>>);
+struct TestKeys(std::sync::Mutex<BTreeMap<ReplicaId, AccountId>>, std::sync::Mutex<Vec<ReplicaId>>);
 
 impl TestKeys {
     fn name(&self, id: ReplicaId) {
@@ -42,6 +43,10 @@ impl TestKeys {
 impl ReplicaKeys for TestKeys {
     fn key_of(&self, id: ReplicaId) -> Option<AccountId> {
         self.0.lock().unwrap().get(&id).copied()
+    }
+
+    fn unknown(&self, id: ReplicaId) {
+        self.1.lock().unwrap().push(id);
     }
 }
 
@@ -840,4 +845,31 @@ fn the_replay_cache_answers_a_request_once_and_forgets_it_when_it_is_too_old_any
     let later = t + REQUEST_SKEW_MS_MAX + REPLAY_PRUNE_EVERY_MS + 1;
     assert_eq!(cache.admit(Hash32([3; 32]), later, later), Ok(()));
     assert_eq!(cache.len(), 1);
+}
+
+/// What signing a request and checking it cost, by body size: SHA-256 of the body and one
+/// Ed25519 signature or check. Prints only; for numbers that mean anything, in release:
+/// `cargo test --release -p machi-node --lib -- replica::network::tests::what_signing --nocapture`.
+#[test]
+fn what_signing_and_checking_a_request_cost() {
+    let signer = identity(1);
+    let key = signer.account();
+    assert_eq!(key, AccountId::of(&key_of(1)));
+    for len in [0usize, 1_000, 64 * 1024, 1024 * 1024, 4 * 1024 * 1024] {
+        let body = vec![7u8; len];
+        let rounds: u32 = if len >= 1024 * 1024 { 20 } else { 1_000 };
+        let started = Instant::now();
+        let mut signed = Vec::with_capacity(rounds as usize);
+        for _ in 0..rounds {
+            signed.push(signer.sign(2, 1_760_000_000_000, "POST", paths::APPEND, &body));
+        }
+        let sign = started.elapsed() / rounds;
+        let started = Instant::now();
+        for s in &signed {
+            let digest = request_digest(CHAIN, 1, 2, s.time_ms, &s.nonce, "POST", paths::APPEND, &body);
+            machi_ledger::verify_signature(&key, &s.signature, &digest.0).expect("accepted");
+        }
+        let check = started.elapsed() / rounds;
+        eprintln!("a request with a body of {len} bytes: signed in {sign:?}, checked in {check:?}");
+    }
 }

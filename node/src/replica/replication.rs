@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,11 @@ use crate::shared::{OwnProposal, Shared};
 pub(crate) const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the leader compares the Raft membership with the replica set on chain.
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+/// A request from a replica this one does not know starts a catch-up from the replicas it
+/// does know (`NodeSide::catch_up`) at most this often.
+const CATCH_UP_EVERY_MS: u64 = 10_000;
+/// Blocks asked for in one pull while catching up (the answer is also capped in bytes).
+const CATCH_UP_PAGE_BLOCKS: u64 = 1_000;
 
 /// This replica and the replicas it starts with.
 #[derive(Clone, Debug)]
@@ -248,8 +253,13 @@ impl Replication {
         machi_host::supervise::Part::vital("replica set reconciliation")
             .spawn_task(reconcile(replication.clone(), shared.clone()));
         let known = tokio::sync::watch::Sender::new(replica_keys(&shared.chain.read().await.state.replicas));
-        let side =
-            Arc::new(NodeSide { shared: shared.clone(), replication: Arc::downgrade(&replication), known });
+        let side = Arc::new(NodeSide {
+            shared: shared.clone(),
+            replication: Arc::downgrade(&replication),
+            known,
+            catch_up_ms: AtomicU64::new(0),
+            catching_up: Arc::new(AtomicBool::new(false)),
+        });
         machi_host::supervise::Part::vital("replica set watch")
             .spawn_task(watch_replica_set(side.clone(), shared));
         Ok((replication, side))
@@ -453,6 +463,9 @@ pub(crate) struct NodeSide {
     /// The chain's replica set as last read (`watch_replica_set`), for when the chain is
     /// locked.
     known: tokio::sync::watch::Sender<Arc<BTreeMap<ReplicaId, AccountId>>>,
+    /// When the last catch-up started (ms), and whether one runs.
+    catch_up_ms: AtomicU64,
+    catching_up: Arc<AtomicBool>,
 }
 
 fn replica_keys(replicas: &[Replica]) -> Arc<BTreeMap<ReplicaId, AccountId>> {
@@ -482,6 +495,88 @@ impl ReplicaKeys for NodeSide {
             Err(_) => self.known.borrow().get(&id).copied(),
         }
     }
+
+    /// Replica `id` may be named in blocks this replica has not applied (it was stopped
+    /// while the town changed the set, or it started from the genesis): it catches up from
+    /// the replicas it knows, at most every `CATCH_UP_EVERY_MS`, one catch-up at a time.
+    fn unknown(&self, id: ReplicaId) {
+        let now = machi_host::now_ms();
+        let last = self.catch_up_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < CATCH_UP_EVERY_MS
+            || self.catch_up_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            || self.catching_up.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        tracing::info!(
+            "replica {id} is not in the replica set this replica has applied: catching up from the replicas it \
+             knows"
+        );
+        let (shared, replication, running) =
+            (self.shared.clone(), self.replication.clone(), self.catching_up.clone());
+        tokio::spawn(async move {
+            catch_up(&shared, &replication).await;
+            running.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Pulls the blocks past this replica's tip from each replica of the set it applied, and
+/// verifies and appends them as committed blocks (every block on another replica's block
+/// log is committed). A block that does not verify is not applied, and ends the catch-up
+/// from that replica: the answer is not authenticated, so it is not a reason to halt.
+async fn catch_up(shared: &Arc<Shared>, replication: &std::sync::Weak<Replication>) {
+    let others: Vec<Replica> = shared.chain.read().await.state.replicas.clone();
+    for other in others {
+        loop {
+            let Some(replication) = replication.upgrade() else { return };
+            if other.id == replication.members.me || shared.stopping.load(Ordering::Relaxed) {
+                break;
+            }
+            let height = shared.chain.read().await.head.height;
+            let to = height.saturating_add(CATCH_UP_PAGE_BLOCKS);
+            let blocks =
+                match replication.network.pull_blocks(other.id, &node_of(&other), height + 1, to).await {
+                    Ok(blocks) if !blocks.is_empty() => blocks,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::info!("catching up from replica {}: {e}", other.id);
+                        break;
+                    }
+                };
+            if let Err(reason) = apply_pulled(shared, blocks, false).await {
+                tracing::warn!("catching up from replica {}: {reason}", other.id);
+                break;
+            }
+        }
+    }
+}
+
+/// Verifies and appends blocks pulled from another replica, in order. A block that does
+/// not verify halts this replica when `halt` (the leader's snapshot says it is committed).
+async fn apply_pulled(shared: &Arc<Shared>, blocks: Vec<Vec<u8>>, halt: bool) -> Result<(), String> {
+    for bytes in blocks {
+        let shared = shared.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let block = BlockProposal { block: bytes }.decode().map_err(|e| e.to_string())?;
+            match super::machine::apply_committed(&shared, &block) {
+                Ok(ApplyOutcome::Applied { .. }) => Ok(()),
+                Ok(other) => Err(format!("a pulled block did not follow the tip ({other:?})")),
+                Err(super::machine::Refused::Halt(reason)) => {
+                    if halt {
+                        let height = block.header.height;
+                        shared.halt(crate::shared::Halt { height, log_index: 0, reason: reason.clone() });
+                    }
+                    Err(reason)
+                }
+                Err(super::machine::Refused::Storage(e)) => Err(e.to_string()),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        applied?;
+    }
+    Ok(())
 }
 
 impl BlockSource for NodeSide {
@@ -539,25 +634,7 @@ impl SnapshotReceiver for NodeSide {
                 .pull_blocks(leader_id, &leader, height + 1, tip.height)
                 .await
                 .map_err(|e| SnapshotRefused::NotInstalled(e.to_string()))?;
-            for bytes in blocks {
-                let shared = self.shared.clone();
-                let applied = tokio::task::spawn_blocking(move || {
-                    let block = BlockProposal { block: bytes }.decode().map_err(|e| e.to_string())?;
-                    match super::machine::apply_committed(&shared, &block) {
-                        Ok(ApplyOutcome::Applied { .. }) => Ok(()),
-                        Ok(other) => Err(format!("a pulled block did not follow the tip ({other:?})")),
-                        Err(super::machine::Refused::Halt(reason)) => {
-                            let height = block.header.height;
-                            shared.halt(crate::shared::Halt { height, log_index: 0, reason: reason.clone() });
-                            Err(reason)
-                        }
-                        Err(super::machine::Refused::Storage(e)) => Err(e.to_string()),
-                    }
-                })
-                .await
-                .map_err(|e| SnapshotRefused::NotInstalled(e.to_string()))?;
-                applied.map_err(SnapshotRefused::NotInstalled)?;
-            }
+            apply_pulled(&self.shared, blocks, true).await.map_err(SnapshotRefused::NotInstalled)?;
         }
         super::network::install(&replication.raft, vote, meta, tip).await
     }
