@@ -16,6 +16,10 @@ pub const ISSUER_KEY_FILE: &str = "issuer.key";
 
 /// A delegated key is of use only once the town registered it with that power and has not
 /// frozen (revoked) it: refuse to start otherwise, saying what the town must sign.
+///
+/// The service reads as its shop registrar, so the registrar's own check is also the node
+/// opening its read session: a key not on chain is refused there (`not_registered`), a
+/// frozen one too (`account_frozen`), and both are said as for any other delegate.
 pub(crate) async fn check_delegate(
     node: &Client,
     key: &SigningKey,
@@ -33,8 +37,11 @@ pub(crate) async fn check_delegate(
             anyhow::bail!("the town froze (revoked) the {flag} key {account}; the service needs a new one")
         }
         Ok(view) => anyhow::bail!("the {flag} key {account} is registered as {}, not {role}", view.role),
-        Err(e) if e.code() == "not_found" => {
+        Err(e) if matches!(e.code(), "not_found" | "not_registered") => {
             anyhow::bail!("the {flag} key {account} is not registered on chain: {how}")
+        }
+        Err(e) if e.code() == "account_frozen" => {
+            anyhow::bail!("the town froze (revoked) the {flag} key {account}; the service needs a new one")
         }
         Err(e) => Err(e).with_context(|| format!("looking up the {flag} key {account}")),
     }

@@ -44,7 +44,7 @@ pub use bank::{half_width_kana, Bank, BankError, Banks};
 pub use delegates::{
     generate_delegate_keys, generate_issuer_key, ISSUER_KEY_FILE, REGISTRAR_KEY_FILE, SETTLER_KEY_FILE,
 };
-pub use merchant::{Config, Merchant, Network};
+pub use merchant::{Config, Merchant, Network, READ_PURPOSE};
 pub use model::*;
 pub use sessions::{pairing_code_offline, shops_in, PAIRING_CODE_VALID_MS};
 pub use tokens::new_admin_token;

@@ -31,6 +31,10 @@ use crate::zengin::Originator;
 const SYNC_WAIT: Duration = Duration::from_secs(20);
 pub(crate) const NAME_CHARS_MAX: usize = machi_ledger::NAME_CHARS_MAX;
 const EVENTS_BUFFER: usize = 1_024;
+/// Why the service reads the chain, signed into its read sessions: the node writes it
+/// in its access log beside every read the service makes under the town's everything
+/// scope (docs/PRIVACY.md).
+pub const READ_PURPOSE: &str = "machi-merchant: following the chain to match shops' payments";
 
 /// How the service is started.
 pub struct Config {
@@ -115,8 +119,13 @@ impl Merchant {
     /// `open`, behind the given network.
     pub async fn open_with(config: Config, network: Network) -> anyhow::Result<Arc<Merchant>> {
         let store = Store::open(&config.data_dir)?;
-        let node = Client::new(&config.node_url);
-        let chain_id = wait_for_node(&node).await?;
+        // The node is waited for anonymously (health is public). Every later read (genesis,
+        // delegates, blocks, shops' balances, issues) is made as the town's delegated shop
+        // registrar: a service of the town, which reads like the town. The shops' own keys
+        // never read: a shop sees its data through its tokens.
+        let anonymous = Client::new(&config.node_url);
+        let chain_id = wait_for_node(&anonymous).await?;
+        let node = anonymous.reading_as(config.registrar_key.clone(), READ_PURPOSE);
         check_delegate(&node, &config.registrar_key, "shop_registrar", "shop-registrar").await?;
         check_delegate(&node, &config.settler_key, "settler", "settler").await?;
         if let Some(issuer) = &config.issuer_key {

@@ -68,7 +68,8 @@ async fn a_shops_day() {
     assert_eq!(events.expect("refund.done").await["invoice"]["refunded"], 300);
     let (status, error) = town.call("POST", &path, Some(&pos), Some(json!({"amount": 901}))).await;
     assert_eq!((status, error["error"]["code"].as_str()), (422, Some("refund_exceeds_payment")));
-    let resident = town.node.account(&crate::harness::id(&town.residents[0])).await.unwrap();
+    let resident =
+        town.reading_as(&town.residents[0]).account(&crate::harness::id(&town.residents[0])).await.unwrap();
     assert_eq!(resident.total.0, 25_000 - 1200 + 300, "the refund went back to the resident who paid");
 
     // Balance and cash-out (1% fee, rounded down).
@@ -127,7 +128,7 @@ async fn a_shops_day() {
     check_zengin(&file, &transfer_date, &[("ﾔﾏﾀﾞ ﾀﾛｳ", 1881), ("ｶ)ｽ-ﾊﾟ-ﾏﾁ", 4950)]);
     let (_, _, file_again) = town.get_bytes(&zengin_path, &town.admin).await;
     assert_eq!(file, file_again, "the same settlement gives the same bytes");
-    let block = town.node.block(settlement["height"].as_u64().unwrap()).await.unwrap();
+    let block = town.reading_as(&town.town).block(settlement["height"].as_u64().unwrap()).await.unwrap();
     let on_chain = block.txs.iter().find_map(|tx| match tx.body.as_ref().map(|b| &b.action) {
         Some(Action::SettleCashOuts { file_sha256, transfer_date, cash_outs }) => {
             Some((*file_sha256, transfer_date.clone(), cash_outs.len()))

@@ -22,7 +22,7 @@ async fn paid_invoice(town: &Town) -> (String, String, String) {
 }
 
 async fn resident_total(town: &Town, resident: usize) -> u64 {
-    town.node.account(&id(&town.residents[resident])).await.unwrap().total.0
+    town.reading_as(&town.residents[resident]).account(&id(&town.residents[resident])).await.unwrap().total.0
 }
 
 async fn refund(town: &Town, token: &str, invoice: &str, amount: u64, key: &str) -> (u16, Value) {

@@ -33,7 +33,7 @@ enum Forgery {
 
 async fn forged_block(town: &Town, shop: &str, invoice: &str, forgery: Forgery) -> BlockView {
     let head = town.node.head().await.unwrap();
-    let prev = town.node.block(head.height).await.unwrap().to_block().unwrap();
+    let prev = town.reading_as(&town.town).block(head.height).await.unwrap().to_block().unwrap();
     let pay = town.sign(
         &town.residents[0],
         Action::Pay { shop: shop.parse().unwrap(), amount: Yen(700), invoice: Some(invoice.to_string()) },
@@ -192,4 +192,10 @@ async fn delegated_keys_must_be_registered_with_their_power() {
         .await;
     let error = open(&town.registrar, &town.settler).await.expect("refused");
     assert!(error.contains("froze (revoked) the settler key"), "{error}");
+    // The service reads as its registrar: the node refuses a frozen registrar's read
+    // session, and that is said the same way.
+    town.submit(&town.town, machi_ledger::Action::Freeze { account: crate::harness::id(&town.registrar) })
+        .await;
+    let error = open(&town.registrar, &town.settler).await.expect("refused");
+    assert!(error.contains("froze (revoked) the shop-registrar key"), "{error}");
 }

@@ -149,6 +149,12 @@ impl Town {
         self.clock.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The node as `key` reads it (a resident its own account, the town everything): the
+    /// node refuses anonymous reads of accounts and blocks.
+    pub(crate) fn reading_as(&self, key: &SigningKey) -> Client {
+        self.node.reading_as(key.clone(), "machi-merchant tests: checking what the chain holds")
+    }
+
     pub(crate) fn sign(&self, key: &SigningKey, action: Action) -> SignedTx {
         sign_at(&self.chain_id, key, action, self.now())
     }

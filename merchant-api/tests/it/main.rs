@@ -12,6 +12,7 @@ mod follower;
 mod harness;
 mod hostile;
 mod pages;
+mod privacy;
 mod proxy;
 mod restart;
 mod settlement;

@@ -65,7 +65,7 @@ async fn a_settlement_the_node_did_not_take_keeps_its_file_and_is_sent_again() {
     let (status, _, file) = town.get_bytes(&zengin, &town.admin).await;
     assert_eq!(status, 200);
     assert_eq!(json!(sha256(&file).to_hex()), waiting["file_sha256"]);
-    let block = town.node.block(settled["height"].as_u64().unwrap()).await.unwrap();
+    let block = town.reading_as(&town.town).block(settled["height"].as_u64().unwrap()).await.unwrap();
     let on_chain: Vec<_> = block
         .txs
         .iter()
