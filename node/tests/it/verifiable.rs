@@ -187,3 +187,26 @@ async fn replicas_attest_the_same_block_and_supply_each_with_its_own_key() {
     assert!(served.iter().all(|h| *h == served[0]), "every replica serves the same headers");
     cluster.stop_all().await;
 }
+
+/// One answer holds at most 1,000 headers; a reader pages on from the last height + 1 and
+/// gets every header once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_come_at_most_a_thousand_an_answer_and_page_on() {
+    let node = TestNode::start().await;
+    // One block per transaction: each is sent once the one before is committed.
+    for n in 0..machi_api::HEADERS_MAX {
+        let action =
+            Action::RegisterShop { shop: id(&new_key()), name: format!("店{n}"), class: ShopClass::Local };
+        node.ok(&node.town, action).await;
+    }
+    let head = node.client.head().await.unwrap().height;
+    assert_eq!(head, machi_api::HEADERS_MAX);
+    let (_, first): (u16, HeadersView) = get(&node, &format!("/v1/headers?from=0&to={head}")).await;
+    assert_eq!(first.headers.len() as u64, machi_api::HEADERS_MAX, "at most 1,000 in one answer");
+    let last = first.headers.last().unwrap().height;
+    assert_eq!(last, machi_api::HEADERS_MAX - 1);
+    let (_, rest): (u16, HeadersView) = get(&node, &format!("/v1/headers?from={}&to={head}", last + 1)).await;
+    assert_eq!(rest.headers.len(), 1);
+    assert_eq!(rest.headers[0].prev_hash, first.headers.last().unwrap().hash, "the pages link");
+    assert_eq!(rest.headers[0].hash, node.client.head().await.unwrap().hash);
+}

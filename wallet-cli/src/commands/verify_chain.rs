@@ -385,6 +385,9 @@ async fn headers(
         let Some(last) = page.headers.last() else {
             return Err(format!("no header at height {next}"));
         };
+        if last.height < next || last.height > to {
+            return Err(format!("asked for the headers from {next} to {to}, got up to {}", last.height));
+        }
         next = last.height.checked_add(1).ok_or("a header at the largest height")?;
         out.extend(page.headers);
     }
