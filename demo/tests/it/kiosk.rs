@@ -85,7 +85,8 @@ impl Town {
         let merchant_url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(machi_merchant::serve(merchant, listener, std::future::pending()));
 
-        let client = Client::new(&node_url);
+        // What the test checks on the node it reads as the town, which reads every account.
+        let client = Client::new(&node_url).reading_as(town.clone(), "demo test: what the kiosk did");
         let chain_id = client.head().await.unwrap().chain_id;
         let operator = machi_node::generate_key();
         let submit = |key: &SigningKey, action: Action| {
