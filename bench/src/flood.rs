@@ -40,8 +40,9 @@ const STRANGERS: usize = 64;
 pub(crate) async fn run(args: FloodArgs) -> anyhow::Result<()> {
     let limits = crate::limits::measure().await?;
     let common = &args.common;
-    let client = Client::new(&common.node);
-    let town = town::setup(&client, town::read_key(&common.town_key)?, &common.paying_town()).await?;
+    let town_key = town::read_key(&common.town_key)?;
+    let client = town::town_client(&common.node, &town_key);
+    let town = town::setup(&client, town_key, &common.paying_town()).await?;
     let good = Load::single(args.concurrency, Duration::from_secs(common.duration));
     let (outcome, results) = flood(&client, &town, &good, args.bad_concurrency, args.pool).await;
     crate::load::report(common, &limits, &outcome, &results)

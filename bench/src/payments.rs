@@ -33,8 +33,9 @@ pub(crate) struct PaymentsArgs {
 pub(crate) async fn run(args: PaymentsArgs) -> anyhow::Result<()> {
     let limits = crate::limits::measure().await?;
     let common = &args.common;
-    let client = Client::new(&common.node);
-    let town = town::setup(&client, town::read_key(&common.town_key)?, &common.paying_town()).await?;
+    let town_key = town::read_key(&common.town_key)?;
+    let client = town::town_client(&common.node, &town_key);
+    let town = town::setup(&client, town_key, &common.paying_town()).await?;
     let load = Load {
         mode: args.mode,
         concurrency: args.concurrency,

@@ -35,7 +35,8 @@ const ATTEMPTS_S_MAX: u64 = 120;
 pub(crate) async fn run(args: SaleOpenArgs) -> anyhow::Result<()> {
     let limits = crate::limits::measure().await?;
     let common = &args.common;
-    let client = Client::new(&common.node);
+    let town_key = town::read_key(&common.town_key)?;
+    let client = town::town_client(&common.node, &town_key);
     let size = TownSize {
         operators: args.operators,
         shops: 1,
@@ -44,7 +45,7 @@ pub(crate) async fn run(args: SaleOpenArgs) -> anyhow::Result<()> {
         total_sets: args.sets,
         cap: CAP,
     };
-    let town = town::setup(&client, town::read_key(&common.town_key)?, &size).await?;
+    let town = town::setup(&client, town_key, &size).await?;
     let (outcome, results) = sale_open(&client, &town, args.attempts).await?;
     crate::load::report(common, &limits, &outcome, &results)
 }

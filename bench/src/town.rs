@@ -9,6 +9,17 @@ use machi_ledger::{AccountId, Action, IssueParams, RateBp, ShopClass, SignedTx, 
 
 pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// Why the bench reads, signed into its read sessions: the node writes it in its access
+/// log beside each read the bench makes under the town's everything scope.
+pub(crate) const READ_PURPOSE: &str = "machi-bench: measuring";
+
+/// A client of `node` (one base URL or replicas separated by commas) that reads as the
+/// town: the node refuses anonymous reads of accounts, blocks and the lottery's lists.
+/// Its clones share one read session per node for the whole run; writes are unchanged.
+pub(crate) fn town_client(node: &str, town: &SigningKey) -> Client {
+    Client::new(node).reading_as(town.clone(), READ_PURPOSE)
+}
+
 pub(crate) struct Town {
     pub(crate) chain_id: String,
     pub(crate) operators: Vec<SigningKey>,
