@@ -409,7 +409,10 @@ impl Claim {
         if time_ms.abs_diff(now_ms) > REQUEST_SKEW_MS_MAX {
             return Err(Refusal::TimeSkew);
         }
-        let Some(key) = keys.key_of(from).filter(|_| from != me) else {
+        if from == me {
+            return Err(Refusal::UnknownReplica);
+        }
+        let Some(key) = keys.key_of(from) else {
             keys.unknown(from);
             return Err(Refusal::UnknownReplica);
         };

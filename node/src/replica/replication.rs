@@ -261,7 +261,7 @@ impl Replication {
             catching_up: Arc::new(AtomicBool::new(false)),
         });
         machi_host::supervise::Part::vital("replica set watch")
-            .spawn_task(watch_replica_set(side.clone(), shared));
+            .spawn_task(watch_replica_set(Arc::downgrade(&side), shared));
         Ok((replication, side))
     }
 
@@ -472,11 +472,17 @@ fn replica_keys(replicas: &[Replica]) -> Arc<BTreeMap<ReplicaId, AccountId>> {
     Arc::new(replicas.iter().map(|r| (r.id, r.producer)).collect())
 }
 
-/// Keeps `NodeSide::known` at the replica set of the last applied block.
-async fn watch_replica_set(side: Arc<NodeSide>, shared: Arc<Shared>) {
-    let mut applied = shared.applied.subscribe();
-    while applied.changed().await.is_ok() {
+/// Keeps `NodeSide::known` at the replica set of the last applied block, until the node
+/// closes.
+async fn watch_replica_set(side: std::sync::Weak<NodeSide>, shared: Arc<Shared>) {
+    let (mut applied, mut closing) = (shared.applied.subscribe(), shared.closing.subscribe());
+    loop {
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { return },
+            _ = closing.wait_for(|closing| *closing) => return,
+        }
         let keys = replica_keys(&shared.chain.read().await.state.replicas);
+        let Some(side) = side.upgrade() else { return };
         side.known.send_if_modified(|known| {
             let changed = *known != keys;
             *known = keys;
