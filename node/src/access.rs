@@ -116,6 +116,20 @@ impl Reader {
             Reader::Key(k) => Some(k.role),
         }
     }
+
+    /// Whether this reader may read what belongs to `account`: the everything scope, or
+    /// the account's own key (the key now holding it, after a lost card's replacement).
+    pub(crate) fn may_read(&self, state: &State, account: &AccountId) -> bool {
+        match self {
+            Reader::Anonymous => false,
+            Reader::Key(k) => self.everything() || state.current_key(*account) == k.account,
+        }
+    }
+
+    /// Whether this reader may read something that concerns `accounts`.
+    pub(crate) fn may_read_any(&self, state: &State, accounts: &[AccountId]) -> bool {
+        self.everything() || accounts.iter().any(|a| self.may_read(state, a))
+    }
 }
 
 /// Read challenges and sessions of this replica, and its access log.
@@ -296,5 +310,86 @@ impl AccessLog {
             entries.push(serde_json::from_slice(&value).map_err(std::io::Error::other)?);
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readers(dir: &std::path::Path, clock: Arc<crate::ManualClock>) -> Readers {
+        let db = sled::Config::new().path(dir).open().unwrap();
+        Readers::new(clock, AccessLog::open(db.open_tree("access_log").unwrap()).unwrap())
+    }
+
+    /// At most `READ_CHALLENGES_MAX` challenges are outstanding: one more is refused until
+    /// the oldest expire; a challenge is answered once.
+    #[test]
+    fn challenges_are_bounded_and_used_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::ManualClock::new(1_000_000));
+        let readers = readers(dir.path(), clock.clone());
+        let first = readers.challenge().expect("a challenge").0;
+        for _ in 1..READ_CHALLENGES_MAX {
+            readers.challenge().expect("within the limit");
+        }
+        assert!(readers.challenge().is_none(), "one more than the limit is refused");
+        assert_eq!(readers.use_challenge(&first), Ok(()));
+        assert_eq!(readers.use_challenge(&first), Err(ChallengeRefused::Used));
+        clock.set(1_000_000 + READ_CHALLENGE_TTL_MS + 1);
+        assert!(readers.challenge().is_some(), "the expired ones make room");
+        let (late, _) = readers.challenge().unwrap();
+        clock.set(1_000_000 + 3 * READ_CHALLENGE_TTL_MS);
+        assert_eq!(readers.use_challenge(&late), Err(ChallengeRefused::Expired));
+        assert_eq!(readers.use_challenge(&[0; 32]), Err(ChallengeRefused::Unknown));
+    }
+
+    /// At most `READ_SESSIONS_MAX` sessions are open; expired ones make room.
+    #[test]
+    fn sessions_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::ManualClock::new(1_000_000));
+        let readers = readers(dir.path(), clock.clone());
+        for _ in 0..READ_SESSIONS_MAX {
+            readers.open_session(AccountId([1; 32]), String::new()).expect("within the limit");
+        }
+        assert!(readers.open_session(AccountId([1; 32]), String::new()).is_none());
+        clock.set(1_000_000 + READ_SESSION_TTL_MS);
+        assert!(readers.open_session(AccountId([1; 32]), String::new()).is_some());
+    }
+
+    /// The access log's sequence goes on after a restart and pages by `after`.
+    #[test]
+    fn the_access_log_goes_on_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |path: &str| AccessLogEntry {
+            seq: 0,
+            time_ms: 1,
+            account: AccountId([2; 32]),
+            role: ReaderRole::Auditor,
+            name: "監査".into(),
+            purpose: "年次監査".into(),
+            method: "GET".into(),
+            path: path.into(),
+            status: 200,
+        };
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let log = AccessLog::open(db.open_tree("access_log").unwrap()).unwrap();
+            assert_eq!(log.record(entry("/a")).unwrap(), 1);
+            assert_eq!(log.record(entry("/b")).unwrap(), 2);
+            db.flush().unwrap();
+        }
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let log = AccessLog::open(db.open_tree("access_log").unwrap()).unwrap();
+        assert_eq!(log.record(entry("/c")).unwrap(), 3);
+        let paths =
+            |entries: Vec<AccessLogEntry>| entries.into_iter().map(|e| (e.seq, e.path)).collect::<Vec<_>>();
+        assert_eq!(
+            paths(log.after(0, 10).unwrap()),
+            vec![(1, "/a".into()), (2, "/b".into()), (3, "/c".into())]
+        );
+        assert_eq!(paths(log.after(1, 1).unwrap()), vec![(2, "/b".into())]);
+        assert!(log.after(3, 10).unwrap().is_empty());
     }
 }

@@ -36,6 +36,11 @@ pub(crate) enum Access {
     Roles(&'static [ReaderRole]),
 }
 
+/// The everything scope: the town, auditors, the town's services.
+pub(super) const EVERYTHING: &[ReaderRole] = &[ReaderRole::Town, ReaderRole::Auditor, ReaderRole::Service];
+/// The counters' cash: operators and the everything scope.
+pub(super) const CASH: &[ReaderRole] =
+    &[ReaderRole::Operator, ReaderRole::Town, ReaderRole::Auditor, ReaderRole::Service];
 /// The access log: the town and auditors (not the services whose reads it records).
 pub(super) const LOG_READERS: &[ReaderRole] = &[ReaderRole::Town, ReaderRole::Auditor];
 
@@ -69,18 +74,9 @@ pub(super) async fn enforce(
     let method = request.method().to_string();
     let path =
         request.uri().path_and_query().map_or_else(|| request.uri().path().to_string(), |p| p.to_string());
-    let refusal = match (access, reader.role()) {
-        (Access::Roles(_), None) => Some(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "read_auth_required",
-            "this is read only with a read session (POST /v1/auth/challenge, then /v1/auth/session)",
-        )),
-        (Access::Roles(roles), Some(role)) if !roles.contains(&role) => Some(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_allowed",
-            format!("a reader of role {} may not read this", role.name()),
-        )),
-        _ => None,
+    let refusal = match access {
+        Access::Roles(roles) => refuse_unless(&reader, roles).err(),
+        Access::Public | Access::Reader => None,
     };
     let response = match refusal {
         Some(refusal) => refusal.into_response(),
@@ -95,6 +91,24 @@ pub(super) async fn enforce(
             Err(e) => ApiError::internal("writing the access log", e).into_response(),
         },
         None => response,
+    }
+}
+
+/// Refuses a reader not of `roles`: anonymous 401 `read_auth_required`, any other 403
+/// `not_allowed`.
+pub(super) fn refuse_unless(reader: &Reader, roles: &[ReaderRole]) -> Result<(), ApiError> {
+    match reader.role() {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "read_auth_required",
+            "this is read only with a read session (POST /v1/auth/challenge, then /v1/auth/session)",
+        )),
+        Some(role) if !roles.contains(&role) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            format!("a reader of role {} may not read this", role.name()),
+        )),
+        Some(_) => Ok(()),
     }
 }
 

@@ -4,12 +4,14 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, MethodRouter};
+use axum::Extension;
 use axum::Json;
 use machi_api::{
     AccountView, BalanceView, ErrorBody, HistoryEntry, SetsBoughtView, ShopView, TxCode, TxStatus,
 };
 use machi_ledger::{Outcome, Role, TxBody};
 
+use crate::access::Reader;
 use crate::chain::{BlockReads, Chain};
 use crate::shared::Shared;
 use machi_ledger::time::format_jst_date;
@@ -25,14 +27,20 @@ pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
 }
 
 /// An account: role, name, balances by issue and kind (with expiry), sets bought, and
-/// its latest transactions, newest first.
+/// its latest transactions, newest first. Read by the account's own key (also the key
+/// that replaced it) and the everything scope; to anyone else it is `not_found`, the very
+/// answer a missing account gets.
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "the account id (its public key), 64 hex digits"),
         ("history" = Option<usize>, Query, description = "history entries, default 50, at most 500")),
+    security((), ("read_session" = [])),
     responses((status = 200, body = AccountView), (status = 400, body = ErrorBody, description = "bad_id, bad_query"),
-        (status = 404, body = ErrorBody, description = "not_found")))]
+        (status = 401, body = ErrorBody, description = "read_session_invalid, read_session_expired"),
+        (status = 403, body = ErrorBody, description = "key_replaced, account_frozen: the session's key"),
+        (status = 404, body = ErrorBody, description = "not_found: no such account, or not the reader's")))]
 async fn account(
     State(state): State<AppState>,
+    Extension(reader): Extension<Reader>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AccountView>, ApiError> {
@@ -44,6 +52,10 @@ async fn account(
     let limit = usize::min(limit, HISTORY_ENTRIES_MAX);
     let (mut view, reads) = {
         let chain = state.shared.chain.read().await;
+        // Another's account is answered exactly as one that does not exist.
+        if !reader.may_read(&chain.state, &id) {
+            return Err(ApiError::not_found("account"));
+        }
         (account_view(&chain, id)?, chain.history_reads(&id, limit))
     };
     // Blocks are read and decoded after the lock is released: the producer never waits

@@ -9,11 +9,12 @@ use machi_api::{BlockView, ClockView, ErrorBody, HaltView, HeadView, HealthView,
 
 use std::sync::atomic::Ordering;
 
+use super::access::EVERYTHING;
 use super::{query_param, Access, ApiError, AppState};
 
 pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
     vec![
-        ("/v1/blocks/{height}", Access::Reader, get(block)),
+        ("/v1/blocks/{height}", Access::Roles(EVERYTHING), get(block)),
         ("/v1/chain/head", Access::Public, get(head)),
         ("/v1/supply", Access::Public, get(supply)),
         ("/v1/health", Access::Public, get(health)),
@@ -21,10 +22,14 @@ pub(super) fn routes() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
     ]
 }
 
-/// A block as exported (one line of `machi-node export`, docs/FORMAT.md).
+/// A block as exported (one line of `machi-node export`, docs/FORMAT.md), with every
+/// transaction's body: the everything scope only (the headers are public elsewhere).
 #[utoipa::path(get, path = "/v1/blocks/{height}", tag = "chain",
     params(("height" = u64, Path, description = "the block's height; 0 is genesis")),
+    security(("read_session" = [])),
     responses((status = 200, body = BlockView), (status = 400, body = ErrorBody, description = "bad_height"),
+        (status = 401, body = ErrorBody, description = "read_auth_required, read_session_invalid, read_session_expired"),
+        (status = 403, body = ErrorBody, description = "not_allowed: not the town, an auditor or a town service"),
         (status = 404, body = ErrorBody, description = "not_found: above the head")))]
 async fn block(
     State(state): State<AppState>,

@@ -3,9 +3,12 @@
 
 use axum::extract::{Path, State};
 use axum::routing::{get, MethodRouter};
+use axum::Extension;
 use axum::Json;
 use machi_api::{ErrorBody, IssueView, LotteryEntryView, LotteryView, SaleMode};
 use machi_ledger::{AccountId, IssueState};
+
+use crate::access::Reader;
 
 use super::{parse_hex32, Access, ApiError, AppState};
 
@@ -59,31 +62,43 @@ fn issue_id(id: &str) -> Result<u32, ApiError> {
 
 /// A lottery issue's lottery: schedule, parties with their commitments and secrets, the
 /// applications, and once drawn the seed, who did not reveal, the winners, the waiting
-/// list and the purchases.
+/// list and the purchases. The per-account lists (applications, winners, waiting list,
+/// allotment) are given only to the everything scope; anyone else gets the counts, with
+/// the lists empty and `lists_withheld` true.
 #[utoipa::path(get, path = "/v1/issues/{id}/lottery", tag = "issues",
     params(("id" = u32, Path, description = "the issue's number")),
+    security((), ("read_session" = [])),
     responses((status = 200, body = LotteryView), (status = 400, body = ErrorBody, description = "bad_id"),
+        (status = 401, body = ErrorBody, description = "read_session_invalid, read_session_expired"),
         (status = 404, body = ErrorBody, description = "not_found: no such issue, or it is sold first come")))]
 async fn lottery(
     State(state): State<AppState>,
+    Extension(reader): Extension<Reader>,
     Path(id): Path<String>,
 ) -> Result<Json<LotteryView>, ApiError> {
     let id = issue_id(&id)?;
     let chain = state.shared.chain.read().await;
     let issue = chain.state.issues.get(&id).ok_or_else(|| ApiError::not_found("issue"))?;
     let lottery = chain.state.lotteries.get(&id).ok_or_else(|| ApiError::not_found("lottery issue"))?;
-    Ok(Json(LotteryView::new(issue, lottery, state.shared.clock.now_ms())))
+    let view = LotteryView::new(issue, lottery, state.shared.clock.now_ms());
+    Ok(Json(if reader.everything() { view } else { view.withhold_lists() }))
 }
 
 /// One resident's application and result (当選 / 補欠 / 落選), by any key that has held
-/// their identity since the draw.
+/// their identity since the draw, and by the everything scope; to anyone else `not_found`,
+/// the very answer an account that does not exist gets.
 #[utoipa::path(get, path = "/v1/issues/{id}/lottery/{account}", tag = "issues",
     params(("id" = u32, Path, description = "the issue's number"),
         ("account" = String, Path, description = "the resident's account, 64 hex digits")),
+    security((), ("read_session" = [])),
     responses((status = 200, body = LotteryEntryView), (status = 400, body = ErrorBody, description = "bad_id"),
-        (status = 404, body = ErrorBody, description = "not_found: no such issue, or it is sold first come")))]
+        (status = 401, body = ErrorBody, description = "read_session_invalid, read_session_expired"),
+        (status = 403, body = ErrorBody, description = "key_replaced, account_frozen: the session's key"),
+        (status = 404, body = ErrorBody, description = "not_found: no such issue, it is sold first come, or \
+            the account is not the reader's")))]
 async fn lottery_entry(
     State(state): State<AppState>,
+    Extension(reader): Extension<Reader>,
     Path((id, account)): Path<(String, String)>,
 ) -> Result<Json<LotteryEntryView>, ApiError> {
     let id = issue_id(&id)?;
@@ -91,5 +106,8 @@ async fn lottery_entry(
     let chain = state.shared.chain.read().await;
     let issue = chain.state.issues.get(&id).ok_or_else(|| ApiError::not_found("issue"))?;
     let lottery = chain.state.lotteries.get(&id).ok_or_else(|| ApiError::not_found("lottery issue"))?;
+    if !reader.may_read(&chain.state, &account) {
+        return Err(ApiError::not_found("account"));
+    }
     Ok(Json(LotteryEntryView::new(issue, lottery, account, state.shared.clock.now_ms())))
 }

@@ -26,7 +26,12 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         64 lowercase hex digits. Errors are {\"error\": {\"code\", \"message\"}}; a transaction that was not \
         applied also carries its result, whose `reason` is a TxCode. Every replica answers: writes \
         on a follower go on to the leader; any read takes `?min_height=H` to wait (up to 10 s) until the \
-        replica has applied block H, else 503 `behind`."
+        replica has applied block H, else 503 `behind`. Who reads what is docs/RULES.md §5: an account, its \
+        transactions and events to its own key and to the town, auditors and the town's services \
+        (the everything scope, every read logged); blocks, every event and the access log to that scope; the \
+        counters' cash also to operators. A reader opens a read session (POST /v1/auth/challenge, sign, \
+        POST /v1/auth/session) and sends `Authorization: Bearer <token>` (security scheme `read_session`); \
+        a hidden object is answered as a missing one."
     ),
     paths(
         super::access::challenge,

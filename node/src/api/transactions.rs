@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
+use axum::Extension;
 use axum::Json;
 use machi_api::{
     ErrorBody, ErrorDetail, SubmitRequest, SubmitResponse, TxCode, TxErrorBody, TxResultView, TxView,
@@ -17,6 +18,7 @@ use machi_ledger::{decode, SignedTx, TxBody, TxId, VerifiedTx};
 use tokio::sync::oneshot;
 
 use super::{parse_hex32, Access, ApiError, AppState, JsonBody};
+use crate::access::Reader;
 use crate::replica::replication::Route;
 use crate::shared::Submission;
 
@@ -282,17 +284,33 @@ fn replayed(chain: &crate::chain::Chain, tx: &VerifiedTx) -> Option<TxResultView
     Some(TxResultView::committed(tx.id, record.outcome, record.height, chain.hashes[record.height as usize]))
 }
 
-/// A committed transaction: its result, its block and place in it, its body.
+/// A committed transaction: its result, its block and place in it, its body. Read by its
+/// signer, by any account it concerns (those its events name) and the everything scope;
+/// to anyone else it is `not_found`, the very answer a transaction not on the chain gets.
 #[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions",
     params(("id" = String, Path, description = "the transaction id, 64 hex digits")),
+    security((), ("read_session" = [])),
     responses((status = 200, body = TxView), (status = 400, body = ErrorBody, description = "bad_id"),
-        (status = 404, body = ErrorBody, description = "not_found: not on the chain (yet)")))]
-async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TxView>, ApiError> {
+        (status = 401, body = ErrorBody, description = "read_session_invalid, read_session_expired"),
+        (status = 403, body = ErrorBody, description = "key_replaced, account_frozen: the session's key"),
+        (status = 404, body = ErrorBody, description = "not_found: not on the chain (yet), or not the reader's")))]
+async fn status(
+    State(state): State<AppState>,
+    Extension(reader): Extension<Reader>,
+    Path(id): Path<String>,
+) -> Result<Json<TxView>, ApiError> {
     let id: TxId = parse_hex32(&id, "transaction id")?;
     let chain = state.shared.chain.read().await;
     let record = *chain.state.txs.get(&id).ok_or_else(|| ApiError::not_found("transaction"))?;
     let block = chain.block(record.height).map_err(|e| ApiError::internal("reading a block", e))?;
     let tx = &block.txs[record.index as usize];
+    let concerned = match TxBody::decode(&tx.body) {
+        Ok(body) => crate::chain::involved(&chain.state, tx.signer, &body),
+        Err(_) => vec![tx.signer],
+    };
+    if !reader.may_read_any(&chain.state, &concerned) {
+        return Err(ApiError::not_found("transaction"));
+    }
     Ok(Json(TxView {
         result: TxResultView::committed(id, record.outcome, record.height, block.hash()),
         index: record.index,

@@ -181,6 +181,28 @@ impl Cluster {
         }
     }
 
+    /// A GET of `path` on member `at` as the town (the everything scope), through a read
+    /// session opened there.
+    async fn town_get(&self, at: usize, path: &str) -> reqwest::Response {
+        let api = &self.members[at].api;
+        let http = &self.http;
+        let answer = http.post(format!("{api}/v1/auth/challenge")).send().await.unwrap();
+        let challenge: machi_api::ReadChallenge = answer.json().await.unwrap();
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&challenge.challenge, &mut bytes).unwrap();
+        let purpose = "cluster tests";
+        let signature = machi_ledger::read_auth::sign(CHAIN, &bytes, &self.town, purpose);
+        let request = machi_api::ReadSessionRequest {
+            account: AccountId::of(&self.town).to_hex(),
+            challenge: challenge.challenge,
+            signature: hex::encode(signature),
+            purpose: purpose.into(),
+        };
+        let answer = http.post(format!("{api}/v1/auth/session")).json(&request).send().await.unwrap();
+        let session: machi_api::ReadSession = answer.json().await.unwrap();
+        http.get(format!("{api}{path}")).bearer_auth(session.token).send().await.unwrap()
+    }
+
     async fn health(&self, at: usize) -> HealthView {
         let url = format!("{}/v1/health", self.members[at].api);
         self.http.get(url).send().await.unwrap().json().await.unwrap()
@@ -307,12 +329,8 @@ async fn a_forged_block_halts_every_replica_that_replays_it() {
             "member {at} takes no writes: {refused:?}"
         );
     }
-    let url = format!("{}/v1/transactions/{}", cluster.members[0].api, forged_tx.id(CHAIN));
-    assert_eq!(
-        cluster.http.get(url).send().await.unwrap().status(),
-        404,
-        "the forged transaction is nowhere"
-    );
+    let path = format!("/v1/transactions/{}", forged_tx.id(CHAIN));
+    assert_eq!(cluster.town_get(0, &path).await.status(), 404, "the forged transaction is nowhere");
     cluster.stop().await;
 }
 
@@ -363,8 +381,8 @@ async fn a_failing_disk_stops_only_its_replica() {
     }
     let again = cluster.commit(new_leader, &cluster.register_shop("店4")).await;
     assert_eq!(again.height, Some(5), "the two go on; the block with the resent transaction is not repeated");
-    let url = format!("{}/v1/transactions/{}", cluster.members[other].api, tx.id(CHAIN));
-    let view: serde_json::Value = cluster.http.get(url).send().await.unwrap().json().await.unwrap();
+    let path = format!("/v1/transactions/{}", tx.id(CHAIN));
+    let view: serde_json::Value = cluster.town_get(other, &path).await.json().await.unwrap();
     assert_eq!(view["height"], 4, "committed once, in block 4: {view}");
     cluster.stop().await;
 }
@@ -491,8 +509,8 @@ async fn a_write_through_a_follower_is_read_back_there() {
     let result = answer.await.unwrap().expect("an answer");
     assert_eq!((result.status, result.height), (TxStatus::Applied, Some(1)));
     assert_eq!(cluster.height(follower).await, 1, "the follower applied the block before it answered");
-    let url = format!("{}/v1/accounts/{}", cluster.members[follower].api, AccountId::of(&shop));
-    assert_eq!(cluster.http.get(url).send().await.unwrap().status(), 200, "the shop reads back there");
+    let path = format!("/v1/accounts/{}", AccountId::of(&shop));
+    assert_eq!(cluster.town_get(follower, &path).await.status(), 200, "the shop reads back there");
     Arc::into_inner(cluster).expect("the only handle").stop().await;
 }
 
@@ -515,12 +533,14 @@ async fn a_proof_from_a_follower_checks_out_against_another_replicas_block_hash(
     let proof: machi_api::TxProof =
         serde_json::from_value(get(follower, format!("/v1/transactions/{}/proof", result.tx_id)).await)
             .unwrap();
-    let block = get(third, format!("/v1/blocks/{height}")).await;
+    let block: serde_json::Value =
+        cluster.town_get(third, &format!("/v1/blocks/{height}")).await.json().await.unwrap();
     let trusted: machi_ledger::Hash32 = block["hash"].as_str().unwrap().parse().unwrap();
     assert_eq!(Some(trusted), result.block_hash, "the leader answered with the same block");
     assert!(proof.check(&result.tx_id, &trusted).proven(), "{proof:?}");
-    let other: machi_ledger::Hash32 =
-        get(third, format!("/v1/blocks/{}", height - 1)).await["hash"].as_str().unwrap().parse().unwrap();
+    let parent: serde_json::Value =
+        cluster.town_get(third, &format!("/v1/blocks/{}", height - 1)).await.json().await.unwrap();
+    let other: machi_ledger::Hash32 = parent["hash"].as_str().unwrap().parse().unwrap();
     assert!(!proof.check(&result.tx_id, &other).proven());
     cluster.stop().await;
 }

@@ -45,7 +45,9 @@ async fn malformed_requests_get_json_errors_and_write_nothing() {
     check(raw(&node, "GET", "/v1/nothing-here", vec![]).await, 404, "not_found");
     check(raw(&node, "GET", "/v1/accounts/xyz", vec![]).await, 400, "bad_id");
     check(raw(&node, "GET", &format!("/v1/accounts/{}", "ab".repeat(32)), vec![]).await, 404, "not_found");
-    check(raw(&node, "GET", "/v1/blocks/99", vec![]).await, 404, "not_found");
+    check(raw(&node, "GET", "/v1/blocks/99", vec![]).await, 401, "read_auth_required");
+    let above = node.get_as_town("/v1/blocks/99").await;
+    check((above.status().as_u16(), above.json().await.unwrap()), 404, "not_found");
     check(raw(&node, "GET", "/v1/issues/-1", vec![]).await, 400, "bad_id");
     let after = node.client.head().await.unwrap();
     assert_eq!(before, after, "nothing was written");

@@ -81,7 +81,7 @@ async fn cash_by_day_over_http_and_on_the_town_hall_screen() {
     assert_eq!(node.client.cash_day(&day2).await.unwrap(), *d2);
     let quiet = node.client.cash_day("2020-01-01").await.unwrap();
     assert!(quiet.counters.is_empty() && quiet.gaps.is_empty() && quiet.cash_received.is_zero());
-    let bad = reqwest::get(format!("{}/v1/cash/days/2027-02-30", node.url)).await.unwrap();
+    let bad = node.get_as_town("/v1/cash/days/2027-02-30").await;
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("bad_day"));
 

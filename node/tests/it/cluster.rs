@@ -89,9 +89,12 @@ impl Load {
         let urls = cluster.urls();
         let workers = (0..WORKERS)
             .map(|n| {
-                let clients: Vec<Client> =
-                    urls.iter().map(|u| Client::with_timeout(u, Duration::from_secs(30))).collect();
                 let (chain_id, town) = (cluster.chain_id.clone(), cluster.town.clone());
+                let client = |u: &String| {
+                    Client::with_timeout(u, Duration::from_secs(30))
+                        .reading_as(town.clone(), "machi-node tests")
+                };
+                let clients: Vec<Client> = urls.iter().map(client).collect();
                 tokio::spawn(write_until_stopped(n, clients, chain_id, town, stop.clone(), books.clone()))
             })
             .collect();

@@ -19,7 +19,9 @@ struct Process {
     client: Client,
 }
 
+/// The node in `dir`, read as its town (the everything scope).
 fn start(dir: &Path) -> Process {
+    let town = machi_node::read_key(&dir.join("keys/town.key")).expect("town key");
     let mut child = Command::new(env!("CARGO_BIN_EXE_machi-node"))
         .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
@@ -35,7 +37,7 @@ fn start(dir: &Path) -> Process {
         .trim()
         .strip_prefix("machi-node listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Process { client: Client::new(url), child }
+    Process { client: Client::new(url).reading_as(town, "machi-node tests"), child }
 }
 
 fn kill9(mut process: Process) {

@@ -67,7 +67,8 @@ impl TestNode {
             .expect("serves");
         });
         TestNode {
-            client: Client::new(&url),
+            // The tests read as the town (the everything scope), as an auditor would.
+            client: Client::new(&url).reading_as(town.clone(), "machi-node tests"),
             url,
             dir,
             chain_id,
@@ -101,6 +102,14 @@ impl TestNode {
 
     pub(crate) fn now(&self) -> u64 {
         self.clock.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A GET of `path` as the town (the everything scope), through a read session of its
+    /// own.
+    pub(crate) async fn get_as_town(&self, path: &str) -> reqwest::Response {
+        let token = crate::privacy::token(&self.url, &self.chain_id, &self.town, "machi-node tests").await;
+        let http = reqwest::Client::new();
+        http.get(format!("{}{path}", self.url)).bearer_auth(token).send().await.expect("node answers")
     }
 
     pub(crate) fn sign(&self, key: &SigningKey, action: Action) -> SignedTx {

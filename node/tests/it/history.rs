@@ -94,9 +94,13 @@ async fn the_producer_commits_while_a_history_is_being_read() {
     );
     assert_eq!(client.submit(&first).await.unwrap().status, TxStatus::Applied);
 
+    // The shop reads its own history.
+    let token = crate::privacy::token(&url, &chain_id, &busy_shop, "").await;
     gate.armed.store(true, Ordering::SeqCst);
     let history_url = format!("{url}/v1/accounts/{}?history=500", id(&busy_shop));
-    let history = tokio::spawn(async move { reqwest::get(history_url).await?.json::<AccountView>().await });
+    let history = tokio::spawn(async move {
+        reqwest::Client::new().get(history_url).bearer_auth(token).send().await?.json::<AccountView>().await
+    });
     tokio::task::spawn_blocking(move || entered.recv().unwrap()).await.unwrap();
 
     // The history read is parked inside the log: a new transaction must still commit.

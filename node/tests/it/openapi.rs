@@ -76,6 +76,13 @@ async fn the_openapi_document_describes_every_route_and_method_served() {
         "AccountId",
         "TxId",
         "Hash32",
+        "ReadChallenge",
+        "ReadSessionRequest",
+        "ReadSession",
+        "AccessLogPage",
+        "AccessLogEntry",
+        "ShopView",
+        "LotteryView",
     ] {
         assert!(schemas.contains_key(name), "{name} is not among the schemas");
     }
@@ -90,5 +97,30 @@ async fn the_openapi_document_describes_every_route_and_method_served() {
     assert_eq!(codes, TxCode::ALL.iter().map(|c| c.name()).collect::<Vec<_>>());
     let reason = serde_json::to_string(&schemas["TxResultView"]["properties"]["reason"]).unwrap();
     assert!(reason.contains("#/components/schemas/TxCode"), "{reason}");
+
+    // The read session is a bearer scheme, named on every route that takes one.
+    let scheme = &doc["components"]["securitySchemes"]["read_session"];
+    assert_eq!(
+        (scheme["type"].as_str(), scheme["scheme"].as_str()),
+        (Some("http"), Some("bearer")),
+        "{scheme}"
+    );
+    for path in [
+        "/v1/accounts/{id}",
+        "/v1/transactions/{id}",
+        "/v1/issues/{id}/lottery",
+        "/v1/issues/{id}/lottery/{account}",
+        "/v1/events",
+        "/v1/blocks/{height}",
+        "/v1/cash/days",
+        "/v1/cash/days/{day}",
+        "/v1/access-log",
+    ] {
+        let security = serde_json::to_string(&documented[path]["get"]["security"]).unwrap();
+        assert!(security.contains("read_session"), "{path}: {security}");
+    }
+    for path in ["/v1/health", "/v1/supply", "/v1/shops/{id}", "/v1/transactions/{id}/proof"] {
+        assert!(documented[path]["get"].get("security").is_none(), "{path} is public");
+    }
     node.shutdown().await;
 }

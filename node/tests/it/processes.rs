@@ -171,6 +171,10 @@ impl Cluster {
             machi_node(&["init", "--data-dir", path_str(&replica.dir), "--genesis", path_str(&genesis)]);
         }
         let town = machi_node::read_key(&first.join("keys/town.key")).expect("town key");
+        // The tests read every replica as the town (the everything scope).
+        for replica in &mut replicas {
+            replica.client = replica.client.reading_as(town.clone(), "machi-node tests");
+        }
         let pids = Arc::new(Mutex::new(HashMap::new()));
         let net = if proxied {
             let links = replicas

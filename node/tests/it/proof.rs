@@ -31,8 +31,7 @@ async fn a_proof_checks_out_against_the_block_hash_and_a_changed_one_does_not() 
     assert!(results.iter().all(|r| r.height == Some(height)), "one block: {results:?}");
     assert_eq!(results[BLOCK_TXS - 1].status, TxStatus::Rejected);
 
-    let block: BlockView =
-        reqwest::get(format!("{}/v1/blocks/{height}", node.url)).await.unwrap().json().await.unwrap();
+    let block: BlockView = node.client.block(height).await.unwrap();
     assert_eq!(block.txs.len(), BLOCK_TXS);
     for (index, result) in results.iter().enumerate() {
         let answer = proof(&node, &result.tx_id.to_hex()).await;
@@ -94,13 +93,11 @@ async fn a_proof_checks_out_against_the_block_hash_and_a_changed_one_does_not() 
         assert!(!p.check(&applied.tx_id, &block.hash).proven(), "changed {what}, still proven");
     }
     assert!(!good.check(&results[6].tx_id, &block.hash).proven(), "another transaction's id");
-    let parent: BlockView =
-        reqwest::get(format!("{}/v1/blocks/{}", node.url, height - 1)).await.unwrap().json().await.unwrap();
+    let parent: BlockView = node.client.block(height - 1).await.unwrap();
     assert!(!good.check(&applied.tx_id, &parent.hash).proven(), "another block's hash");
 
     // The genesis block's one transaction: an empty path.
-    let genesis: BlockView =
-        reqwest::get(format!("{}/v1/blocks/0", node.url)).await.unwrap().json().await.unwrap();
+    let genesis: BlockView = node.client.block(0).await.unwrap();
     let first: TxProof = node.client.proof(&genesis.txs[0].id).await.expect("a proof");
     assert!(first.tx_path.is_empty() && first.outcome_path.is_empty());
     assert!(first.check(&genesis.txs[0].id, &genesis.hash).proven());
