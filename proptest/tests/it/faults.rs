@@ -27,6 +27,9 @@ async fn failed_writes_are_never_acknowledged_and_leave_nothing_behind() {
     let node = Node::open_with(reopen, index.path(), producer.clone(), Arc::new(SystemClock)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let client = Client::new(&format!("http://{}", listener.local_addr().unwrap()));
+    // Accounts are read as the town, which may read any: to anyone else a registered
+    // shop and a missing one are both "not found", and the check below would prove nothing.
+    let town_reads = client.reading_as(town.clone(), "machi-proptest: checking what a failed write left");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(node.serve(listener, async {
         let _ = stopped.await;
@@ -57,13 +60,15 @@ async fn failed_writes_are_never_acknowledged_and_leave_nothing_behind() {
         assert_eq!(refused.tx_id, tx.id("fault-town"));
         assert_eq!(client.head().await.unwrap(), head, "no block was added");
         assert_eq!(file.inner.bytes.lock().unwrap().len(), log_len, "nothing half-written stays in the log");
-        let missing = client.account(&id(&shop)).await.expect_err("the shop was not registered");
+        let missing = town_reads.account(&id(&shop)).await.expect_err("the shop was not registered");
         assert_eq!(missing.code(), "not_found");
         // The disk recovers: the same signed transaction now commits, once.
         switch.store(false, Ordering::SeqCst);
         let result = client.submit(&tx).await.unwrap();
         assert_eq!(result.status, TxStatus::Applied);
         assert_eq!(client.head().await.unwrap().height, head.height + 1);
+        let registered = town_reads.account(&id(&shop)).await.expect("the shop is registered now, once");
+        assert_eq!(registered.role, "shop_local");
     }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
