@@ -110,8 +110,12 @@ impl Reader {
             signature: hex::encode(signature),
             purpose: self.purpose.clone(),
         };
+        // Like a read, the session waits on a replica that has not applied the highest
+        // block this client saw (the key's own registration, say), rather than being
+        // refused there as `not_registered`.
+        let path = client.nodes.read_path("/v1/auth/session");
         let (status, body) =
-            client.send(base, client.http.post(format!("{base}/v1/auth/session")).json(&request)).await?;
+            client.send(base, client.http.post(format!("{base}{path}")).json(&request)).await?;
         let view: ReadSession = decode(status, &body)?;
         Ok(Session { token: view.token, expires_ms: view.expires_ms })
     }

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::Json;
 use futures_util::StreamExt as _;
@@ -15,7 +15,7 @@ use machi_client::{sign, Client, ClientError};
 use machi_ledger::{read_auth, AccountId, Action, Hash32, ShopClass, SigningKey};
 use serde_json::json;
 
-use crate::harness::{serve, CountingProxy, LiveNode};
+use crate::harness::{closed_url, serve, CountingProxy, LiveNode};
 
 /// Registers a new shop (signed by the town) through `client`; its key and account.
 async fn new_shop(client: &Client, node: &LiveNode, name: &str) -> (SigningKey, AccountId) {
@@ -164,7 +164,15 @@ async fn a_purpose_too_long_is_refused_before_anything_is_signed() {
 /// and a session for a signature that verifies (machi_ledger::read_auth). Its URL and
 /// how many sessions it opened.
 async fn node_with_sessions_of(ttl_ms: u64) -> (String, Arc<AtomicUsize>) {
+    let (url, opened, _) = node_at_height(ttl_ms, 0).await;
+    (url, opened)
+}
+
+/// `node_with_sessions_of`, its head at `height`, also recording the path and query of
+/// every session request.
+async fn node_at_height(ttl_ms: u64, height: u64) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
     let opened = Arc::new(AtomicUsize::new(0));
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
     let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
     let challenge = Hash32([7; 32]);
     let head = {
@@ -178,17 +186,18 @@ async fn node_with_sessions_of(ttl_ms: u64) -> (String, Arc<AtomicUsize>) {
                     let body = json!({"error": {"code": "read_session_invalid", "message": "unknown"}});
                     return (StatusCode::UNAUTHORIZED, Json(body));
                 }
-                let head = json!({"chain_id": "test-town", "height": 0, "hash": Hash32([0; 32]),
+                let head = json!({"chain_id": "test-town", "height": height, "hash": Hash32([0; 32]),
                                   "timestamp_ms": 0, "txs_total": 0});
                 (StatusCode::OK, Json(head))
             }
         }
     };
     let session = {
-        let (opened, tokens) = (opened.clone(), tokens.clone());
-        move |Json(request): Json<ReadSessionRequest>| {
-            let (opened, tokens) = (opened.clone(), tokens.clone());
+        let (opened, tokens, asked) = (opened.clone(), tokens.clone(), asked.clone());
+        move |uri: Uri, Json(request): Json<ReadSessionRequest>| {
+            let (opened, tokens, asked) = (opened.clone(), tokens.clone(), asked.clone());
             async move {
+                asked.lock().unwrap().push(uri.to_string());
                 let account: AccountId = request.account.parse().unwrap();
                 let signature: [u8; 64] = hex::decode(&request.signature).unwrap().try_into().unwrap();
                 read_auth::verify("test-town", &challenge.0, &account, &request.purpose, &signature)
@@ -208,7 +217,7 @@ async fn node_with_sessions_of(ttl_ms: u64) -> (String, Arc<AtomicUsize>) {
             post(move || async move { Json(json!({"challenge": challenge, "expires_ms": u64::MAX})) }),
         )
         .route("/v1/auth/session", post(session));
-    (serve(router).await, opened)
+    (serve(router).await, opened, asked)
 }
 
 #[tokio::test]
@@ -227,4 +236,17 @@ async fn a_session_is_renewed_before_it_expires_and_kept_while_it_has_time() {
         client.head().await.expect("a read");
     }
     assert_eq!(opened.load(Ordering::SeqCst), 1, "kept while it has time");
+}
+
+#[tokio::test]
+async fn a_session_waits_on_a_replica_for_the_block_this_client_saw() {
+    let (url, _, asked) = node_at_height(10 * machi_client::SESSION_RENEW_MS_BEFORE, 5).await;
+    let client = Client::new(&format!("{},{url}", closed_url()))
+        .reading_as(machi_node::generate_key(), "client test: a replica behind");
+    assert_eq!(client.head().await.expect("a read").height, 5);
+    client.forget_sessions().await;
+    client.head().await.expect("a read with a new session");
+    // The first session was asked for before any block was seen; the second once block
+    // 5 was, so a replica that has not applied it (the key's registration) waits for it.
+    assert_eq!(*asked.lock().unwrap(), ["/v1/auth/session", "/v1/auth/session?min_height=5"]);
 }
