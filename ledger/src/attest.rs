@@ -8,7 +8,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 
 use crate::hash::{chain_id_len, AccountId, Hash32};
-use crate::issue::{IssueId, IssueParams, Supply};
+use crate::issue::IssueId;
 use crate::reason::TxError;
 use crate::yen::Yen;
 
@@ -16,7 +16,8 @@ pub(crate) const SUPPLY_DOMAIN: &[u8] = b"machi.supply.v1";
 pub(crate) const ATTEST_DOMAIN: &[u8] = b"machi.attest.v1";
 
 /// One issue's line of the supply report: every figure it gives (docs/AUDIT.md defines
-/// each), in the order the digest hashes them.
+/// each), in the order the digest hashes them. machi-api's `IssueSupplyView::totals`
+/// makes it from the report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssueTotals {
     pub issue: IssueId,
@@ -41,31 +42,6 @@ pub struct IssueTotals {
 }
 
 impl IssueTotals {
-    /// The figures of an issue as the state holds it.
-    pub fn new(params: &IssueParams, s: &Supply) -> IssueTotals {
-        IssueTotals {
-            issue: params.id,
-            name: params.name.clone(),
-            total_sets: params.total_sets,
-            sets_sold: s.sets_sold,
-            sets_left: params.total_sets.saturating_sub(s.sets_sold),
-            cash_received: s.cash_received,
-            issued_common: s.issued_common,
-            issued_local: s.issued_local,
-            issued_total: s.issued(),
-            premium_cost: s.premium_cost(),
-            residents_common: s.residents_common,
-            residents_local: s.residents_local,
-            shops_common: s.shops_common,
-            shops_local: s.shops_local,
-            pending_cash_out: s.pending_cash_out,
-            paid_out: s.paid_out,
-            fees: s.fees,
-            expired: s.expired,
-            invariant_holds: s.invariant_holds(),
-        }
-    }
-
     /// The issue's canonical bytes: `u32be(issue) || u32be(len name) || name_utf8 ||
     /// u32be(total_sets) || u32be(sets_sold) || u32be(sets_left) || u64be(each of the 13
     /// yen figures, in field order) || invariant_holds u8`.
