@@ -418,7 +418,7 @@ async fn every_route_answers_every_reader_as_the_table_says() {
                 })
             },
         ),
-        // Engineer D's public verifiability routes, checked once they are served.
+        // The verifiability routes: public headers and this replica's attestation.
         ("/v1/headers", row(Method::GET, "/v1/headers?from=0&to=1".into(), public)),
         ("/v1/attestation", row(Method::GET, "/v1/attestation".into(), public)),
     ];
@@ -426,11 +426,16 @@ async fn every_route_answers_every_reader_as_the_table_says() {
     for path in &served {
         assert!(rows.iter().any(|(p, _)| p == path), "{path} is served but has no row in the privacy table");
     }
+    for (path, _) in &rows {
+        assert!(served.contains(path), "{path} has a row but is not served");
+    }
 
     let tokens = town.tokens().await;
     assert_eq!(tokens.iter().map(|(who, _)| *who).collect::<Vec<_>>(), EVERYONE, "every kind of reader");
     let ids = [town.resident.to_hex(), town.other.to_hex(), town.shop.to_hex()];
-    for (route, row) in rows.iter().filter(|(p, _)| served.contains(p)) {
+    let residents = [town.resident.to_hex(), town.other.to_hex()];
+    for (route, row) in &rows {
+        let public_route = matches!((row.answer)(Who::Anonymous), Answer::Status(_));
         for (who, token) in &tokens {
             let what = format!("{} {} as {who:?}", row.method, row.path);
             let (status, kind, body) =
@@ -459,6 +464,13 @@ async fn every_route_answers_every_reader_as_the_table_says() {
                 }
                 Answer::NotAllowed => {
                     assert_eq!((status, json_code(&body).as_str()), (403, "not_allowed"), "{what}: {text}")
+                }
+            }
+            // What anyone may read names no resident (the dashboard, metrics, proofs, the
+            // lottery's public view...).
+            if public_route && !(*route == "/v1/issues/{id}/lottery" && who.everything()) {
+                for resident in &residents {
+                    assert!(!text.contains(resident.as_str()), "{what} names a resident: {text}");
                 }
             }
             if *route == "/v1/issues/{id}/lottery" {
@@ -625,4 +637,44 @@ async fn the_access_log_records_reads_under_the_everything_scope() {
         (next.entries[0].name.as_str(), next.entries[0].path.as_str()),
         ("町議会監査", "/v1/access-log")
     );
+}
+
+/// An event stream open under a key ends when the town freezes that key: the block that
+/// freezes it is not delivered, nor anything after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_ends_when_its_key_is_frozen() {
+    use futures_util::StreamExt as _;
+    let town = Town::new().await;
+    let node = &town.node;
+    let auditor = town.key(Who::Auditor).clone();
+    let token = token(&node.url, &node.chain_id, &auditor, "年次監査").await;
+    let answer = reqwest::Client::new()
+        .get(format!("{}/v1/events", node.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let mut stream = answer.bytes_stream();
+    let shop = new_key();
+    let register =
+        Action::RegisterShop { shop: id(&shop), name: "八百屋".into(), class: ShopClass::Local };
+    node.ok(&node.town, register).await;
+    node.ok(&node.town, Action::Freeze { account: id(&auditor) }).await;
+    node.ok(&node.town, Action::RegisterOperator { operator: id(&new_key()), name: "2番窓口".into() }).await;
+    let mut text = String::new();
+    // The bound only turns a stream that never ends into a failure instead of a hang.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended: {text}");
+    assert!(text.contains("register_shop"), "what came before the freeze was delivered: {text}");
+    assert!(!text.contains("\"freeze\""), "the freeze's block was not: {text}");
+    assert!(!text.contains("register_operator"), "nor anything after: {text}");
 }
