@@ -334,8 +334,9 @@ impl ReplayCache {
     /// Records `digest` of a request made at `time_ms`: `Replayed` when it was seen.
     fn admit(&self, digest: Hash32, time_ms: u64, now_ms: u64) -> Result<(), Refusal> {
         let mut seen = self.seen.lock().expect("replay cache");
-        let full = seen.until_ms.len() >= REPLAY_CACHE_ENTRIES_MAX;
-        if full || now_ms.saturating_sub(seen.pruned_ms) >= REPLAY_PRUNE_EVERY_MS {
+        // One sweep at most every `REPLAY_PRUNE_EVERY_MS`, full or not: a full cache costs
+        // no more per request than a lookup.
+        if now_ms.saturating_sub(seen.pruned_ms) >= REPLAY_PRUNE_EVERY_MS {
             seen.until_ms.retain(|_, until| *until >= now_ms);
             seen.pruned_ms = now_ms;
         }

@@ -873,3 +873,24 @@ fn what_signing_and_checking_a_request_cost() {
         eprintln!("a request with a body of {len} bytes: signed in {sign:?}, checked in {check:?}");
     }
 }
+
+/// A full replay cache refuses new requests with `raft_busy` (503) rather than forgetting
+/// one that could still be replayed, and takes them again once old ones have expired.
+#[test]
+fn a_full_replay_cache_is_busy_until_its_requests_expire() {
+    let cache = ReplayCache::default();
+    let t = 1_760_000_000_000;
+    let digest = |i: usize| {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        Hash32(bytes)
+    };
+    for i in 0..REPLAY_CACHE_ENTRIES_MAX {
+        assert_eq!(cache.admit(digest(i), t, t), Ok(()), "request {i}");
+    }
+    assert_eq!(cache.admit(digest(REPLAY_CACHE_ENTRIES_MAX), t, t + 1), Err(Refusal::Busy));
+    assert_eq!(Refusal::Busy.into_response().status(), StatusCode::SERVICE_UNAVAILABLE);
+    let later = t + REQUEST_SKEW_MS_MAX + 1;
+    assert_eq!(cache.admit(digest(REPLAY_CACHE_ENTRIES_MAX), later, later), Ok(()));
+    assert_eq!(cache.len(), 1);
+}
