@@ -49,6 +49,11 @@ async fn the_follower_matches_payments_reading_as_the_registrar() {
     }
     let sessions = seen.iter().filter(|s| s.path == "/v1/auth/session").count();
     assert_eq!(sessions, 1, "one read session for the run, not one a read");
+    // The node itself refuses those reads to anyone without a session.
+    let anonymous = town.node.block(height).await.expect_err("the node refuses anonymous block reads");
+    assert_eq!(anonymous.code(), "read_auth_required");
+    let anonymous = town.node.account(&id(&town.residents[0])).await.expect_err("and accounts");
+    assert_eq!(anonymous.code(), "not_found");
 
     // The node's access log names the registrar, as the town's service, and why.
     let log = town.reading_as(&town.town).access_log(0, 1_000).await.expect("the town reads its log");
