@@ -254,6 +254,11 @@ async fn guide(api: &MerchantApi, dir: &Path, node_url: &str) -> anyhow::Result<
         "  MACHI_PIN={DEMO_PIN} {wallet} pay --card {} --code {code}",
         cards.first().cloned().unwrap_or_default()
     )?;
+    writeln!(
+        g,
+        "  MACHI_PIN={DEMO_PIN} {wallet} history --card {}   # read as the card: its own account only",
+        cards.first().cloned().unwrap_or_default()
+    )?;
     writeln!(g, "  curl -H 'Authorization: Bearer {}' {merchant_url}/v1/invoices/{}", yamada[2], invoice.id)?;
     writeln!(g, "  curl -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\", yamada[2])?;
     writeln!(g, "       -d '{{\"amount\": 980, \"memo\": \"やさい\"}}' {merchant_url}/v1/invoices")?;

@@ -198,6 +198,10 @@ fn the_quick_start_runs_a_town_to_pay_in_and_keeps_it_between_runs() {
     assert_ne!(second.pay_code, first.pay_code, "a fresh invoice each run");
     assert_ne!(second.screens, first.screens, "fresh pairing codes each run");
     assert_eq!(pair(&second.screens[0].0, &second.screens[0].1), "/counter");
+    // The guide's history line reads as the card: its own account, the payment in it.
+    assert!(second.text.contains(&format!("history --card {}", first.cards[0])), "{}", second.text);
+    let (code, history) = wallet(&second, dir.path(), &["history", "--card", &first.cards[0]]);
+    assert_eq!((code, history["history"][0]["kind"].as_str()), (0, Some("pay")), "{history}");
     let (code, balance) = wallet(&second, dir.path(), &["balance", "--card", &first.cards[0]]);
     assert_eq!(code, 0, "{balance}");
     assert_eq!(
