@@ -192,7 +192,7 @@ pub(crate) async fn run(args: CounterArgs) -> anyhow::Result<()> {
 
 /// Sets up the town and the shops, then lets the counters sell.
 async fn sales(args: &CounterArgs, town_key: SigningKey) -> anyhow::Result<Outcome> {
-    let node = Client::new(&args.node);
+    let node = crate::town::town_client(&args.node, &town_key);
     let size = TownSize {
         operators: 1,
         shops: 0,
