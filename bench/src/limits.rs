@@ -41,6 +41,11 @@ pub(crate) struct Limits {
     pub(crate) ed25519_strict_verify_per_s_per_core: f64,
     /// SHA-256 of 200-byte messages on one core.
     pub(crate) sha256_200b_per_s_per_core: f64,
+    /// SHA-256 of 1 MiB bodies on one core, in MiB/s (a replica hashes each request's
+    /// body before signing or checking it).
+    pub(crate) sha256_mib_per_s_per_core: f64,
+    /// Ed25519 signatures on one core (a replica signs every request it sends).
+    pub(crate) ed25519_sign_per_s_per_core: f64,
     /// Median of 4 KiB append + fdatasync.
     pub(crate) fsync_4k_median_us: f64,
 }
@@ -139,6 +144,8 @@ fn measure_for(span: Duration) -> anyhow::Result<Limits> {
         ledger_batch_verify_per_s: ledger_rate,
         ed25519_strict_verify_per_s_per_core: strict,
         sha256_200b_per_s_per_core: sha256_rate(span),
+        sha256_mib_per_s_per_core: sha256_bulk_rate(span),
+        ed25519_sign_per_s_per_core: sign_rate(span),
         fsync_4k_median_us: fsync_median_us(200)?,
     })
 }
@@ -150,6 +157,23 @@ fn sha256_rate(span: Duration) -> f64 {
             std::hint::black_box(Sha256::digest(std::hint::black_box(&data)));
         }
         1000
+    })
+}
+
+fn sha256_bulk_rate(span: Duration) -> f64 {
+    let data = vec![7u8; 1024 * 1024];
+    rate(span, || {
+        std::hint::black_box(Sha256::digest(std::hint::black_box(&data)));
+        1
+    })
+}
+
+fn sign_rate(span: Duration) -> f64 {
+    let signer = key(0);
+    let message = [9u8; 32];
+    rate(span, || {
+        std::hint::black_box(signer.sign(std::hint::black_box(&message)));
+        1
     })
 }
 
@@ -174,5 +198,7 @@ pub(crate) fn print(l: &Limits) {
     println!("  ledger batch verify, all cores    {:>12.0} /s", l.ledger_batch_verify_per_s);
     println!("  Ed25519 strict verify, one core   {:>12.0} /s", l.ed25519_strict_verify_per_s_per_core);
     println!("  SHA-256 200 B, one core           {:>12.0} /s", l.sha256_200b_per_s_per_core);
+    println!("  SHA-256 of 1 MiB, one core        {:>12.0} MiB/s", l.sha256_mib_per_s_per_core);
+    println!("  Ed25519 sign, one core            {:>12.0} /s", l.ed25519_sign_per_s_per_core);
     println!("  4 KiB write + fdatasync, median   {:>12.1} µs", l.fsync_4k_median_us);
 }

@@ -847,30 +847,25 @@ fn the_replay_cache_answers_a_request_once_and_forgets_it_when_it_is_too_old_any
     assert_eq!(cache.len(), 1);
 }
 
-/// What signing a request and checking it cost, by body size: SHA-256 of the body and one
-/// Ed25519 signature or check. Prints only; for numbers that mean anything, in release:
-/// `cargo test --release -p machi-node --lib -- replica::network::tests::what_signing --nocapture`.
+/// A request of every size up to the largest AppendEntries is signed over its whole
+/// body: the receiver's check accepts it as signed and refuses it with its last byte
+/// changed. (What signing and checking cost is in docs/PERFORMANCE.md, from the machine's
+/// own SHA-256 and Ed25519 rates that `machi-bench limits` measures.)
 #[test]
-fn what_signing_and_checking_a_request_cost() {
+fn a_request_of_any_size_is_signed_over_its_whole_body() {
     let signer = identity(1);
     let key = signer.account();
     assert_eq!(key, AccountId::of(&key_of(1)));
-    for len in [0usize, 1_000, 64 * 1024, 1024 * 1024, 4 * 1024 * 1024] {
-        let body = vec![7u8; len];
-        let rounds: u32 = if len >= 1024 * 1024 { 20 } else { 1_000 };
-        let started = Instant::now();
-        let mut signed = Vec::with_capacity(rounds as usize);
-        for _ in 0..rounds {
-            signed.push(signer.sign(2, 1_760_000_000_000, "POST", paths::APPEND, &body));
-        }
-        let sign = started.elapsed() / rounds;
-        let started = Instant::now();
-        for s in &signed {
+    for len in [0usize, 1_000, 64 * 1024, 4 * 1024 * 1024] {
+        let mut body = vec![7u8; len];
+        let s = signer.sign(2, 1_760_000_000_000, "POST", paths::APPEND, &body);
+        let digest = request_digest(CHAIN, 1, 2, s.time_ms, &s.nonce, "POST", paths::APPEND, &body);
+        assert!(machi_ledger::verify_signature(&key, &s.signature, &digest.0).is_ok(), "{len} bytes");
+        if let Some(last) = body.last_mut() {
+            *last ^= 1;
             let digest = request_digest(CHAIN, 1, 2, s.time_ms, &s.nonce, "POST", paths::APPEND, &body);
-            machi_ledger::verify_signature(&key, &s.signature, &digest.0).expect("accepted");
+            assert!(machi_ledger::verify_signature(&key, &s.signature, &digest.0).is_err(), "{len} bytes");
         }
-        let check = started.elapsed() / rounds;
-        eprintln!("a request with a body of {len} bytes: signed in {sign:?}, checked in {check:?}");
     }
 }
 
