@@ -56,7 +56,11 @@ impl Index {
         match Index::try_open(path) {
             Ok(index) => Ok(index),
             Err(e) => {
-                tracing::warn!("index at {} is unreadable ({e}); starting it afresh", path.display());
+                tracing::warn!(
+                    "index at {} is unreadable ({e}); starting it afresh: the state is rebuilt from the block \
+                     log, the access log it held is lost",
+                    path.display()
+                );
                 std::fs::remove_dir_all(path)?;
                 Ok(Index::try_open(path)?)
             }

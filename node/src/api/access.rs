@@ -140,7 +140,13 @@ async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Re
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Reader::Anonymous);
     };
-    let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    // The scheme's name is case-insensitive (RFC 9110, section 11.1).
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let Some(token) = token else {
         return Err(session_refused(SessionRefused::Invalid));
     };
@@ -273,7 +279,9 @@ fn challenge_refused(why: ChallengeRefused) -> ApiError {
 
 /// The access log of this replica: every read served under the everything scope (the
 /// town, auditors, the town's services), with who, the purpose they stated, what and
-/// the answer's status; oldest first. Reading it is logged too.
+/// the answer's status; oldest first. Reading it is logged too, so a reader that pages
+/// through it stops at a page shorter than `limit` (there is always the entry of its own
+/// last read after it).
 #[utoipa::path(get, path = "/v1/access-log", tag = "auth",
     params(("after" = Option<u64>, Query, description = "entries after this sequence number (default 0)"),
         ("limit" = Option<usize>, Query, description = "at most this many entries (default 100, at most 1,000)")),

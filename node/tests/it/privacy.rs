@@ -85,6 +85,10 @@ async fn a_bearer_token_names_the_reader() {
     let url = format!("{}/v1/accounts/{}", node.url, AccountId::of(&node.town).to_hex());
     let answer = http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
+    let answer = http.get(&url).header("authorization", format!("bearer {token}")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "the scheme's name in any case");
+    let answer = http.get(&url).header("authorization", format!("Basic {token}")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "not a bearer token");
     let answer = http.get(&url).bearer_auth("ab".repeat(32)).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
     let body: Value = answer.json().await.unwrap();
