@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use machi_api::{AccessLogEntry, ReaderRole, READ_CHALLENGE_TTL_MS, READ_SESSION_TTL_MS};
 use machi_ledger::{AccountId, State};
 use rand::RngCore;
@@ -272,32 +273,47 @@ impl Sessions {
     }
 }
 
-/// The access log: one entry per read served under the everything scope, in the index's
-/// sled (tree `access_log`, key `u64be(seq)`, value the entry's JSON). It is not part of
-/// the chain and not rebuilt from it: each replica logs the reads it served.
+/// The access log: one entry per read served under the everything scope, in its own sled
+/// database (`DATA_DIR/access-log`, key `u64be(seq)`, value the entry's JSON), apart from
+/// the index: the index may be deleted and rebuilt from the block log, the access log
+/// cannot be — it is not part of the chain; each replica logs the reads it served. Each
+/// entry is flushed to disk before the read is answered.
 pub(crate) struct AccessLog {
-    tree: sled::Tree,
+    db: sled::Db,
     next: Mutex<u64>,
 }
 
+/// Where a node keeps its access log.
+pub(crate) fn access_log_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("access-log")
+}
+
 impl AccessLog {
-    pub(crate) fn open(tree: sled::Tree) -> anyhow::Result<AccessLog> {
+    pub(crate) fn open(path: &std::path::Path) -> anyhow::Result<AccessLog> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .with_context(|| format!("opening the access log at {}", path.display()))?;
+        let tree: &sled::Tree = &db;
         let last = match tree.last()? {
             Some((key, _)) => u64::from_be_bytes(
                 key.as_ref().try_into().map_err(|_| anyhow::anyhow!("an access log key is not 8 bytes"))?,
             ),
             None => 0,
         };
-        Ok(AccessLog { tree, next: Mutex::new(last + 1) })
+        Ok(AccessLog { db, next: Mutex::new(last + 1) })
     }
 
-    /// Records one read: its sequence number is the next one.
-    pub(crate) fn record(&self, mut entry: AccessLogEntry) -> std::io::Result<u64> {
-        let mut next = self.next.lock().expect("access log");
-        entry.seq = *next;
-        let value = serde_json::to_vec(&entry).expect("an entry encodes");
-        self.tree.insert(entry.seq.to_be_bytes(), value).map_err(std::io::Error::other)?;
-        *next += 1;
+    /// Records one read, durably: its sequence number is the next one.
+    pub(crate) async fn record(&self, mut entry: AccessLogEntry) -> std::io::Result<u64> {
+        {
+            let mut next = self.next.lock().expect("access log");
+            entry.seq = *next;
+            let value = serde_json::to_vec(&entry).expect("an entry encodes");
+            self.db.insert(entry.seq.to_be_bytes(), value).map_err(std::io::Error::other)?;
+            *next += 1;
+        }
+        self.db.flush_async().await.map_err(std::io::Error::other)?;
         Ok(entry.seq)
     }
 
@@ -305,7 +321,7 @@ impl AccessLog {
     pub(crate) fn after(&self, after: u64, limit: usize) -> std::io::Result<Vec<AccessLogEntry>> {
         let start = after.saturating_add(1).to_be_bytes();
         let mut entries = Vec::new();
-        for item in self.tree.range(start..).take(limit) {
+        for item in self.db.range(start..).take(limit) {
             let (_, value) = item.map_err(std::io::Error::other)?;
             entries.push(serde_json::from_slice(&value).map_err(std::io::Error::other)?);
         }
@@ -318,8 +334,7 @@ mod tests {
     use super::*;
 
     fn readers(dir: &std::path::Path, clock: Arc<crate::ManualClock>) -> Readers {
-        let db = sled::Config::new().path(dir).open().unwrap();
-        Readers::new(clock, AccessLog::open(db.open_tree("access_log").unwrap()).unwrap())
+        Readers::new(clock, AccessLog::open(&access_log_path(dir)).unwrap())
     }
 
     /// At most `READ_CHALLENGES_MAX` challenges are outstanding: one more is refused until
@@ -358,9 +373,10 @@ mod tests {
         assert!(readers.open_session(AccountId([1; 32]), String::new()).is_some());
     }
 
-    /// The access log's sequence goes on after a restart and pages by `after`.
-    #[test]
-    fn the_access_log_goes_on_after_a_restart() {
+    /// The access log's sequence goes on after a restart and pages by `after`; it is not
+    /// in the index, so deleting the index (which the node rebuilds) keeps it.
+    #[tokio::test]
+    async fn the_access_log_goes_on_after_a_restart_and_outlives_the_index() {
         let dir = tempfile::tempdir().unwrap();
         let entry = |path: &str| AccessLogEntry {
             seq: 0,
@@ -374,15 +390,13 @@ mod tests {
             status: 200,
         };
         {
-            let db = sled::Config::new().path(dir.path()).open().unwrap();
-            let log = AccessLog::open(db.open_tree("access_log").unwrap()).unwrap();
-            assert_eq!(log.record(entry("/a")).unwrap(), 1);
-            assert_eq!(log.record(entry("/b")).unwrap(), 2);
-            db.flush().unwrap();
+            let log = AccessLog::open(&access_log_path(dir.path())).unwrap();
+            assert_eq!(log.record(entry("/a")).await.unwrap(), 1);
+            assert_eq!(log.record(entry("/b")).await.unwrap(), 2);
         }
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let log = AccessLog::open(db.open_tree("access_log").unwrap()).unwrap();
-        assert_eq!(log.record(entry("/c")).unwrap(), 3);
+        assert!(!access_log_path(dir.path()).starts_with(crate::chain::index_path(dir.path())));
+        let log = AccessLog::open(&access_log_path(dir.path())).unwrap();
+        assert_eq!(log.record(entry("/c")).await.unwrap(), 3);
         let paths =
             |entries: Vec<AccessLogEntry>| entries.into_iter().map(|e| (e.seq, e.path)).collect::<Vec<_>>();
         assert_eq!(

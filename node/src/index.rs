@@ -58,7 +58,7 @@ impl Index {
             Err(e) => {
                 tracing::warn!(
                     "index at {} is unreadable ({e}); starting it afresh: the state is rebuilt from the block \
-                     log, the access log it held is lost",
+                     log",
                     path.display()
                 );
                 std::fs::remove_dir_all(path)?;
@@ -129,11 +129,6 @@ impl Index {
         }
         let checkpoint: Checkpoint = postcard::from_bytes(body).ok()?;
         (checkpoint.height == meta.height && checkpoint.hash == meta.hash).then_some(checkpoint)
-    }
-
-    /// The tree of the access log (`crate::access::AccessLog`).
-    pub(crate) fn access_log_tree(&self) -> sled::Result<sled::Tree> {
-        self.db.open_tree("access_log")
     }
 
     pub(crate) fn flush(&self) {

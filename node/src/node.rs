@@ -76,7 +76,7 @@ impl Node {
         let runtime = tokio::runtime::Handle::try_current()
             .context("a node is opened within a tokio runtime (replication runs in it)")?;
         let index = Index::open(&chain::index_path(data_dir))?;
-        let access_log = crate::access::AccessLog::open(index.access_log_tree()?)?;
+        let access_log = crate::access::AccessLog::open(&crate::access::access_log_path(data_dir))?;
         let readers = Arc::new(crate::access::Readers::new(clock.clone(), access_log));
         let chain = Chain::open(reopen_log()?, Some(&index))?;
         if chain.log.format() != crate::storage::LogFormat::V2 {

@@ -86,7 +86,7 @@ pub(super) async fn enforce(
         }
     };
     match logged {
-        Some(key) => match record(&state, key, method, path, response.status()) {
+        Some(key) => match record(&state, key, method, path, response.status()).await {
             Ok(()) => response,
             Err(e) => ApiError::internal("writing the access log", e).into_response(),
         },
@@ -112,7 +112,7 @@ pub(super) fn refuse_unless(reader: &Reader, roles: &[ReaderRole]) -> Result<(),
     }
 }
 
-fn record(
+async fn record(
     state: &AppState,
     key: KeyReader,
     method: String,
@@ -131,7 +131,7 @@ fn record(
         path,
         status: status.as_u16(),
     };
-    readers.log.record(entry).map(|_| ())
+    readers.log.record(entry).await.map(|_| ())
 }
 
 /// The reader of a request: anonymous without `Authorization`, else the session of its
