@@ -313,7 +313,12 @@ impl AccessLog {
             self.db.insert(entry.seq.to_be_bytes(), value).map_err(std::io::Error::other)?;
             *next += 1;
         }
-        self.db.flush_async().await.map_err(std::io::Error::other)?;
+        // sled's own flush, on the blocking pool (an fsync must not hold a runtime thread).
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?;
         Ok(entry.seq)
     }
 
